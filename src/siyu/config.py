@@ -1,0 +1,183 @@
+"""Settings: one typed table.
+
+Every setting has a name, a type, a default and a help text (the field description). Values come,
+highest priority first, from ``SIYU_*`` environment variables, then an optional TOML file
+(``siyu.toml`` in the working directory, or the file named by ``SIYU_CONFIG``), then the default.
+Nothing is read at import time: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from siyu.errors import ConfigError
+
+DEFAULT_SECRET = "siyu-development-secret-change-me"
+DEFAULT_DATABASE_URL = "duckdb:///./siyu-data/siyu.duckdb"
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one siyu process."""
+
+    model_config = SettingsConfigDict(env_prefix="SIYU_", extra="forbid", frozen=True)
+
+    env: Literal["development", "test", "production"] = Field(
+        "development",
+        description="Deployment environment. Outside 'development' and 'test' the server refuses "
+        "default secrets.",
+    )
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="The one database: 'duckdb:///path/to/file.duckdb' (embedded, default) or "
+        "'postgresql://user:pass@host:5432/db'.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(DEFAULT_SECRET),
+        description="Secret used to sign tokens and unsubscribe links. Must be changed outside "
+        "development.",
+    )
+    workspace: str = Field(
+        "default",
+        description="Slug of the workspace the CLI works on when --workspace is not given.",
+    )
+    base_currency: str = Field(
+        "USD",
+        description="ISO 4217 base currency of a workspace created by 'siyu init'.",
+    )
+    default_region: str = Field(
+        "US",
+        description="ISO 3166 country used for a workspace created by 'siyu init' (phone numbers, "
+        "privacy region) when a customer has none.",
+    )
+    host: str = Field("127.0.0.1", description="Address 'siyu serve' listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port 'siyu serve' listens on.")
+    ingest_chunk_size: int = Field(
+        20_000,
+        ge=100,
+        le=1_000_000,
+        description="Records validated and written per chunk by the ingestion pipeline; memory "
+        "use grows with it, not with input size.",
+    )
+    max_event_bytes: int = Field(
+        32 * 1024, ge=1024, description="Largest accepted single event, in bytes (Segment: 32 KB)."
+    )
+    max_batch_bytes: int = Field(
+        500 * 1024, ge=1024, description="Largest accepted batch request, in bytes (Segment: 500 KB)."
+    )
+    max_future_skew_seconds: int = Field(
+        300,
+        ge=0,
+        description="How far in the future an event timestamp may lie before it is quarantined.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Logging level of the CLI and server."
+    )
+
+    @field_validator("base_currency")
+    @classmethod
+    def _currency_upper(cls, value: str) -> str:
+        from siyu.money import require_currency
+
+        return require_currency(value)
+
+    @field_validator("default_region")
+    @classmethod
+    def _region_upper(cls, value: str) -> str:
+        value = value.strip().upper()
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError("must be a two-letter ISO 3166 country code such as 'US' or 'DE'")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the TOML file, which load_settings passes as init values.
+        return (env_settings, init_settings)
+
+    @property
+    def is_development(self) -> bool:
+        return self.env in ("development", "test")
+
+    def require_safe_secrets(self) -> None:
+        """Refuse to serve with a default secret outside development (raise ConfigError)."""
+        if not self.is_development and self.secret_key.get_secret_value() == DEFAULT_SECRET:
+            raise ConfigError(
+                f"SIYU_SECRET_KEY is the built-in development default but SIYU_ENV={self.env}.",
+                hint="Set SIYU_SECRET_KEY to a long random value, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`.",
+            )
+
+
+def config_file_path() -> Path:
+    """Where the optional TOML file is looked for."""
+    return Path(os.environ.get("SIYU_CONFIG", "siyu.toml"))
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from environment, the TOML file and defaults.
+
+    Raises ConfigError with the offending setting named when a value is invalid.
+    """
+    path = config_file or config_file_path()
+    values: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"{path} is not valid TOML: {exc}", hint="Fix the file's syntax."
+            ) from exc
+        section = data.get("siyu", data)
+        values.update({str(k).lower(): v for k, v in section.items()})
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        unknown = first["type"] == "extra_forbidden"
+        raise ConfigError(
+            f"Setting '{name}' is invalid: {first['msg']}"
+            + (" (no such setting)" if unknown else ""),
+            hint=f"Fix SIYU_{name.upper()} or '{name}' in {path}; 'siyu config' lists every "
+            "setting with its help.",
+            field=name,
+        ) from exc
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a database URL."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str, str]]:
+    """(name, effective value with secrets masked, default, help) for every setting."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        default = field.default
+        if isinstance(value, SecretStr):
+            shown = "****" if value.get_secret_value() else ""
+            default_shown = "(built-in development secret)"
+        else:
+            shown = mask_url(value) if name == "database_url" else str(value)
+            default_shown = str(default)
+        rows.append((name, shown, default_shown, field.description or ""))
+    return rows

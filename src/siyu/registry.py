@@ -1,0 +1,119 @@
+"""Every extension point of siyu, declared in one place.
+
+An extension point is a named registry of implementations (channels, importers, identifier kinds,
+tag functions, model fitters, engines, event schemas). Built-ins register through exactly the same
+call as third-party plugins: each built-in module listed in ``BUILTIN_MODULES`` exposes
+``register(registry)``, which :func:`load_builtins` calls once, on first use (never at import).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from siyu.errors import NotFound, SiyuError
+
+T = TypeVar("T")
+
+
+class ExtensionPoint(Generic[T]):
+    """A named set of implementations of one kind."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name = name
+        self.doc = doc
+        self._items: dict[str, T] = {}
+
+    def register(self, key: str, item: T, *, replace: bool = False) -> T:
+        """Add ``item`` under ``key``; a second registration of a key is an error unless replace."""
+        if key in self._items and not replace and self._items[key] is not item:
+            raise SiyuError(
+                f"{self.name} '{key}' is already registered.",
+                hint="Pick another name, or pass replace=True to override the built-in.",
+            )
+        self._items[key] = item
+        return item
+
+    def get(self, key: str) -> T:
+        load_builtins()
+        try:
+            return self._items[key]
+        except KeyError:
+            known = ", ".join(sorted(self._items)) or "none"
+            raise NotFound(
+                f"Unknown {self.name} '{key}'.", hint=f"Known {self.name} names: {known}."
+            ) from None
+
+    def names(self) -> list[str]:
+        load_builtins()
+        return sorted(self._items)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        load_builtins()
+        return iter(sorted(self._items.items()))
+
+    def __contains__(self, key: object) -> bool:
+        load_builtins()
+        return key in self._items
+
+
+class Registry:
+    """The extension points. ``registry`` below is the process-wide instance."""
+
+    def __init__(self) -> None:
+        self.event_schemas: ExtensionPoint[Any] = ExtensionPoint(
+            "event schema", "Pydantic model of the properties of a named track event."
+        )
+        self.identifier_kinds: ExtensionPoint[Any] = ExtensionPoint(
+            "identifier kind", "A kind of customer identifier with its normaliser and validation."
+        )
+        self.importers: ExtensionPoint[Any] = ExtensionPoint(
+            "importer", "Turns a store export file into canonical events."
+        )
+        self.channels: ExtensionPoint[Any] = ExtensionPoint(
+            "channel", "Delivers a rendered message (email, WhatsApp, SMS, webhook, outbox)."
+        )
+        self.tag_functions: ExtensionPoint[Any] = ExtensionPoint(
+            "tag function", "A function usable in the tag language, compiled to Ibis."
+        )
+        self.model_fitters: ExtensionPoint[Any] = ExtensionPoint(
+            "model fitter", "A predictive model (CLV, churn, recommendations) with fit/predict."
+        )
+        self.engines: ExtensionPoint[Any] = ExtensionPoint(
+            "engine", "A compute engine Ibis expressions run on (duckdb, postgres, pyspark)."
+        )
+        self.rewards: ExtensionPoint[Any] = ExtensionPoint(
+            "reward", "A reward a journey step can grant (coupon, points)."
+        )
+
+    def points(self) -> dict[str, ExtensionPoint[Any]]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, ExtensionPoint)}
+
+
+registry = Registry()
+
+# Built-in plugins: each module has register(registry). Add new built-ins here.
+BUILTIN_MODULES: tuple[str, ...] = (
+    "siyu.collect.ecommerce",
+    "siyu.compute.engines",
+)
+
+_loaded = False
+_lock = threading.Lock()
+
+
+def load_builtins() -> None:
+    """Register the built-in plugins once."""
+    global _loaded
+    if _loaded:
+        return
+    with _lock:
+        if _loaded:
+            return
+        _loaded = True
+        for module_name in BUILTIN_MODULES:
+            module = importlib.import_module(module_name)
+            register: Callable[[Registry], None] = module.register
+            register(registry)

@@ -1,0 +1,120 @@
+"""Bulk paths: Arrow tables into the database without per-row statements.
+
+DuckDB reads the Arrow table in place (zero copy); PostgreSQL receives it through ``COPY`` into a
+temporary staging table. Both then run one set-based ``INSERT ... SELECT`` so that deduplication
+against stored rows (``ON CONFLICT DO NOTHING``) happens inside the database.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+
+_counter = itertools.count()
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _columns(data: pa.Table) -> str:
+    return ", ".join(_quote(c) for c in data.column_names)
+
+
+def _stage_duckdb(conn: sa.Connection, data: pa.Table) -> str:
+    name = f"__siyu_stage_{next(_counter)}"
+    conn.connection.driver_connection.register(name, data)  # type: ignore[union-attr]
+    return name
+
+
+def _unstage_duckdb(conn: sa.Connection, name: str) -> None:
+    conn.connection.driver_connection.unregister(name)  # type: ignore[union-attr]
+
+
+def _stage_postgres(conn: sa.Connection, table: sa.Table, data: pa.Table) -> str:
+    name = f"__siyu_stage_{next(_counter)}"
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE {_quote(name)} (LIKE {_quote(table.name)} INCLUDING DEFAULTS) "
+        "ON COMMIT DROP"
+    )
+    # Nullability of the target does not apply to the staging copy.
+    for col in table.columns:
+        if not col.nullable:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {_quote(name)} ALTER COLUMN {_quote(col.name)} DROP NOT NULL"
+            )
+    buffer = io.BytesIO()
+    # all_valid quoting: every non-null value quoted, nulls left empty -> PostgreSQL reads
+    # an unquoted empty field as NULL and a quoted empty field as ''.
+    pacsv.write_csv(
+        data,
+        buffer,
+        write_options=pacsv.WriteOptions(include_header=False, quoting_style="all_valid"),
+    )
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        copy_sql = f"COPY {_quote(name)} ({_columns(data)}) FROM STDIN (FORMAT csv)"
+        with cur.copy(copy_sql) as copy:
+            view = buffer.getbuffer()
+            step = 1 << 20
+            for start in range(0, len(view), step):
+                copy.write(view[start : start + step])
+    return name
+
+
+def append(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:
+    """Append every row of ``data`` to ``table``; return the number of rows written."""
+    if data.num_rows == 0:
+        return 0
+    if conn.dialect.name == "duckdb":
+        stage = _stage_duckdb(conn, data)
+        try:
+            conn.exec_driver_sql(
+                f"INSERT INTO {_quote(table.name)} ({_columns(data)}) "
+                f"SELECT {_columns(data)} FROM {stage}"
+            )
+        finally:
+            _unstage_duckdb(conn, stage)
+    else:
+        stage = _stage_postgres(conn, table, data)
+        conn.exec_driver_sql(
+            f"INSERT INTO {_quote(table.name)} ({_columns(data)}) "
+            f"SELECT {_columns(data)} FROM {_quote(stage)}"
+        )
+        conn.exec_driver_sql(f"DROP TABLE {_quote(stage)}")
+    return data.num_rows
+
+
+def insert_new(
+    conn: sa.Connection, table: sa.Table, data: pa.Table, key: Sequence[str]
+) -> list[tuple[object, ...]]:
+    """Insert the rows whose ``key`` is not stored yet; return the keys actually inserted.
+
+    ``data`` must not repeat a key (deduplicate it first). Rows whose key exists are left alone:
+    the database decides, so concurrent writers cannot both insert the same key.
+    """
+    if data.num_rows == 0:
+        return []
+    keys = ", ".join(_quote(k) for k in key)
+    if conn.dialect.name == "duckdb":
+        stage = _stage_duckdb(conn, data)
+        source = stage
+    else:
+        stage = _quote(_stage_postgres(conn, table, data))
+        source = stage
+    try:
+        result = conn.exec_driver_sql(
+            f"INSERT INTO {_quote(table.name)} ({_columns(data)}) "
+            f"SELECT {_columns(data)} FROM {source} ON CONFLICT DO NOTHING RETURNING {keys}"
+        )
+        return [tuple(row) for row in result]
+    finally:
+        if conn.dialect.name == "duckdb":
+            _unstage_duckdb(conn, stage)
+        else:
+            conn.exec_driver_sql(f"DROP TABLE {stage}")

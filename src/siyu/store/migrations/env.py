@@ -1,0 +1,17 @@
+"""Alembic environment: siyu always passes its own open connection (see siyu.store.migrate)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from siyu.store.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    compare_type=True,
+    render_as_batch=False,
+)
+with context.begin_transaction():
+    context.run_migrations()
