@@ -69,7 +69,9 @@ class Settings(BaseSettings):
         32 * 1024, ge=1024, description="Largest accepted single event, in bytes (Segment: 32 KB)."
     )
     max_batch_bytes: int = Field(
-        500 * 1024, ge=1024, description="Largest accepted batch request, in bytes (Segment: 500 KB)."
+        500 * 1024,
+        ge=1024,
+        description="Largest accepted batch request, in bytes (Segment: 500 KB).",
     )
     max_future_skew_seconds: int = Field(
         300,

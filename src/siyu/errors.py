@@ -45,8 +45,11 @@ class SiyuError(Exception):
         return self.message
 
 
-class InvalidInput(SiyuError):
-    """A request or record does not follow the documented format."""
+class InvalidInput(SiyuError, ValueError):
+    """A request or record does not follow the documented format.
+
+    Also a ValueError, so that Pydantic validators may raise it and keep its message.
+    """
 
     code = "invalid"
     status = 400
@@ -58,7 +61,9 @@ class Unauthorized(SiyuError):
 
     code = "unauthorized"
     status = 401
-    default_hint = "Send a valid API key as 'Authorization: Bearer <key>' (create one: siyu keys create)."
+    default_hint = (
+        "Send a valid API key as 'Authorization: Bearer <key>' (create one: siyu keys create)."
+    )
 
 
 class Forbidden(SiyuError):

@@ -87,7 +87,7 @@ def append(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:
             f"SELECT {_columns(data)} FROM {_quote(stage)}"
         )
         conn.exec_driver_sql(f"DROP TABLE {_quote(stage)}")
-    return data.num_rows
+    return int(data.num_rows)
 
 
 def insert_new(
@@ -118,3 +118,49 @@ def insert_new(
             _unstage_duckdb(conn, stage)
         else:
             conn.exec_driver_sql(f"DROP TABLE {stage}")
+
+
+def stage(conn: sa.Connection, like: sa.Table, data: pa.Table) -> str:
+    """Make ``data`` readable as a relation in this transaction; return its quoted name.
+
+    Call :func:`unstage` when done. On DuckDB the Arrow table is read in place.
+    """
+    if conn.dialect.name == "duckdb":
+        return _stage_duckdb(conn, data)
+    return _quote(_stage_postgres(conn, like, data))
+
+
+def unstage(conn: sa.Connection, name: str) -> None:
+    if conn.dialect.name == "duckdb":
+        _unstage_duckdb(conn, name)
+    else:
+        conn.exec_driver_sql(f"DROP TABLE {name}")
+
+
+def upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    data: pa.Table,
+    key: Sequence[str],
+    updates: dict[str, str],
+) -> None:
+    """Insert rows of ``data``; where ``key`` exists, apply ``updates`` (column -> SQL expression).
+
+    Expressions may use ``excluded.col`` (the incoming value) and ``t.col`` (the stored value);
+    ``t`` is rewritten to the table name, which both engines accept in ``DO UPDATE``.
+    ``data`` must not repeat a key.
+    """
+    if data.num_rows == 0:
+        return
+    name = stage(conn, table, data)
+    target = _quote(table.name)
+    sets = ", ".join(
+        f"{_quote(col)} = {expr.replace('t.', target + '.')}" for col, expr in updates.items()
+    )
+    try:
+        conn.exec_driver_sql(
+            f"INSERT INTO {target} ({_columns(data)}) SELECT {_columns(data)} FROM {name} "
+            f"ON CONFLICT ({', '.join(_quote(k) for k in key)}) DO UPDATE SET {sets}"
+        )
+    finally:
+        unstage(conn, name)

@@ -7,12 +7,20 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.ddl.impl import DefaultImpl
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from siyu.store.database import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DuckDBImpl(DefaultImpl):
+    """Alembic's DDL implementation for DuckDB (PostgreSQL-like DDL, transactional)."""
+
+    __dialect__ = "duckdb"
+    transactional_ddl = True
 
 
 def alembic_config(conn: sa.Connection | None = None) -> Config:

@@ -243,4 +243,16 @@ consents = sa.Table(
     sa.PrimaryKeyConstraint("workspace_id", "consent_id"),
 )
 
+demo_truth = sa.Table(
+    "demo_truth",
+    metadata,
+    _ws(),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("value", sa.String(320), nullable=False),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("adversarial", sa.String(40)),
+)
+"""The demo brand's true person behind each identifier, kept aside to measure One-ID."""
+
 ALL_TABLES = tuple(metadata.sorted_tables)

@@ -1,0 +1,49 @@
+"""The HTTP API (FastAPI): one router per slice, one JSON error envelope."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from siyu import __version__
+from siyu.api import errors
+from siyu.api.routers import health, manage
+from siyu.config import Settings
+from siyu.runtime import Runtime
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. The database opens with the app's lifespan unless a runtime is given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = runtime is None
+        app.state.runtime = runtime or Runtime(settings)
+        try:
+            yield
+        finally:
+            if own:
+                app.state.runtime.db.close()
+
+    app = FastAPI(title="siyu", version=__version__, lifespan=lifespan)
+    if runtime is not None:
+        app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(manage.router)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> str:
+        return (
+            "<!doctype html><html lang='en'><meta charset='utf-8'><title>siyu</title>"
+            "<h1>siyu 私域</h1><p>The API is running. Reference: <a href='/docs'>/docs</a>; "
+            "health: <a href='/health'>/health</a>.</p></html>"
+        )
+
+    return app
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,399 @@
+"""The ingestion pipeline: the one path every record takes into siyu.
+
+validate -> normalise -> deduplicate on (workspace, messageId) within and across batches ->
+append events in bulk -> maintain orders, order lines, refunds, products, customers and consents
+-> quarantine every record that cannot be stored, with its reason and position.
+
+Input streams in chunks (``ingest_chunk_size``), so memory does not grow with input size. Each
+chunk is one database transaction: a crash loses at most the chunk in flight, and re-sending it
+stores nothing twice because every derived row is keyed by the event that produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from siyu.access.workspaces import Workspace
+from siyu.collect import rows
+from siyu.collect.ecommerce import OrderRefunded
+from siyu.collect.quarantine import Rejection, store_rejections
+from siyu.collect.validate import Record, ValidCall, _dump, validate_chunk
+from siyu.config import Settings
+from siyu.money.fx import fill_base_values
+from siyu.store import schema
+from siyu.store.bulk import append, insert_new, stage, unstage, upsert
+from siyu.store.database import Database
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class IngestReport:
+    """What happened to every input record: read = stored + duplicates + quarantined."""
+
+    read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    orders: int = 0
+    refunds: int = 0
+    quarantine_ids: list[str] = field(default_factory=list)
+    stored_ids: list[str] = field(default_factory=list)
+
+    def add(self, other: IngestReport) -> None:
+        self.read += other.read
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+        self.orders += other.orders
+        self.refunds += other.refunds
+        self.quarantine_ids += other.quarantine_ids
+        self.stored_ids += other.stored_ids
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "read": self.read,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "orders": self.orders,
+            "refunds": self.refunds,
+        }
+
+
+def _as_records(records: Iterable[Any], start: int) -> Iterator[Record]:
+    for i, item in enumerate(records, start=start):
+        yield item if isinstance(item, Record) else Record(i, item)
+
+
+class Pipeline:
+    """Ingest records into one workspace of one database."""
+
+    def __init__(self, db: Database, workspace: Workspace, settings: Settings) -> None:
+        self.db = db
+        self.workspace = workspace
+        self.settings = settings
+
+    def ingest(
+        self,
+        records: Iterable[Any],
+        *,
+        source_id: str | None = None,
+        origin: str = "api",
+        received_at: datetime | None = None,
+        start_position: int = 1,
+        progress: Progress | None = None,
+        keep_ids: bool = False,
+    ) -> IngestReport:
+        """Ingest ``records`` (dicts, JSON text or :class:`Record`); return what happened."""
+        report = IngestReport()
+        stream = _as_records(records, start_position)
+        while chunk := list(islice(stream, self.settings.ingest_chunk_size)):
+            part = self._ingest_chunk(chunk, source_id, origin, received_at)
+            if not keep_ids:
+                part.stored_ids = []
+            report.add(part)
+            if progress is not None:
+                progress(len(chunk))
+        return report
+
+    def _ingest_chunk(
+        self,
+        chunk: list[Record],
+        source_id: str | None,
+        origin: str,
+        received_at: datetime | None,
+    ) -> IngestReport:
+        now = received_at or datetime.now(UTC).replace(tzinfo=None)
+        result = validate_chunk(
+            chunk,
+            received_at=now,
+            max_event_bytes=self.settings.max_event_bytes,
+            max_future_skew=timedelta(seconds=self.settings.max_future_skew_seconds),
+        )
+        report = IngestReport(read=len(chunk))
+        unique: dict[str, ValidCall] = {}
+        for v in result.valid:
+            if v.message_id in unique:
+                report.duplicates += 1
+            else:
+                unique[v.message_id] = v
+        rejected = list(result.rejected)
+        ws = self.workspace.workspace_id
+        with self.db.write_lock, self.db.engine.begin() as conn:
+            existing = _existing(conn, schema.events, ws, "message_id", list(unique))
+            report.duplicates += len(existing)
+            new = [v for k, v in unique.items() if k not in existing]
+            new, order_report = self._orders(conn, new, rejected, source_id, now)
+            report.orders, report.refunds = order_report
+            events = rows.events_table(ws, new, source_id, now)
+            inserted = insert_new(conn, schema.events, events, ("message_id",))
+            inserted_ids = {str(r[0]) for r in inserted}
+            # A concurrent writer may have stored some meanwhile: those are duplicates.
+            report.duplicates += len(new) - len(inserted_ids)
+            new = [v for v in new if v.message_id in inserted_ids]
+            report.stored = len(new)
+            report.stored_ids = [v.message_id for v in new]
+            self._profiles(conn, new, source_id, now)
+            report.quarantine_ids = store_rejections(
+                conn, ws, rejected, source_id=source_id, origin=origin, received_at=now
+            )
+            report.quarantined = len(rejected)
+        return report
+
+    def _orders(
+        self,
+        conn: sa.Connection,
+        new: list[ValidCall],
+        rejected: list[Rejection],
+        source_id: str | None,
+        now: datetime,
+    ) -> tuple[list[ValidCall], tuple[int, int]]:
+        """Store orders, lines and refunds of new events; reject conflicting ones.
+
+        Returns the events that may be stored and (orders created, refunds applied).
+        """
+        ws = self.workspace.workspace_id
+        base = self.workspace.base_currency
+        order_calls = [rows.order_row(v, base) for v in new if rows.is_order(v)]
+        refund_calls = [v for v in new if rows.is_refund(v)]
+        if not order_calls and not refund_calls:
+            return new, (0, 0)
+        wanted = [o.props.order_id for o in order_calls] + [
+            v.props.order_id for v in refund_calls if isinstance(v.props, OrderRefunded)
+        ]
+        stored = _lookup_orders(conn, ws, wanted)
+        drop: set[str] = set()
+        fresh: dict[str, rows.OrderRow] = {}
+        for o in order_calls:
+            oid = o.props.order_id
+            known = stored.get(oid) or (
+                (fresh[oid].total, fresh[oid].currency, Decimal(0)) if oid in fresh else None
+            )
+            if known is None:
+                fresh[oid] = o
+            elif (known[0], known[1]) != (o.total, o.currency):
+                drop.add(o.call.message_id)
+                rejected.append(
+                    Rejection(
+                        o.call.position,
+                        "order_conflict",
+                        f"order {oid} is already stored with total {known[0]} {known[1]}; "
+                        f"this record says {o.total} {o.currency}. Send 'Order Updated' for a "
+                        "change, or correct the record and replay it",
+                        _dump(o.call.payload),
+                        "properties.total",
+                    )
+                )
+        created = list(fresh.values())
+        if created:
+            append(conn, schema.orders, rows.orders_table(ws, created, source_id, base, now))
+            append(conn, schema.order_lines, rows.lines_table(ws, created))
+        refunds = self._refunds(conn, refund_calls, stored, fresh, rejected, drop)
+        touched = list(fresh) + [r[1] for r in refunds]
+        if touched:
+            fill_base_values(conn, ws, touched)
+        return [v for v in new if v.message_id not in drop], (len(created), len(refunds))
+
+    def _refunds(
+        self,
+        conn: sa.Connection,
+        refund_calls: list[ValidCall],
+        stored: dict[str, tuple[Decimal, str, Decimal]],
+        fresh: dict[str, rows.OrderRow],
+        rejected: list[Rejection],
+        drop: set[str],
+    ) -> list[tuple[str, str, datetime, str, Decimal]]:
+        """Apply refunds to known orders; a refund that cannot apply is quarantined."""
+        ws = self.workspace.workspace_id
+        state: dict[str, tuple[Decimal, str, Decimal]] = dict(stored)
+        state.update({oid: (o.total, o.currency, Decimal(0)) for oid, o in fresh.items()})
+        applied: list[tuple[str, str, datetime, str, Decimal]] = []
+        for v in refund_calls:
+            assert isinstance(v.props, OrderRefunded)
+            oid = v.props.order_id
+            reason: tuple[str, str, str] | None = None
+            if oid not in state:
+                reason = (
+                    "refund_unknown_order",
+                    f"refund for order {oid}, which is not stored; import the order first, "
+                    "then replay this record",
+                    "properties.order_id",
+                )
+            else:
+                total, currency, refunded = state[oid]
+                amount = rows.refund_amount(v)
+                remaining = total - refunded
+                amount = remaining if amount is None else amount
+                if v.props.currency and v.props.currency != currency:
+                    reason = (
+                        "invalid",
+                        f"refund currency {v.props.currency} differs from order {oid}'s "
+                        f"currency {currency}",
+                        "properties.currency",
+                    )
+                elif amount > remaining:
+                    reason = (
+                        "refund_exceeds_order",
+                        f"refund of {amount} {currency} exceeds the {remaining} {currency} "
+                        f"left to refund on order {oid}",
+                        "properties.total",
+                    )
+                else:
+                    state[oid] = (total, currency, refunded + amount)
+                    applied.append((v.message_id, oid, v.timestamp, str(currency), amount))
+            if reason is not None:
+                drop.add(v.message_id)
+                rejected.append(
+                    Rejection(v.position, reason[0], reason[1], _dump(v.payload), reason[2])
+                )
+        if applied:
+            data = pa.table(
+                {
+                    "workspace_id": pa.array([ws] * len(applied), pa.string()),
+                    "message_id": pa.array([a[0] for a in applied], pa.string()),
+                    "order_id": pa.array([a[1] for a in applied], pa.string()),
+                    "refunded_at": pa.array([a[2] for a in applied], rows.TS),
+                    "currency": pa.array([a[3] for a in applied], pa.string()),
+                    "amount": pa.array([a[4] for a in applied], rows.MONEY),
+                }
+            )
+            append(conn, schema.refunds, data)
+            _recompute_refunded(conn, ws, sorted({a[1] for a in applied}))
+        return applied
+
+    def _profiles(
+        self, conn: sa.Connection, new: list[ValidCall], source_id: str | None, now: datetime
+    ) -> None:
+        """Maintain products, customers and the consent ledger from stored events."""
+        ws = self.workspace.workspace_id
+        if not new:
+            return
+        json_merge = (
+            "json_merge_patch(coalesce(t.traits, '{}'), coalesce(excluded.traits, '{}'))"
+            if conn.dialect.name == "duckdb"
+            else "coalesce(t.traits, '{}'::jsonb) || coalesce(excluded.traits, '{}'::jsonb)"
+        )
+        upsert(
+            conn,
+            schema.products,
+            rows.products_table(ws, new, now),
+            ("workspace_id", "product_id"),
+            {
+                c: f"coalesce(excluded.{c}, t.{c})"
+                for c in ("sku", "name", "category", "brand", "price", "currency")
+            }
+            | {
+                "first_seen_at": "least(t.first_seen_at, excluded.first_seen_at)",
+                "updated_at": "excluded.updated_at",
+            },
+        )
+        keep_latest = {
+            c: f"coalesce(excluded.{c}, t.{c})"
+            for c in (*rows.TRAIT_COLUMNS, "country", "currency", "birthday")
+        }
+        upsert(
+            conn,
+            schema.customers,
+            rows.customers_table(ws, new, now),
+            ("workspace_id", "customer_id"),
+            keep_latest
+            | {
+                "traits": json_merge,
+                "first_seen_at": "least(t.first_seen_at, excluded.first_seen_at)",
+                "last_seen_at": "greatest(t.last_seen_at, excluded.last_seen_at)",
+                "updated_at": "excluded.updated_at",
+            },
+        )
+        consent_calls = [v for v in new if rows.is_consent(v)]
+        if consent_calls:
+            insert_new(
+                conn,
+                schema.consents,
+                rows.consents_table(ws, consent_calls, source_id),
+                ("consent_id",),
+            )
+
+
+def _existing(
+    conn: sa.Connection, table: sa.Table, workspace_id: str, column: str, keys: list[str]
+) -> set[str]:
+    """Which of ``keys`` are stored in ``table.column`` for the workspace (one set query)."""
+    if not keys:
+        return set()
+    probe = pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * len(keys), pa.string()),
+            column: pa.array(keys, pa.string()),
+        }
+    )
+    name = stage(conn, table, probe)
+    try:
+        result = conn.exec_driver_sql(
+            f'SELECT t."{column}" FROM "{table.name}" t JOIN {name} s '
+            f'ON t.workspace_id = s.workspace_id AND t."{column}" = s."{column}"'
+        )
+        return {str(r[0]) for r in result}
+    finally:
+        unstage(conn, name)
+
+
+def _lookup_orders(
+    conn: sa.Connection, workspace_id: str, order_ids: list[str]
+) -> dict[str, tuple[Decimal, str, Decimal]]:
+    """Stored (total, currency, refunded) of the given orders."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return {}
+    probe = pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * len(ids), pa.string()),
+            "order_id": pa.array(ids, pa.string()),
+        }
+    )
+    name = stage(conn, schema.orders, probe)
+    try:
+        result = conn.exec_driver_sql(
+            f"SELECT o.order_id, o.total, o.currency, o.refunded FROM orders o JOIN {name} s "
+            "ON o.workspace_id = s.workspace_id AND o.order_id = s.order_id"
+        )
+        return {
+            str(r[0]): (Decimal(r[1]).quantize(rows.Q), str(r[2]), Decimal(r[3])) for r in result
+        }
+    finally:
+        unstage(conn, name)
+
+
+def _recompute_refunded(conn: sa.Connection, workspace_id: str, order_ids: list[str]) -> None:
+    """Set each order's refunded total and status from its refunds (idempotent)."""
+    o, r = schema.orders, schema.refunds
+    refunded = (
+        sa.select(sa.func.coalesce(sa.func.sum(r.c.amount), 0))
+        .where(r.c.workspace_id == o.c.workspace_id, r.c.order_id == o.c.order_id)
+        .scalar_subquery()
+    )
+    conn.execute(
+        o.update()
+        .where(o.c.workspace_id == workspace_id, o.c.order_id.in_(order_ids))
+        .values(refunded=refunded)
+    )
+    conn.execute(
+        o.update()
+        .where(o.c.workspace_id == workspace_id, o.c.order_id.in_(order_ids))
+        .values(
+            status=sa.case(
+                (o.c.refunded >= o.c.total, "refunded"),
+                (o.c.refunded > 0, "partially_refunded"),
+                else_="completed",
+            ),
+            refunded_base=sa.func.round(o.c.refunded * o.c.fx_rate, 4),
+        )
+    )

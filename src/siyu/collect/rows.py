@@ -1,0 +1,383 @@
+"""Columnar rows (Arrow tables) built from validated calls.
+
+Each builder turns a list of calls into the Arrow table of one stored table. Only the fields the
+schema keeps are built; JSON documents are serialised once with orjson.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from siyu.collect.ecommerce import (
+    CONSENT_UPDATED,
+    ORDER_CANCELLED,
+    ORDER_COMPLETED,
+    ORDER_REFUNDED,
+    ConsentUpdated,
+    OrderCompleted,
+    OrderRefunded,
+    Product,
+)
+from siyu.collect.validate import ValidCall
+
+MONEY = pa.decimal128(18, 4)
+TS = pa.timestamp("us")
+Q = Decimal("0.0001")
+
+
+def customer_key(workspace_id: str, user_id: str | None, anonymous_id: str | None) -> str | None:
+    """The provisional customer id of a call: one per userId, else per anonymousId.
+
+    Identity resolution (One-ID) later merges these into people; the key is stable so that the
+    same sender always lands on the same provisional customer.
+    """
+    if user_id:
+        key = "u:" + user_id
+    elif anonymous_id:
+        key = "a:" + anonymous_id
+    else:
+        return None
+    digest = hashlib.blake2b(f"{workspace_id}|{key}".encode(), digest_size=10).hexdigest()
+    return "cus_" + digest
+
+
+def _json(value: Any) -> str | None:
+    if not value:
+        return None
+    return orjson.dumps(value, default=str).decode()
+
+
+def events_table(
+    workspace_id: str, calls: list[ValidCall], source_id: str | None, received_at: datetime
+) -> pa.Table:
+    n = len(calls)
+    c = [v.call for v in calls]
+    return pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * n, pa.string()),
+            "message_id": pa.array([v.message_id for v in calls], pa.string()),
+            "type": pa.array([x.type for x in c], pa.string()),
+            "event": pa.array([getattr(x, "event", None) for x in c], pa.string()),
+            "name": pa.array([getattr(x, "name", None) for x in c], pa.string()),
+            "user_id": pa.array([x.user_id for x in c], pa.string()),
+            "anonymous_id": pa.array([x.anonymous_id for x in c], pa.string()),
+            "customer_id": pa.array(
+                [customer_key(workspace_id, x.user_id, x.anonymous_id) for x in c], pa.string()
+            ),
+            "source_id": pa.array([source_id] * n, pa.string()),
+            "group_id": pa.array([getattr(x, "group_id", None) for x in c], pa.string()),
+            "previous_id": pa.array([getattr(x, "previous_id", None) for x in c], pa.string()),
+            "timestamp": pa.array([v.timestamp for v in calls], TS),
+            "received_at": pa.array([received_at] * n, TS),
+            "properties": pa.array([_json(getattr(x, "properties", None)) for x in c], pa.string()),
+            "traits": pa.array([_json(getattr(x, "traits", None)) for x in c], pa.string()),
+            "context": pa.array([_json(x.context) for x in c], pa.string()),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    """An order derived from an Order Completed call (amounts in the order currency)."""
+
+    call: ValidCall
+    props: OrderCompleted
+    currency: str
+    total: Decimal
+    revenue: Decimal
+    lines: list[Product]
+
+
+def order_row(v: ValidCall, base_currency: str) -> OrderRow:
+    """Derive the order's amounts by the Segment convention.
+
+    revenue = subtotal - discount (excl. shipping and tax); total = revenue + shipping + tax.
+    Amounts the sender omitted are derived from the lines; amounts it sent are kept as sent.
+    """
+    assert isinstance(v.props, OrderCompleted)
+    p = v.props
+    lines = list(p.products)
+    lines_sum = sum(
+        ((line.price or Decimal(0)) * line.quantity for line in lines), Decimal(0)
+    ).quantize(Q)
+    discount = p.discount or Decimal(0)
+    if p.revenue is not None:
+        revenue = p.revenue
+    elif p.subtotal is not None:
+        revenue = p.subtotal - discount
+    elif not lines and p.total is not None:
+        revenue = p.total - (p.shipping or Decimal(0)) - (p.tax or Decimal(0))
+    else:
+        revenue = lines_sum - discount
+    total = (
+        p.total
+        if p.total is not None
+        else revenue + (p.shipping or Decimal(0)) + (p.tax or Decimal(0))
+    )
+    return OrderRow(
+        v, p, p.currency or base_currency, total.quantize(Q), revenue.quantize(Q), lines
+    )
+
+
+def orders_table(
+    workspace_id: str,
+    rows: list[OrderRow],
+    source_id: str | None,
+    base_currency: str,
+    now: datetime,
+) -> pa.Table:
+    n = len(rows)
+    calls = [r.call.call for r in rows]
+    return pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * n, pa.string()),
+            "order_id": pa.array([r.props.order_id for r in rows], pa.string()),
+            "customer_id": pa.array(
+                [customer_key(workspace_id, c.user_id, c.anonymous_id) for c in calls], pa.string()
+            ),
+            "user_id": pa.array([c.user_id for c in calls], pa.string()),
+            "anonymous_id": pa.array([c.anonymous_id for c in calls], pa.string()),
+            "source_id": pa.array([source_id] * n, pa.string()),
+            "message_id": pa.array([r.call.message_id for r in rows], pa.string()),
+            "placed_at": pa.array([r.call.timestamp for r in rows], TS),
+            "currency": pa.array([r.currency for r in rows], pa.string()),
+            "total": pa.array([r.total for r in rows], MONEY),
+            "subtotal": pa.array([r.props.subtotal for r in rows], MONEY),
+            "revenue": pa.array([r.revenue for r in rows], MONEY),
+            "shipping": pa.array([r.props.shipping for r in rows], MONEY),
+            "tax": pa.array([r.props.tax for r in rows], MONEY),
+            "discount": pa.array([r.props.discount for r in rows], MONEY),
+            "coupon": pa.array([r.props.coupon for r in rows], pa.string()),
+            "line_count": pa.array([len(r.lines) for r in rows], pa.int32()),
+            "base_currency": pa.array([base_currency] * n, pa.string()),
+            "refunded": pa.array([Decimal(0)] * n, MONEY),
+            "status": pa.array(["completed"] * n, pa.string()),
+            "updated_at": pa.array([now] * n, TS),
+        }
+    )
+
+
+def lines_table(workspace_id: str, rows: list[OrderRow]) -> pa.Table:
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "order_id",
+            "line_no",
+            "product_id",
+            "sku",
+            "name",
+            "category",
+            "brand",
+            "variant",
+            "price",
+            "quantity",
+            "currency",
+        )
+    }
+    for r in rows:
+        for i, line in enumerate(r.lines, start=1):
+            cols["order_id"].append(r.props.order_id)
+            cols["line_no"].append(i)
+            cols["product_id"].append(line.product_id or line.sku)
+            cols["sku"].append(line.sku)
+            cols["name"].append(line.name)
+            cols["category"].append(line.category)
+            cols["brand"].append(line.brand)
+            cols["variant"].append(line.variant)
+            cols["price"].append((line.price or Decimal(0)).quantize(Q))
+            cols["quantity"].append(line.quantity)
+            cols["currency"].append(r.currency)
+    n = len(cols["order_id"])
+    return pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * n, pa.string()),
+            "order_id": pa.array(cols["order_id"], pa.string()),
+            "line_no": pa.array(cols["line_no"], pa.int32()),
+            "product_id": pa.array(cols["product_id"], pa.string()),
+            "sku": pa.array(cols["sku"], pa.string()),
+            "name": pa.array(cols["name"], pa.string()),
+            "category": pa.array(cols["category"], pa.string()),
+            "brand": pa.array(cols["brand"], pa.string()),
+            "variant": pa.array(cols["variant"], pa.string()),
+            "price": pa.array(cols["price"], MONEY),
+            "quantity": pa.array(cols["quantity"], pa.int32()),
+            "currency": pa.array(cols["currency"], pa.string()),
+        }
+    )
+
+
+def is_refund(v: ValidCall) -> bool:
+    return getattr(v.call, "event", None) in (ORDER_REFUNDED, ORDER_CANCELLED)
+
+
+def is_order(v: ValidCall) -> bool:
+    return getattr(v.call, "event", None) == ORDER_COMPLETED
+
+
+def is_consent(v: ValidCall) -> bool:
+    return getattr(v.call, "event", None) == CONSENT_UPDATED
+
+
+def refund_amount(v: ValidCall) -> Decimal | None:
+    """The refunded amount, or None for 'the whole remaining order' (cancellations)."""
+    assert isinstance(v.props, OrderRefunded)
+    if getattr(v.call, "event", None) == ORDER_CANCELLED:
+        return None
+    if v.props.total is not None:
+        return v.props.total
+    if v.props.products:
+        return sum(
+            ((p.price or Decimal(0)) * p.quantity for p in v.props.products), Decimal(0)
+        ).quantize(Q)
+    return None
+
+
+def products_table(workspace_id: str, calls: list[ValidCall], now: datetime) -> pa.Table:
+    """Latest known attributes of each product seen in the chunk (last call wins)."""
+    latest: dict[str, tuple[Product, str | None, datetime]] = {}
+    for v in calls:
+        props = v.props
+        items: list[Product] = []
+        currency = getattr(props, "currency", None)
+        if isinstance(props, Product):
+            items = [props]
+        elif props is not None and isinstance(getattr(props, "products", None), list):
+            items = props.products  # type: ignore[attr-defined]
+        for item in items:
+            pid = item.product_id or item.sku
+            if pid:
+                latest[pid] = (item, currency, v.timestamp)
+    n = len(latest)
+    values = list(latest.items())
+    return pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * n, pa.string()),
+            "product_id": pa.array([k for k, _ in values], pa.string()),
+            "sku": pa.array([p.sku for _, (p, _, _) in values], pa.string()),
+            "name": pa.array([p.name for _, (p, _, _) in values], pa.string()),
+            "category": pa.array([p.category for _, (p, _, _) in values], pa.string()),
+            "brand": pa.array([p.brand for _, (p, _, _) in values], pa.string()),
+            "price": pa.array([p.price for _, (p, _, _) in values], MONEY),
+            "currency": pa.array([c for _, (_, c, _) in values], pa.string()),
+            "first_seen_at": pa.array([t for _, (_, _, t) in values], TS),
+            "updated_at": pa.array([now] * n, TS),
+        }
+    )
+
+
+TRAIT_COLUMNS = ("email", "phone", "first_name", "last_name", "language", "timezone")
+
+
+def _trait(traits: dict[str, Any], key: str) -> str | None:
+    value = traits.get(key)
+    if value is None and key in ("first_name", "last_name"):
+        value = traits.get(key.replace("_n", "N"))
+    return str(value).strip() or None if value not in (None, "") else None
+
+
+def _country(traits: dict[str, Any]) -> str | None:
+    value = traits.get("country")
+    address = traits.get("address")
+    if not value and isinstance(address, dict):
+        value = address.get("country")
+    if isinstance(value, str) and len(value.strip()) == 2:
+        return value.strip().upper()
+    return None
+
+
+def _birthday(traits: dict[str, Any]) -> date | None:
+    value = traits.get("birthday")
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def customers_table(workspace_id: str, calls: list[ValidCall], now: datetime) -> pa.Table:
+    """One row per provisional customer in the chunk: seen times and latest identify traits."""
+    agg: dict[str, dict[str, Any]] = {}
+    for v in calls:
+        c = v.call
+        key = customer_key(workspace_id, c.user_id, c.anonymous_id)
+        if key is None:
+            continue
+        row = agg.get(key)
+        if row is None:
+            row = agg[key] = {
+                "customer_id": key,
+                "user_id": c.user_id,
+                "anonymous_id": c.anonymous_id,
+                "first_seen_at": v.timestamp,
+                "last_seen_at": v.timestamp,
+                "traits": {},
+                "traits_at": None,
+            }
+        row["first_seen_at"] = min(row["first_seen_at"], v.timestamp)
+        row["last_seen_at"] = max(row["last_seen_at"], v.timestamp)
+        traits = getattr(c, "traits", None)
+        if (
+            c.type == "identify"
+            and traits
+            and (row["traits_at"] is None or v.timestamp >= row["traits_at"])
+        ):
+            row["traits"] = {**row["traits"], **traits}
+            row["traits_at"] = v.timestamp
+    rows = list(agg.values())
+    n = len(rows)
+    data: dict[str, pa.Array] = {
+        "workspace_id": pa.array([workspace_id] * n, pa.string()),
+        "customer_id": pa.array([r["customer_id"] for r in rows], pa.string()),
+        "user_id": pa.array([r["user_id"] for r in rows], pa.string()),
+        "anonymous_id": pa.array([r["anonymous_id"] for r in rows], pa.string()),
+    }
+    for col in TRAIT_COLUMNS:
+        data[col] = pa.array([_trait(r["traits"], col) for r in rows], pa.string())
+    data["country"] = pa.array([_country(r["traits"]) for r in rows], pa.string())
+    data["currency"] = pa.array(
+        [
+            str(r["traits"]["currency"]).upper()[:3] if r["traits"].get("currency") else None
+            for r in rows
+        ],
+        pa.string(),
+    )
+    data["birthday"] = pa.array([_birthday(r["traits"]) for r in rows], pa.date32())
+    data["traits"] = pa.array([_json(r["traits"]) for r in rows], pa.string())
+    data["first_seen_at"] = pa.array([r["first_seen_at"] for r in rows], TS)
+    data["last_seen_at"] = pa.array([r["last_seen_at"] for r in rows], TS)
+    data["updated_at"] = pa.array([now] * n, TS)
+    return pa.table(data)
+
+
+def consents_table(workspace_id: str, calls: list[ValidCall], source_id: str | None) -> pa.Table:
+    """A consent ledger row per Consent Updated call (the ledger is append-only)."""
+    rows = [v for v in calls if isinstance(v.props, ConsentUpdated)]
+    n = len(rows)
+    props = [v.props for v in rows]
+    return pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * n, pa.string()),
+            "consent_id": pa.array([v.message_id for v in rows], pa.string()),
+            "customer_id": pa.array(
+                [customer_key(workspace_id, v.call.user_id, v.call.anonymous_id) for v in rows],
+                pa.string(),
+            ),
+            "user_id": pa.array([v.call.user_id for v in rows], pa.string()),
+            "anonymous_id": pa.array([v.call.anonymous_id for v in rows], pa.string()),
+            "purpose": pa.array([p.purpose for p in props], pa.string()),  # type: ignore[union-attr]
+            "channel": pa.array([p.channel for p in props], pa.string()),  # type: ignore[union-attr]
+            "status": pa.array([p.status for p in props], pa.string()),  # type: ignore[union-attr]
+            "source_id": pa.array([source_id] * n, pa.string()),
+            "message_id": pa.array([v.message_id for v in rows], pa.string()),
+            "timestamp": pa.array([v.timestamp for v in rows], TS),
+            "evidence": pa.array([_json(getattr(p, "evidence", None)) for p in props], pa.string()),
+        }
+    )

@@ -1,0 +1,229 @@
+"""Validation and normalisation of one chunk of raw input records.
+
+Input: raw payloads (dicts, or JSON text/bytes) with their positions. Output: normalised calls
+ready for storage, and a rejection for every record that is not. Normalisation means: UTC
+timestamps (``sentAt`` clock-skew corrected), ISO currency codes, deterministic ``messageId``
+when the sender gave none, and the documented event schemas checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from siyu.collect.ecommerce import Properties
+from siyu.collect.quarantine import Rejection
+from siyu.collect.spec import CALL_TYPES, Call, calls_adapter
+from siyu.registry import registry
+
+
+@dataclass(frozen=True)
+class Record:
+    """One raw input record and where it came from (row number, index in a batch)."""
+
+    position: int
+    payload: Any
+
+
+@dataclass
+class ValidCall:
+    """A validated call with its normalised values and original payload."""
+
+    position: int
+    call: Call
+    message_id: str
+    timestamp: datetime  # naive UTC
+    payload: dict[str, Any]
+    props: BaseModel | None = None  # validated properties of a documented event
+
+
+@dataclass
+class ChunkResult:
+    valid: list[ValidCall] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def _dump(payload: Any) -> str:
+    if isinstance(payload, str):
+        return payload
+    if isinstance(payload, bytes):
+        return payload.decode("utf-8", errors="replace")
+    try:
+        return orjson.dumps(payload, default=str).decode()
+    except TypeError:
+        return repr(payload)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    """Render a Pydantic error location the way the sender wrote the field."""
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in CALL_TYPES or item in ("function-after", "function-before"):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(record)"
+
+
+def _reason(errors: list[Any], prefix: str = "", skip: int = 0) -> tuple[str, str]:
+    """(field, message) for the first of a ValidationError's errors; ``skip`` drops loc items."""
+    err = errors[0]
+    where = _loc(tuple(err["loc"][skip:]))
+    if prefix:
+        where = prefix + ("" if where.startswith("[") else ".") + where
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "timezone_aware":
+        msg = "timestamp has no time zone; send ISO-8601 with 'Z' or an offset such as +07:00"
+    elif err["type"] == "union_tag_invalid":
+        msg = f"type must be one of {', '.join(CALL_TYPES)}"
+    elif err["type"] == "union_tag_not_found":
+        where, msg = "type", f"type is required: one of {', '.join(CALL_TYPES)}"
+    if where.endswith("(record)") and err["type"] == "value_error":
+        where = "userId"
+    return where, f"{where}: {msg}"
+
+
+def _message_id(payload: dict[str, Any]) -> str:
+    """A deterministic id for a record sent without messageId, so a resend deduplicates."""
+    digest = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str))
+    return "sha256-" + digest.hexdigest()[:40]
+
+
+def _parse(record: Record, max_bytes: int) -> tuple[dict[str, Any] | None, Rejection | None]:
+    payload = record.payload
+    if isinstance(payload, bytes | str):
+        size = len(payload) if isinstance(payload, bytes) else len(payload.encode())
+        if size > max_bytes:
+            return None, Rejection(
+                record.position,
+                "too_large",
+                f"event is {size} bytes; the limit is {max_bytes} bytes",
+                _dump(payload)[:max_bytes],
+            )
+        try:
+            payload = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            return None, Rejection(
+                record.position, "malformed_json", f"not valid JSON: {exc}", _dump(record.payload)
+            )
+    if not isinstance(payload, dict):
+        return None, Rejection(
+            record.position,
+            "invalid",
+            f"a record must be a JSON object, got {type(payload).__name__}",
+            _dump(payload),
+        )
+    return payload, None
+
+
+def validate_chunk(
+    records: list[Record],
+    *,
+    received_at: datetime,
+    max_event_bytes: int,
+    max_future_skew: timedelta,
+    check_size: bool = True,
+) -> ChunkResult:
+    """Validate a chunk; every record ends up either valid or rejected (never both, never lost)."""
+    result = ChunkResult()
+    parsed: list[tuple[Record, dict[str, Any]]] = []
+    for record in records:
+        payload, rejection = _parse(record, max_event_bytes)
+        if rejection is not None:
+            result.rejected.append(rejection)
+            continue
+        assert payload is not None
+        if check_size and not isinstance(record.payload, bytes | str):
+            size = len(orjson.dumps(payload, default=str))
+            if size > max_event_bytes:
+                result.rejected.append(
+                    Rejection(
+                        record.position,
+                        "too_large",
+                        f"event is {size} bytes; the limit is {max_event_bytes} bytes",
+                        _dump(payload),
+                    )
+                )
+                continue
+        parsed.append((record, payload))
+
+    calls = _validate_calls(parsed, result)
+    received_utc = received_at.replace(tzinfo=UTC)
+    schemas = dict(registry.event_schemas.items())
+    for (record, payload), call in calls:
+        when = call.event_time()
+        if when is not None and call.sent_at is not None:
+            # Segment's clock-skew correction: trust the server clock for the offset.
+            when = received_utc - (call.sent_at - when)
+        timestamp = (when or received_utc).astimezone(UTC)
+        if timestamp - received_utc > max_future_skew:
+            result.rejected.append(
+                Rejection(
+                    record.position,
+                    "future_timestamp",
+                    f"timestamp {timestamp.isoformat()} is in the future (server time "
+                    f"{received_utc.isoformat()}); fix the sender's clock or the data",
+                    _dump(payload),
+                    "timestamp",
+                )
+            )
+            continue
+        props: BaseModel | None = None
+        event = getattr(call, "event", None)
+        if event is not None and event in schemas:
+            try:
+                props = schemas[event].model_validate(getattr(call, "properties", {}))
+            except ValidationError as exc:
+                where, message = _reason(exc.errors(), "properties")
+                result.rejected.append(
+                    Rejection(
+                        record.position, "invalid", f"{event}: {message}", _dump(payload), where
+                    )
+                )
+                continue
+        result.valid.append(
+            ValidCall(
+                position=record.position,
+                call=call,
+                message_id=call.message_id or _message_id(payload),
+                timestamp=timestamp.replace(tzinfo=None),
+                payload=payload,
+                props=props,
+            )
+        )
+    return result
+
+
+def _validate_calls(
+    parsed: list[tuple[Record, dict[str, Any]]], result: ChunkResult
+) -> list[tuple[tuple[Record, dict[str, Any]], Call]]:
+    """Validate all calls with one call into pydantic-core; re-check only failing ones."""
+    try:
+        calls = calls_adapter.validate_python([p for _, p in parsed])
+        return list(zip(parsed, calls, strict=True))
+    except ValidationError as exc:
+        bad = {int(e["loc"][0]) for e in exc.errors() if e["loc"]}
+    good = [item for i, item in enumerate(parsed) if i not in bad]
+    for i in sorted(bad):
+        record, payload = parsed[i]
+        try:
+            calls_adapter.validate_python([payload])
+        except ValidationError as exc:
+            where, message = _reason(exc.errors(), skip=1)
+            result.rejected.append(
+                Rejection(record.position, "invalid", message, _dump(payload), where)
+            )
+    if not good:
+        return []
+    calls = calls_adapter.validate_python([p for _, p in good])
+    return list(zip(good, calls, strict=True))
+
+
+__all__ = ["ChunkResult", "Properties", "Record", "ValidCall", "validate_chunk"]

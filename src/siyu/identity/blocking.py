@@ -1,0 +1,129 @@
+"""Blocked values and batch normalisation.
+
+Forms, SDKs and exports fill empty fields with placeholders ('null', '0', 'test@example.com').
+Such a value is syntactically valid, so normalising does not catch it, yet merging on it would
+join every customer who has it. Blocked values are skipped with the pattern that matched, so the
+skip can be explained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from siyu.errors import InvalidInput
+from siyu.identity.kind import IdentifierKind, InvalidIdentifier, compile_pattern, get_kind
+from siyu.registry import Registry
+
+UNIVERSAL_BLOCKED_PATTERNS: tuple[str, ...] = (
+    r"^0+$",
+    r"^null$",
+    r"^none$",
+    r"^nil$",
+    r"^undefined$",
+    r"^nan$",
+    r"^n/?a$",
+    r"^unknown$",
+    r"^anonymous$",
+    r"^guest$",
+    r"^test$",
+    r"^-+$",
+)
+"""Placeholders that forms, SDKs and exports write when they have no value; checked for every
+kind (case-insensitively). Merging on one would join every customer who has it."""
+
+
+def default_blocked_patterns(
+    kind: IdentifierKind | str, registry: Registry | None = None
+) -> tuple[str, ...]:
+    """The patterns :func:`is_blocked` uses when given none: universal ones plus the kind's own.
+
+    To add a workspace's own, pass ``(*default_blocked_patterns(kind), r"@ourbrand\\.com$")``.
+    """
+    return UNIVERSAL_BLOCKED_PATTERNS + get_kind(kind, registry).blocked_patterns
+
+
+def is_blocked(
+    kind: IdentifierKind | str,
+    normalised_value: str,
+    patterns: Sequence[str] | None = None,
+    *,
+    registry: Registry | None = None,
+) -> str | None:
+    """The first pattern that ``normalised_value`` matches (so the skip can be explained), or None.
+
+    For ``namespace_by_source`` kinds the part after 'source:' is checked too, so that
+    'shopify:0' is caught by ``^0+$``.
+    """
+    resolved = get_kind(kind, registry)
+    candidates = [normalised_value]
+    if resolved.namespace_by_source and ":" in normalised_value:
+        candidates.append(normalised_value.split(":", 1)[1])
+    checked = default_blocked_patterns(resolved) if patterns is None else patterns
+    for pattern in checked:
+        compiled = compile_pattern(pattern)
+        if any(compiled.search(candidate) for candidate in candidates):
+            return pattern
+    return None
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+
+def normalise_many(
+    kind: IdentifierKind | str,
+    values: Sequence[str],
+    *,
+    region: str | Sequence[str | None] | None = None,
+    source: str | None = None,
+    blocked: Sequence[str] | None = None,
+    check_blocked: bool = True,
+    registry: Registry | None = None,
+) -> tuple[list[str | None], list[str | None]]:
+    """Normalise a column of values; never raises for a bad value.
+
+    Returns two lists aligned with ``values``: the normalised value (None when invalid or blocked)
+    and the reason it was refused (None when accepted). ``region`` is one market for all values
+    or one per value. Blocked values are refused with the matching pattern unless
+    ``check_blocked`` is False; ``blocked`` replaces the default patterns.
+    """
+    resolved = get_kind(kind, registry)
+    regions: Sequence[str | None]
+    if region is None or isinstance(region, str):
+        regions = [region] * len(values)
+    else:
+        regions = region
+        if len(regions) != len(values):
+            raise InvalidInput(
+                f"normalise_many got {len(values)} values but {len(regions)} regions.",
+                hint="Pass one region for all values, or exactly one per value.",
+                field="region",
+            )
+    out: list[str | None] = []
+    reasons: list[str | None] = []
+    seen: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
+    for value, value_region in zip(values, regions, strict=True):
+        key = (value, value_region)
+        if key not in seen:
+            seen[key] = _one(resolved, value, value_region, source, blocked, check_blocked)
+        normalised, reason = seen[key]
+        out.append(normalised)
+        reasons.append(reason)
+    return out, reasons
+
+
+def _one(
+    kind: IdentifierKind,
+    value: str,
+    region: str | None,
+    source: str | None,
+    blocked: Sequence[str] | None,
+    check_blocked: bool,
+) -> tuple[str | None, str | None]:
+    try:
+        normalised = kind.normalise(value, region=region, source=source)
+    except InvalidIdentifier as exc:
+        return None, exc.message
+    pattern = is_blocked(kind, normalised, blocked) if check_blocked else None
+    if pattern is not None:
+        return None, f"{kind.name} {normalised!r} is blocked by pattern {pattern!r}"
+    return normalised, None
