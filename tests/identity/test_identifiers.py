@@ -32,6 +32,7 @@ VALID = [
     (ids.EMAIL, "user@Bücher.DE", {}, "user@xn--bcher-kva.de"),
     (ids.EMAIL, "ａｎａ＠ｓｈｏｐ．ｃｎ", {}, "ana@shop.cn"),  # full-width, from a Chinese IME
     (ids.EMAIL, "o'brien@shop.ie.", {}, "o'brien@shop.ie"),
+    (ids.EMAIL, "用户@例子.中国", {}, "用户@xn--fsqu00a.xn--fiqs8s"),
     # amazon_buyer
     (ids.AMAZON_BUYER, "ABC123xyz@marketplace.amazon.com", {}, "abc123xyz@marketplace.amazon.com"),
     (ids.AMAZON_BUYER, "q1w2e3@Marketplace.Amazon.co.uk", {}, "q1w2e3@marketplace.amazon.co.uk"),
@@ -82,6 +83,7 @@ INVALID = [
     (ids.EMAIL, "a..b@x.com", {}, "misplaced dots"),
     (ids.EMAIL, ".a@x.com", {}, "misplaced dots"),
     (ids.EMAIL, "ana smith@x.com", {}, "spaces"),
+    (ids.EMAIL, "ana\u2028smith@x.com", {}, "spaces"),
     (ids.EMAIL, "ana@localhost", {}, "no dot"),
     (ids.EMAIL, "ana@-x.com", {}, "not a valid host name"),
     (ids.EMAIL, "ana@[10.0.0.1]", {}, "IP-address"),

@@ -135,6 +135,12 @@ _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?$")
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 
+def _is_word(char: str) -> bool:
+    """Non-ASCII letters, marks and digits are allowed (RFC 6531 addresses such as 用户@例子.中国);
+    other non-ASCII characters (separators, symbols) are not."""
+    return unicodedata.category(char)[0] in "LMN"
+
+
 def _email_domain(domain: str) -> str:
     if domain.startswith("["):
         raise NormaliseError("IP-address domains are not accepted")
@@ -175,7 +181,7 @@ def email(value: str, ctx: NormaliseContext) -> str:
         raise NormaliseError("an email address has text on both sides of '@'")
     if len(local) > 64:
         raise NormaliseError("the part before '@' is longer than 64 characters")
-    if not _LOCAL.match(local):
+    if not _LOCAL.match(local) or not all(c.isascii() or _is_word(c) for c in local):
         raise NormaliseError("the part before '@' has spaces, quotes or misplaced dots")
     domain = _email_domain(domain.rstrip("."))
     if ctx.options.get("fold_gmail") and domain in _GMAIL_DOMAINS:
