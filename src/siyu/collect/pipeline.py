@@ -19,6 +19,7 @@ from itertools import islice
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from siyu.access.workspaces import Workspace
@@ -121,7 +122,9 @@ class Pipeline:
         )
         report = IngestReport(read=len(chunk))
         unique: dict[str, ValidCall] = {}
+        ws_id = self.workspace.workspace_id
         for v in result.valid:
+            v.customer_id = rows.customer_key(ws_id, v.fields["user_id"], v.fields["anonymous_id"])
             if v.message_id in unique:
                 report.duplicates += 1
             else:
@@ -142,7 +145,10 @@ class Pipeline:
             new = [v for v in new if v.message_id in inserted_ids]
             report.stored = len(new)
             report.stored_ids = [v.message_id for v in new]
-            self._profiles(conn, new, source_id, now)
+            if len(new) != events.num_rows:
+                keep = pa.array([v.message_id for v in new], pa.string())
+                events = events.filter(pc.is_in(events["message_id"], value_set=keep))
+            self._profiles(conn, new, events, source_id, now)
             report.quarantine_ids = store_rejections(
                 conn, ws, rejected, source_id=source_id, origin=origin, received_at=now
             )
@@ -271,7 +277,12 @@ class Pipeline:
         return applied
 
     def _profiles(
-        self, conn: sa.Connection, new: list[ValidCall], source_id: str | None, now: datetime
+        self,
+        conn: sa.Connection,
+        new: list[ValidCall],
+        events: pa.Table,
+        source_id: str | None,
+        now: datetime,
     ) -> None:
         """Maintain products, customers and the consent ledger from stored events."""
         ws = self.workspace.workspace_id
@@ -303,7 +314,7 @@ class Pipeline:
         upsert(
             conn,
             schema.customers,
-            rows.customers_table(ws, new, now),
+            rows.customers_table(ws, new, events, now),
             ("workspace_id", "customer_id"),
             keep_latest
             | {

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from siyu.collect.ecommerce import (
     CONSENT_UPDATED,
@@ -58,27 +59,25 @@ def events_table(
     workspace_id: str, calls: list[ValidCall], source_id: str | None, received_at: datetime
 ) -> pa.Table:
     n = len(calls)
-    c = [v.call for v in calls]
+    f = [v.fields for v in calls]
     return pa.table(
         {
             "workspace_id": pa.array([workspace_id] * n, pa.string()),
             "message_id": pa.array([v.message_id for v in calls], pa.string()),
-            "type": pa.array([x.type for x in c], pa.string()),
-            "event": pa.array([getattr(x, "event", None) for x in c], pa.string()),
-            "name": pa.array([getattr(x, "name", None) for x in c], pa.string()),
-            "user_id": pa.array([x.user_id for x in c], pa.string()),
-            "anonymous_id": pa.array([x.anonymous_id for x in c], pa.string()),
-            "customer_id": pa.array(
-                [customer_key(workspace_id, x.user_id, x.anonymous_id) for x in c], pa.string()
-            ),
+            "type": pa.array([x["type"] for x in f], pa.string()),
+            "event": pa.array([x.get("event") for x in f], pa.string()),
+            "name": pa.array([x.get("name") for x in f], pa.string()),
+            "user_id": pa.array([x["user_id"] for x in f], pa.string()),
+            "anonymous_id": pa.array([x["anonymous_id"] for x in f], pa.string()),
+            "customer_id": pa.array([v.customer_id for v in calls], pa.string()),
             "source_id": pa.array([source_id] * n, pa.string()),
-            "group_id": pa.array([getattr(x, "group_id", None) for x in c], pa.string()),
-            "previous_id": pa.array([getattr(x, "previous_id", None) for x in c], pa.string()),
+            "group_id": pa.array([x.get("group_id") for x in f], pa.string()),
+            "previous_id": pa.array([x.get("previous_id") for x in f], pa.string()),
             "timestamp": pa.array([v.timestamp for v in calls], TS),
             "received_at": pa.array([received_at] * n, TS),
-            "properties": pa.array([_json(getattr(x, "properties", None)) for x in c], pa.string()),
-            "traits": pa.array([_json(getattr(x, "traits", None)) for x in c], pa.string()),
-            "context": pa.array([_json(x.context) for x in c], pa.string()),
+            "properties": pa.array([_json(x.get("properties")) for x in f], pa.string()),
+            "traits": pa.array([_json(x.get("traits")) for x in f], pa.string()),
+            "context": pa.array([_json(x["context"]) for x in f], pa.string()),
         }
     )
 
@@ -139,9 +138,7 @@ def orders_table(
         {
             "workspace_id": pa.array([workspace_id] * n, pa.string()),
             "order_id": pa.array([r.props.order_id for r in rows], pa.string()),
-            "customer_id": pa.array(
-                [customer_key(workspace_id, c.user_id, c.anonymous_id) for c in calls], pa.string()
-            ),
+            "customer_id": pa.array([r.call.customer_id for r in rows], pa.string()),
             "user_id": pa.array([c.user_id for c in calls], pa.string()),
             "anonymous_id": pa.array([c.anonymous_id for c in calls], pa.string()),
             "source_id": pa.array([source_id] * n, pa.string()),
@@ -214,21 +211,21 @@ def lines_table(workspace_id: str, rows: list[OrderRow]) -> pa.Table:
 
 
 def is_refund(v: ValidCall) -> bool:
-    return getattr(v.call, "event", None) in (ORDER_REFUNDED, ORDER_CANCELLED)
+    return v.event in (ORDER_REFUNDED, ORDER_CANCELLED)
 
 
 def is_order(v: ValidCall) -> bool:
-    return getattr(v.call, "event", None) == ORDER_COMPLETED
+    return v.event == ORDER_COMPLETED
 
 
 def is_consent(v: ValidCall) -> bool:
-    return getattr(v.call, "event", None) == CONSENT_UPDATED
+    return v.event == CONSENT_UPDATED
 
 
 def refund_amount(v: ValidCall) -> Decimal | None:
     """The refunded amount, or None for 'the whole remaining order' (cancellations)."""
     assert isinstance(v.props, OrderRefunded)
-    if getattr(v.call, "event", None) == ORDER_CANCELLED:
+    if v.event == ORDER_CANCELLED:
         return None
     if v.props.total is not None:
         return v.props.total
@@ -244,12 +241,13 @@ def products_table(workspace_id: str, calls: list[ValidCall], now: datetime) -> 
     latest: dict[str, tuple[Product, str | None, datetime]] = {}
     for v in calls:
         props = v.props
-        items: list[Product] = []
-        currency = getattr(props, "currency", None)
-        if isinstance(props, Product):
-            items = [props]
-        elif props is not None and isinstance(getattr(props, "products", None), list):
-            items = props.products  # type: ignore[attr-defined]
+        if props is None:
+            continue
+        values_of = props.__dict__
+        currency = values_of.get("currency")
+        items: list[Product] = [props] if isinstance(props, Product) else []
+        if isinstance(values_of.get("products"), list):
+            items = values_of["products"]
         for item in items:
             pid = item.product_id or item.sku
             if pid:
@@ -302,59 +300,58 @@ def _birthday(traits: dict[str, Any]) -> date | None:
     return None
 
 
-def customers_table(workspace_id: str, calls: list[ValidCall], now: datetime) -> pa.Table:
-    """One row per provisional customer in the chunk: seen times and latest identify traits."""
-    agg: dict[str, dict[str, Any]] = {}
-    for v in calls:
-        c = v.call
-        key = customer_key(workspace_id, c.user_id, c.anonymous_id)
-        if key is None:
-            continue
-        row = agg.get(key)
-        if row is None:
-            row = agg[key] = {
-                "customer_id": key,
-                "user_id": c.user_id,
-                "anonymous_id": c.anonymous_id,
-                "first_seen_at": v.timestamp,
-                "last_seen_at": v.timestamp,
-                "traits": {},
-                "traits_at": None,
-            }
-        row["first_seen_at"] = min(row["first_seen_at"], v.timestamp)
-        row["last_seen_at"] = max(row["last_seen_at"], v.timestamp)
-        traits = getattr(c, "traits", None)
-        if (
-            c.type == "identify"
-            and traits
-            and (row["traits_at"] is None or v.timestamp >= row["traits_at"])
-        ):
-            row["traits"] = {**row["traits"], **traits}
-            row["traits_at"] = v.timestamp
-    rows = list(agg.values())
-    n = len(rows)
-    data: dict[str, pa.Array] = {
+def customers_table(
+    workspace_id: str, calls: list[ValidCall], events: pa.Table, now: datetime
+) -> pa.Table:
+    """One row per provisional customer in the chunk: seen times and latest identify traits.
+
+    Seen times aggregate columnar over the chunk's events; only identify calls (few) are
+    visited one by one to merge their traits in time order.
+    """
+    seen = (
+        events.filter(pc.is_valid(events["customer_id"]))
+        .group_by("customer_id")
+        .aggregate(
+            [
+                ("timestamp", "min"),
+                ("timestamp", "max"),
+                ("user_id", "min"),
+                ("anonymous_id", "min"),
+            ]
+        )
+    )
+    merged: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    for v in sorted((v for v in calls if v.fields["type"] == "identify"), key=_at):
+        traits = v.fields.get("traits")
+        if traits and v.customer_id:
+            previous = merged.get(v.customer_id, (v.timestamp, {}))[1]
+            merged[v.customer_id] = (v.timestamp, {**previous, **traits})
+    ids = seen["customer_id"].to_pylist()
+    traits_of = [merged.get(cid, (now, {}))[1] for cid in ids]
+    n = len(ids)
+    data: dict[str, Any] = {
         "workspace_id": pa.array([workspace_id] * n, pa.string()),
-        "customer_id": pa.array([r["customer_id"] for r in rows], pa.string()),
-        "user_id": pa.array([r["user_id"] for r in rows], pa.string()),
-        "anonymous_id": pa.array([r["anonymous_id"] for r in rows], pa.string()),
+        "customer_id": seen["customer_id"],
+        "user_id": seen["user_id_min"],
+        "anonymous_id": seen["anonymous_id_min"],
     }
     for col in TRAIT_COLUMNS:
-        data[col] = pa.array([_trait(r["traits"], col) for r in rows], pa.string())
-    data["country"] = pa.array([_country(r["traits"]) for r in rows], pa.string())
+        data[col] = pa.array([_trait(t, col) for t in traits_of], pa.string())
+    data["country"] = pa.array([_country(t) for t in traits_of], pa.string())
     data["currency"] = pa.array(
-        [
-            str(r["traits"]["currency"]).upper()[:3] if r["traits"].get("currency") else None
-            for r in rows
-        ],
+        [str(t["currency"]).upper()[:3] if t.get("currency") else None for t in traits_of],
         pa.string(),
     )
-    data["birthday"] = pa.array([_birthday(r["traits"]) for r in rows], pa.date32())
-    data["traits"] = pa.array([_json(r["traits"]) for r in rows], pa.string())
-    data["first_seen_at"] = pa.array([r["first_seen_at"] for r in rows], TS)
-    data["last_seen_at"] = pa.array([r["last_seen_at"] for r in rows], TS)
+    data["birthday"] = pa.array([_birthday(t) for t in traits_of], pa.date32())
+    data["traits"] = pa.array([_json(t) for t in traits_of], pa.string())
+    data["first_seen_at"] = seen["timestamp_min"]
+    data["last_seen_at"] = seen["timestamp_max"]
     data["updated_at"] = pa.array([now] * n, TS)
     return pa.table(data)
+
+
+def _at(v: ValidCall) -> datetime:
+    return v.timestamp
 
 
 def consents_table(workspace_id: str, calls: list[ValidCall], source_id: str | None) -> pa.Table:
@@ -366,10 +363,7 @@ def consents_table(workspace_id: str, calls: list[ValidCall], source_id: str | N
         {
             "workspace_id": pa.array([workspace_id] * n, pa.string()),
             "consent_id": pa.array([v.message_id for v in rows], pa.string()),
-            "customer_id": pa.array(
-                [customer_key(workspace_id, v.call.user_id, v.call.anonymous_id) for v in rows],
-                pa.string(),
-            ),
+            "customer_id": pa.array([v.customer_id for v in rows], pa.string()),
             "user_id": pa.array([v.call.user_id for v in rows], pa.string()),
             "anonymous_id": pa.array([v.call.anonymous_id for v in rows], pa.string()),
             "purpose": pa.array([p.purpose for p in props], pa.string()),  # type: ignore[union-attr]

@@ -40,6 +40,16 @@ class ValidCall:
     timestamp: datetime  # naive UTC
     payload: dict[str, Any]
     props: BaseModel | None = None  # validated properties of a documented event
+    customer_id: str | None = None  # provisional customer, set by the pipeline
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The call's field values by name (no attribute fallbacks: missing is None)."""
+        return self.call.__dict__
+
+    @property
+    def event(self) -> str | None:
+        return self.call.__dict__.get("event")
 
 
 @dataclass
@@ -176,10 +186,10 @@ def validate_chunk(
             )
             continue
         props: BaseModel | None = None
-        event = getattr(call, "event", None)
+        event = call.__dict__.get("event")
         if event is not None and event in schemas:
             try:
-                props = schemas[event].model_validate(getattr(call, "properties", {}))
+                props = schemas[event].model_validate(call.__dict__.get("properties") or {})
             except ValidationError as exc:
                 where, message = _reason(exc.errors(), "properties")
                 result.rejected.append(

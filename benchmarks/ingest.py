@@ -1,0 +1,152 @@
+"""Ingestion throughput and memory: siyu's pipeline against row-by-row INSERT.
+
+Each measurement runs in a fresh subprocess so that its peak RSS is its own. Prints events/s and
+peak memory for DuckDB and PostgreSQL, and the ratio against a naive baseline (one SQLAlchemy
+INSERT per event, the way a first implementation would write it) measured in the same run.
+
+    python benchmarks/ingest.py                 # default sizes
+    python benchmarks/ingest.py --events 5000000 --engines duckdb   # the 5M memory check
+
+Targets (2-core machine): >= 100,000 events/s into DuckDB, >= 30,000 events/s into PostgreSQL,
+5M events with peak RSS under 1.5 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+CATEGORIES = ("baby", "beauty", "3C", "home", "apparel", "outdoor")
+EVENTS = ("Product Viewed", "Product Added", "Page Scrolled", "Email Opened", "Search")
+
+
+def track_events(n: int, seed: int = 1) -> Iterator[dict[str, Any]]:
+    """Track events with properties, generated lazily (input never held in memory)."""
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    for i in range(n):
+        k = (i * 2654435761 + seed) % 1_000_003
+        yield {
+            "type": "track",
+            "messageId": f"bench-{seed}-{i}",
+            "userId": f"user-{k % 200_000}",
+            "event": EVENTS[k % len(EVENTS)],
+            "timestamp": (start + timedelta(seconds=i)).isoformat(),
+            "properties": {
+                "category": CATEGORIES[k % 6],
+                "path": f"/products/{k % 5000}",
+                "value": (k % 1000) / 10,
+                "campaign": f"c{k % 40}",
+            },
+            "context": {"ip": f"10.0.{k % 250}.{k % 200}", "locale": "en-US"},
+        }
+
+
+def run_siyu(url: str, n: int) -> dict[str, float]:
+    from _common import peak_rss_mb, timed
+
+    from siyu.config import load_settings
+    from siyu.runtime import Runtime
+
+    settings = load_settings(database_url=url, ingest_chunk_size=50_000)
+    with Runtime(settings) as rt:
+        rt.init()
+        pipeline = rt.pipeline()
+        report, seconds = timed(lambda: pipeline.ingest(track_events(n)))
+    assert report.stored == n, report.as_dict()
+    return {"events": n, "seconds": seconds, "eps": n / seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def run_naive(url: str, n: int) -> dict[str, float]:
+    """Baseline: validate each event with the same models, then one INSERT per row."""
+    import orjson
+    from _common import peak_rss_mb, timed
+
+    from siyu.collect.spec import call_adapter
+    from siyu.config import load_settings
+    from siyu.runtime import Runtime
+    from siyu.store import schema
+
+    settings = load_settings(database_url=url)
+    with Runtime(settings) as rt:
+        rt.init()
+        ws = rt.workspace().workspace_id
+
+        def work() -> None:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            with rt.db.engine.begin() as conn:
+                for raw in track_events(n):
+                    call = call_adapter.validate_python(raw)
+                    conn.execute(
+                        schema.events.insert().values(
+                            workspace_id=ws,
+                            message_id=call.message_id,
+                            type=call.type,
+                            event=call.event,
+                            user_id=call.user_id,
+                            timestamp=call.timestamp.replace(tzinfo=None),
+                            received_at=now,
+                            properties=orjson.loads(orjson.dumps(call.properties)),
+                            context=call.context,
+                        )
+                    )
+
+        _, seconds = timed(work)
+    return {"events": n, "seconds": seconds, "eps": n / seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def child(kind: str, engine: str, n: int) -> dict[str, float]:
+    from _common import pg_schema
+
+    fn = run_siyu if kind == "siyu" else run_naive
+    if engine == "duckdb":
+        with tempfile.TemporaryDirectory() as tmp:
+            return fn(f"duckdb:///{tmp}/bench.duckdb", n)
+    with pg_schema() as url:
+        return fn(url, n)
+
+
+def measure(kind: str, engine: str, n: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, engine, str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--baseline-events", type=int, default=20_000)
+    parser.add_argument("--engines", default="duckdb,postgres")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, engine, n = args.child
+        print(json.dumps(child(kind, engine, int(n))))
+        return
+    targets = {"duckdb": 100_000, "postgres": 30_000}
+    for engine in args.engines.split(","):
+        fast = measure("siyu", engine, args.events)
+        slow = measure("naive", engine, args.baseline_events)
+        ok = "meets" if fast["eps"] >= targets[engine] else "MISSES"
+        print(
+            f"ingest {engine:8s} siyu {fast['eps']:>10,.0f} events/s "
+            f"({fast['events']:,} events, peak RSS {fast['peak_rss_mb']:,.0f} MiB) | "
+            f"row-by-row INSERT {slow['eps']:>8,.0f} events/s | "
+            f"ratio {fast['eps'] / slow['eps']:6.1f}x | target {targets[engine]:,}/s {ok}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""The ingestion pipeline on DuckDB and PostgreSQL: stored once, or quarantined with a reason."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from siyu.runtime import Runtime
+from tests.collect.helpers import order, refund, track
+
+
+def rows(rt: Runtime, sql: str) -> list[Any]:
+    with rt.db.engine.connect() as conn:
+        return list(conn.execute(sa.text(sql)))
+
+
+def count(rt: Runtime, table: str) -> int:
+    return int(rows(rt, f"SELECT count(*) FROM {table}")[0][0])
+
+
+def reasons(rt: Runtime) -> dict[int, tuple[str, str]]:
+    return {
+        int(p): (code, reason)
+        for p, code, reason in rows(rt, "SELECT position, reason_code, reason FROM quarantine")
+    }
+
+
+def test_events_stored_once_across_batches(rt: Runtime) -> None:
+    pipeline = rt.pipeline()
+    batch = [track(f"m{i}") for i in range(10)]
+    first = pipeline.ingest(batch)
+    again = pipeline.ingest(batch + [track("m10")])
+    assert (first.stored, first.duplicates) == (10, 0)
+    assert (again.stored, again.duplicates) == (1, 10)
+    assert count(rt, "events") == 11
+
+
+def test_duplicates_within_a_batch(rt: Runtime) -> None:
+    report = rt.pipeline().ingest([track("same"), track("same"), track("other")])
+    assert (report.read, report.stored, report.duplicates) == (3, 2, 1)
+
+
+def test_message_id_missing_is_deterministic(rt: Runtime) -> None:
+    message = track("x")
+    del message["messageId"]
+    pipeline = rt.pipeline()
+    assert pipeline.ingest([message]).stored == 1
+    assert pipeline.ingest([dict(message)]).duplicates == 1
+
+
+def test_timestamps_normalised_to_utc_and_sent_at_corrects_skew(rt: Runtime) -> None:
+    from datetime import datetime
+
+    received = datetime(2025, 3, 1, 12, 0, 0)
+    skewed = {
+        **track("skew"),
+        "timestamp": "2025-03-01T18:59:00+07:00",  # 11:59 UTC by the device clock
+        "sentAt": "2025-03-01T19:00:00+07:00",  # device clock says sent 12:00 UTC ...
+    }
+    local = {**track("local"), "timestamp": "2025-03-01T10:00:00+07:00"}
+    rt.pipeline().ingest([skewed, local], received_at=received)
+    stamps = dict(rows(rt, "SELECT message_id, timestamp FROM events"))
+    assert stamps["local"] == datetime(2025, 3, 1, 3, 0, 0)
+    # ... and the server received it at 12:00, so the event happened one minute before.
+    assert stamps["skew"] == datetime(2025, 3, 1, 11, 59, 0)
+
+
+BAD_INPUT: list[tuple[Any, str, str]] = [
+    ("{not json", "malformed_json", "not valid JSON"),
+    ("[1, 2]", "invalid", "must be a JSON object"),
+    ({"type": "track", "event": "X", "timestamp": "2025-01-01T00:00:00Z"}, "invalid", "userId"),
+    ({"type": "shout", "userId": "u"}, "invalid", "type must be one of"),
+    ({"userId": "u", "event": "X"}, "invalid", "type is required"),
+    ({"type": "track", "userId": "u"}, "invalid", "event"),
+    (
+        {"type": "track", "userId": "u", "event": "X", "timestamp": "2025-01-01T10:00:00"},
+        "invalid",
+        "no time zone",
+    ),
+    (
+        {"type": "track", "userId": "u", "event": "X", "timestamp": "yesterday"},
+        "invalid",
+        "timestamp",
+    ),
+    (
+        {"type": "track", "userId": "u", "event": "X", "timestamp": "2999-01-01T00:00:00Z"},
+        "future_timestamp",
+        "in the future",
+    ),
+    (order("o-cur", total=5, currency="XYZ"), "invalid", "properties.currency"),
+    (order("o-neg", lines=[("a", 1.0, -2)]), "invalid", "properties.products[0].quantity"),
+    (order("o-negt", total=-5), "invalid", "properties.total"),
+    ({"type": "alias", "previousId": "a"}, "invalid", "userId"),
+    ({"type": "group", "userId": "u"}, "invalid", "groupId"),
+    (
+        {"type": "track", "userId": "u", "event": "Consent Updated", "properties": {}},
+        "invalid",
+        "properties.purpose",
+    ),
+]
+
+
+def test_bad_input_is_quarantined_with_a_reason(rt: Runtime) -> None:
+    payloads = [bad for bad, _, _ in BAD_INPUT]
+    report = rt.pipeline().ingest([track("good-1"), *payloads, track("good-2")])
+    assert report.read == len(payloads) + 2
+    assert report.stored == 2
+    assert report.quarantined == len(payloads)
+    found = reasons(rt)
+    for position, (_, code, fragment) in enumerate(BAD_INPUT, start=2):
+        assert found[position][0] == code, (position, found[position])
+        assert fragment in found[position][1], (position, found[position])
+
+
+def test_oversize_event_is_quarantined(rt: Runtime) -> None:
+    big = track("big", blob="x" * (rt.settings.max_event_bytes + 10))
+    report = rt.pipeline().ingest([big])
+    assert report.quarantined == 1
+    assert reasons(rt)[1][0] == "too_large"
+
+
+def test_orders_lines_and_products(rt: Runtime) -> None:
+    msg = order("o1", lines=[("a", 10.0, 2), ("b", 5.5, 1)], shipping=4, tax=2)
+    report = rt.pipeline().ingest([msg])
+    assert report.orders == 1
+    [(total, revenue, line_count, status)] = rows(
+        rt, "SELECT total, revenue, line_count, status FROM orders"
+    )
+    assert (Decimal(revenue), Decimal(total)) == (Decimal("25.5"), Decimal("31.5"))
+    assert (line_count, status) == (2, "completed")
+    lines = rows(rt, "SELECT sum(price * quantity) FROM order_lines WHERE order_id = 'o1'")
+    assert Decimal(lines[0][0]) == Decimal("25.5")
+    assert count(rt, "products") == 2
+
+
+def test_same_order_from_two_channels_is_one_order(rt: Runtime) -> None:
+    pipeline = rt.pipeline()
+    pipeline.ingest([order("o1", total=20, mid="webhook-1")])
+    report = pipeline.ingest([order("o1", total=20, mid="import-row-7")])
+    assert report.stored == 1 and report.quarantined == 0
+    assert count(rt, "orders") == 1
+
+
+def test_duplicated_order_id_with_different_total_is_quarantined(rt: Runtime) -> None:
+    pipeline = rt.pipeline()
+    report = pipeline.ingest(
+        [order("o1", total=20, mid="a"), order("o1", total=25, mid="b")]
+    )
+    assert (report.stored, report.quarantined) == (1, 1)
+    [(code, reason)] = [(c, r) for c, r in reasons(rt).values()]
+    assert code == "order_conflict" and "20" in reason and "25" in reason
+
+
+def test_refunds_adjust_orders(rt: Runtime) -> None:
+    pipeline = rt.pipeline()
+    pipeline.ingest([order("o1", total=100)])
+    pipeline.ingest([refund("o1", 30, mid="r1")])
+    assert rows(rt, "SELECT refunded, status FROM orders")[0] == (
+        Decimal("30.0000"),
+        "partially_refunded",
+    )
+    pipeline.ingest([refund("o1", None, mid="r2")])  # the rest
+    refunded, status = rows(rt, "SELECT refunded, status FROM orders")[0]
+    assert (Decimal(refunded), status) == (Decimal(100), "refunded")
+    again = pipeline.ingest([refund("o1", 30, mid="r1")])
+    assert again.duplicates == 1 and count(rt, "refunds") == 2
+
+
+def test_refund_problems_are_quarantined(rt: Runtime) -> None:
+    pipeline = rt.pipeline()
+    pipeline.ingest([order("o1", total=10)])
+    report = pipeline.ingest(
+        [
+            refund("missing", 5, mid="r1"),
+            refund("o1", 50, mid="r2"),
+            refund("o1", 5, mid="r3", currency="EUR"),
+        ]
+    )
+    assert report.quarantined == 3 and report.stored == 0
+    codes = sorted(code for code, _ in reasons(rt).values())
+    assert codes == ["invalid", "refund_exceeds_order", "refund_unknown_order"]
+
+
+def test_customers_from_identify_and_consents(rt: Runtime) -> None:
+    identify = {
+        "type": "identify",
+        "userId": "u9",
+        "timestamp": "2025-01-01T00:00:00Z",
+        "messageId": "i1",
+        "traits": {"email": "ann@example.de", "firstName": "Ann", "address": {"country": "de"}},
+    }
+    later = {**identify, "messageId": "i2", "timestamp": "2025-02-01T00:00:00Z",
+             "traits": {"phone": "+4915112345678"}}
+    consent = track(
+        "c1", "Consent Updated", user="u9", purpose="marketing", channel="email",
+        status="granted", evidence={"form": "checkout", "text": "Send me offers"},
+    )
+    rt.pipeline().ingest([later, identify, consent])
+    [(email, phone, first, country)] = rows(
+        rt, "SELECT email, phone, first_name, country FROM customers WHERE user_id = 'u9'"
+    )
+    assert (email, phone, first, country) == ("ann@example.de", "+4915112345678", "Ann", "DE")
+    [(purpose, channel, status)] = rows(rt, "SELECT purpose, channel, status FROM consents")
+    assert (purpose, channel, status) == ("marketing", "email", "granted")
+
+
+def test_base_currency_value_uses_rate_of_day_or_earlier(rt: Runtime) -> None:
+    from siyu.money.fx import parse_rates_csv, store_rates
+
+    ws = rt.workspace()
+    table, errors = parse_rates_csv("date,currency,rate\n2025-02-27,EUR,1.10\n", "USD")
+    assert not errors
+    with rt.db.engine.begin() as conn:
+        store_rates(conn, ws.workspace_id, table, "test")
+    rt.pipeline().ingest(
+        [
+            order("eur", total=10, currency="EUR"),  # 2025-03-01: uses 02-27's rate
+            order("idr", total=150000, currency="IDR"),  # no rate at all
+        ]
+    )
+    got = dict(
+        (oid, (rate, base)) for oid, rate, base in rows(
+            rt, "SELECT order_id, fx_rate, total_base FROM orders"
+        )
+    )
+    assert Decimal(got["eur"][1]) == Decimal("11.0000")
+    assert got["idr"] == (None, None)  # never 0
+    problems = rt.status(ws)["problems"]
+    assert any(p["code"] == "missing_fx_rate" and "IDR" in p["message"] for p in problems)
+
+
+def test_quarantine_replay_stores_exactly_once(rt: Runtime) -> None:
+    from siyu.collect.replay import replay
+
+    pipeline = rt.pipeline()
+    pipeline.ingest([refund("o1", 5, mid="r1")])
+    pipeline.ingest([order("o1", total=10)])
+    first = replay(pipeline)
+    assert (first.replayed, first.stored) == (1, 1)
+    second = replay(pipeline)
+    assert second.replayed == 0
+    assert count(rt, "refunds") == 1
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 500])
+def test_chunking_changes_nothing(rt: Runtime, chunk: int) -> None:
+    from siyu.collect import Pipeline
+    from siyu.config import Settings
+
+    settings = Settings(**{**rt.settings.model_dump(), "ingest_chunk_size": max(chunk, 100)})
+    pipeline = Pipeline(rt.db, rt.workspace(), settings)
+    batch = [track(f"m{i % 150}") for i in range(300)] + [order("o1", total=1)]
+    report = pipeline.ingest(batch)
+    assert (report.stored, report.duplicates) == (151, 150)
