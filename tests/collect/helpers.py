@@ -52,7 +52,9 @@ def refund(
     }
 
 
-def track(mid: str, event: str = "Product Viewed", user: str = "u1", **props: Any) -> dict[str, Any]:
+def track(
+    mid: str, event: str = "Product Viewed", user: str = "u1", **props: Any
+) -> dict[str, Any]:
     return {
         "type": "track",
         "event": event,

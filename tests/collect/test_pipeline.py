@@ -146,9 +146,7 @@ def test_same_order_from_two_channels_is_one_order(rt: Runtime) -> None:
 
 def test_duplicated_order_id_with_different_total_is_quarantined(rt: Runtime) -> None:
     pipeline = rt.pipeline()
-    report = pipeline.ingest(
-        [order("o1", total=20, mid="a"), order("o1", total=25, mid="b")]
-    )
+    report = pipeline.ingest([order("o1", total=20, mid="a"), order("o1", total=25, mid="b")])
     assert (report.stored, report.quarantined) == (1, 1)
     [(code, reason)] = [(c, r) for c, r in reasons(rt).values()]
     assert code == "order_conflict" and "20" in reason and "25" in reason
@@ -192,11 +190,20 @@ def test_customers_from_identify_and_consents(rt: Runtime) -> None:
         "messageId": "i1",
         "traits": {"email": "ann@example.de", "firstName": "Ann", "address": {"country": "de"}},
     }
-    later = {**identify, "messageId": "i2", "timestamp": "2025-02-01T00:00:00Z",
-             "traits": {"phone": "+4915112345678"}}
+    later = {
+        **identify,
+        "messageId": "i2",
+        "timestamp": "2025-02-01T00:00:00Z",
+        "traits": {"phone": "+4915112345678"},
+    }
     consent = track(
-        "c1", "Consent Updated", user="u9", purpose="marketing", channel="email",
-        status="granted", evidence={"form": "checkout", "text": "Send me offers"},
+        "c1",
+        "Consent Updated",
+        user="u9",
+        purpose="marketing",
+        channel="email",
+        status="granted",
+        evidence={"form": "checkout", "text": "Send me offers"},
     )
     rt.pipeline().ingest([later, identify, consent])
     [(email, phone, first, country)] = rows(
@@ -222,9 +229,8 @@ def test_base_currency_value_uses_rate_of_day_or_earlier(rt: Runtime) -> None:
         ]
     )
     got = dict(
-        (oid, (rate, base)) for oid, rate, base in rows(
-            rt, "SELECT order_id, fx_rate, total_base FROM orders"
-        )
+        (oid, (rate, base))
+        for oid, rate, base in rows(rt, "SELECT order_id, fx_rate, total_base FROM orders")
     )
     assert Decimal(got["eur"][1]) == Decimal("11.0000")
     assert got["idr"] == (None, None)  # never 0
