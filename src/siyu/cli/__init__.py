@@ -54,11 +54,20 @@ def init(
 
 
 @app.command("config")
-def config_cmd() -> None:
+def config_cmd(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the settings reference as Markdown.")
+    ] = False,
+) -> None:
     """Print the effective settings (secrets masked) with their defaults and help."""
     from rich.table import Table
 
     settings = load_settings()
+    if markdown:
+        print("| setting | environment | default | help |\n| --- | --- | --- | --- |")
+        for name, _value, default, help_ in describe(settings):
+            print(f"| `{name}` | `SIYU_{name.upper()}` | `{default}` | {help_} |")
+        return
     table = Table(title="siyu settings (env SIYU_<NAME> or siyu.toml)")
     for col in ("name", "value", "default", "help"):
         table.add_column(col, overflow="fold")
