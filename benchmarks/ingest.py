@@ -52,7 +52,6 @@ def track_events(n: int, seed: int = 1) -> Iterator[dict[str, Any]]:
 
 def run_siyu(url: str, n: int) -> dict[str, float]:
     from _common import peak_rss_mb, timed
-
     from siyu.config import load_settings
     from siyu.runtime import Runtime
 
@@ -68,8 +67,8 @@ def run_siyu(url: str, n: int) -> dict[str, float]:
 def run_naive(url: str, n: int) -> dict[str, float]:
     """Baseline: validate each event with the same models, then one INSERT per row."""
     import orjson
-    from _common import peak_rss_mb, timed
 
+    from _common import peak_rss_mb, timed
     from siyu.collect.spec import call_adapter
     from siyu.config import load_settings
     from siyu.runtime import Runtime

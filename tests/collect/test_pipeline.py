@@ -32,7 +32,7 @@ def test_events_stored_once_across_batches(rt: Runtime) -> None:
     pipeline = rt.pipeline()
     batch = [track(f"m{i}") for i in range(10)]
     first = pipeline.ingest(batch)
-    again = pipeline.ingest(batch + [track("m10")])
+    again = pipeline.ingest([*batch, track("m10")])
     assert (first.stored, first.duplicates) == (10, 0)
     assert (again.stored, again.duplicates) == (1, 10)
     assert count(rt, "events") == 11
@@ -140,7 +140,8 @@ def test_same_order_from_two_channels_is_one_order(rt: Runtime) -> None:
     pipeline = rt.pipeline()
     pipeline.ingest([order("o1", total=20, mid="webhook-1")])
     report = pipeline.ingest([order("o1", total=20, mid="import-row-7")])
-    assert report.stored == 1 and report.quarantined == 0
+    assert report.stored == 1
+    assert report.quarantined == 0
     assert count(rt, "orders") == 1
 
 
@@ -149,7 +150,9 @@ def test_duplicated_order_id_with_different_total_is_quarantined(rt: Runtime) ->
     report = pipeline.ingest([order("o1", total=20, mid="a"), order("o1", total=25, mid="b")])
     assert (report.stored, report.quarantined) == (1, 1)
     [(code, reason)] = [(c, r) for c, r in reasons(rt).values()]
-    assert code == "order_conflict" and "20" in reason and "25" in reason
+    assert code == "order_conflict"
+    assert "20" in reason
+    assert "25" in reason
 
 
 def test_refunds_adjust_orders(rt: Runtime) -> None:
@@ -164,7 +167,8 @@ def test_refunds_adjust_orders(rt: Runtime) -> None:
     refunded, status = rows(rt, "SELECT refunded, status FROM orders")[0]
     assert (Decimal(refunded), status) == (Decimal(100), "refunded")
     again = pipeline.ingest([refund("o1", 30, mid="r1")])
-    assert again.duplicates == 1 and count(rt, "refunds") == 2
+    assert again.duplicates == 1
+    assert count(rt, "refunds") == 2
 
 
 def test_refund_problems_are_quarantined(rt: Runtime) -> None:
@@ -177,7 +181,8 @@ def test_refund_problems_are_quarantined(rt: Runtime) -> None:
             refund("o1", 5, mid="r3", currency="EUR"),
         ]
     )
-    assert report.quarantined == 3 and report.stored == 0
+    assert report.quarantined == 3
+    assert report.stored == 0
     codes = sorted(code for code, _ in reasons(rt).values())
     assert codes == ["invalid", "refund_exceeds_order", "refund_unknown_order"]
 
@@ -228,10 +233,10 @@ def test_base_currency_value_uses_rate_of_day_or_earlier(rt: Runtime) -> None:
             order("idr", total=150000, currency="IDR"),  # no rate at all
         ]
     )
-    got = dict(
-        (oid, (rate, base))
+    got = {
+        oid: (rate, base)
         for oid, rate, base in rows(rt, "SELECT order_id, fx_rate, total_base FROM orders")
-    )
+    }
     assert Decimal(got["eur"][1]) == Decimal("11.0000")
     assert got["idr"] == (None, None)  # never 0
     problems = rt.status(ws)["problems"]
