@@ -29,14 +29,14 @@ def demo(
             console.print("Admin API key (shown once):")
             console.print(result.admin_key, markup=False, highlight=False)
         with progress_bar() as bar:
-            task = bar.add_task("Building the demo brand", total=customers)
+            task = bar.add_task(f"Demo brand: {customers:,} people, records", total=None)
             report = load_demo(
                 rt,
                 result.workspace,
                 customers=customers,
                 seed=seed,
                 as_of=day,
-                on_customers=lambda n: bar.advance(task, n),
+                on_records=lambda n: bar.advance(task, n),
             )
     console.print(
         f"Demo brand ready: {report.read:,} records read, {report.stored:,} stored, "
