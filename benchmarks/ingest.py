@@ -56,10 +56,13 @@ def run_siyu(url: str, n: int) -> dict[str, float]:
     from siyu.runtime import Runtime
 
     settings = load_settings(database_url=url, ingest_chunk_size=50_000)
+    # Up to 1M events the input is made before the clock starts, so the figure is the
+    # pipeline's; beyond, it streams (the memory check), and the generator's time counts too.
+    source = list(track_events(n)) if n <= 1_000_000 else track_events(n)
     with Runtime(settings) as rt:
         rt.init()
         pipeline = rt.pipeline()
-        report, seconds = timed(lambda: pipeline.ingest(track_events(n)))
+        report, seconds = timed(lambda: pipeline.ingest(source))
     assert report.stored == n, report.as_dict()
     return {"events": n, "seconds": seconds, "eps": n / seconds, "peak_rss_mb": peak_rss_mb()}
 
@@ -79,10 +82,12 @@ def run_naive(url: str, n: int) -> dict[str, float]:
         rt.init()
         ws = rt.workspace().workspace_id
 
+        source = list(track_events(n))
+
         def work() -> None:
             now = datetime.now(UTC).replace(tzinfo=None)
             with rt.db.engine.begin() as conn:
-                for raw in track_events(n):
+                for raw in source:
                     call = call_adapter.validate_python(raw)
                     conn.execute(
                         schema.events.insert().values(

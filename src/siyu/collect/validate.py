@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from siyu.collect.ecommerce import Properties
 from siyu.collect.quarantine import Rejection
@@ -166,13 +167,15 @@ def validate_chunk(
 
     calls = _validate_calls(parsed, result)
     received_utc = received_at.replace(tzinfo=UTC)
-    schemas = dict(registry.event_schemas.items())
+    pending: list[tuple[Record, dict[str, Any], Call, datetime]] = []
     for (record, payload), call in calls:
         when = call.event_time()
         if when is not None and call.sent_at is not None:
             # Segment's clock-skew correction: trust the server clock for the offset.
             when = received_utc - (call.sent_at - when)
-        timestamp = (when or received_utc).astimezone(UTC)
+        timestamp = when or received_utc
+        if timestamp.utcoffset():
+            timestamp = timestamp.astimezone(UTC)
         if timestamp - received_utc > max_future_skew:
             result.rejected.append(
                 Rejection(
@@ -185,30 +188,68 @@ def validate_chunk(
                 )
             )
             continue
-        props: BaseModel | None = None
+        pending.append((record, payload, call, timestamp))
+    props = _validate_properties(pending, result)
+    for index, (record, payload, call, timestamp) in enumerate(pending):
+        if index in props:
+            result.valid.append(
+                ValidCall(
+                    position=record.position,
+                    call=call,
+                    message_id=call.message_id or _message_id(payload),
+                    timestamp=timestamp.replace(tzinfo=None),
+                    payload=payload,
+                    props=props[index],
+                )
+            )
+    return result
+
+
+@cache
+def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
+
+
+def _validate_properties(
+    pending: list[tuple[Record, dict[str, Any], Call, datetime]], result: ChunkResult
+) -> dict[int, BaseModel | None]:
+    """Check the properties of documented events, one pydantic-core call per event name.
+
+    Returns index -> validated properties (None for undocumented events); indices missing from
+    the result were rejected.
+    """
+    schemas = dict(registry.event_schemas.items())
+    out: dict[int, BaseModel | None] = {}
+    groups: dict[str, list[int]] = {}
+    for index, (_, _, call, _) in enumerate(pending):
         event = call.__dict__.get("event")
         if event is not None and event in schemas:
+            groups.setdefault(event, []).append(index)
+        else:
+            out[index] = None
+    for event, indices in groups.items():
+        adapter = _list_adapter(schemas[event])
+        values = [pending[i][2].__dict__.get("properties") or {} for i in indices]
+        try:
+            out.update(zip(indices, adapter.validate_python(values), strict=True))
+            continue
+        except ValidationError as exc:
+            bad = {int(e["loc"][0]) for e in exc.errors()}
+        for pos, index in enumerate(indices):
+            if pos not in bad:
+                out[index] = schemas[event].model_validate(values[pos])
+                continue
             try:
-                props = schemas[event].model_validate(call.__dict__.get("properties") or {})
+                schemas[event].model_validate(values[pos])
             except ValidationError as exc:
                 where, message = _reason(exc.errors(), "properties")
+                record, payload = pending[index][0], pending[index][1]
                 result.rejected.append(
                     Rejection(
                         record.position, "invalid", f"{event}: {message}", _dump(payload), where
                     )
                 )
-                continue
-        result.valid.append(
-            ValidCall(
-                position=record.position,
-                call=call,
-                message_id=call.message_id or _message_id(payload),
-                timestamp=timestamp.replace(tzinfo=None),
-                payload=payload,
-                props=props,
-            )
-        )
-    return result
+    return out
 
 
 def _validate_calls(
