@@ -177,11 +177,6 @@ def test_mask_url_hides_the_password(url: str, shown: str) -> None:
     assert mask_url(url) == shown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/siyu/config.py mask_url only masks the userinfo password; libpq also takes "
-    "?password=... in the query string, which 'siyu config' then prints in clear",
-)
 def test_mask_url_hides_a_password_in_the_query() -> None:
     assert "s3cr3t" not in mask_url("postgresql://siyu@db.example/siyu?password=s3cr3t")
 

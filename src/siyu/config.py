@@ -9,6 +9,7 @@ Nothing is read at import time: call :func:`load_settings`.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -163,10 +164,13 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 def mask_url(url: str) -> str:
     """Hide the password of a database URL."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":****@")
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2****", parts.query)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # unchanged (urlunsplit would drop the '//' of an empty host)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def describe(settings: Settings) -> list[tuple[str, str, str, str]]:

@@ -234,11 +234,6 @@ def test_malformed_json_body_is_400(client: TestClient, make_key: MakeKey) -> No
     assert "JSON" in error["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/siyu/api/errors.py _validation: a JSON decode error has loc ('body', <char "
-    "offset>), so the envelope names field '1' and says '1: JSON decode error'",
-)
 def test_malformed_json_body_names_no_bogus_field(client: TestClient, make_key: MakeKey) -> None:
     write = make_key("write")
     response = client.post(
@@ -264,12 +259,6 @@ def test_unknown_key_id_on_revoke_is_404(client: TestClient, make_key: MakeKey) 
     assert_error(response, 404, "not_found")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="max_batch_bytes (500 KB) is not enforced: POST /api/events "
-    "(src/siyu/api/routers/manage.py post_events) stores a larger batch instead of answering "
-    "413 too_large",
-)
 def test_batch_over_max_batch_bytes_is_413(
     client: TestClient, make_key: MakeKey, settings: Settings
 ) -> None:

@@ -507,10 +507,6 @@ def _file(tmp_path: Path, name: str, data: bytes) -> str:
     return name
 
 
-def _traceback_bug(what: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=what)
-
-
 @pytest.mark.parametrize(
     ("args", "files", "expected"),
     [
@@ -518,40 +514,24 @@ def _traceback_bug(what: str) -> pytest.MarkDecorator:
             ["quarantine", "replay", "q_x", "--payload", "fixed.json"],
             {"fixed.json": b"{not json"},
             "fixed.json",
-            marks=_traceback_bug(
-                "src/siyu/cli/data.py quarantine_replay: orjson.loads(override) raises "
-                "orjson.JSONDecodeError, not a SiyuError: traceback, exit 1"
-            ),
             id="replay-payload-not-json",
         ),
         pytest.param(
             ["quarantine", "replay", "q_x", "--payload", "missing.json"],
             {},
             "missing.json",
-            marks=_traceback_bug(
-                "src/siyu/cli/data.py quarantine_replay: payload.read_text() on a missing file "
-                "raises FileNotFoundError: traceback, exit 1"
-            ),
             id="replay-payload-missing",
         ),
         pytest.param(
             ["fx", "import", "rates.csv"],
             {"rates.csv": b"date,currency,rate\n2025-03-01,EUR,1.08\xff\n"},
             "UTF-8",
-            marks=_traceback_bug(
-                "src/siyu/money/fx.py import_rates_file: read_text(encoding='utf-8-sig') on a "
-                "non-UTF-8 file raises UnicodeDecodeError: traceback, exit 1"
-            ),
             id="fx-file-not-utf8",
         ),
         pytest.param(
             ["demo", "--as-of", "2025-13-01", "--no-serve"],
             {},
             "--as-of",
-            marks=_traceback_bug(
-                "src/siyu/cli/demo.py demo: date.fromisoformat(as_of) raises ValueError: "
-                "traceback, exit 1"
-            ),
             id="demo-bad-as-of",
         ),
     ],

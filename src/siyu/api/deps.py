@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from siyu.access import ApiKey, Workspace, authenticate, get_workspace_by_id
-from siyu.errors import Unauthorized
+from siyu.errors import PayloadTooLarge, Unauthorized
 from siyu.runtime import Runtime
 
 
@@ -49,3 +49,17 @@ class Scoped:
 ReadWorkspace = Annotated[Workspace, Depends(Scoped("read"))]
 WriteWorkspace = Annotated[Workspace, Depends(Scoped("write"))]
 AdminWorkspace = Annotated[Workspace, Depends(Scoped("admin"))]
+
+
+async def limit_batch_size(request: Request, rt: RuntimeDep) -> None:
+    """Refuse a body over ``max_batch_bytes`` (413) before it is parsed as JSON."""
+    limit = rt.settings.max_batch_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit}.")
+    size = len(await request.body())
+    if size > limit:
+        raise PayloadTooLarge(f"The request body is {size} bytes; the limit is {limit}.")
+
+
+BatchLimit = Depends(limit_batch_size)

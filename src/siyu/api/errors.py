@@ -53,6 +53,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            return error_response(
+                400,
+                "invalid",
+                f"The request body is not valid JSON: {first.get('ctx', {}).get('error', '')}",
+                "Send a JSON document (Content-Type: application/json).",
+                "body",
+            )
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or None
         return error_response(

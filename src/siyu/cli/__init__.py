@@ -79,7 +79,9 @@ def config_cmd(
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default SIYU_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default SIYU_PORT).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default SIYU_PORT).")
+    ] = None,
 ) -> None:
     """Run the HTTP API and console."""
     import uvicorn
@@ -89,7 +91,8 @@ def serve(
     settings = load_settings()
     settings.require_safe_secrets()
     app_ = create_app(settings)
-    bind_host, bind_port = host or settings.host, port or settings.port
+    bind_host = host or settings.host
+    bind_port = settings.port if port is None else port
     console.print(f"siyu {__version__} serving at http://{bind_host}:{bind_port}")
     uvicorn.run(app_, host=bind_host, port=bind_port, log_level=settings.log_level.lower())
 

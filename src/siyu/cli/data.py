@@ -13,6 +13,7 @@ from siyu.access import create_key, list_keys, parse_scopes, revoke_key
 from siyu.cli.common import WorkspaceOpt, console, runtime
 from siyu.collect.quarantine import get_quarantined, list_quarantine
 from siyu.collect.replay import replay
+from siyu.errors import InvalidInput, NotFound
 from siyu.money.fx import import_rates_file
 
 quarantine_app = typer.Typer(help="Records that could not be stored: list, show, replay.")
@@ -90,8 +91,17 @@ def quarantine_replay(
     """Send quarantined records through the pipeline again (after fixing their cause)."""
     override = None
     if payload is not None:
-        override = payload.read_text(encoding="utf-8")
-        orjson.loads(override)
+        if not payload.is_file():
+            raise NotFound(f"Payload file {payload} does not exist.", hint="Check the path.")
+        override = payload.read_text(encoding="utf-8", errors="replace")
+        try:
+            orjson.loads(override)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(
+                f"{payload} is not valid JSON: {exc}",
+                hint="Fix the corrected payload, then replay again.",
+                field="payload",
+            ) from exc
     with runtime() as rt:
         result = replay(
             rt.pipeline(rt.workspace(workspace)),

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from siyu.cli.common import WorkspaceOpt, console, progress_bar, runtime
+from siyu.errors import InvalidInput
 
 
 def demo(
@@ -22,7 +23,12 @@ def demo(
     """Build the demo brand (12 markets, 7 sources) and serve it at http://127.0.0.1:8000."""
     from siyu.demo.load import load_demo
 
-    day = date.fromisoformat(as_of) if as_of else None
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise InvalidInput(
+            f"--as-of {as_of!r} is not a date.", hint="Use YYYY-MM-DD.", field="as_of"
+        ) from None
     with runtime() as rt:
         result = rt.init(workspace, name="Demo brand")
         if result.admin_key:

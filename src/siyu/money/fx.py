@@ -154,7 +154,14 @@ def import_rates_file(
 ) -> FxImportReport:
     if not path.is_file():
         raise NotFound(f"FX file {path} does not exist.", hint="Check the path.")
-    table, errors = parse_rates_csv(path.read_text(encoding="utf-8-sig"), base_currency)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+            hint="Save the file as UTF-8 CSV and import it again.",
+        ) from exc
+    table, errors = parse_rates_csv(text, base_currency)
     report = FxImportReport(rows=table.num_rows + len(errors), errors=errors)
     with engine.begin() as conn:
         report.stored = store_rates(conn, workspace_id, table, source=path.name)

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import sqlalchemy as sa
 
+from siyu.config import mask_url
 from siyu.errors import ConfigError, DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class Database:
         except sa.exc.OperationalError as exc:
             engine.dispose()
             raise DatabaseUnavailable(
-                f"Cannot connect to PostgreSQL at {parsed.raw.split('@')[-1]}: "
+                f"Cannot connect to PostgreSQL at {mask_url(parsed.raw).split('@')[-1]}: "
                 f"{str(exc.orig).strip().splitlines()[0]}",
             ) from exc
         return cls(parsed, engine, None)

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
 from siyu.access import create_key, list_keys, parse_scopes, revoke_key
-from siyu.api.deps import AdminWorkspace, ReadWorkspace, RuntimeDep, WriteWorkspace
+from siyu.api.deps import (
+    AdminWorkspace,
+    BatchLimit,
+    ReadWorkspace,
+    RuntimeDep,
+    WriteWorkspace,
+)
 from siyu.collect.quarantine import get_quarantined, list_quarantine
 
 router = APIRouter(prefix="/api", tags=["manage"])
@@ -77,7 +83,7 @@ def get_quarantine_one(quarantine_id: str, ws: ReadWorkspace, rt: RuntimeDep) ->
     }
 
 
-@router.post("/events")
+@router.post("/events", dependencies=[BatchLimit])
 def post_events(
     body: Annotated[BatchIn, Body()], ws: WriteWorkspace, rt: RuntimeDep
 ) -> dict[str, Any]:
