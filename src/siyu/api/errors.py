@@ -8,6 +8,7 @@ errors, request validation errors, unknown routes and unexpected failures all us
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -52,12 +53,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        first: dict[str, Any] = dict(exc.errors()[0]) if exc.errors() else {"msg": "invalid"}
         if first.get("type") == "json_invalid":
             return error_response(
                 400,
                 "invalid",
-                f"The request body is not valid JSON: {first.get('ctx', {}).get('error', '')}",
+                f"The request body is not valid JSON: {dict(first.get('ctx') or {}).get('error', '')}",
                 "Send a JSON document (Content-Type: application/json).",
                 "body",
             )
