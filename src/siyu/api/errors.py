@@ -55,10 +55,11 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first: dict[str, Any] = dict(exc.errors()[0]) if exc.errors() else {"msg": "invalid"}
         if first.get("type") == "json_invalid":
+            cause = dict(first.get("ctx") or {}).get("error", "")
             return error_response(
                 400,
                 "invalid",
-                f"The request body is not valid JSON: {dict(first.get('ctx') or {}).get('error', '')}",
+                f"The request body is not valid JSON: {cause}",
                 "Send a JSON document (Content-Type: application/json).",
                 "body",
             )
