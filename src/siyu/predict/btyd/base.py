@@ -16,14 +16,15 @@ vanishes. The 95% intervals in :attr:`BaseFitter.summary` are Wald intervals on 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
 from scipy import linalg, optimize
 
+from siyu.errors import InvalidInput
 from siyu.predict.btyd.data import FloatArray
 from siyu.predict.errors import FitFailed, ModelNotFitted
 
@@ -34,7 +35,6 @@ LOG_BOUND = float(np.log(1e9))
 """Log-parameters stay in [-LOG_BOUND, LOG_BOUND]; an optimum on that edge is a failed fit."""
 
 _Z95 = 1.959963984540054
-_GRADIENT_STEP = 1e-5  # ~ cube root of machine epsilon: balances truncation and rounding
 _HESSIAN_STEP = 1e-4
 _NEWTON_STEPS = 4
 
@@ -48,21 +48,6 @@ class FitResult:
     log_likelihood: float
     n_customers: float
     n_rows: int
-
-
-def numeric_gradient(f: Callable[[FloatArray], float]) -> Objective:
-    """Wrap a function without an analytic gradient with central differences (2k+1 calls)."""
-
-    def objective(z: FloatArray) -> tuple[float, FloatArray]:
-        value = f(z)
-        grad = np.empty_like(z)
-        for i in range(z.size):
-            step = np.zeros_like(z)
-            step[i] = _GRADIENT_STEP
-            grad[i] = (f(z + step) - f(z - step)) / (2 * _GRADIENT_STEP)
-        return value, grad
-
-    return objective
 
 
 def hessian(objective: Objective, z: FloatArray) -> FloatArray:
@@ -158,12 +143,37 @@ def make_result(
 
 
 class BaseFitter:
-    """``fit()`` returns the model; fitted values live in the ``*_`` attributes (lifetimes style)."""
+    """``fit()`` returns the model; fitted values are the ``*_`` attributes (lifetimes style)."""
 
     param_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self._result: FitResult | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, float]) -> Self:
+        """A model with given parameters (saved earlier, or published) and no fit statistics.
+
+        Predictions work as after ``fit``; standard errors and the log-likelihood are NaN.
+        """
+        names = set(cls.param_names)
+        if set(params) != names:
+            raise InvalidInput(
+                f"{cls.__name__} needs the parameters {sorted(names)}, got {sorted(params)}.",
+                field="params",
+            )
+        values = np.array([float(params[name]) for name in cls.param_names])
+        if not (np.isfinite(values).all() and (values > 0).all()):
+            raise InvalidInput(
+                f"{cls.__name__} parameters must be positive numbers.", field="params"
+            )
+        model = cls()
+        k = values.size
+        covariance = np.full((k, k), np.nan)
+        model._result = FitResult(
+            dict(zip(cls.param_names, values.tolist(), strict=True)), covariance, np.nan, 0.0, 0
+        )
+        return model
 
     @property
     def result(self) -> FitResult:

@@ -187,6 +187,13 @@ class RFMRows:
     x_values: FloatArray
     x_index: IndexArray
     x_weights: FloatArray
+    customers: IndexArray
+    """For each input customer, the index of her row (-1 if dropped for a zero weight)."""
+
+    def expand(self, per_row: FloatArray) -> FloatArray:
+        """Per-row results (last axis) back to one value per input customer."""
+        out: FloatArray = per_row[..., self.customers]
+        return out
 
     @property
     def n_customers(self) -> float:
@@ -206,12 +213,36 @@ def rfm_rows(
     allow_empty: bool = False,
     compressed: bool = True,
 ) -> RFMRows:
-    """Validate and (by default) compress customer summaries into :class:`RFMRows`."""
+    """Validate and (by default) compress customer summaries into :class:`RFMRows`.
+
+    Predictions use the compression too: they depend on (x, t_x, T) alone, so they are computed
+    once per distinct row and expanded with :meth:`RFMRows.expand`.
+    """
     x, t_x, t_end = check_rfm(frequency, recency, T, allow_empty=allow_empty)
     w = check_weights(weights, x.size) if x.size else np.zeros(0)
+    customers = np.arange(x.size, dtype=np.intp)
     if compressed:
         keep = w > 0
-        (x, t_x, t_end), w, _ = compress([x[keep], t_x[keep], t_end[keep]], w[keep])
+        (x, t_x, t_end), w, inverse = compress([x[keep], t_x[keep], t_end[keep]], w[keep])
+        customers = np.full(keep.size, -1, dtype=np.intp)
+        customers[keep] = inverse
     x_values, x_index = np.unique(x, return_inverse=True)
-    x_weights = np.bincount(x_index, weights=w, minlength=x_values.size)
-    return RFMRows(x, t_x, t_end, w, x_values, x_index, x_weights)
+    x_weights = np.asarray(
+        np.bincount(x_index, weights=w, minlength=x_values.size), dtype=np.float64
+    )
+    return RFMRows(x, t_x, t_end, w, x_values, x_index, x_weights, customers)
+
+
+def prediction_rows(
+    frequency: npt.ArrayLike,
+    recency: npt.ArrayLike,
+    T: npt.ArrayLike,  # noqa: N803
+    horizon: FloatArray | None = None,
+) -> RFMRows:
+    """Rows for a prediction: compressed, unless the horizon has one value per customer.
+
+    A horizon is a scalar, one value per customer (shape (n,)), or a column of k horizons
+    (shape (k, 1)) that gives k predictions per customer (shape (k, n)).
+    """
+    per_customer = horizon is not None and horizon.ndim >= 1 and horizon.shape[-1] > 1
+    return rfm_rows(frequency, recency, T, allow_empty=True, compressed=not per_customer)

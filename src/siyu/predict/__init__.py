@@ -1,0 +1,25 @@
+"""Predict: customer lifetime value and churn from transaction histories.
+
+The public API of the slice; other slices import only from here.
+"""
+
+from __future__ import annotations
+
+from siyu.predict.btyd import (
+    BetaGeoFitter,
+    GammaGammaFitter,
+    ParetoNBDFitter,
+    customer_lifetime_value,
+)
+from siyu.predict.errors import FitFailed, ModelNotFitted
+from siyu.predict.summary import rfm_summary
+
+__all__ = [
+    "BetaGeoFitter",
+    "FitFailed",
+    "GammaGammaFitter",
+    "ModelNotFitted",
+    "ParetoNBDFitter",
+    "customer_lifetime_value",
+    "rfm_summary",
+]
