@@ -28,6 +28,9 @@ def _identifiers(source: str, r: dict[str, Any]) -> set[tuple[str, str, str, str
     out = set()
     if "userId" in r:
         out.add((person, SOURCE_USER_KIND[source], r["userId"], source))
+    if r["type"] == "alias":  # previousId: an Amazon buyer id (A...) or an Instagram IGSID
+        kind = "amazon_buyer" if r["previousId"].startswith("A") else "instagram"
+        out.add((person, kind, r["previousId"], source))
     if "anonymousId" in r:
         out.add((person, "anonymous_id", r["anonymousId"], source))
     for kind in ("email", "phone"):

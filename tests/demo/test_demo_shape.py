@@ -68,7 +68,7 @@ def test_every_record_is_a_segment_message(records: list[dict[str, Any]]) -> Non
     end = dt.datetime.combine(AS_OF, dt.time(), dt.UTC)
     ids: set[str] = set()
     for r in records:
-        assert r["type"] in {"identify", "track", "page"}
+        assert r["type"] in {"identify", "track", "page", "alias"}
         assert r["messageId"] not in ids
         ids.add(r["messageId"])
         assert ISO_Z.match(r["timestamp"]), r["timestamp"]
@@ -81,6 +81,8 @@ def test_every_record_is_a_segment_message(records: list[dict[str, Any]]) -> Non
             assert isinstance(r["properties"], dict)
         elif r["type"] == "identify":
             assert r["traits"]["country"] in {m.code for m in MARKETS}
+        elif r["type"] == "alias":
+            assert r["previousId"] != r["userId"]
         else:
             assert r["name"]
             assert r["properties"]["url"].endswith(r["properties"]["path"])

@@ -15,6 +15,7 @@ from siyu.demo.calendar import DAY_MS, Window
 from siyu.demo.catalogue import Catalogue
 from siyu.demo.consents import Consents
 from siyu.demo.events import (
+    ALIAS,
     CART_CHECKOUT,
     CHECKOUT_STARTED,
     COMMUNITY_JOINED,
@@ -36,7 +37,7 @@ from siyu.demo.events import (
     EventBuilder,
     EventTable,
 )
-from siyu.demo.markets import EMAIL, INSTAGRAM, SHOPIFY, WEB, WHATSAPP
+from siyu.demo.markets import AMAZON, EMAIL, INSTAGRAM, SHOPIFY, WEB, WHATSAPP
 from siyu.demo.orders import Orders
 from siyu.demo.people import People
 
@@ -219,6 +220,19 @@ def _community(ev: EventBuilder, rng: np.random.Generator, p: People, orders: In
     ev.add(REFERRAL_SHARED, WHATSAPP, sharer[s][~web], ts[~web], ref=channel[~web])
 
 
+def _account_links(ev: EventBuilder, rng: np.random.Generator, p: People) -> None:
+    """Logged-in store customers register an Amazon purchase or connect their Instagram.
+
+    Each becomes a Segment ``alias`` (previousId = the other account, userId = the Shopify
+    customer id): the only evidence that ties a masked marketplace buyer to the store.
+    """
+    logged_in = p.member[:, SHOPIFY] & p.member[:, WEB] & (p.login_ms < p.t_end)
+    for source, share in ((AMAZON, 0.6), (INSTAGRAM, 0.5)):
+        who = np.flatnonzero(logged_in & p.member[:, source] & (rng.random(len(p)) < share))
+        ts = _uniform_in(rng, np.maximum(p.t0[who], p.login_ms[who]), p.t_end[who])
+        ev.add(ALIAS, WEB, who, ts, device=0, ref=source)
+
+
 def _identifies(ev: EventBuilder, rng: np.random.Generator, p: People, table: EventTable) -> None:
     """One identify per (person, non-web source), just before the first thing seen there."""
     n = len(p)
@@ -247,6 +261,7 @@ def make_events(
     _email(ev, rng, p, c)
     _whatsapp(ev, rng, p, c, orders)
     _community(ev, rng, p, orders)
+    _account_links(ev, rng, p)
     ev.add(CONSENT_UPDATED, c.source, c.person, c.ts, ref=np.arange(len(c.person)))
     table = ev.build()
     ident = EventBuilder()

@@ -33,7 +33,8 @@ Bools = npt.NDArray[np.bool_]
     COMMUNITY_POSTED,
     REFERRAL_SHARED,
     CONSENT_UPDATED,
-) = range(17)
+    ALIAS,  # the store links another account (Amazon buyer, Instagram) to a Shopify customer
+) = range(18)
 
 EVENT_NAMES: tuple[str, ...] = (
     "",
@@ -53,7 +54,9 @@ EVENT_NAMES: tuple[str, ...] = (
     "Community Message Posted",
     "Referral Link Shared",
     "Consent Updated",
+    "",
 )
+MESSAGE_TYPES: tuple[str, ...] = ("identify", "page", *(["track"] * 15), "alias")
 
 NO_DEVICE, TABLET = -1, 2  # device column: -1 none, 0/1 the person's browsers, 2 store tablet
 

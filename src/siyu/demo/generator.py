@@ -21,8 +21,8 @@ from siyu.demo.activity import make_events
 from siyu.demo.calendar import Window
 from siyu.demo.catalogue import catalogue
 from siyu.demo.consents import Consents, make_consents
-from siyu.demo.events import IDENTIFY, TABLET, EventTable
-from siyu.demo.markets import EMAIL, SOURCE_NAMES, WEB
+from siyu.demo.events import ALIAS, IDENTIFY, TABLET, EventTable
+from siyu.demo.markets import AMAZON, EMAIL, SOURCE_NAMES, WEB
 from siyu.demo.orders import Orders, make_orders
 from siyu.demo.people import BLOCK, People, make_people
 from siyu.demo.records import Writer
@@ -208,6 +208,10 @@ def _truth_rows(block: Block, lo: int, hi: int) -> list[tuple[str, str, str, str
         if s == EMAIL and p.typo_source[i] == EMAIL:
             flag = "typo_email"
         found.setdefault((i, s, kind, value), flag)
+    for key in np.unique((ev.person * 8 + ev.ref)[keep & (ev.kind == ALIAS)]).tolist():
+        i, s = divmod(key, 8)
+        value = p.amazon_id[i] if s == AMAZON else p.instagram_id[i]
+        found.setdefault((i, WEB, USER_ID_KIND[s], value), None)
     web = keep & (ev.source == WEB)
     for key in np.unique(ev.person[web] * 4 + ev.device[web]).tolist():
         i, d = divmod(key, 4)

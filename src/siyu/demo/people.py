@@ -223,10 +223,10 @@ def make_people(rng: np.random.Generator, block: int, seed: int, window: Window)
     fav2 = (fav1 + rng.integers(1, len(CATEGORIES), n)) % len(CATEGORIES)
     u = rng.random((n, 8))
     phone_shown = np.zeros((n, 7), dtype=np.bool_)
-    phone_shown[:, SHOPIFY] = u[:, 0] < 0.6
+    phone_shown[:, SHOPIFY] = u[:, 0] < 0.7
     phone_shown[:, WHATSAPP] = True
-    phone_shown[:, TIKTOK] = u[:, 1] < 0.4
-    phone_shown[:, AMAZON] = u[:, 2] < 0.25
+    phone_shown[:, TIKTOK] = u[:, 1] < 0.6
+    phone_shown[:, AMAZON] = u[:, 2] < 0.4
     phone_format = np.zeros((n, 7), dtype=np.int64)
     phone_format[:, SHOPIFY] = np.where(u[:, 3] < 0.3, PHONE_LOCAL, PHONE_E164)
     phone_format[:, WHATSAPP] = np.searchsorted([0.6, 0.8], u[:, 4], side="right")
@@ -264,8 +264,8 @@ def make_people(rng: np.random.Generator, block: int, seed: int, window: Window)
     m = p.member
     p.email_shown[:, SHOPIFY] = m[:, SHOPIFY]
     p.email_shown[:, EMAIL] = m[:, EMAIL]
-    p.email_shown[:, WHATSAPP] = m[:, WHATSAPP] & (email_draw[:, 0] < 0.3)
-    p.email_shown[:, INSTAGRAM] = m[:, INSTAGRAM] & (email_draw[:, 1] < 0.25)
+    p.email_shown[:, WHATSAPP] = m[:, WHATSAPP] & (email_draw[:, 0] < 0.4)
+    p.email_shown[:, INSTAGRAM] = m[:, INSTAGRAM] & (email_draw[:, 1] < 0.45)
     p.email_shown[:, WEB] = m[:, WEB] & m[:, EMAIL] & ~m[:, SHOPIFY]  # newsletter sign-up
     p.devices = np.where(m[:, WEB], 1 + (rng.random(n) < 0.2), 0).astype(np.int64)
     login_delay = (rng.uniform(0, 20, n) * DAY_MS).astype(np.int64)

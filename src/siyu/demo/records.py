@@ -20,6 +20,7 @@ from siyu.demo.activity import REFERRAL_CHANNELS
 from siyu.demo.catalogue import BRANDS, CATEGORIES, Catalogue
 from siyu.demo.consents import CHANNELS, EVIDENCE, PURPOSES, STATUSES, Consents
 from siyu.demo.events import (
+    ALIAS,
     CART_CHECKOUT,
     CHECKOUT_STARTED,
     COMMUNITY_JOINED,
@@ -32,6 +33,7 @@ from siyu.demo.events import (
     IDENTIFY,
     MESSAGE_RECEIVED,
     MESSAGE_SENT,
+    MESSAGE_TYPES,
     ORDER_COMPLETED,
     ORDER_REFUNDED,
     PAGE,
@@ -146,6 +148,7 @@ class Writer:
             COMMUNITY_POSTED: self._community,
             REFERRAL_SHARED: self._referral,
             CONSENT_UPDATED: self._consent,
+            ALIAS: self._alias,
         }
 
     # -- shared pieces -------------------------------------------------------------------------
@@ -181,7 +184,7 @@ class Writer:
             i, s, kind = self.person[r], self.source[r], self.kind[r]
             m = MARKETS[self.market[i]]
             msg: Record = {
-                "type": "identify" if kind == IDENTIFY else "page" if kind == PAGE else "track",
+                "type": MESSAGE_TYPES[kind],
                 "messageId": f"demo-{seed}-{self.pid[i]}-{int(self.seq[r])}",
                 "timestamp": ts[n],
             }
@@ -197,7 +200,7 @@ class Writer:
                 if s == SHOPIFY:
                     context["ip"] = p.ip[i]
                 msg["context"] = context
-            if kind > PAGE:
+            if EVENT_NAMES[kind]:
                 msg["event"] = EVENT_NAMES[kind]
             self.writers[kind](r, msg)
             out.append(msg)
@@ -370,3 +373,8 @@ class Writer:
             "status": STATUSES[int(c.status[k])],
             "evidence": {"form": form, "text": text},
         }
+
+    def _alias(self, r: int, msg: Record) -> None:
+        i = self.person[r]
+        p = self.p
+        msg["previousId"] = p.amazon_id[i] if self.ref[r] == AMAZON else p.instagram_id[i]
