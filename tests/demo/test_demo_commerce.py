@@ -129,3 +129,14 @@ def test_complements_are_bought_together(records: list[dict[str, Any]]) -> None:
             with_both += bool(ids & wear)
     assert with_mat > 20
     assert with_both / with_mat > 3 * with_wear / len(orders)
+
+
+def test_the_days_before_eid_are_busy(records: list[dict[str, Any]]) -> None:
+    """Eid al-Fitr 2025 fell on 30 March: ID, MY and SA shop hard in the ten days before."""
+    before_eid = february = 0
+    for r in _orders(records):
+        if market_of(r).code in {"ID", "MY", "SA"}:
+            day = r["timestamp"][:10]
+            before_eid += "2025-03-20" <= day <= "2025-03-29"
+            february += "2025-02-01" <= day <= "2025-02-10"
+    assert before_eid > 1.5 * february
