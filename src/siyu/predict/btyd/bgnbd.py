@@ -22,19 +22,25 @@ from siyu.predict.btyd.data import FloatArray, RFMRows, check_horizon, predictio
 from siyu.predict.errors import FitFailed
 
 
-def _log_odds_dead(params: tuple[float, ...], rows: RFMRows) -> FloatArray:
+def _log_odds_dead(
+    params: tuple[float, ...],
+    rows: RFMRows,
+    log_a_t: FloatArray | None = None,
+    log_a_tx: FloatArray | None = None,
+) -> FloatArray:
     """log of delta(x>0) a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x): eq. 6's term 2 over term 1.
 
     P(alive | x, t_x, T) = 1 / (1 + exp(this)) (Fader, Hardie & Lee 2008); -inf for x = 0,
     whose customers cannot have dropped out (drop-out happens only just after a repeat purchase).
+    ``log_a_t`` and ``log_a_tx`` (log(alpha+T), log(alpha+t_x)) are reused when given.
     """
     r, alpha, a, b = params
-    repeat = rows.x > 0
+    if log_a_t is None or log_a_tx is None:
+        log_a_t, log_a_tx = np.log(alpha + rows.T), np.log(alpha + rows.t_x)
     x_at_least_1 = np.maximum(rows.x_values, 1.0)
-    log_ratio = (np.log(a) - np.log(b + x_at_least_1 - 1.0))[rows.x_index]
-    shape = r + rows.x
-    log_growth = shape * (np.log(alpha + rows.T) - np.log(alpha + rows.t_x))
-    return np.where(repeat, log_ratio + log_growth, -np.inf)
+    log_ratio = np.log(a) - np.log(b + x_at_least_1 - 1.0)
+    log_odds = log_ratio[rows.x_index] + (r + rows.x) * (log_a_t - log_a_tx)
+    return np.where(rows.x > 0, log_odds, -np.inf)
 
 
 def _neg_log_likelihood(rows: RFMRows, z: FloatArray) -> tuple[float, FloatArray]:
@@ -45,27 +51,28 @@ def _neg_log_likelihood(rows: RFMRows, z: FloatArray) -> tuple[float, FloatArray
     using B(a+1, b+x-1) / B(a, b+x) = a / (b+x-1). The last term is a softplus of
     :func:`_log_odds_dead`, so neither factor is ever exponentiated on its own and nothing
     overflows for large x or T. The gradient is analytic; pi = expit(log odds) is the posterior
-    probability of having dropped out.
+    probability of having dropped out. Terms that depend on x alone are summed per distinct x.
     """
     r, alpha, a, b = (float(v) for v in np.exp(z))
     xv, idx, wx, w = rows.x_values, rows.x_index, rows.x_weights, rows.w
     shape = r + rows.x
     log_a_t = np.log(alpha + rows.T)
     log_a_tx = np.log(alpha + rows.t_x)
-    log_odds = _log_odds_dead((r, alpha, a, b), rows)
+    log_odds = _log_odds_dead((r, alpha, a, b), rows, log_a_t, log_a_tx)
     per_x = gammaln(r + xv) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xv) - betaln(a, b)
-    ll = float(wx @ per_x) + float(w @ (np.logaddexp(0.0, log_odds) - shape * log_a_t))
-    pi = expit(log_odds)
-    w_pi = w * pi
-    x_at_least_1 = np.maximum(xv, 1.0)
+    w_shape = w * shape
+    ll = float(wx @ per_x) + float(w @ np.logaddexp(0.0, log_odds)) - float(w_shape @ log_a_t)
+    w_pi = w * expit(log_odds)
+    w_pi_x = np.bincount(idx, weights=w_pi, minlength=xv.size)
+    inv_t, inv_tx = 1.0 / (alpha + rows.T), 1.0 / (alpha + rows.t_x)
     d_r = float(wx @ (digamma(r + xv) - digamma(r) + np.log(alpha)))
-    d_r += float(w @ -log_a_t) + float(w_pi @ (log_a_t - log_a_tx))
-    d_alpha = r / alpha * float(wx.sum()) - float(w @ (shape / (alpha + rows.T)))
-    d_alpha += float(w_pi @ (shape * (1.0 / (alpha + rows.T) - 1.0 / (alpha + rows.t_x))))
+    d_r += float(w_pi @ (log_a_t - log_a_tx)) - float(w @ log_a_t)
+    d_alpha = r / alpha * rows.n_customers - float(w_shape @ inv_t)
+    d_alpha += float((w_pi * shape) @ (inv_t - inv_tx))
     psi_ab, psi_abx = digamma(a + b), digamma(a + b + xv)
     d_a = float(wx @ (psi_ab - psi_abx)) + float(w_pi.sum()) / a
     d_b = float(wx @ (digamma(b + xv) - digamma(b) + psi_ab - psi_abx))
-    d_b -= float(w_pi @ (1.0 / (b + x_at_least_1 - 1.0))[idx])
+    d_b -= float(w_pi_x @ (1.0 / (b + np.maximum(xv, 1.0) - 1.0)))
     grad = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
     return -ll, -grad
 
