@@ -55,6 +55,28 @@ class DatabaseURL:
         )
 
 
+def _duckdb_connection(raw: duckdb.DuckDBPyConnection) -> Any:
+    """A DB-API connection for SQLAlchemy over a DuckDB cursor.
+
+    duckdb-engine's cursors ignore close(); since DuckDB 2.0 a half-read result then blocks the
+    next operation on that connection (e.g. registering an Arrow table after ``.first()``).
+    Closing a cursor here abandons its unread rows, which is what DB-API close() means.
+    """
+    from duckdb_engine import ConnectionWrapper, CursorWrapper
+
+    class Cursor(CursorWrapper):
+        def close(self) -> None:
+            abort = getattr(raw, "abort", None)
+            if abort is not None:
+                abort()
+
+    class Connection(ConnectionWrapper):
+        def cursor(self) -> CursorWrapper:
+            return Cursor(raw, self)
+
+    return Connection(raw)
+
+
 class Database:
     """Connections to the configured database; create with :meth:`open`, release with close()."""
 
@@ -80,7 +102,6 @@ class Database:
     @classmethod
     def _open_duckdb(cls, parsed: DatabaseURL) -> Database:
         import duckdb
-        from duckdb_engine import ConnectionWrapper
 
         assert parsed.path is not None
         if parsed.path != ":memory:":
@@ -95,7 +116,7 @@ class Database:
             ) from exc
         engine = sa.create_engine(
             "duckdb://",
-            creator=lambda: ConnectionWrapper(root.cursor()),
+            creator=lambda: _duckdb_connection(root.cursor()),
             poolclass=sa.pool.QueuePool,
             pool_size=4,
             max_overflow=8,
