@@ -98,6 +98,7 @@ registry = Registry()
 BUILTIN_MODULES: tuple[str, ...] = (
     "siyu.collect.ecommerce",
     "siyu.compute.engines",
+    "siyu.identity.identifiers",
 )
 
 _loaded = False
