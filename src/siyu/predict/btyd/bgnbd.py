@@ -18,7 +18,15 @@ from scipy import integrate
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 from siyu.predict.btyd.base import BaseFitter, make_result, maximise
-from siyu.predict.btyd.data import FloatArray, RFMRows, check_horizon, prediction_rows, rfm_rows
+from siyu.predict.btyd.data import (
+    FloatArray,
+    RFMRows,
+    check_horizon,
+    compress,
+    dot,
+    prediction_rows,
+    rfm_rows,
+)
 from siyu.predict.errors import FitFailed
 
 
@@ -61,18 +69,18 @@ def _neg_log_likelihood(rows: RFMRows, z: FloatArray) -> tuple[float, FloatArray
     log_odds = _log_odds_dead((r, alpha, a, b), rows, log_a_t, log_a_tx)
     per_x = gammaln(r + xv) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xv) - betaln(a, b)
     w_shape = w * shape
-    ll = float(wx @ per_x) + float(w @ np.logaddexp(0.0, log_odds)) - float(w_shape @ log_a_t)
+    ll = dot(wx, per_x) + dot(w, np.logaddexp(0.0, log_odds)) - dot(w_shape, log_a_t)
     w_pi = w * expit(log_odds)
     w_pi_x = np.bincount(idx, weights=w_pi, minlength=xv.size)
     inv_t, inv_tx = 1.0 / (alpha + rows.T), 1.0 / (alpha + rows.t_x)
-    d_r = float(wx @ (digamma(r + xv) - digamma(r) + np.log(alpha)))
-    d_r += float(w_pi @ (log_a_t - log_a_tx)) - float(w @ log_a_t)
-    d_alpha = r / alpha * rows.n_customers - float(w_shape @ inv_t)
-    d_alpha += float((w_pi * shape) @ (inv_t - inv_tx))
+    d_r = dot(wx, (digamma(r + xv) - digamma(r) + np.log(alpha)))
+    d_r += dot(w_pi, log_a_t - log_a_tx) - dot(w, log_a_t)
+    d_alpha = r / alpha * rows.n_customers - dot(w_shape, inv_t)
+    d_alpha += dot(w_pi * shape, inv_t - inv_tx)
     psi_ab, psi_abx = digamma(a + b), digamma(a + b + xv)
-    d_a = float(wx @ (psi_ab - psi_abx)) + float(w_pi.sum()) / a
-    d_b = float(wx @ (digamma(b + xv) - digamma(b) + psi_ab - psi_abx))
-    d_b -= float(w_pi_x @ (1.0 / (b + np.maximum(xv, 1.0) - 1.0)))
+    d_a = dot(wx, (psi_ab - psi_abx)) + float(w_pi.sum()) / a
+    d_b = dot(wx, (digamma(b + xv) - digamma(b) + psi_ab - psi_abx))
+    d_b -= dot(w_pi_x, (1.0 / (b + np.maximum(xv, 1.0) - 1.0)))
     grad = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
     return -ll, -grad
 
@@ -94,11 +102,11 @@ class BetaGeoFitter(BaseFitter):
     ) -> Self:
         """Maximum likelihood on customer summaries; ``weights`` counts customers per row."""
         rows = rfm_rows(frequency, recency, T, weights)
-        repeat_purchases = float(rows.w @ rows.x)
+        repeat_purchases = dot(rows.w, rows.x)
         if repeat_purchases == 0:
             raise FitFailed("No customer made a repeat purchase, so purchase rates are unknown.")
         # Start at a mean purchase rate r / alpha equal to the observed one, a = b = 1.
-        alpha0 = float(rows.w @ rows.T) / repeat_purchases
+        alpha0 = dot(rows.w, rows.T) / repeat_purchases
         start = np.log(np.array([1.0, max(alpha0, 1e-6), 1.0, 1.0]))
         z, h, ll = maximise(
             lambda v: _neg_log_likelihood(rows, v), start, self.param_names, rows.n_customers
@@ -181,7 +189,22 @@ class BetaGeoFitter(BaseFitter):
 
 
 def _expected_alive(rows: RFMRows, t: FloatArray, params: tuple[float, ...]) -> FloatArray:
-    """Eq. 10's numerator: expected purchases in (T, T+t] given active at T.
+    """Eq. 10's numerator for every row; it depends on (x, T) only, not on t_x.
+
+    With a shared horizon (scalar or a (k, 1) column) it is computed once per distinct (x, T),
+    which makes month-by-month CLV cheap.
+    """
+    if t.ndim >= 1 and t.shape[-1] > 1:
+        return _expected_alive_at(rows.x, rows.T, t, params)
+    (x, t_end), _, inverse = compress([rows.x, rows.T], np.ones(rows.n_rows))
+    out: FloatArray = _expected_alive_at(x, t_end, t, params)[..., inverse]
+    return out
+
+
+def _expected_alive_at(
+    x_in: FloatArray, t_in: FloatArray, t: FloatArray, params: tuple[float, ...]
+) -> FloatArray:
+    """Expected purchases in (T, T+t] given active at T, for repeat purchases x.
 
     scipy's hyp2f1 can fail for large c with z near 1 (it returns inf for 2F1(1, 1; 101; 0.91),
     where c-a-b is an integer). A result outside the bounds every answer obeys, 0 <= E <=
@@ -189,14 +212,14 @@ def _expected_alive(rows: RFMRows, t: FloatArray, params: tuple[float, ...]) -> 
     definition by quadrature, for those elements only.
     """
     r, alpha, a, b = params
-    z = t / (alpha + rows.T + t)
-    c = a + b + rows.x - 1.0
+    z = t / (alpha + t_in + t)
+    c = a + b + x_in - 1.0
     hyp = hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
     out = c / (a - 1.0) * (1.0 - np.exp((a - 1.0) * np.log1p(-z)) * hyp)
-    bound = (r + rows.x) * t / (alpha + rows.T)
+    bound = (r + x_in) * t / (alpha + t_in)
     bad = ~((out >= 0.0) & (out <= bound * (1.0 + 1e-9)))
     if bad.any():
-        out, x, t_end, horizon = np.broadcast_arrays(out, rows.x, rows.T, t)
+        out, x, t_end, horizon = np.broadcast_arrays(out, x_in, t_in, t)
         out = out.copy()
         for i in zip(*np.nonzero(bad), strict=True):
             out[i] = _expected_alive_quadrature(params, x[i], t_end[i], horizon[i])

@@ -80,5 +80,5 @@ def customer_lifetime_value(
     cumulative = transaction_model.conditional_expected_purchases(month_ends, x, recency, T)
     per_month = np.diff(np.broadcast_to(cumulative, (months + 1, x.size)), axis=0)
     discount = (1.0 + discount_rate) ** -np.arange(1, months + 1, dtype=np.float64)
-    out: FloatArray = spend * (discount @ per_month)
+    out: FloatArray = spend * np.einsum("i,ij->j", discount, per_month)
     return out

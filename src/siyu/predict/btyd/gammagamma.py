@@ -23,7 +23,7 @@ from scipy.special import digamma, gammaln
 
 from siyu.predict.btyd.base import BaseFitter, make_result, maximise
 from siyu.predict.btyd.clv import PurchaseModel, customer_lifetime_value
-from siyu.predict.btyd.data import FloatArray, check_spend, check_weights, compress
+from siyu.predict.btyd.data import FloatArray, check_spend, check_weights, compress, dot
 from siyu.predict.errors import FitFailed
 
 
@@ -37,8 +37,8 @@ class _SpendRows:
         self.x_values, x_index = np.unique(x, return_inverse=True)
         self.x_weights = np.bincount(x_index, weights=w, minlength=self.x_values.size)
         # sum w [(px-1) log m + px log x] = p sum w x log(m x) - sum w log m
-        self.sum_x_log_mx = float(w @ (x * np.log(self.mx)))
-        self.sum_log_m = float(w @ np.log(m))
+        self.sum_x_log_mx = dot(w, (x * np.log(self.mx)))
+        self.sum_log_m = dot(w, np.log(m))
 
     def neg_log_likelihood(self, z: FloatArray) -> tuple[float, FloatArray]:
         """Negative total log-density of the observed averages (the density above) and its gradient.
@@ -49,16 +49,14 @@ class _SpendRows:
         xv, wx, w, x = self.x_values, self.x_weights, self.w, self.x
         pxv = p * xv
         log_gmx = np.log(gamma + self.mx)
-        sum_log_gmx = float(w @ log_gmx)
-        sum_x_log_gmx = float((w * x) @ log_gmx)
-        ll = float(wx @ (gammaln(pxv + q) - gammaln(pxv))) - self.n * (
-            gammaln(q) - q * np.log(gamma)
-        )
+        sum_log_gmx = dot(w, log_gmx)
+        sum_x_log_gmx = dot(w * x, log_gmx)
+        ll = dot(wx, (gammaln(pxv + q) - gammaln(pxv))) - self.n * (gammaln(q) - q * np.log(gamma))
         ll += p * self.sum_x_log_mx - self.sum_log_m - p * sum_x_log_gmx - q * sum_log_gmx
         psi = digamma(pxv + q)
-        d_p = float(wx @ (xv * (psi - digamma(pxv)))) + self.sum_x_log_mx - sum_x_log_gmx
-        d_q = float(wx @ psi) + self.n * (np.log(gamma) - digamma(q)) - sum_log_gmx
-        d_gamma = self.n * q / gamma - float(w @ ((p * x + q) / (gamma + self.mx)))
+        d_p = dot(wx, (xv * (psi - digamma(pxv)))) + self.sum_x_log_mx - sum_x_log_gmx
+        d_q = dot(wx, psi) + self.n * (np.log(gamma) - digamma(q)) - sum_log_gmx
+        d_gamma = self.n * q / gamma - dot(w, ((p * x + q) / (gamma + self.mx)))
         grad = np.array([d_p * p, d_q * q, d_gamma * gamma])
         return -ll, -grad
 
@@ -82,7 +80,7 @@ class GammaGammaFitter(BaseFitter):
         if x.size < 2:
             raise FitFailed("The Gamma-Gamma model needs at least two distinct spend values.")
         # Method-of-moments-like start: p = 1 and gamma / (q-1) near the mean spend, q = 2.
-        mean_spend = float(w @ m) / float(w.sum())
+        mean_spend = dot(w, m) / float(w.sum())
         start = np.log(np.array([1.0, 2.0, max(mean_spend, 1e-6)]))
         rows = _SpendRows(x, m, w)
         z, h, ll = maximise(rows.neg_log_likelihood, start, self.param_names, rows.n)

@@ -23,6 +23,7 @@ from siyu.predict.btyd.data import (
     RFMRows,
     check_horizon,
     compress,
+    dot,
     prediction_rows,
     rfm_rows,
 )
@@ -95,7 +96,7 @@ def _neg_log_likelihood(rows: RFMRows, pairs: _Pairs, z: FloatArray) -> tuple[fl
     log_alive, log_died, log_i = _log_terms(params, rows, pairs)
     w, wx, xv = rows.w, rows.x_weights, rows.x_values
     per_x = gammaln(r + xv) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-    ll = float(wx @ per_x) + float(w @ np.logaddexp(log_alive, log_died))
+    ll = dot(wx, per_x) + dot(w, np.logaddexp(log_alive, log_died))
     # Per pair: derivatives of log I in each log-parameter.
     d_log_i = np.empty((4, log_i.size))
     for j in range(4):
@@ -111,16 +112,18 @@ def _neg_log_likelihood(rows: RFMRows, pairs: _Pairs, z: FloatArray) -> tuple[fl
     w_alive = w - w_died
     log_a_t, log_b_t = np.log(alpha + rows.T), np.log(beta + rows.T)
     weight = w_died / one_minus
-    d_died = d_log_i[:, pairs.at_t_x] @ weight - d_log_i[:, pairs.at_end] @ (ratio * weight)
+    d_died = np.einsum("ji,i->j", d_log_i[:, pairs.at_t_x], weight) - np.einsum(
+        "ji,i->j", d_log_i[:, pairs.at_end], ratio * weight
+    )
     n = float(w.sum())
     grad = np.array(
         [
-            r * float(wx @ (digamma(r + xv) - digamma(r) + np.log(alpha)))
-            - r * float(w_alive @ log_a_t)
+            r * dot(wx, (digamma(r + xv) - digamma(r) + np.log(alpha)))
+            - r * dot(w_alive, log_a_t)
             + d_died[0],
-            r * n - alpha * float(w_alive @ ((r + rows.x) / (alpha + rows.T))) + d_died[1],
-            s * n * np.log(beta) - s * float(w_alive @ log_b_t) + float(w_died.sum()) + d_died[2],
-            s * n - beta * s * float(w_alive @ (1.0 / (beta + rows.T))) + d_died[3],
+            r * n - alpha * dot(w_alive, ((r + rows.x) / (alpha + rows.T))) + d_died[1],
+            s * n * np.log(beta) - s * dot(w_alive, log_b_t) + float(w_died.sum()) + d_died[2],
+            s * n - beta * s * dot(w_alive, (1.0 / (beta + rows.T))) + d_died[3],
         ]
     )
     return -ll, -grad
@@ -144,14 +147,14 @@ class ParetoNBDFitter(BaseFitter):
     ) -> Self:
         """Maximum likelihood on customer summaries; ``weights`` counts customers per row."""
         rows = rfm_rows(frequency, recency, T, weights)
-        repeat_purchases = float(rows.w @ rows.x)
+        repeat_purchases = dot(rows.w, rows.x)
         if repeat_purchases == 0:
             raise FitFailed("No customer made a repeat purchase, so purchase rates are unknown.")
         pairs = _Pairs.of(rows)
 
         # Start at the observed mean purchase rate, and a mean lifetime of the mean T.
-        mean_t = float(rows.w @ rows.T) / rows.n_customers
-        alpha0 = float(rows.w @ rows.T) / repeat_purchases
+        mean_t = dot(rows.w, rows.T) / rows.n_customers
+        alpha0 = dot(rows.w, rows.T) / repeat_purchases
         start = np.log(np.array([1.0, max(alpha0, 1e-6), 1.0, max(mean_t, 1e-6)]))
         z, h, ll = maximise(
             lambda v: _neg_log_likelihood(rows, pairs, v), start, self.param_names, rows.n_customers
