@@ -12,11 +12,13 @@ def test_builtins_are_registered_on_first_use() -> None:
     assert "Order Completed" in registry.event_schemas
     assert {"duckdb", "postgres", "pyspark"} <= set(registry.engines.names())
     assert "phone" in registry.identifier_kinds
+    assert {"bgnbd", "paretonbd", "gammagamma"} <= set(registry.model_fitters.names())
 
 
 def test_unknown_names_list_what_exists() -> None:
-    with pytest.raises(NotFound, match="Known engine names: duckdb"):
+    with pytest.raises(NotFound, match="Unknown engine 'oracle'") as caught:
         registry.engines.get("oracle")
+    assert "duckdb" in caught.value.hint
 
 
 def test_a_name_registers_once_unless_replaced() -> None:

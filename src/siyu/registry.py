@@ -99,6 +99,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "siyu.collect.ecommerce",
     "siyu.compute.engines",
     "siyu.identity.identifiers",
+    "siyu.predict.btyd",
 )
 
 _loaded = False
