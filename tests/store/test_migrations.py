@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from siyu.errors import ConfigError, DatabaseUnavailable
-from siyu.store import Database, DatabaseURL, current_revision, head_revision, schema, upgrade
+from siyu.store import Database, DatabaseURL, current_revision, head_revision, upgrade
+from siyu.store.catalog import load_all_tables
 
 
 def test_upgrade_creates_every_table_and_is_idempotent(database_url: str) -> None:
@@ -17,11 +18,11 @@ def test_upgrade_creates_every_table_and_is_idempotent(database_url: str) -> Non
         assert upgrade(db) == (None, head_revision())
         assert upgrade(db) == (head_revision(), head_revision())
         names = set(sa.inspect(db.engine).get_table_names())
-    assert set(schema.metadata.tables) <= names
+    assert set(load_all_tables().tables) <= names
 
 
 def test_every_table_has_workspace_id() -> None:
-    for table in schema.metadata.tables.values():
+    for table in load_all_tables().tables.values():
         assert "workspace_id" in table.c, table.name
 
 
@@ -31,7 +32,7 @@ def test_migrations_match_the_schema_definition(pg_schema_url: str) -> None:
         upgrade(db)
         with db.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, schema.metadata) == []
+            assert compare_metadata(context, load_all_tables()) == []
 
 
 def test_duckdb_columns_match_the_schema_definition(tmp_path: object) -> None:
@@ -47,7 +48,7 @@ def test_duckdb_columns_match_the_schema_definition(tmp_path: object) -> None:
                     )
                 )
             }
-    expected = {(t.name, c.name) for t in schema.metadata.tables.values() for c in t.columns}
+    expected = {(t.name, c.name) for t in load_all_tables().tables.values() for c in t.columns}
     assert found == expected
 
 

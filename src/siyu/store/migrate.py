@@ -31,20 +31,31 @@ def alembic_config(conn: sa.Connection | None = None) -> Config:
     return cfg
 
 
+def _label(heads: tuple[str, ...] | list[str]) -> str | None:
+    """Revisions as one label: slices may add migration branches, so there may be several heads."""
+    return "+".join(sorted(heads)) or None
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    """The newest revision(s) the code knows ('a+b' when slices have parallel branches)."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    label = _label(heads)
+    assert label is not None
+    return label
 
 
 def current_revision(db: Database) -> str | None:
     with db.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _label(MigrationContext.configure(conn).get_current_heads())
 
 
 def upgrade(db: Database) -> tuple[str | None, str]:
-    """Bring the schema to the newest revision; return (revision before, revision after)."""
+    """Bring the schema to the newest revisions; return (revision before, revision after).
+
+    Upgrades to "heads", so migration branches added by different slices (each revising the
+    same parent) all apply; a later merge revision can join them.
+    """
     before = current_revision(db)
     with db.engine.begin() as conn:
-        command.upgrade(alembic_config(conn), "head")
+        command.upgrade(alembic_config(conn), "heads")
     return before, head_revision()

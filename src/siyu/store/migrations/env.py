@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from siyu.store.schema import metadata
+from siyu.store.catalog import load_all_tables
 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
-    target_metadata=metadata,
+    target_metadata=load_all_tables(),
     compare_type=True,
     render_as_batch=False,
 )
