@@ -133,14 +133,14 @@ def orders_table(
     now: datetime,
 ) -> pa.Table:
     n = len(rows)
-    calls = [r.call.call for r in rows]
+    calls = [r.call.fields for r in rows]
     return pa.table(
         {
             "workspace_id": pa.array([workspace_id] * n, pa.string()),
             "order_id": pa.array([r.props.order_id for r in rows], pa.string()),
             "customer_id": pa.array([r.call.customer_id for r in rows], pa.string()),
-            "user_id": pa.array([c.user_id for c in calls], pa.string()),
-            "anonymous_id": pa.array([c.anonymous_id for c in calls], pa.string()),
+            "user_id": pa.array([c["user_id"] for c in calls], pa.string()),
+            "anonymous_id": pa.array([c["anonymous_id"] for c in calls], pa.string()),
             "source_id": pa.array([source_id] * n, pa.string()),
             "message_id": pa.array([r.call.message_id for r in rows], pa.string()),
             "placed_at": pa.array([r.call.timestamp for r in rows], TS),
@@ -364,8 +364,8 @@ def consents_table(workspace_id: str, calls: list[ValidCall], source_id: str | N
             "workspace_id": pa.array([workspace_id] * n, pa.string()),
             "consent_id": pa.array([v.message_id for v in rows], pa.string()),
             "customer_id": pa.array([v.customer_id for v in rows], pa.string()),
-            "user_id": pa.array([v.call.user_id for v in rows], pa.string()),
-            "anonymous_id": pa.array([v.call.anonymous_id for v in rows], pa.string()),
+            "user_id": pa.array([v.fields["user_id"] for v in rows], pa.string()),
+            "anonymous_id": pa.array([v.fields["anonymous_id"] for v in rows], pa.string()),
             "purpose": pa.array([p.purpose for p in props], pa.string()),  # type: ignore[union-attr]
             "channel": pa.array([p.channel for p in props], pa.string()),  # type: ignore[union-attr]
             "status": pa.array([p.status for p in props], pa.string()),  # type: ignore[union-attr]

@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     TypeAdapter,
     model_validator,
 )
@@ -38,7 +39,9 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
-Identifier = Annotated[str | None, BeforeValidator(_id_to_str), Field(max_length=200)]
+Identifier = Annotated[
+    Annotated[str, StringConstraints(max_length=200)] | None, BeforeValidator(_id_to_str)
+]
 
 
 class Call(BaseModel):

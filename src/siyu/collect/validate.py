@@ -18,8 +18,9 @@ import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from siyu.collect.ecommerce import Properties
+from siyu.collect.fastpath import fast_fields
 from siyu.collect.quarantine import Rejection
-from siyu.collect.spec import CALL_TYPES, Call, calls_adapter
+from siyu.collect.spec import CALL_TYPES, calls_adapter
 from siyu.registry import registry
 
 
@@ -36,7 +37,7 @@ class ValidCall:
     """A validated call with its normalised values and original payload."""
 
     position: int
-    call: Call
+    fields: dict[str, Any]  # the call's field values by name (see siyu.collect.spec.Call)
     message_id: str
     timestamp: datetime  # naive UTC
     payload: dict[str, Any]
@@ -44,13 +45,8 @@ class ValidCall:
     customer_id: str | None = None  # provisional customer, set by the pipeline
 
     @property
-    def fields(self) -> dict[str, Any]:
-        """The call's field values by name (no attribute fallbacks: missing is None)."""
-        return self.call.__dict__
-
-    @property
     def event(self) -> str | None:
-        return self.call.__dict__.get("event")
+        return self.fields.get("event")
 
 
 @dataclass
@@ -167,12 +163,12 @@ def validate_chunk(
 
     calls = _validate_calls(parsed, result)
     received_utc = received_at.replace(tzinfo=UTC)
-    pending: list[tuple[Record, dict[str, Any], Call, datetime]] = []
+    pending: list[tuple[Record, dict[str, Any], dict[str, Any], datetime]] = []
     for (record, payload), call in calls:
-        when = call.event_time()
-        if when is not None and call.sent_at is not None:
+        when = call["timestamp"] or call["original_timestamp"]
+        if when is not None and call["sent_at"] is not None:
             # Segment's clock-skew correction: trust the server clock for the offset.
-            when = received_utc - (call.sent_at - when)
+            when = received_utc - (call["sent_at"] - when)
         timestamp = when or received_utc
         if timestamp.utcoffset():
             timestamp = timestamp.astimezone(UTC)
@@ -195,8 +191,8 @@ def validate_chunk(
             result.valid.append(
                 ValidCall(
                     position=record.position,
-                    call=call,
-                    message_id=call.message_id or _message_id(payload),
+                    fields=call,
+                    message_id=call["message_id"] or _message_id(payload),
                     timestamp=timestamp.replace(tzinfo=None),
                     payload=payload,
                     props=props[index],
@@ -211,7 +207,7 @@ def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
 
 
 def _validate_properties(
-    pending: list[tuple[Record, dict[str, Any], Call, datetime]], result: ChunkResult
+    pending: list[tuple[Record, dict[str, Any], dict[str, Any], datetime]], result: ChunkResult
 ) -> dict[int, BaseModel | None]:
     """Check the properties of documented events, one pydantic-core call per event name.
 
@@ -222,14 +218,14 @@ def _validate_properties(
     out: dict[int, BaseModel | None] = {}
     groups: dict[str, list[int]] = {}
     for index, (_, _, call, _) in enumerate(pending):
-        event = call.__dict__.get("event")
+        event = call.get("event")
         if event is not None and event in schemas:
             groups.setdefault(event, []).append(index)
         else:
             out[index] = None
     for event, indices in groups.items():
         adapter = _list_adapter(schemas[event])
-        values = [pending[i][2].__dict__.get("properties") or {} for i in indices]
+        values = [pending[i][2].get("properties") or {} for i in indices]
         try:
             out.update(zip(indices, adapter.validate_python(values), strict=True))
             continue
@@ -254,16 +250,31 @@ def _validate_properties(
 
 def _validate_calls(
     parsed: list[tuple[Record, dict[str, Any]]], result: ChunkResult
-) -> list[tuple[tuple[Record, dict[str, Any]], Call]]:
-    """Validate all calls with one call into pydantic-core; re-check only failing ones."""
+) -> list[tuple[tuple[Record, dict[str, Any]], dict[str, Any]]]:
+    """Field values of every valid call, in input order.
+
+    Plain calls take the fast path; the rest go to pydantic-core in one call, and only failing
+    ones are validated again, alone, to word their error.
+    """
+    fields: list[dict[str, Any] | None] = [fast_fields(p) for _, p in parsed]
+    slow = [i for i, f in enumerate(fields) if f is None]
+    if slow:
+        for i, call in _validate_models([parsed[i] for i in slow], slow, result):
+            fields[i] = call
+    return [(item, f) for item, f in zip(parsed, fields, strict=True) if f is not None]
+
+
+def _validate_models(
+    items: list[tuple[Record, dict[str, Any]]], indices: list[int], result: ChunkResult
+) -> list[tuple[int, dict[str, Any]]]:
     try:
-        calls = calls_adapter.validate_python([p for _, p in parsed])
-        return list(zip(parsed, calls, strict=True))
+        calls = calls_adapter.validate_python([p for _, p in items])
+        return [(i, c.__dict__) for i, c in zip(indices, calls, strict=True)]
     except ValidationError as exc:
         bad = {int(e["loc"][0]) for e in exc.errors() if e["loc"]}
-    good = [item for i, item in enumerate(parsed) if i not in bad]
-    for i in sorted(bad):
-        record, payload = parsed[i]
+    good = [k for k in range(len(items)) if k not in bad]
+    for k in sorted(bad):
+        record, payload = items[k]
         try:
             calls_adapter.validate_python([payload])
         except ValidationError as exc:
@@ -273,8 +284,8 @@ def _validate_calls(
             )
     if not good:
         return []
-    calls = calls_adapter.validate_python([p for _, p in good])
-    return list(zip(good, calls, strict=True))
+    calls = calls_adapter.validate_python([items[k][1] for k in good])
+    return [(indices[k], c.__dict__) for k, c in zip(good, calls, strict=True)]
 
 
 __all__ = ["ChunkResult", "Properties", "Record", "ValidCall", "validate_chunk"]
