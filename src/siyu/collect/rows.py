@@ -335,14 +335,22 @@ def customers_table(
         "user_id": seen["user_id_min"],
         "anonymous_id": seen["anonymous_id_min"],
     }
+    # Only customers with identify traits in this chunk need the per-trait work.
+    with_traits = [i for i, t in enumerate(traits_of) if t]
+
+    def column(fn: Any, arrow_type: pa.DataType) -> pa.Array:
+        values: list[Any] = [None] * n
+        for i in with_traits:
+            values[i] = fn(traits_of[i])
+        return pa.array(values, arrow_type)
+
     for col in TRAIT_COLUMNS:
-        data[col] = pa.array([_trait(t, col) for t in traits_of], pa.string())
-    data["country"] = pa.array([_country(t) for t in traits_of], pa.string())
-    data["currency"] = pa.array(
-        [str(t["currency"]).upper()[:3] if t.get("currency") else None for t in traits_of],
-        pa.string(),
+        data[col] = column(lambda t, c=col: _trait(t, c), pa.string())
+    data["country"] = column(_country, pa.string())
+    data["currency"] = column(
+        lambda t: str(t["currency"]).upper()[:3] if t.get("currency") else None, pa.string()
     )
-    data["birthday"] = pa.array([_birthday(t) for t in traits_of], pa.date32())
+    data["birthday"] = column(_birthday, pa.date32())
     data["traits"] = pa.array([_json(t) for t in traits_of], pa.string())
     data["first_seen_at"] = seen["timestamp_min"]
     data["last_seen_at"] = seen["timestamp_max"]

@@ -170,7 +170,7 @@ def validate_chunk(
             # Segment's clock-skew correction: trust the server clock for the offset.
             when = received_utc - (call["sent_at"] - when)
         timestamp = when or received_utc
-        if timestamp.utcoffset():
+        if timestamp.tzinfo is not UTC and timestamp.utcoffset():
             timestamp = timestamp.astimezone(UTC)
         if timestamp - received_utc > max_future_skew:
             result.rejected.append(

@@ -8,9 +8,7 @@ once per block, and each kind of event has its own small writer in a dispatch ta
 from __future__ import annotations
 
 import datetime as dt
-import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,6 +54,7 @@ from siyu.demo.markets import (
 )
 from siyu.demo.orders import COUPONS, Orders
 from siyu.demo.people import People
+from siyu.gcpause import collector_paused
 
 Ints = npt.NDArray[np.int64]
 Record = dict[str, Any]
@@ -76,22 +75,6 @@ def timestamps(ms: Ints) -> list[str]:
     """ISO-8601 UTC strings with millisecond precision and a 'Z', vectorised."""
     text = np.datetime_as_string(ms.astype("datetime64[ms]"), unit="ms")
     return [t + "Z" for t in text.tolist()]
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small dicts.
-
-    The messages hold no reference cycles, yet every few hundred new containers CPython scans
-    the young ones, which doubles the time to build a chunk. The previous state is restored.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class Writer:
@@ -173,7 +156,7 @@ class Writer:
 
     def write(self, rows: Ints) -> list[Record]:
         """Messages for the given event rows, in that order."""
-        with _collector_paused():
+        with collector_paused():
             return self._write(rows)
 
     def _write(self, rows: Ints) -> list[Record]:

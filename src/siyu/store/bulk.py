@@ -90,6 +90,20 @@ def append(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:
     return int(data.num_rows)
 
 
+def append_new(conn: sa.Connection, table: sa.Table, data: pa.Table) -> None:
+    """Insert rows whose key is not stored yet, without reporting which (see insert_new)."""
+    if data.num_rows == 0:
+        return
+    name = stage(conn, table, data)
+    try:
+        conn.exec_driver_sql(
+            f"INSERT INTO {_quote(table.name)} ({_columns(data)}) "
+            f"SELECT {_columns(data)} FROM {name} ON CONFLICT DO NOTHING"
+        )
+    finally:
+        unstage(conn, name)
+
+
 def insert_new(
     conn: sa.Connection, table: sa.Table, data: pa.Table, key: Sequence[str]
 ) -> list[tuple[object, ...]]:
