@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -24,8 +24,7 @@ from siyu.collect.spec import CALL_TYPES, calls_adapter
 from siyu.registry import registry
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One raw input record and where it came from (row number, index in a batch)."""
 
     position: int
