@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from siyu.store.schema import metadata
 
-TABLE_MODULES: tuple[str, ...] = ()
+TABLE_MODULES: tuple[str, ...] = ("siyu.identity.tables",)
 
 
 def load_all_tables() -> sa.MetaData:

@@ -1,0 +1,142 @@
+"""Tables of the identity graph (One-ID), on the shared metadata.
+
+The graph is stored rather than recomputed so that ``explain`` can show the evidence behind a
+customer, an incremental run can load only the components it touches, and a split can be undone
+by re-resolving from the same links.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from siyu.store.schema import JSONDoc, metadata
+
+
+def _ws() -> sa.Column[str]:
+    return sa.Column("workspace_id", sa.String(40), nullable=False)
+
+
+identities = sa.Table(
+    "identities",
+    metadata,
+    _ws(),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("value", sa.String(320), nullable=False),
+    sa.Column("customer_id", sa.String(40)),
+    sa.Column("component_id", sa.String(40)),
+    sa.Column("source_id", sa.String(40)),
+    sa.Column("account_source_id", sa.String(40)),
+    sa.Column("first_seen_at", sa.DateTime(), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "kind", "value"),
+    sa.Index(None, "workspace_id", "customer_id"),
+    sa.Index(None, "workspace_id", "component_id"),
+)
+"""One node per normalised identifier. ``account_source_id`` is set when the value is a source's
+userId (one account per source and person); ``component_id`` names the raw connected component
+(ignoring rules) so an incremental run loads only what a new link can change."""
+
+identity_links = sa.Table(
+    "identity_links",
+    metadata,
+    _ws(),
+    sa.Column("kind_a", sa.String(40), nullable=False),
+    sa.Column("value_a", sa.String(320), nullable=False),
+    sa.Column("kind_b", sa.String(40), nullable=False),
+    sa.Column("value_b", sa.String(320), nullable=False),
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.Column("rule", sa.String(40), nullable=False),
+    sa.Column("seen_at", sa.DateTime(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "kind_a", "value_a", "kind_b", "value_b"),
+)
+"""The evidence: two identifiers seen together, first in ``message_id`` (a <= b)."""
+
+identity_anchors = sa.Table(
+    "identity_anchors",
+    metadata,
+    _ws(),
+    sa.Column("anchor_id", sa.String(500), nullable=False),
+    sa.Column("source_id", sa.String(40)),
+    sa.Column("user_id", sa.String(200)),
+    sa.Column("anonymous_id", sa.String(200)),
+    sa.Column("kind", sa.String(40)),
+    sa.Column("value", sa.String(320)),
+    sa.Column("provisional_id", sa.String(40), nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False),
+    sa.Column("first_seen_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "anchor_id"),
+    sa.Index(None, "workspace_id", "customer_id"),
+)
+"""How raw event senders map to customers: (source, userId) or anonymousId -> its identity node,
+its provisional customer id (what the pipeline assigned) and the resolved customer id. Events,
+orders and consents are re-pointed by joining on these raw columns."""
+
+identity_conflicts = sa.Table(
+    "identity_conflicts",
+    metadata,
+    _ws(),
+    sa.Column("conflict_id", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("value", sa.String(320), nullable=False),
+    sa.Column("other_kind", sa.String(40)),
+    sa.Column("other_value", sa.String(320)),
+    sa.Column("message_id", sa.String(200)),
+    sa.Column("rule", sa.String(40), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "conflict_id"),
+)
+"""A value refused (invalid, blocked) or a link not merged because a rule refused it; for review."""
+
+identity_overrides = sa.Table(
+    "identity_overrides",
+    metadata,
+    _ws(),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("value", sa.String(320), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text()),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "kind", "value"),
+)
+"""Operator decisions: ``detach`` keeps an identifier out of every merge (a split)."""
+
+identity_audit = sa.Table(
+    "identity_audit",
+    metadata,
+    _ws(),
+    sa.Column("audit_id", sa.String(40), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False),
+    sa.Column("customers", JSONDoc),
+    sa.Column("identifiers", JSONDoc),
+    sa.Column("evidence", JSONDoc),
+    sa.Column("rule", sa.String(40), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "audit_id"),
+)
+"""Every merge and split: the surviving customer, the merged customers, identifiers, evidence."""
+
+identity_customer_archive = sa.Table(
+    "identity_customer_archive",
+    metadata,
+    _ws(),
+    sa.Column("customer_id", sa.String(40), nullable=False),
+    sa.Column("merged_into", sa.String(40), nullable=False),
+    sa.Column("record", JSONDoc, nullable=False),
+    sa.Column("archived_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "customer_id"),
+)
+"""Customer rows merged away, kept so that a split can bring them back."""
+
+IDENTITY_TABLES = (
+    identities,
+    identity_links,
+    identity_anchors,
+    identity_conflicts,
+    identity_overrides,
+    identity_audit,
+    identity_customer_archive,
+)
