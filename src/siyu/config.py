@@ -79,6 +79,24 @@ class Settings(BaseSettings):
         ge=0,
         description="How far in the future an event timestamp may lie before it is quarantined.",
     )
+    max_json_depth: int = Field(
+        32,
+        ge=4,
+        le=512,
+        description="Deepest JSON nesting accepted by the tracking API and webhooks (a batch "
+        "counts from its outer object); deeper bodies get 400 before they reach the pipeline.",
+    )
+    tracking_rate_limit: float = Field(
+        200.0,
+        ge=0,
+        description="Tracking API requests per second allowed per source (token bucket in each "
+        "server process); over it the API answers 429 with Retry-After. 0 disables the limit.",
+    )
+    tracking_rate_burst: int = Field(
+        400,
+        ge=1,
+        description="Requests a source may send at once above tracking_rate_limit before 429.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging level of the CLI and server."
     )

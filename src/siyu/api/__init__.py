@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from siyu import __version__
 from siyu.api import errors
-from siyu.api.routers import health, manage
+from siyu.api.routers import health, manage, tracking, webhooks
 from siyu.config import Settings
 from siyu.runtime import Runtime
 
@@ -34,6 +34,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(manage.router)
+    app.include_router(tracking.router)
+    app.include_router(webhooks.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

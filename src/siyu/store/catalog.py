@@ -13,7 +13,10 @@ import sqlalchemy as sa
 
 from siyu.store.schema import metadata
 
-TABLE_MODULES: tuple[str, ...] = ("siyu.identity.tables",)
+TABLE_MODULES: tuple[str, ...] = (
+    "siyu.collect.tables",
+    "siyu.identity.tables",
+)
 
 
 def load_all_tables() -> sa.MetaData:

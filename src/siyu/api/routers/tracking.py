@@ -1,0 +1,189 @@
+"""The Segment-compatible HTTP Tracking API: /v1/track, identify, page, screen, group, alias,
+batch and import.
+
+An existing Segment library pointed at siyu's host works unchanged: HTTP Basic auth with the
+source's write key as user name (or ``writeKey`` in the body), JSON bodies, optionally gzip,
+32 KB per call and 500 KB per batch (checked on the raw bytes before parsing), and
+``{"success": true}`` on success. Every message goes through :meth:`Pipeline.ingest`.
+
+Invalid messages (decided here, documented in docs/api.md):
+
+- a **single call** (``/v1/track`` ...) that the pipeline rejects answers **400** naming the
+  field; the message is also in the quarantine (``details.quarantine_id``), so nothing is lost;
+- a **batch** answers **200** once the body is accepted, like Segment: invalid messages in it
+  are quarantined one by one with their index and reason (``siyu quarantine list``), and a
+  client library will not retry the whole batch for one bad message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from siyu.access import get_workspace_by_id
+from siyu.api.rawbody import parse_json, read_body
+from siyu.collect.quarantine import get_quarantined
+from siyu.collect.ratelimit import RateLimiter
+from siyu.collect.sources import Source, authenticate_write_key
+from siyu.errors import InvalidInput, RateLimited, Unauthorized
+from siyu.runtime import Runtime
+
+router = APIRouter(prefix="/v1", tags=["tracking"])
+
+CALLS = ("track", "identify", "page", "screen", "group", "alias")
+# Batch-level fields Segment applies to every message that lacks its own.
+_INHERITED = ("context", "integrations", "sentAt")
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "additionalProperties": True},
+            }
+        },
+    },
+    "responses": {
+        "200": {"description": 'Accepted: {"success": true}'},
+        "400": {"description": "Invalid body or message (error envelope naming the field)"},
+        "401": {"description": "Missing, unknown or revoked write key"},
+        "413": {"description": "Body over the size limit"},
+        "429": {"description": "Over the source's rate limit; see Retry-After"},
+    },
+}
+
+
+def _basic_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized(
+            "The Authorization header is not valid HTTP Basic credentials.",
+            hint="Send 'Authorization: Basic base64(<write key>:)'.",
+        ) from None
+    return decoded.partition(":")[0] or None
+
+
+def _limiter(request: Request, rt: Runtime) -> RateLimiter:
+    limiter: RateLimiter | None = getattr(request.app.state, "tracking_limiter", None)
+    if limiter is None:
+        limiter = RateLimiter(rt.settings.tracking_rate_limit, rt.settings.tracking_rate_burst)
+        request.app.state.tracking_limiter = limiter
+    return limiter
+
+
+async def _accept(request: Request, limit: int) -> tuple[Runtime, Source, dict[str, Any]]:
+    """Size limit, auth, rate limit and JSON parsing: (runtime, source, body object)."""
+    rt: Runtime = request.app.state.runtime
+    key = _basic_key(request)
+    raw = await read_body(request, limit)
+    body = parse_json(raw, rt.settings.max_json_depth)
+    if not isinstance(body, dict):
+        raise InvalidInput(
+            f"The body must be a JSON object, got {type(body).__name__}.", field="body"
+        )
+    body_key = body.pop("writeKey", None)
+    if key is None:
+        key = body_key if isinstance(body_key, str) and body_key else None
+    if key is None:
+        raise Unauthorized(
+            "This endpoint needs a source write key.",
+            hint="Send it as the HTTP Basic user name, or as 'writeKey' in the body "
+            "(create a source: siyu sources add NAME --kind web).",
+        )
+
+    def auth() -> Source:
+        with rt.db.engine.connect() as conn:
+            return authenticate_write_key(conn, key)
+
+    source = await run_in_threadpool(auth)
+    wait = _limiter(request, rt).acquire(source.source_id)
+    if wait:
+        raise RateLimited(
+            f"Source {source.name!r} is over its limit of "
+            f"{rt.settings.tracking_rate_limit:g} requests per second.",
+            details={"retry_after": wait},
+        )
+    return rt, source, body
+
+
+def _ingest(rt: Runtime, source: Source, messages: list[Any], origin: str) -> Any:
+    with rt.db.engine.connect() as conn:
+        ws = get_workspace_by_id(conn, source.workspace_id)
+    return ws, rt.pipeline(ws).ingest(messages, source_id=source.source_id, origin=origin)
+
+
+async def _single(request: Request, call: str) -> dict[str, bool]:
+    rt, source, body = await _accept(request, rt_settings(request).max_event_bytes)
+    body["type"] = call  # the path names the call, as in Segment's API
+
+    def run() -> None:
+        ws, report = _ingest(rt, source, [body], f"api:/v1/{call}")
+        if report.quarantined:
+            qid = report.quarantine_ids[0]
+            row = get_quarantined(rt.db.engine, ws.workspace_id, qid)
+            raise InvalidInput(
+                str(row["reason"]),
+                field=row.get("field") or None,
+                hint="Correct the named field and send the call again; the message is kept in "
+                "the quarantine meanwhile (siyu quarantine show ID).",
+                details={"quarantine_id": qid, "reason_code": row["reason_code"]},
+            )
+
+    await run_in_threadpool(run)
+    return {"success": True}
+
+
+def rt_settings(request: Request) -> Any:
+    return request.app.state.runtime.settings
+
+
+async def _batch(request: Request, origin: str) -> dict[str, bool]:
+    rt, source, body = await _accept(request, rt_settings(request).max_batch_bytes)
+    batch = body.get("batch")
+    if not isinstance(batch, list):
+        raise InvalidInput(
+            "The body needs 'batch': a list of messages.",
+            hint='Send {"batch": [{"type": "track", ...}, ...]}.',
+            field="batch",
+        )
+    inherited = {k: body[k] for k in _INHERITED if k in body}
+    messages = [{**inherited, **m} if isinstance(m, dict) and inherited else m for m in batch]
+    for m in messages:
+        if isinstance(m, dict):
+            m.pop("writeKey", None)
+    await run_in_threadpool(_ingest, rt, source, messages, origin)
+    return {"success": True}
+
+
+def _single_route(call: str) -> None:
+    async def endpoint(request: Request) -> dict[str, bool]:
+        return await _single(request, call)
+
+    endpoint.__name__ = f"v1_{call}"
+    endpoint.__doc__ = f"Segment `{call}` call (one message, at most 32 KB)."
+    router.add_api_route(f"/{call}", endpoint, methods=["POST"], openapi_extra=_BODY_DOC)
+
+
+for _call in CALLS:
+    _single_route(_call)
+
+
+@router.post("/batch", openapi_extra=_BODY_DOC)
+async def v1_batch(request: Request) -> dict[str, bool]:
+    """Segment batch: up to 500 KB of messages; invalid ones are quarantined, not refused."""
+    return await _batch(request, "api:/v1/batch")
+
+
+@router.post("/import", openapi_extra=_BODY_DOC)
+async def v1_import(request: Request) -> dict[str, bool]:
+    """Alias of /v1/batch (Segment's historical import endpoint)."""
+    return await _batch(request, "api:/v1/import")
