@@ -1,0 +1,336 @@
+"""One-ID runs: full rebuild, incremental batches, and operator splits.
+
+A full run rebuilds the graph of a workspace from its events. An incremental run reads the new
+events plus every event of the senders whose components they touch, which is exactly the full
+graph restricted to those components (every event touching a node links it to the event's sender),
+so both paths give the same customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import sqlalchemy as sa
+
+from siyu.errors import InvalidInput
+from siyu.identity import tables as t
+from siyu.identity.extract import SEP, Graph, build_graph, fetch_tuples
+from siyu.identity.kind import get_kind
+from siyu.identity.resolve import Resolution, resolve
+from siyu.identity.store import (
+    customer_ids,
+    merge_customers,
+    repoint,
+    short_hash,
+    write_graph,
+)
+from siyu.store import schema
+from siyu.store.bulk import append, stage, unstage
+
+
+@dataclass
+class ResolveReport:
+    identifiers: int = 0
+    links: int = 0
+    customers: int = 0
+    merges: int = 0
+    conflicts: int = 0
+    refused: int = 0
+    repointed: dict[str, int] = field(default_factory=dict)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _region(conn: sa.Connection, workspace_id: str) -> str | None:
+    w = schema.workspaces
+    found = conn.execute(
+        sa.select(w.c.default_region).where(w.c.workspace_id == workspace_id)
+    ).scalar()
+    return str(found) if found else None
+
+
+def _detached(conn: sa.Connection, workspace_id: str, graph: Graph) -> list[int]:
+    o = t.identity_overrides
+    rows = conn.execute(
+        sa.select(o.c.kind, o.c.value).where(
+            o.c.workspace_id == workspace_id, o.c.action == "detach"
+        )
+    ).all()
+    index = {k: i for i, k in enumerate(graph.keys)}
+    return [index[f"{k}{SEP}{v}"] for k, v in rows if f"{k}{SEP}{v}" in index]
+
+
+def resolve_workspace(conn: sa.Connection, workspace_id: str) -> ResolveReport:
+    """Rebuild the identity graph of a workspace from all its events and apply it."""
+    graph = build_graph(workspace_id, fetch_tuples(conn, workspace_id), _region(conn, workspace_id))
+    previous = _old_mapping(conn, workspace_id)
+    for table in (t.identities, t.identity_links, t.identity_anchors, t.identity_conflicts):
+        conn.execute(table.delete().where(table.c.workspace_id == workspace_id))
+    return _apply(conn, workspace_id, graph, previous)
+
+
+def resolve_new_events(
+    conn: sa.Connection, workspace_id: str, message_ids: Sequence[str]
+) -> ResolveReport:
+    """Resolve a newly ingested batch, touching only the components it reaches.
+
+    The pipeline hook: call after a chunk's events are stored, in the same transaction.
+    """
+    if not message_ids:
+        return ResolveReport()
+    region = _region(conn, workspace_id)
+    first = build_graph(workspace_id, fetch_tuples(conn, workspace_id, message_ids, ()), region)
+    keys = _keys_table(workspace_id, first.keys)
+    name = stage(conn, t.identities, keys)
+    try:
+        senders = conn.execute(
+            sa.text(
+                "SELECT DISTINCT a.source_id, a.user_id, a.anonymous_id FROM identity_anchors a "
+                "JOIN identities i ON i.workspace_id = a.workspace_id AND i.kind = a.kind "
+                "AND i.value = a.value WHERE a.workspace_id = :ws AND i.component_id IN "
+                f"(SELECT i2.component_id FROM identities i2 JOIN {name} k "
+                "ON i2.kind = k.kind AND i2.value = k.value WHERE i2.workspace_id = :ws)"
+            ),
+            {"ws": workspace_id},
+        ).all()
+        graph = build_graph(
+            workspace_id,
+            fetch_tuples(conn, workspace_id, message_ids, [tuple(r) for r in senders]),
+            region,
+        )
+    finally:
+        unstage(conn, name)
+    previous = _forget(conn, workspace_id, graph)
+    return _apply(conn, workspace_id, graph, previous)
+
+
+def _keys_table(workspace_id: str, keys: list[str]) -> pa.Table:
+    return pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * len(keys), pa.string()),
+            "kind": pa.array([k.split(SEP, 1)[0] for k in keys], pa.string()),
+            "value": pa.array([k.split(SEP, 1)[1] for k in keys], pa.string()),
+        }
+    )
+
+
+def _forget(conn: sa.Connection, workspace_id: str, graph: Graph) -> dict[str, str]:
+    """Delete the stored rows the incremental graph replaces; return their old mapping."""
+    name = stage(conn, t.identities, _keys_table(workspace_id, graph.keys))
+    anchors = pa.table(
+        {"anchor_id": pa.array([a["anchor_id"] for a in graph.anchors], pa.string())}
+    )
+    aname = stage(conn, t.identity_anchors, anchors)
+    ws = {"ws": workspace_id}
+    try:
+        previous = {
+            p: c
+            for p, c in conn.execute(
+                sa.text(
+                    "SELECT provisional_id, customer_id FROM identity_anchors WHERE "
+                    f"workspace_id = :ws AND anchor_id IN (SELECT anchor_id FROM {aname})"
+                ),
+                ws,
+            )
+        }
+        conn.execute(
+            sa.text(
+                f"DELETE FROM identity_anchors WHERE workspace_id = :ws "
+                f"AND anchor_id IN (SELECT anchor_id FROM {aname})"
+            ),
+            ws,
+        )
+        for table, kc, vc in (
+            ("identities", "kind", "value"),
+            ("identity_links", "kind_a", "value_a"),
+            ("identity_links", "kind_b", "value_b"),
+            ("identity_conflicts", "kind", "value"),
+        ):
+            conn.execute(
+                sa.text(
+                    f"DELETE FROM {table} WHERE workspace_id = :ws AND EXISTS (SELECT 1 FROM "
+                    f"{name} k WHERE k.kind = {table}.{kc} AND k.value = {table}.{vc})"
+                ),
+                ws,
+            )
+    finally:
+        unstage(conn, name)
+        unstage(conn, aname)
+    return previous
+
+
+def _old_mapping(conn: sa.Connection, workspace_id: str) -> dict[str, str]:
+    a = t.identity_anchors
+    rows = conn.execute(
+        sa.select(a.c.provisional_id, a.c.customer_id).where(a.c.workspace_id == workspace_id)
+    )
+    return {p: c for p, c in rows}
+
+
+def _apply(
+    conn: sa.Connection, workspace_id: str, graph: Graph, previous: dict[str, str]
+) -> ResolveReport:
+    now = _now()
+    res = resolve(graph, _detached(conn, workspace_id, graph))
+    node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
+    write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
+    repointed = repoint(conn, workspace_id)
+    merged = merge_customers(conn, workspace_id, now)
+    merges = _audit_merges(conn, workspace_id, graph, res, anchor_customers, previous, now)
+    return ResolveReport(
+        identifiers=len(graph.keys),
+        links=len(graph.link_a),
+        customers=len(set(node_customers)),
+        merges=merges,
+        conflicts=len(res.conflicts),
+        refused=len(graph.refused),
+        repointed={**repointed, "customers_merged": merged},
+    )
+
+
+def _audit_merges(
+    conn: sa.Connection,
+    workspace_id: str,
+    graph: Graph,
+    res: Resolution,
+    anchor_customers: list[str],
+    previous: dict[str, str],
+    now: datetime,
+) -> int:
+    """One audit row per customer whose set of merged provisional customers changed."""
+    members: dict[str, set[str]] = {}
+    for anchor, customer in zip(graph.anchors, anchor_customers, strict=True):
+        members.setdefault(customer, set()).add(anchor["provisional_id"])
+    before: dict[str, set[str]] = {}
+    for p, c in previous.items():
+        before.setdefault(c, set()).add(p)
+    node_of = {c: i for i, c in enumerate(anchor_customers)}
+    changed = {c: ids for c, ids in members.items() if len(ids) > 1 and before.get(c) != ids}
+    wanted = {int(res.group[graph.anchors[node_of[c]]["node"]]): c for c in changed}
+    nodes_of: dict[int, list[int]] = {}
+    for i, g in enumerate(res.group.tolist()):
+        if g in wanted:
+            nodes_of.setdefault(g, []).append(i)
+    evidence_of: dict[int, set[str]] = {}
+    rules_of: dict[int, set[str]] = {}
+    ga, gb = res.group[graph.link_a], res.group[graph.link_b]
+    for j in ((ga == gb) & np.isin(ga, list(wanted))).nonzero()[0].tolist():
+        g = int(ga[j])
+        evidence_of.setdefault(g, set()).add(graph.link_message[j])
+        rules_of.setdefault(g, set()).add(graph.link_rule[j])
+    rows = []
+    for group, customer in sorted(wanted.items(), key=lambda x: x[1]):
+        ids = changed[customer]
+        nodes = nodes_of.get(group, [])
+        evidence = sorted(evidence_of.get(group, set()))[:100]
+        rules = sorted(rules_of.get(group, set()))
+        rows.append(
+            {
+                "workspace_id": workspace_id,
+                "audit_id": short_hash(workspace_id, customer, now.isoformat(), prefix="ida_"),
+                "action": "merge",
+                "customer_id": customer,
+                "customers": sorted(ids),
+                "identifiers": [graph.keys[i].replace(SEP, ":", 1) for i in nodes[:100]],
+                "evidence": evidence,
+                "rule": "+".join(rules) or "same_event",
+                "recorded_at": now,
+            }
+        )
+    if rows:
+        conn.execute(t.identity_audit.insert(), rows)
+    return len(rows)
+
+
+def parse_identifier(text: str) -> tuple[str, str]:
+    """'kind:value' -> the node's (kind, normalised value); the kind's normaliser is applied."""
+    kind, sep, value = text.partition(":")
+    if not sep or not value:
+        raise InvalidInput(
+            f"{text!r} is not an identifier.",
+            hint="Write it as kind:value, e.g. phone:+6281234567890.",
+        )
+    spec = get_kind(kind)
+    if spec.namespace_by_source:
+        source, _, rest = value.partition(":")
+        normalised = spec.normalise(rest, source=source)
+    else:
+        normalised = spec.normalise(value)
+    return spec.same_values_as or spec.name, normalised
+
+
+def split(conn: sa.Connection, workspace_id: str, identifier: str, note: str | None = None) -> str:
+    """Detach an identifier from every merge, re-resolve, and record the split; return its key."""
+    kind, value = parse_identifier(identifier)
+    i = t.identities
+    before = conn.execute(
+        sa.select(i.c.customer_id).where(
+            i.c.workspace_id == workspace_id, i.c.kind == kind, i.c.value == value
+        )
+    ).scalar()
+    if before is None:
+        raise InvalidInput(
+            f"No identity {kind}:{value} in this workspace.",
+            hint="Run 'siyu identity explain CUSTOMER' to list a customer's identifiers.",
+        )
+    now = _now()
+    o = t.identity_overrides
+    conn.execute(
+        o.delete().where(o.c.workspace_id == workspace_id, o.c.kind == kind, o.c.value == value)
+    )
+    conn.execute(
+        o.insert().values(
+            workspace_id=workspace_id,
+            kind=kind,
+            value=value,
+            action="detach",
+            note=note,
+            created_at=now,
+        )
+    )
+    resolve_workspace(conn, workspace_id)
+    after = conn.execute(
+        sa.select(i.c.customer_id).where(
+            i.c.workspace_id == workspace_id, i.c.kind == kind, i.c.value == value
+        )
+    ).scalar()
+    append(
+        conn,
+        t.identity_audit,
+        pa.table(
+            {
+                "workspace_id": [workspace_id],
+                "audit_id": [short_hash(workspace_id, kind, value, now.isoformat(), prefix="ida_")],
+                "action": ["split"],
+                "customer_id": [str(before)],
+                "customers": [f'["{before}", "{after}"]'],
+                "identifiers": [f'["{kind}:{value}"]'],
+                "evidence": [None],
+                "rule": ["operator"],
+                "recorded_at": pa.array([now], pa.timestamp("us")),
+            },
+            schema=pa.schema(
+                [
+                    (c, pa.string())
+                    for c in (
+                        "workspace_id",
+                        "audit_id",
+                        "action",
+                        "customer_id",
+                        "customers",
+                        "identifiers",
+                        "evidence",
+                        "rule",
+                    )
+                ]
+                + [("recorded_at", pa.timestamp("us"))]
+            ),
+        ),
+    )
+    return f"{kind}:{value}"

@@ -1,0 +1,362 @@
+"""Writing a resolution: the graph tables, then every record follows its customer.
+
+Events, orders and consents are re-pointed by one set-based ``UPDATE ... FROM identity_anchors``
+per table (joined on the raw userId+source or anonymousId the pipeline keyed them by), so that a
+later split can re-point them back the same way. Customer rows of merged customers are folded into
+the survivor (earliest first seen, latest last seen, most recent non-empty traits) and archived,
+so a split can restore them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import sqlalchemy as sa
+
+from siyu.identity import tables as t
+from siyu.identity.extract import SEP, Graph
+from siyu.identity.resolve import Resolution
+from siyu.store import schema
+from siyu.store.bulk import append, upsert
+
+TS = pa.timestamp("us")
+
+
+def short_hash(*parts: str, prefix: str) -> str:
+    digest = hashlib.blake2b("|".join(parts).encode(), digest_size=10).hexdigest()
+    return prefix + digest
+
+
+def customer_ids(workspace_id: str, graph: Graph, res: Resolution) -> tuple[list[str], list[str]]:
+    """Surviving customer id per node and per anchor: the group's oldest provisional id."""
+    best: dict[int, tuple[datetime, str]] = {}
+    for anchor in graph.anchors:
+        if anchor["node"] < 0:
+            continue
+        g = int(res.group[anchor["node"]])
+        cand = (anchor["first_seen"], anchor["provisional_id"])
+        if g not in best or cand < best[g]:
+            best[g] = cand
+    nodes = [
+        best[int(g)][1]
+        if int(g) in best
+        else short_hash(workspace_id, graph.keys[i], prefix="cus_")
+        for i, g in enumerate(res.group.tolist())
+    ]
+    anchors = [nodes[a["node"]] if a["node"] >= 0 else a["provisional_id"] for a in graph.anchors]
+    return nodes, anchors
+
+
+def write_graph(
+    conn: sa.Connection,
+    workspace_id: str,
+    graph: Graph,
+    res: Resolution,
+    node_customers: list[str],
+    anchor_customers: list[str],
+    now: datetime,
+) -> None:
+    """Store nodes, links, anchors and conflicts (the caller deleted the rows they replace)."""
+    n = len(graph.keys)
+    kinds = [k.split(SEP, 1)[0] for k in graph.keys]
+    values = [k.split(SEP, 1)[1] for k in graph.keys]
+    _, first_index = np.unique(res.component, return_index=True)
+    comp_name = {
+        int(res.component[i]): short_hash(workspace_id, graph.keys[i], prefix="cmp_")
+        for i in first_index.tolist()
+    }
+    ws = pa.array([workspace_id] * n, pa.string())
+    append(
+        conn,
+        t.identities,
+        pa.table(
+            {
+                "workspace_id": ws,
+                "kind": pa.array(kinds, pa.string()),
+                "value": pa.array(values, pa.string()),
+                "customer_id": pa.array(node_customers, pa.string()),
+                "component_id": pa.array([comp_name[int(c)] for c in res.component], pa.string()),
+                "source_id": pa.array(graph.source_id, pa.string()),
+                "account_source_id": pa.array(graph.account_source, pa.string()),
+                "first_seen_at": pa.array(graph.first_seen, TS),
+                "last_seen_at": pa.array(graph.last_seen, TS),
+            }
+        ),
+    )
+    m = len(graph.link_a)
+    a, b = graph.link_a.tolist(), graph.link_b.tolist()
+    append(
+        conn,
+        t.identity_links,
+        pa.table(
+            {
+                "workspace_id": pa.array([workspace_id] * m, pa.string()),
+                "kind_a": pa.array([kinds[i] for i in a], pa.string()),
+                "value_a": pa.array([values[i] for i in a], pa.string()),
+                "kind_b": pa.array([kinds[i] for i in b], pa.string()),
+                "value_b": pa.array([values[i] for i in b], pa.string()),
+                "message_id": pa.array(graph.link_message, pa.string()),
+                "rule": pa.array(graph.link_rule, pa.string()),
+                "seen_at": pa.array(graph.link_seen, TS),
+                "created_at": pa.array([now] * m, TS),
+            }
+        ),
+    )
+    an = graph.anchors
+    append(
+        conn,
+        t.identity_anchors,
+        pa.table(
+            {
+                "workspace_id": pa.array([workspace_id] * len(an), pa.string()),
+                "anchor_id": pa.array([x["anchor_id"] for x in an], pa.string()),
+                "source_id": pa.array([x["source_id"] for x in an], pa.string()),
+                "user_id": pa.array([x["user_id"] for x in an], pa.string()),
+                "anonymous_id": pa.array([x["anonymous_id"] for x in an], pa.string()),
+                "kind": pa.array([kinds[x["node"]] if x["node"] >= 0 else None for x in an]),
+                "value": pa.array([values[x["node"]] if x["node"] >= 0 else None for x in an]),
+                "provisional_id": pa.array([x["provisional_id"] for x in an], pa.string()),
+                "customer_id": pa.array(anchor_customers, pa.string()),
+                "first_seen_at": pa.array([x["first_seen"] for x in an], TS),
+            }
+        ).cast(_anchor_schema()),
+    )
+    rows: list[tuple[str, str, str | None, str | None, str | None, str, str]] = []
+    for kind, value, reason, msg in graph.refused:
+        rule = "blocked" if "blocked by pattern" in reason else "invalid"
+        rows.append((kind, value[:320], None, None, msg or None, rule, reason))
+    for c in res.conflicts:
+        rows.append(
+            (
+                kinds[c.node],
+                values[c.node],
+                kinds[c.other],
+                values[c.other],
+                c.message_id,
+                c.rule,
+                c.reason,
+            )
+        )
+    append(
+        conn,
+        t.identity_conflicts,
+        pa.table(
+            {
+                "workspace_id": pa.array([workspace_id] * len(rows), pa.string()),
+                "conflict_id": pa.array(
+                    [short_hash(workspace_id, *map(str, r[:4]), r[5], prefix="idc_") for r in rows],
+                    pa.string(),
+                ),
+                "kind": pa.array([r[0] for r in rows], pa.string()),
+                "value": pa.array([r[1] for r in rows], pa.string()),
+                "other_kind": pa.array([r[2] for r in rows], pa.string()),
+                "other_value": pa.array([r[3] for r in rows], pa.string()),
+                "message_id": pa.array([r[4] for r in rows], pa.string()),
+                "rule": pa.array([r[5] for r in rows], pa.string()),
+                "reason": pa.array([r[6] for r in rows], pa.string()),
+                "status": pa.array(["open"] * len(rows), pa.string()),
+                "created_at": pa.array([now] * len(rows), TS),
+            }
+        ),
+    )
+
+
+def _anchor_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            (c, pa.string())
+            for c in ("workspace_id", "anchor_id", "source_id", "user_id", "anonymous_id")
+        ]
+        + [(c, pa.string()) for c in ("kind", "value", "provisional_id", "customer_id")]
+        + [("first_seen_at", TS)]
+    )
+
+
+REPOINTED = (schema.events, schema.orders, schema.consents)
+
+
+def repoint(conn: sa.Connection, workspace_id: str) -> dict[str, int]:
+    """Point events, orders and consents at their resolved customer (set-based, both engines)."""
+    changed: dict[str, int] = {}
+    for table in REPOINTED:
+        name = table.name
+        total = 0
+        for cond in (
+            "a.user_id IS NOT NULL AND x.user_id = a.user_id "
+            "AND coalesce(x.source_id, '') = coalesce(a.source_id, '')",
+            "a.user_id IS NULL AND x.user_id IS NULL AND x.anonymous_id = a.anonymous_id",
+        ):
+            result = conn.execute(
+                sa.text(
+                    f"UPDATE {name} AS x SET customer_id = a.customer_id "
+                    f"FROM identity_anchors AS a WHERE a.workspace_id = :ws "
+                    f"AND x.workspace_id = :ws AND {cond} "
+                    f"AND (x.customer_id IS NULL OR x.customer_id <> a.customer_id)"
+                ),
+                {"ws": workspace_id},
+            )
+            total += max(result.rowcount, 0)
+        changed[name] = total
+    return changed
+
+
+_CUSTOMER_COLUMNS = [c.name for c in schema.customers.columns]
+
+
+def _arrow_type(column: sa.Column[Any]) -> pa.DataType:
+    if isinstance(column.type, sa.DateTime):
+        return TS
+    if isinstance(column.type, sa.Date):
+        return pa.date32()
+    return pa.string()
+
+
+def _customers_table(rows: list[dict[str, Any]]) -> pa.Table:
+    import orjson
+
+    data: dict[str, pa.Array] = {}
+    for col in schema.customers.columns:
+        values = [r.get(col.name) for r in rows]
+        if col.name == "traits":
+            values = [orjson.dumps(v).decode() if isinstance(v, dict) else v for v in values]
+        data[col.name] = pa.array(values, _arrow_type(col))
+    return pa.table(data)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    import orjson
+
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value:
+        loaded = orjson.loads(value)
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def merge_customers(conn: sa.Connection, workspace_id: str, now: datetime) -> int:
+    """Restore archived survivors, then fold merged customers' rows into their survivor."""
+    c, arc = schema.customers, t.identity_customer_archive
+    restore = conn.execute(
+        sa.text(
+            "SELECT record FROM identity_customer_archive r WHERE r.workspace_id = :ws "
+            "AND r.customer_id IN (SELECT customer_id FROM identity_anchors WHERE workspace_id = :ws)"
+            " AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.workspace_id = :ws "
+            "AND c.customer_id = r.customer_id)"
+        ),
+        {"ws": workspace_id},
+    ).all()
+    if restore:
+        rows = [_revive(_as_dict(r[0])) for r in restore]
+        append(conn, c, _customers_table(rows))
+        conn.execute(
+            arc.delete().where(
+                arc.c.workspace_id == workspace_id,
+                arc.c.customer_id.in_([r["customer_id"] for r in rows]),
+            )
+        )
+    found = conn.execute(
+        sa.text(
+            "SELECT m.target, c.* FROM customers c JOIN (SELECT DISTINCT provisional_id, "
+            "customer_id AS target FROM identity_anchors WHERE workspace_id = :ws "
+            "AND provisional_id <> customer_id) m ON c.customer_id = m.provisional_id "
+            "WHERE c.workspace_id = :ws"
+        ),
+        {"ws": workspace_id},
+    ).all()
+    if not found:
+        return 0
+    members = [dict(r._mapping) for r in found]
+    targets = sorted({m["target"] for m in members})
+    current = {
+        r.customer_id: dict(r._mapping)
+        for r in conn.execute(
+            sa.select(c).where(c.c.workspace_id == workspace_id, c.c.customer_id.in_(targets))
+        )
+    }
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    into: list[str] = []
+    for m in members:
+        into.append(m.pop("target"))
+        by_target.setdefault(into[-1], []).append(m)
+    merged_rows = []
+    for target, group in by_target.items():
+        rows = ([current[target]] if target in current else []) + group
+        merged_rows.append(_fold(target, rows, now))
+    upsert(
+        conn,
+        c,
+        _customers_table(merged_rows),
+        ["workspace_id", "customer_id"],
+        {
+            col: f"excluded.{col}"
+            for col in _CUSTOMER_COLUMNS
+            if col not in ("workspace_id", "customer_id")
+        },
+    )
+    import orjson
+
+    archive = pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * len(members), pa.string()),
+            "customer_id": pa.array([m["customer_id"] for m in members], pa.string()),
+            "merged_into": pa.array(into, pa.string()),
+            "record": pa.array(
+                [orjson.dumps(m, default=str).decode() for m in members], pa.string()
+            ),
+            "archived_at": pa.array([now] * len(members), TS),
+        }
+    )
+    upsert(
+        conn,
+        arc,
+        archive,
+        ["workspace_id", "customer_id"],
+        {
+            "merged_into": "excluded.merged_into",
+            "record": "excluded.record",
+            "archived_at": "excluded.archived_at",
+        },
+    )
+    conn.execute(
+        c.delete().where(
+            c.c.workspace_id == workspace_id,
+            c.c.customer_id.in_([m["customer_id"] for m in members]),
+        )
+    )
+    return len(members)
+
+
+def _revive(record: dict[str, Any]) -> dict[str, Any]:
+    """An archived row back to column values (timestamps and dates were stored as text)."""
+    out = dict(record)
+    for col in schema.customers.columns:
+        value = out.get(col.name)
+        if isinstance(value, str) and isinstance(col.type, sa.DateTime):
+            out[col.name] = datetime.fromisoformat(value)
+        elif isinstance(value, str) and isinstance(col.type, sa.Date):
+            out[col.name] = datetime.fromisoformat(value).date()
+    return out
+
+
+def _fold(target: str, rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """Survivorship: earliest first seen, latest last seen, most recent non-empty value."""
+    ordered = sorted(rows, key=lambda r: (r["last_seen_at"], r["customer_id"]))
+    out: dict[str, Any] = {"workspace_id": rows[0]["workspace_id"], "customer_id": target}
+    traits: dict[str, Any] = {}
+    for row in ordered:
+        for col in _CUSTOMER_COLUMNS:
+            if col in ("workspace_id", "customer_id", "traits"):
+                continue
+            if row.get(col) not in (None, ""):
+                out[col] = row[col]
+        traits.update({k: v for k, v in _as_dict(row.get("traits")).items() if v not in (None, "")})
+    out["first_seen_at"] = min(r["first_seen_at"] for r in rows)
+    out["last_seen_at"] = max(r["last_seen_at"] for r in rows)
+    out["traits"] = traits or None
+    out["updated_at"] = now
+    return out
