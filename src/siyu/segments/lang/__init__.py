@@ -1,0 +1,1 @@
+"""The tag language: parse, type-check, compile to Ibis, explain. See docs/tags.md."""
