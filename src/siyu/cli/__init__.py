@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from siyu import __version__
-from siyu.cli import collect, data, demo
+from siyu.cli import collect, data, demo, identity
 from siyu.cli.common import WorkspaceOpt, console, err_console, runtime
 from siyu.config import describe, load_settings
 from siyu.errors import SiyuError
@@ -26,6 +26,7 @@ app.add_typer(data.keys_app, name="keys")
 app.command("status")(data.status)
 app.command("demo")(demo.demo)
 app.add_typer(collect.sources_app, name="sources")
+app.add_typer(identity.identity_app, name="identity")
 
 
 @app.command()

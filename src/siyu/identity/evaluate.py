@@ -35,6 +35,13 @@ class Evaluation:
     true_pairs: int
     predicted_pairs: int
     correct_pairs: int
+    linkable_pairs: int
+    """True pairs connected by some chain of evidence at all (the raw graph, ignoring rules): the
+    recall any rule set could reach on this data is ``linkable_pairs / true_pairs``."""
+
+    @property
+    def recall_ceiling(self) -> float:
+        return self.linkable_pairs / self.true_pairs if self.true_pairs else 1.0
 
 
 def _pairs(labels: npt.NDArray[np.int64]) -> int:
@@ -55,12 +62,15 @@ def evaluate(conn: sa.Connection, workspace_id: str) -> Evaluation:
     ).scalar()
     graph = build_graph(workspace_id, fetch_tuples(conn, workspace_id), region)
     i = t.identities
-    customer_of = {
-        f"{k}{SEP}{v}": c
-        for k, v, c in conn.execute(
-            sa.select(i.c.kind, i.c.value, i.c.customer_id).where(i.c.workspace_id == workspace_id)
+    customer_of: dict[str, str] = {}
+    component_of: dict[str, str] = {}
+    for k, v, c, comp in conn.execute(
+        sa.select(i.c.kind, i.c.value, i.c.customer_id, i.c.component_id).where(
+            i.c.workspace_id == workspace_id
         )
-    }
+    ):
+        customer_of[f"{k}{SEP}{v}"] = str(c)
+        component_of[f"{k}{SEP}{v}"] = str(comp)
     truth = schema.demo_truth
     owners: dict[str, set[str]] = {}
     unmatched = 0
@@ -80,7 +90,9 @@ def evaluate(conn: sa.Connection, workspace_id: str) -> Evaluation:
     persons = [next(iter(owners[k])) for k in items]
     customers = [str(customer_of[k]) for k in items]
     p, c = _codes(persons), _codes(customers)
+    r = _codes([component_of[k] for k in items])
     both = p * (int(c.max()) + 1 if len(c) else 1) + c
+    linked = p * (int(r.max()) + 1 if len(r) else 1) + r
     true_pairs, predicted, correct = _pairs(p), _pairs(c), _pairs(both)
     return Evaluation(
         precision=correct / predicted if predicted else 1.0,
@@ -93,4 +105,5 @@ def evaluate(conn: sa.Connection, workspace_id: str) -> Evaluation:
         true_pairs=true_pairs,
         predicted_pairs=predicted,
         correct_pairs=correct,
+        linkable_pairs=_pairs(linked),
     )

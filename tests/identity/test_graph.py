@@ -1,0 +1,134 @@
+"""The identity graph on both engines: merges, refusals, split, explain."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from siyu.identity.explain import explain
+from siyu.identity.graph import resolve_workspace, split
+from siyu.runtime import Runtime
+from tests.identity.helpers import customers_of_events, identify, ingest, scalar, track
+
+
+def _resolve(rt: Runtime) -> None:
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, rt.workspace().workspace_id)
+
+
+def _conflicts(rt: Runtime) -> list[tuple[str, str, str]]:
+    with rt.db.engine.connect() as conn:
+        return [
+            (r, k, v)
+            for r, k, v in conn.execute(
+                sa.text("SELECT rule, kind, value FROM identity_conflicts ORDER BY 1, 2, 3")
+            )
+        ]
+
+
+def test_shared_email_merges_accounts_across_sources(rt: Runtime) -> None:
+    ingest(rt, "shopify", [identify("6100000001", email="Ann.Lee@Shop.co", day=2), track("6100000001")])
+    ingest(
+        rt,
+        "whatsapp",
+        [identify("6281234567890", email="ann.lee@shop.co ", day=5), track("6281234567890", day=6)],
+    )
+    before = set(customers_of_events(rt).values())
+    assert len(before) == 2
+    _resolve(rt)
+    after = set(customers_of_events(rt).values())
+    assert len(after) == 1
+    # The survivor is the oldest provisional customer (the Shopify one, seen on day 2).
+    survivor = scalar(rt, "SELECT customer_id FROM events WHERE source_id IN "
+                      "(SELECT source_id FROM sources WHERE name = 'shopify') LIMIT 1")
+    assert after == {survivor}
+    assert scalar(rt, "SELECT count(*) FROM customers") == 1
+    assert scalar(rt, "SELECT count(*) FROM identity_audit WHERE action = 'merge'") == 1
+    assert scalar(rt, "SELECT phone FROM customers") is None
+
+
+def test_family_sharing_one_phone_is_not_fused(rt: Runtime) -> None:
+    ingest(
+        rt,
+        "shopify",
+        [
+            identify("6100000011", email="mum@family.co", phone="+6281311112222", day=1),
+            identify("6100000012", email="son@family.co", phone="0813-1111-2222", country="ID", day=3),
+        ],
+    )
+    _resolve(rt)
+    assert len(set(customers_of_events(rt).values())) == 2
+    rules = {r for r, _, _ in _conflicts(rt)}
+    assert "limit:account" in rules
+    # The phone went to whoever gave it first; the other account keeps its own email.
+    mum = scalar(rt, "SELECT customer_id FROM identities WHERE value = 'mum@family.co'")
+    phone = scalar(rt, "SELECT customer_id FROM identities WHERE value = '+6281311112222'")
+    assert mum == phone
+
+
+def test_store_tablet_does_not_fuse_shoppers(rt: Runtime) -> None:
+    shoppers = [f"61000002{i:02d}" for i in range(5)]
+    ingest(rt, "shopify", [identify(s, email=f"shopper{i}@mail.co") for i, s in enumerate(shoppers)])
+    ingest(
+        rt,
+        "web",
+        [track(anonymous_id="tablet-in-store", day=3)]
+        + [track(s, anonymous_id="tablet-in-store", day=4 + i) for i, s in enumerate(shoppers)],
+    )
+    _resolve(rt)
+    logged_in = scalar(
+        rt, "SELECT count(DISTINCT customer_id) FROM events WHERE user_id IS NOT NULL"
+    )
+    assert logged_in == len(shoppers)
+    assert ("shared_weak_identifier", "anonymous_id", "tablet-in-store") in _conflicts(rt)
+
+
+def test_blocked_values_are_dropped_with_a_reason(rt: Runtime) -> None:
+    ingest(
+        rt,
+        "shopify",
+        [
+            identify("6100000031", email="test@example.com", phone="0000000"),
+            identify("6100000032", email="test@example.com", phone="0000000"),
+        ],
+    )
+    _resolve(rt)
+    assert len(set(customers_of_events(rt).values())) == 2
+    found = _conflicts(rt)
+    assert ("blocked", "email", "test@example.com") in found
+    assert scalar(rt, "SELECT count(*) FROM identities WHERE kind = 'email'") == 0
+
+
+def test_merge_then_split_returns_the_earlier_state(rt: Runtime) -> None:
+    ingest(
+        rt,
+        "shopify",
+        [identify("6100000041", email="kim@mail.co", day=2), track("6100000041", event="Order Completed")],
+    )
+    ingest(rt, "instagram", [identify("17841400000000041", email="kim@mail.co", day=4)])
+    ingest(rt, "web", [identify(anonymous_id="browser-41", email="kim@mail.co", day=6)])
+    events_before = customers_of_events(rt)
+    customers_before = scalar(rt, "SELECT count(*) FROM customers")
+    _resolve(rt)
+    assert len(set(customers_of_events(rt).values())) == 1
+    ws = rt.workspace().workspace_id
+    with rt.db.engine.begin() as conn:
+        split(conn, ws, "email:kim@mail.co", "test")
+    assert customers_of_events(rt) == events_before
+    assert scalar(rt, "SELECT count(*) FROM customers") == customers_before
+    assert scalar(rt, "SELECT count(*) FROM identity_audit WHERE action = 'split'") == 1
+
+
+def test_explain_shows_identifiers_and_evidence(rt: Runtime) -> None:
+    ingest(rt, "shopify", [identify("6100000051", email="lee@mail.co", phone="+12025550143")])
+    _resolve(rt)
+    ws = rt.workspace().workspace_id
+    with rt.db.engine.connect() as conn:
+        found = explain(conn, ws, "email:LEE@mail.co")
+    kinds = {(r["kind"], r["value"]) for r in found.identifiers}
+    assert kinds == {
+        ("shopify_customer_id", "6100000051"),
+        ("email", "lee@mail.co"),
+        ("phone", "+12025550143"),
+    }
+    assert len(found.links) == 2
+    assert all(link["rule"] == "same_event" and link["message_id"] for link in found.links)
