@@ -1,0 +1,324 @@
+"""Compile checked tag expressions to Ibis: one definition, every engine.
+
+Set-based: all aggregates of all tags being compiled together are distinct columns of **one**
+``group_by(customer_id)`` over the events, each a conditional reduction such as
+``(condition & in_window).ifelse(1, 0).sum()``, over events filtered once to the widest window
+needed. The per-customer result is left-joined to the customers table (no events means count 0,
+sum 0, days_since null), references are left-joined the same way, and each tag becomes one
+boolean column. No SQL is ever built from user text: literals become Ibis literals.
+
+Windows: ``last 30d`` holds events with ``as_of - 30 days < timestamp <= as_of``; ``w`` is 7
+days, ``m`` and ``y`` are calendar months and years (the day clamped to the month's end). Events
+after ``as_of`` never count, so history can be recomputed for any date.
+
+Missing values follow SQL: a comparison with a missing attribute is unknown, and a customer
+matches a tag only when the whole expression is true.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import ibis
+
+from siyu.segments.lang.checker import Checker, Context, parse_temporal
+from siyu.segments.lang.functions import AggregateFunction, lookup
+from siyu.segments.lang.nodes import (
+    Between,
+    BoolOp,
+    Call,
+    Compare,
+    Expr,
+    InList,
+    IsNull,
+    Literal,
+    Not,
+    Path,
+    Reference,
+    Window,
+    walk,
+)
+from siyu.segments.lang.parser import parse
+from siyu.segments.lang.printer import to_text
+from siyu.segments.lang.schema import AttrType, Resolver, ValueType
+
+_CID = "_tag_cid"
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """``moment`` as the naive UTC timestamp the store uses."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same time ``months`` calendar months earlier (day clamped to the month's end)."""
+    index = moment.year * 12 + moment.month - 1 - months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+def window_start(window: Window, as_of: datetime) -> datetime:
+    """The exclusive lower bound of ``window`` ending at ``as_of``."""
+    if window.unit == "d":
+        return as_of - timedelta(days=window.amount)
+    if window.unit == "w":
+        return as_of - timedelta(weeks=window.amount)
+    months = window.amount * (12 if window.unit == "y" else 1)
+    return months_before(as_of, months)
+
+
+def with_age(customers: Any, as_of: datetime) -> Any:
+    """``customers`` plus ``age``: whole years from ``birthday`` to ``as_of`` (null if unknown)."""
+    born = customers.birthday
+    born_md = born.month() * 100 + born.day()
+    before_birthday = (born_md > as_of.month * 100 + as_of.day).ifelse(1, 0)
+    return customers.mutate(age=(as_of.year - born.year() - before_birthday).cast("int64"))
+
+
+def customer_attributes(customers: Any, as_of: datetime) -> Any:
+    """Customers known by ``as_of`` with the derived ``age``: the default tag input."""
+    as_of = naive_utc(as_of)
+    known = customers.filter(customers.first_seen_at <= ibis.literal(as_of))
+    return with_age(known, as_of)
+
+
+class Compiler:
+    """Compiles several tag expressions against one customers table, events table and as_of."""
+
+    def __init__(
+        self,
+        *,
+        customers: Any,
+        events: Any,
+        as_of: datetime,
+        schema: Mapping[str, AttrType] | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self.customers = customers
+        self.events = events
+        self.as_of = naive_utc(as_of)
+        self.schema = schema
+        self.resolver = resolver
+        self.checker = Checker("", schema, resolver)
+        self.aggregates: dict[Call, str] = {}
+        self.references: dict[Reference, str] = {}
+
+    def add(self, expression: str | Expr) -> Expr:
+        """Parse (if text) and type-check one expression; register its aggregates."""
+        source = expression if isinstance(expression, str) else to_text(expression)
+        tree = parse(source)
+        Checker(source, self.schema, self.resolver).check(tree)
+        for node in walk(tree):
+            if isinstance(node, Call) and node not in self.aggregates:
+                self.aggregates[node] = f"_agg{len(self.aggregates)}"
+            elif isinstance(node, Reference) and node not in self.references:
+                self.references[node] = f"_ref{len(self.references)}"
+        return tree
+
+    # -- the per-customer table ------------------------------------------------------------------
+
+    def joined(self) -> Any:
+        """Customers left-joined with every aggregate and reference column registered so far."""
+        table = self.customers
+        if self.aggregates:
+            table = self._join(table, self.aggregate_table(), self._empties())
+        for ref, column in self.references.items():
+            assert self.resolver is not None  # the checker rejects references without one
+            members = self.resolver.members(ref.kind, ref.name)
+            if "matched" in members.columns:
+                members = members.filter(members.matched)
+            members = members.select(**{_CID: members.customer_id}).distinct()
+            table = self._join(
+                table, members.mutate(**{column: ibis.literal(True)}), {column: False}
+            )
+        return table
+
+    def _empties(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for call, column in self.aggregates.items():
+            function = lookup(call.name)
+            assert function is not None
+            out[column] = function.empty
+        return out
+
+    def _join(self, left: Any, right: Any, fills: Mapping[str, Any]) -> Any:
+        joined = left.left_join(right, left.customer_id == right[_CID])
+        columns = {name: joined[name] for name in left.columns}
+        for name, empty in fills.items():
+            columns[name] = joined[name] if empty is None else joined[name].fill_null(empty)
+        return joined.select(**columns)
+
+    def aggregate_table(self) -> Any:
+        """One group_by over events: a column per distinct aggregate, keyed by ``_tag_cid``."""
+        e = self.events
+        as_of = ibis.literal(self.as_of)
+        keep = e.customer_id.notnull() & (e.timestamp <= as_of)
+        starts = [window_start(c.window, self.as_of) for c in self.aggregates if c.window]
+        if len(starts) == len(self.aggregates):
+            keep &= e.timestamp > ibis.literal(min(starts))
+        e = e.filter(keep)
+        columns: dict[str, Any] = {}
+        for call, column in self.aggregates.items():
+            function = lookup(call.name)
+            assert function is not None
+            columns[column] = self._reduce(function, call, e)
+        return e.group_by(**{_CID: e.customer_id}).aggregate(**columns)
+
+    def _reduce(self, function: AggregateFunction, call: Call, e: Any) -> Any:
+        args = list(call.args)
+        value = self.value(args.pop(0), "event", e, "number") if function.takes_value else None
+        hit = self.condition(args[0], "event", e) if args else ibis.literal(True)
+        if call.window is not None:
+            hit = hit & (e.timestamp > ibis.literal(window_start(call.window, self.as_of)))
+        return function.reduce(hit.fill_null(False), value, e.timestamp, self.as_of)
+
+    # -- expressions -----------------------------------------------------------------------------
+
+    def value(self, node: Expr, ctx: Context, t: Any, want: ValueType | None = None) -> Any:
+        """The Ibis value of ``node`` over table ``t``; ``want`` types JSON and date literals."""
+        if isinstance(node, Literal):
+            return self.literal(node, want)
+        if isinstance(node, Path):
+            return self.path(node, ctx, t, want)
+        if isinstance(node, Call):
+            return t[self.aggregates[node]]
+        if isinstance(node, Reference):
+            return t[self.references[node]]
+        return self.condition(node, ctx, t)
+
+    def literal(self, node: Literal, want: ValueType | None) -> Any:
+        value = node.value
+        if node.kind == "string" and want in ("date", "timestamp"):
+            moment = parse_temporal(str(value), want)
+            assert moment is not None  # the checker rejects unparsable dates
+            if isinstance(moment, datetime):
+                return ibis.literal(naive_utc(moment))
+            return ibis.literal(moment, type="date")
+        if isinstance(value, Decimal):
+            return ibis.literal(float(value))
+        if node.kind == "number":
+            return ibis.literal(value, type="int64")
+        return ibis.literal(value)
+
+    def path(self, node: Path, ctx: Context, t: Any, want: ValueType | None) -> Any:
+        kind = self.checker.path_type(node, ctx)
+        if kind != "json":
+            return t[node.dotted]
+        raw = t[node.parts[0]]
+        for part in node.parts[1:]:
+            raw = raw[part]
+        if want == "string":
+            return raw.str
+        if want == "number":
+            return raw.float
+        if want == "boolean" or want is None:
+            return raw.bool
+        return raw
+
+    def condition(self, node: Expr, ctx: Context, t: Any) -> Any:
+        """The boolean Ibis expression of a checked condition."""
+        if isinstance(node, BoolOp):
+            left, right = self.condition(node.left, ctx, t), self.condition(node.right, ctx, t)
+            return left & right if node.op == "and" else left | right
+        if isinstance(node, Not):
+            return ~self.condition(node.operand, ctx, t)
+        if isinstance(node, Compare):
+            lt = self.checker.type_of(node.left, ctx)
+            rt = self.checker.type_of(node.right, ctx)
+            left = self.value(node.left, ctx, t, rt)
+            right = self.value(node.right, ctx, t, lt)
+            return _COMPARE[node.op](left, right)
+        if isinstance(node, InList):
+            return self.in_list(node, ctx, t)
+        if isinstance(node, Between):
+            want = self.checker.type_of(node.low, ctx)
+            operand = self.value(node.operand, ctx, t, want)
+            low = self.value(node.low, ctx, t, self.checker.type_of(node.operand, ctx))
+            high = self.value(node.high, ctx, t, self.checker.type_of(node.operand, ctx))
+            inside = (operand >= low) & (operand <= high)
+            return ~inside if node.negated else inside
+        if isinstance(node, IsNull):
+            missing = self.is_null(node.operand, ctx, t)
+            return ~missing if node.negated else missing
+        return self.value(node, ctx, t, "boolean")
+
+    def in_list(self, node: InList, ctx: Context, t: Any) -> Any:
+        operand_type = self.checker.type_of(node.operand, ctx)
+        by_kind: dict[str, list[Literal]] = {}
+        for item in node.items:
+            by_kind.setdefault(item.kind, []).append(item)
+        tests = []
+        for kind, items in by_kind.items():
+            want: ValueType = kind if operand_type == "json" else operand_type  # type: ignore[assignment]
+            operand = self.value(node.operand, ctx, t, want)
+            tests.append(operand.isin([self.literal(i, want) for i in items]))
+        found = tests[0]
+        for test in tests[1:]:
+            found = found | test
+        return ~found if node.negated else found
+
+    def is_null(self, node: Expr, ctx: Context, t: Any) -> Any:
+        if isinstance(node, Path) and self.checker.path_type(node, ctx) == "json":
+            raw = self.path(node, ctx, t, "json")
+            # A JSON null is SQL NULL on DuckDB but the value 'null' in PostgreSQL jsonb.
+            return raw.isnull() | (raw.cast("string") == "null").fill_null(False)
+        return self.value(node, ctx, t).isnull()
+
+
+_COMPARE: dict[str, Any] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def compile_tags(
+    definitions: Mapping[str, str | Expr],
+    *,
+    customers: Any,
+    events: Any,
+    as_of: datetime,
+    schema: Mapping[str, AttrType] | None = None,
+    resolver: Resolver | None = None,
+) -> Any:
+    """Ibis table ``customer_id`` + one boolean column per definition (its key), one event scan."""
+    compiler = Compiler(
+        customers=customers, events=events, as_of=as_of, schema=schema, resolver=resolver
+    )
+    trees = {name: compiler.add(text) for name, text in definitions.items()}
+    table = compiler.joined()
+    columns = {
+        name: compiler.condition(tree, "customer", table).fill_null(False)
+        for name, tree in trees.items()
+    }
+    return table.select("customer_id", **columns)
+
+
+def compile_tag(
+    expression: str | Expr,
+    *,
+    customers: Any,
+    events: Any,
+    as_of: datetime,
+    schema: Mapping[str, AttrType] | None = None,
+    resolver: Resolver | None = None,
+) -> Any:
+    """Ibis table ``(customer_id, matched)``: one row per customer of ``customers``."""
+    return compile_tags(
+        {"matched": expression},
+        customers=customers,
+        events=events,
+        as_of=as_of,
+        schema=schema,
+        resolver=resolver,
+    )
