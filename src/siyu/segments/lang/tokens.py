@@ -78,7 +78,8 @@ class Scanner:
             while self.pos < len(src) and src[self.pos].isspace():
                 self.pos += 1
             if self.pos >= len(src):
-                out.append(Token("eof", "", self.pos, self.pos))
+                end = len(src.rstrip())  # point just after the last text, not past newlines
+                out.append(Token("eof", "", end, end))
                 return out
             out.append(self.next_token())
 
