@@ -97,6 +97,7 @@ registry = Registry()
 # Built-in plugins: each module has register(registry). Add new built-ins here.
 BUILTIN_MODULES: tuple[str, ...] = (
     "siyu.collect.ecommerce",
+    "siyu.collect.importers",
     "siyu.compute.engines",
     "siyu.identity.identifiers",
     "siyu.predict.btyd",

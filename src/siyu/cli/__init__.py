@@ -26,6 +26,7 @@ app.add_typer(data.keys_app, name="keys")
 app.command("status")(data.status)
 app.command("demo")(demo.demo)
 app.add_typer(collect.sources_app, name="sources")
+app.command("import")(collect.import_file)
 app.add_typer(identity.identity_app, name="identity")
 
 
