@@ -42,7 +42,7 @@ def _time(value: object) -> datetime | bool | None:
 def fast_fields(payload: dict[str, Any]) -> dict[str, Any] | None:
     """The model field values of a plain call, or None to let the models decide."""
     kind = payload.get("type")
-    if kind not in _FAST_TYPES:
+    if type(kind) is not str or kind not in _FAST_TYPES:  # a list/dict type is unhashable
         return None
     fields: dict[str, Any] = {"type": kind}
     for wire, name in _ID_KEYS:
