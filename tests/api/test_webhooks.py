@@ -152,6 +152,9 @@ def test_shopify_order_refund_and_customer_become_canonical_events(
     assert stored["shopify:e1"]["event"] == "Order Completed"
     assert stored["shopify:e2"]["event"] == "Order Refunded"
     assert stored["shopify:e3"]["type"] == "identify"
+    buyer = stored["shopify:e1:identify"]
+    traits = buyer["traits"] if isinstance(buyer["traits"], dict) else orjson.loads(buyer["traits"])
+    assert (buyer["user_id"], traits["email"]) == ("115310627314723954", "jon@example.com")
     assert {
         "shopify:e1:consent:email",
         "shopify:e3:consent:email",
@@ -179,11 +182,11 @@ def test_shopify_redelivery_is_deduplicated_on_the_event_id(
 ) -> None:
     first = shopify_post(client, shop, "orders/create", ORDER, "same").json()
     again = shopify_post(client, shop, "orders/create", ORDER, "same").json()
-    assert first["stored"] == 2
+    assert first["stored"] == 3
     assert again["stored"] == 0
-    assert again["duplicates"] == 2
+    assert again["duplicates"] == 3
     paid = shopify_post(client, shop, "orders/paid", ORDER, "other").json()
-    assert paid["stored"] == 1
+    assert paid["stored"] == 2  # Order Updated + identify
     assert [e["event"] for e in events(rt) if e["type"] == "track"].count("Order Updated") == 1
 
 

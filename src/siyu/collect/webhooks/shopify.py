@@ -104,6 +104,22 @@ def _order(payload: dict[str, Any], topic: str, event_id: str) -> list[dict[str,
             **_user(payload),
         }
     ]
+    user = _user(payload)
+    traits = user.get("context", {}).get("traits")
+    if traits:
+        # Track calls carry no traits for One-ID: the buyer's e-mail/phone go in an identify.
+        ids = {k: v for k, v in user.items() if k != "context"}
+        customer = payload.get("customer") or {}
+        names = {k: customer.get(k) for k in ("first_name", "last_name") if customer.get(k)}
+        messages.append(
+            {
+                "type": "identify",
+                "messageId": f"shopify:{event_id}:identify",
+                "timestamp": when,
+                "traits": {**traits, **names},
+                **ids,
+            }
+        )
     if topic == "orders/create" and "buyer_accepts_marketing" in payload:
         messages.append(
             _consent(
