@@ -174,7 +174,7 @@ class Compiler:
     def _reduce(self, function: AggregateFunction, call: Call, e: Any) -> Any:
         args = list(call.args)
         value = self.value(args.pop(0), "event", e, "number") if function.takes_value else None
-        hit = self.condition(args[0], "event", e) if args else ibis.literal(True)
+        hit = self.condition(args[0], "event", e) if args else e.timestamp.notnull()
         if call.window is not None:
             hit = hit & (e.timestamp > ibis.literal(window_start(call.window, self.as_of)))
         return function.reduce(hit.fill_null(False), value, e.timestamp, self.as_of)
