@@ -17,7 +17,7 @@ SYNTAX_ERRORS: list[tuple[str, str]] = [
         "found 'language'",
     ),
     ('country in "ID"', "at 1:12: expected '(' after 'in', found the string \"ID\""),
-    ("age > ", "at 1:7: expected a value after '>', found end of input"),
+    ("age > ", "at 1:6: expected a value after '>', found end of input"),
     ("", "at 1:1: expected a value, found end of input"),
     (
         "age == null",
