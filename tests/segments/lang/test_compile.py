@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from siyu.compute import WorkspaceTables, tables
+from siyu.errors import NotFound
 from siyu.runtime import Runtime
 from siyu.segments.lang import Compiler, compile_tag, compile_tags, customer_attributes, explain
 from tests.segments.lang.test_parser import EXAMPLE
@@ -275,6 +276,13 @@ def test_many_tags_share_one_scan(community: WorkspaceTables) -> None:
     }
 
 
+def test_explain_unknown_customer(community: WorkspaceTables) -> None:
+    t = community
+    customers = customer_attributes(t.customers, AS_OF)
+    with pytest.raises(NotFound, match="cus_nobody"):
+        explain("age > 1", "cus_nobody", customers=customers, events=t.events, as_of=AS_OF)
+
+
 def test_explain(community: WorkspaceTables) -> None:
     t = community
     ids = {v: k for k, v in user_ids(t).items()}
@@ -293,6 +301,20 @@ def test_explain(community: WorkspaceTables) -> None:
     assert steps["age"].value == 34
     assert any(line.strip() == f"[no] {views} > 5" for line in why.lines())
     assert why.to_dict()["explanation"]["held"] is False
+
+    assert [c.text for c in why.root.children] == [
+        'country in ("ID", "TH", "MY", "PH")',
+        "age between 25 and 35",
+        f"{views} > 5",
+        f'count(event == "{POST}", last 30d) >= 3',
+    ]
+    assert [c.text for c in steps["age between 25 and 35"].children] == ["age"]
+
+    unknown = explain("traits.vip or country is null", ids["bob"], **kw)
+    assert unknown.root.held is None
+    assert unknown.matched is False
+    assert unknown.lines()[1].strip().startswith("[unknown]")
+    assert explain("true", ids["bob"], **kw).matched is True
 
     yes = explain(EXAMPLE, ids["carol"], **kw)
     assert yes.matched is True

@@ -155,7 +155,8 @@ def explain(
             columns[f"n{i}"] = compiler.value(node, "customer", table, "json").cast("string")
         else:
             columns[f"n{i}"] = compiler.value(node, "customer", table)
-    row_expr = table.filter(table.customer_id == customer_id).select(**columns).limit(1)
+    one = table.filter(table.customer_id == customer_id)
+    row_expr = one.select("customer_id", **columns).limit(1)
     rows = row_expr.to_pyarrow().to_pylist()
     if not rows:
         raise NotFound(
@@ -168,8 +169,16 @@ def explain(
     def build(node: Expr) -> Step:
         i = next(position)
         sub = () if isinstance(node, Call) else tuple(build(c) for c in children(node))
+        if isinstance(node, BoolOp):  # a and b and c: one step with three children
+            sub = tuple(
+                grand
+                for child, step in zip(children(node), sub, strict=True)
+                for grand in (step.children if _same_op(child, node) else (step,))
+            )
+        sub = tuple(step for step in sub if step.kind != "literal")  # literals speak for themselves
         if isinstance(node, Literal):
-            return Step(to_text(node), "literal", node.value, None, sub)
+            held_literal = bool(node.value) if nodes[i][1] else None  # `true` as a whole tag
+            return Step(to_text(node), "literal", node.value, held_literal, sub)
         value = row[f"n{i}"]
         is_condition = nodes[i][1] or isinstance(node, CONDITIONS)
         held = (bool(value) if value is not None else None) if is_condition else None
@@ -177,3 +186,7 @@ def explain(
 
     root = build(tree)
     return Explanation(customer_id, to_text(tree), compiler.as_of, root.held is True, root)
+
+
+def _same_op(child: Expr, parent: BoolOp) -> bool:
+    return isinstance(child, BoolOp) and child.op == parent.op
