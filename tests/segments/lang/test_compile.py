@@ -10,12 +10,23 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
+import ibis
 import pytest
 
 from siyu.compute import WorkspaceTables, tables
 from siyu.errors import NotFound
+from siyu.registry import Registry, registry
 from siyu.runtime import Runtime
-from siyu.segments.lang import Compiler, compile_tag, compile_tags, customer_attributes, explain
+from siyu.segments.lang import (
+    BUILTIN_FUNCTIONS,
+    AggregateFunction,
+    Compiler,
+    compile_tag,
+    compile_tags,
+    customer_attributes,
+    explain,
+    register,
+)
 from tests.segments.lang.test_parser import EXAMPLE
 
 AS_OF = datetime(2025, 6, 30, 12, 0, 0)
@@ -323,3 +334,22 @@ def test_explain(community: WorkspaceTables) -> None:
 
 def _flatten(step: Any) -> list[Any]:
     return [step, *(s for c in step.children for s in _flatten(c))]
+
+
+def _distinct_days(hit: Any, value: Any, ts: Any, as_of: datetime) -> Any:
+    return hit.ifelse(ts.date(), ibis.null("date")).nunique()
+
+
+def test_a_registered_function_is_part_of_the_language(
+    community: WorkspaceTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    function = AggregateFunction("distinct_days", "Days with a matching event.", _distinct_days)
+    monkeypatch.setitem(registry.tag_functions._items, "distinct_days", function)
+    text = f'distinct_days(event == "{POST}", last 30d) == 2'
+    assert matched(community, text) == {"carol"}
+
+
+def test_builtins_register_through_the_extension_point() -> None:
+    fresh = Registry()
+    register(fresh)
+    assert set(fresh.tag_functions._items) == set(BUILTIN_FUNCTIONS)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from siyu.segments.lang import parse, to_text
+from siyu.segments.lang import TagError, TagSyntaxError, TagTypeError, parse, to_text, validate
 from siyu.segments.lang.nodes import (
     COMPARE_OPS,
     Between,
@@ -88,3 +89,37 @@ def test_decimal_and_negative_numbers_survive() -> None:
     tree = Compare("<", Path(("x",)), Literal("number", Decimal("-1E+3")))
     assert to_text(tree) == "x < -1000.0"
     assert parse(to_text(tree)) == tree
+
+
+TOKENS = ["and ", "or ", "not ", "in ", "between ", "is ", "null", "true", "last ", "count("]
+alphabet = st.sampled_from([*"abcz_.,()'\"\\:=!<> 0123456789-dwmy\n", *TOKENS, "tag:"])
+
+
+def _error_of(call: Callable[[], object]) -> TagError | None:
+    try:
+        call()
+    except TagError as err:
+        return err
+    return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(alphabet, max_size=25).map("".join))
+def test_any_text_parses_or_raises_a_syntax_error(text: str) -> None:
+    err = _error_of(lambda: parse(text))
+    if err is None:
+        tree = parse(text)
+        assert parse(to_text(tree)) == tree
+    else:
+        assert isinstance(err, TagSyntaxError)
+        assert err.message.startswith(f"at {err.line}:{err.column}:")
+        assert 0 <= err.offset <= len(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(trees)
+def test_checking_any_tree_raises_only_tag_type_errors(tree: Expr) -> None:
+    err = _error_of(lambda: validate(to_text(tree)))
+    if err is not None:
+        assert isinstance(err, TagTypeError)
+        assert err.message.endswith(f" at {err.line}:{err.column}")
