@@ -67,7 +67,7 @@ def ingest(rt: Runtime, source: str, records: list[dict[str, Any]]) -> None:
 def customers_of_events(rt: Runtime) -> dict[str, str]:
     with rt.db.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT message_id, customer_id FROM events")).all()
-    return {m: c for m, c in rows}
+    return {str(m): str(c) for m, c in rows}
 
 
 def scalar(rt: Runtime, sql: str, **params: Any) -> Any:

@@ -26,7 +26,9 @@ def _conflicts(rt: Runtime) -> list[tuple[str, str, str]]:
 
 
 def test_shared_email_merges_accounts_across_sources(rt: Runtime) -> None:
-    ingest(rt, "shopify", [identify("6100000001", email="Ann.Lee@Shop.co", day=2), track("6100000001")])
+    ingest(
+        rt, "shopify", [identify("6100000001", email="Ann.Lee@Shop.co", day=2), track("6100000001")]
+    )
     ingest(
         rt,
         "whatsapp",
@@ -38,8 +40,11 @@ def test_shared_email_merges_accounts_across_sources(rt: Runtime) -> None:
     after = set(customers_of_events(rt).values())
     assert len(after) == 1
     # The survivor is the oldest provisional customer (the Shopify one, seen on day 2).
-    survivor = scalar(rt, "SELECT customer_id FROM events WHERE source_id IN "
-                      "(SELECT source_id FROM sources WHERE name = 'shopify') LIMIT 1")
+    survivor = scalar(
+        rt,
+        "SELECT customer_id FROM events WHERE source_id IN "
+        "(SELECT source_id FROM sources WHERE name = 'shopify') LIMIT 1",
+    )
     assert after == {survivor}
     assert scalar(rt, "SELECT count(*) FROM customers") == 1
     assert scalar(rt, "SELECT count(*) FROM identity_audit WHERE action = 'merge'") == 1
@@ -52,7 +57,9 @@ def test_family_sharing_one_phone_is_not_fused(rt: Runtime) -> None:
         "shopify",
         [
             identify("6100000011", email="mum@family.co", phone="+6281311112222", day=1),
-            identify("6100000012", email="son@family.co", phone="0813-1111-2222", country="ID", day=3),
+            identify(
+                "6100000012", email="son@family.co", phone="0813-1111-2222", country="ID", day=3
+            ),
         ],
     )
     _resolve(rt)
@@ -67,7 +74,9 @@ def test_family_sharing_one_phone_is_not_fused(rt: Runtime) -> None:
 
 def test_store_tablet_does_not_fuse_shoppers(rt: Runtime) -> None:
     shoppers = [f"61000002{i:02d}" for i in range(5)]
-    ingest(rt, "shopify", [identify(s, email=f"shopper{i}@mail.co") for i, s in enumerate(shoppers)])
+    ingest(
+        rt, "shopify", [identify(s, email=f"shopper{i}@mail.co") for i, s in enumerate(shoppers)]
+    )
     ingest(
         rt,
         "web",
@@ -102,7 +111,10 @@ def test_merge_then_split_returns_the_earlier_state(rt: Runtime) -> None:
     ingest(
         rt,
         "shopify",
-        [identify("6100000041", email="kim@mail.co", day=2), track("6100000041", event="Order Completed")],
+        [
+            identify("6100000041", email="kim@mail.co", day=2),
+            track("6100000041", event="Order Completed"),
+        ],
     )
     ingest(rt, "instagram", [identify("17841400000000041", email="kim@mail.co", day=4)])
     ingest(rt, "web", [identify(anonymous_id="browser-41", email="kim@mail.co", day=6)])

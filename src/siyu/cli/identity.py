@@ -1,4 +1,4 @@
-"""``siyu identity``: resolve customers, explain a customer, split a wrong merge, measure quality."""
+"""``siyu identity``: resolve customers, explain one, split a wrong merge, measure quality."""
 
 from __future__ import annotations
 
@@ -49,15 +49,21 @@ def explain_cmd(
     ids = Table("kind", "value", "source", "first seen", "last seen", title="Identifiers")
     for r in found.identifiers:
         ids.add_row(
-            r["kind"], r["value"], r["source_id"] or "", str(r["first_seen_at"]),
+            r["kind"],
+            r["value"],
+            r["source_id"] or "",
+            str(r["first_seen_at"]),
             str(r["last_seen_at"]),
         )
     console.print(ids)
     links = Table("identifier", "identifier", "rule", "message", "seen", title="Evidence")
     for r in found.links:
         links.add_row(
-            f"{r['kind_a']}:{r['value_a']}", f"{r['kind_b']}:{r['value_b']}", r["rule"],
-            r["message_id"], str(r["seen_at"]),
+            f"{r['kind_a']}:{r['value_a']}",
+            f"{r['kind_b']}:{r['value_b']}",
+            r["rule"],
+            r["message_id"],
+            str(r["seen_at"]),
         )
     console.print(links)
     if found.conflicts:

@@ -39,9 +39,7 @@ def explain(conn: sa.Connection, workspace_id: str, customer: str) -> Explanatio
     identifiers = [
         dict(r._mapping)
         for r in conn.execute(
-            sa.select(
-                i.c.kind, i.c.value, i.c.source_id, i.c.first_seen_at, i.c.last_seen_at
-            )
+            sa.select(i.c.kind, i.c.value, i.c.source_id, i.c.first_seen_at, i.c.last_seen_at)
             .where(i.c.workspace_id == workspace_id, i.c.customer_id == customer_id)
             .order_by(i.c.kind, i.c.value)
         )
@@ -52,9 +50,7 @@ def explain(conn: sa.Connection, workspace_id: str, customer: str) -> Explanatio
             hint="Run 'siyu identity resolve' first, or check the customer id.",
         )
     params = {"ws": workspace_id, "c": customer_id}
-    mine = (
-        "SELECT kind, value FROM identities WHERE workspace_id = :ws AND customer_id = :c"
-    )
+    mine = "SELECT kind, value FROM identities WHERE workspace_id = :ws AND customer_id = :c"
     links = [
         dict(r._mapping)
         for r in conn.execute(

@@ -103,7 +103,7 @@ class Graph:
     link_rule: list[str]
     link_seen: list[datetime]
     anchors: list[dict[str, Any]]
-    """anchor_id, source_id, user_id, anonymous_id, node (index or -1), provisional_id, first_seen."""
+    """anchor_id, source_id, user_id, anonymous_id, node (-1: none), provisional_id, first_seen."""
     refused: list[tuple[str, str, str, str]] = field(default_factory=list)
     """(kind, raw value, reason, message_id) of values that were invalid or blocked."""
     raw_nodes: dict[str, set[int]] = field(default_factory=dict)
@@ -157,7 +157,7 @@ def fetch_tuples(
 
 def build_graph(workspace_id: str, rows: list[dict[str, Any]], default_region: str | None) -> Graph:
     """Normalise the tuples' values (distinct values only) and derive nodes, links, anchors."""
-    raw: list[tuple[int, str, str, str | None, str | None]] = []  # row, slot, kind, value, region
+    raw: list[tuple[int, str, str, str, str | None]] = []  # row, slot, kind, value, region
     specific_users: dict[str, set[str]] = {}
     for r_i, row in enumerate(rows):
         region = row["country"] if row["country"] and len(row["country"]) == 2 else default_region
@@ -238,7 +238,7 @@ def _normalise(
             else:
                 keys[(r_i, slot)] = f"{node_kind}{SEP}{normalised}"
     unique_refused = sorted({(k, v, r, "") for k, v, r, _ in refused})
-    first_msg = {}
+    first_msg: dict[tuple[str, str], str] = {}
     for k, v, _, m in refused:
         first_msg[(k, v)] = min(m, first_msg.get((k, v), m))
     return keys, [(k, v, r, first_msg[(k, v)]) for k, v, r, _ in unique_refused]
@@ -266,8 +266,8 @@ def _assemble(
         nodes = {s: index[keys_by_slot[(r_i, s)]] for s in slots if (r_i, s) in keys_by_slot}
         t0, t1, msg = row["first_seen"], row["last_seen"], row["message_id"]
         for slot, i in nodes.items():
-            first[i] = t0 if first[i] is None or t0 < first[i] else first[i]  # type: ignore[operator]
-            last[i] = t1 if last[i] is None or t1 > last[i] else last[i]  # type: ignore[operator]
+            first[i] = t0 if first[i] is None or t0 < first[i] else first[i]
+            last[i] = t1 if last[i] is None or t1 > last[i] else last[i]
             source[i] = _min(source[i], row["source_id"])
             raw_nodes.setdefault(str(row[raw_col.get(slot, slot)]), set()).add(i)
         if "user" in nodes and row["source_id"]:

@@ -85,9 +85,14 @@ def resolve_new_events(
     if not message_ids:
         return ResolveReport()
     region = _region(conn, workspace_id)
-    first = build_graph(workspace_id, fetch_tuples(conn, workspace_id, message_ids, ()), region)
+    tuples = fetch_tuples(conn, workspace_id, message_ids, ())
+    first = build_graph(workspace_id, tuples, region)
     keys = _keys_table(workspace_id, first.keys)
+    # Generic userIds and alias previousIds are read against other senders' raw ids, so senders
+    # with the same raw id are affected too, even when no identity node is shared yet.
+    raw = sorted({str(r[c]) for r in tuples for c in ("user_id", "previous_id") if r[c]})
     name = stage(conn, t.identities, keys)
+    rname = stage(conn, t.identity_anchors, pa.table({"user_id": pa.array(raw, pa.string())}))
     try:
         senders = conn.execute(
             sa.text(
@@ -95,7 +100,11 @@ def resolve_new_events(
                 "JOIN identities i ON i.workspace_id = a.workspace_id AND i.kind = a.kind "
                 "AND i.value = a.value WHERE a.workspace_id = :ws AND i.component_id IN "
                 f"(SELECT i2.component_id FROM identities i2 JOIN {name} k "
-                "ON i2.kind = k.kind AND i2.value = k.value WHERE i2.workspace_id = :ws)"
+                "ON i2.kind = k.kind AND i2.value = k.value WHERE i2.workspace_id = :ws "
+                "UNION SELECT i3.component_id FROM identities i3 JOIN identity_anchors a3 "
+                "ON a3.workspace_id = i3.workspace_id AND a3.kind = i3.kind "
+                f"AND a3.value = i3.value JOIN {rname} r ON r.user_id = a3.user_id "
+                "OR r.user_id = a3.anonymous_id WHERE i3.workspace_id = :ws)"
             ),
             {"ws": workspace_id},
         ).all()
@@ -106,6 +115,7 @@ def resolve_new_events(
         )
     finally:
         unstage(conn, name)
+        unstage(conn, rname)
     previous = _forget(conn, workspace_id, graph)
     return _apply(conn, workspace_id, graph, previous)
 
@@ -129,16 +139,27 @@ def _forget(conn: sa.Connection, workspace_id: str, graph: Graph) -> dict[str, s
     aname = stage(conn, t.identity_anchors, anchors)
     ws = {"ws": workspace_id}
     try:
-        previous = {
-            p: c
-            for p, c in conn.execute(
+        found = conn.execute(
+            sa.text(
+                "SELECT provisional_id, customer_id FROM identity_anchors WHERE "
+                f"workspace_id = :ws AND anchor_id IN (SELECT anchor_id FROM {aname})"
+            ),
+            ws,
+        )
+        previous = {str(p): str(c) for p, c in found}
+        comps = [
+            c
+            for (c,) in conn.execute(
                 sa.text(
-                    "SELECT provisional_id, customer_id FROM identity_anchors WHERE "
-                    f"workspace_id = :ws AND anchor_id IN (SELECT anchor_id FROM {aname})"
+                    "SELECT DISTINCT i.component_id FROM identities i WHERE i.workspace_id = :ws "
+                    f"AND (EXISTS (SELECT 1 FROM {name} k WHERE k.kind = i.kind "
+                    "AND k.value = i.value) OR EXISTS (SELECT 1 FROM identity_anchors a "
+                    f"JOIN {aname} s ON s.anchor_id = a.anchor_id WHERE a.workspace_id = :ws "
+                    "AND a.kind = i.kind AND a.value = i.value))"
                 ),
                 ws,
             )
-        }
+        ]
         conn.execute(
             sa.text(
                 f"DELETE FROM identity_anchors WHERE workspace_id = :ws "
@@ -146,19 +167,21 @@ def _forget(conn: sa.Connection, workspace_id: str, graph: Graph) -> dict[str, s
             ),
             ws,
         )
+        gone = (
+            "SELECT kind, value FROM identities WHERE workspace_id = :ws "
+            "AND component_id IN :comps UNION SELECT kind, value FROM " + name
+        )
         for table, kc, vc in (
-            ("identities", "kind", "value"),
             ("identity_links", "kind_a", "value_a"),
             ("identity_links", "kind_b", "value_b"),
             ("identity_conflicts", "kind", "value"),
+            ("identities", "kind", "value"),
         ):
-            conn.execute(
-                sa.text(
-                    f"DELETE FROM {table} WHERE workspace_id = :ws AND EXISTS (SELECT 1 FROM "
-                    f"{name} k WHERE k.kind = {table}.{kc} AND k.value = {table}.{vc})"
-                ),
-                ws,
-            )
+            stmt = sa.text(
+                f"DELETE FROM {table} WHERE workspace_id = :ws AND EXISTS (SELECT 1 FROM "
+                f"({gone}) g WHERE g.kind = {table}.{kc} AND g.value = {table}.{vc})"
+            ).bindparams(sa.bindparam("comps", expanding=True))
+            conn.execute(stmt, {**ws, "comps": comps or ["-"]})
     finally:
         unstage(conn, name)
         unstage(conn, aname)
@@ -170,7 +193,7 @@ def _old_mapping(conn: sa.Connection, workspace_id: str) -> dict[str, str]:
     rows = conn.execute(
         sa.select(a.c.provisional_id, a.c.customer_id).where(a.c.workspace_id == workspace_id)
     )
-    return {p: c for p, c in rows}
+    return {str(p): str(c) for p, c in rows}
 
 
 def _apply(

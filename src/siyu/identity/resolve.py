@@ -57,7 +57,8 @@ def components(n: int, a: Ints, b: Ints) -> Ints:
     data = np.ones(len(a), dtype=np.int8)
     matrix = coo_matrix((data, (a, b)), shape=(n, n)).tocsr()
     _, labels = connected_components(matrix, directed=False)
-    return labels.astype(np.int64)
+    out: Ints = np.asarray(labels, dtype=np.int64)
+    return out
 
 
 def _classes(graph: Graph) -> tuple[list[tuple[str, ...]], dict[str, int]]:

@@ -21,7 +21,7 @@ from siyu.identity import tables as t
 from siyu.identity.extract import SEP, Graph
 from siyu.identity.resolve import Resolution
 from siyu.store import schema
-from siyu.store.bulk import append, upsert
+from siyu.store.bulk import append, append_new, upsert
 
 TS = pa.timestamp("us")
 
@@ -141,7 +141,7 @@ def write_graph(
                 c.reason,
             )
         )
-    append(
+    append_new(
         conn,
         t.identity_conflicts,
         pa.table(
@@ -244,7 +244,8 @@ def merge_customers(conn: sa.Connection, workspace_id: str, now: datetime) -> in
     restore = conn.execute(
         sa.text(
             "SELECT record FROM identity_customer_archive r WHERE r.workspace_id = :ws "
-            "AND r.customer_id IN (SELECT customer_id FROM identity_anchors WHERE workspace_id = :ws)"
+            "AND r.customer_id IN "
+            "(SELECT customer_id FROM identity_anchors WHERE workspace_id = :ws)"
             " AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.workspace_id = :ws "
             "AND c.customer_id = r.customer_id)"
         ),

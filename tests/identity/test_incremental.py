@@ -1,0 +1,83 @@
+"""Incremental resolution, batch by batch in any arrival order, equals a full rebuild."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from siyu.collect.sources import ensure_source
+from siyu.config import load_settings
+from siyu.identity.graph import resolve_new_events, resolve_workspace
+from siyu.runtime import Runtime
+from tests.identity.helpers import identify, track
+
+SCENARIO: list[tuple[str, dict[str, Any]]] = [
+    ("shopify", identify("6100000101", email="ann@mail.co", phone="+6281311110001", day=1)),
+    ("shopify", identify("6100000102", email="bob@mail.co", phone="+6281311110001", day=2)),
+    ("whatsapp", identify("6281311110001", email="ann@mail.co", day=3)),
+    ("whatsapp", track("6281311110001", event="Message Received", day=4)),
+    ("web", track(anonymous_id="tab", day=2)),
+    ("web", track("6100000101", anonymous_id="tab", day=5)),
+    ("web", track("6100000102", anonymous_id="tab", day=6)),
+    ("web", identify(anonymous_id="b-ann", email="ann@mail.co", day=7)),
+    ("web", track(anonymous_id="b-ann", day=8)),
+    ("instagram", identify("17841400000000103", email="cy@mail.co", day=9)),
+    ("web", identify("6100000103", anonymous_id="b-cy", email="cy@mail.co", day=10)),
+    ("email", identify("bob@mail.co", email="bob@mail.co", day=11)),
+    ("shopify", identify("6100000104", email="test@example.com", day=12)),
+]
+
+
+def _snapshot(conn: sa.Connection) -> tuple[object, ...]:
+    q = [
+        "SELECT kind, value, customer_id FROM identities ORDER BY 1, 2",
+        "SELECT message_id, customer_id FROM events ORDER BY 1",
+        "SELECT customer_id, first_seen_at, last_seen_at FROM customers ORDER BY 1",
+        "SELECT rule, kind, value, other_kind, other_value FROM identity_conflicts "
+        "ORDER BY 1, 2, 3, 4, 5",
+    ]
+    return tuple(tuple(tuple(r) for r in conn.execute(sa.text(s))) for s in q)
+
+
+def _messages() -> list[tuple[str, dict[str, Any]]]:
+    return [(s, {**m, "messageId": f"msg-{i}"}) for i, (s, m) in enumerate(SCENARIO)]
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    order=st.permutations(list(range(len(SCENARIO)))),
+    cuts=st.lists(st.integers(1, len(SCENARIO) - 1), max_size=4),
+)
+def test_incremental_equals_full(order: list[int], cuts: list[int]) -> None:
+    messages = _messages()
+    bounds = [0, *sorted(set(cuts)), len(order)]
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"duckdb:///{Path(tmp) / 'p.duckdb'}"
+        with Runtime(load_settings(database_url=url, env="test")) as rt:
+            rt.init()
+            ws = rt.workspace()
+            with rt.db.engine.begin() as conn:
+                sources = {
+                    name: ensure_source(conn, ws.workspace_id, name, name).source_id
+                    for name in {s for s, _ in messages}
+                }
+            pipeline = rt.pipeline(ws)
+            for lo, hi in itertools.pairwise(bounds):
+                batch = [messages[i] for i in order[lo:hi]]
+                for source in sorted({s for s, _ in batch}):
+                    pipeline.ingest([m for s, m in batch if s == source], source_id=sources[source])
+                with rt.db.engine.begin() as conn:
+                    resolve_new_events(conn, ws.workspace_id, [m["messageId"] for _, m in batch])
+            with rt.db.engine.begin() as conn:
+                incremental = _snapshot(conn)
+                resolve_workspace(conn, ws.workspace_id)
+                full = _snapshot(conn)
+    assert incremental == full
