@@ -25,6 +25,11 @@ SYNTAX_ERRORS: list[tuple[str, str]] = [
         "found 'null'",
     ),
     ("age == 1 age", "at 1:10: expected 'and', 'or' or end of input, found 'age'"),
+    (
+        "age == 1 AND age == 2",
+        "at 1:10: expected 'and', 'or' or end of input, found 'AND' "
+        "(keywords are lower case: 'and')",
+    ),
     ("(age == 1", "at 1:10: expected 'and', 'or' or ')', found end of input"),
     ("age not 5", "at 1:9: expected 'in' or 'between' after 'not', found the number 5"),
     ("age between 1 or 2", "at 1:15: expected 'and' in 'between ... and ...', found 'or'"),
@@ -83,6 +88,11 @@ TYPE_ERRORS: list[tuple[str, str]] = [
         "compare one of them with a literal at 1:13",
     ),
     ("traits.since < birthday", "cannot compare an untyped JSON value with a date at 1:16"),
+    (
+        'traits.x between 1 and "9"',
+        "the bounds of 'between' must have one type; found the number 1 and the string "
+        '"9" at 1:24',
+    ),
     ("traits.vip < true", "booleans can only be compared with == or != (found '<') at 1:14"),
     (
         "country",

@@ -14,7 +14,7 @@ import ibis
 import pytest
 
 from siyu.compute import WorkspaceTables, tables
-from siyu.errors import NotFound
+from siyu.errors import NotFound, SiyuError
 from siyu.registry import Registry, registry
 from siyu.runtime import Runtime
 from siyu.segments.lang import (
@@ -353,3 +353,11 @@ def test_builtins_register_through_the_extension_point() -> None:
     fresh = Registry()
     register(fresh)
     assert set(fresh.tag_functions._items) == set(BUILTIN_FUNCTIONS)
+
+
+def test_a_schema_column_missing_from_the_customers_table_is_a_clear_error(
+    community: WorkspaceTables,
+) -> None:
+    t = community
+    with pytest.raises(SiyuError, match="'age', which is in the schema but not a column"):
+        compile_tag("age > 3", customers=t.customers, events=t.events, as_of=AS_OF)

@@ -134,6 +134,13 @@ class Checker:
         elif isinstance(node, Between):
             self.compare("<=", node.operand, node.low, ctx)
             self.compare("<=", node.operand, node.high, ctx)
+            low, high = self.type_of(node.low, ctx), self.type_of(node.high, ctx)
+            if self.type_of(node.operand, ctx) == "json" and low != high:
+                raise self.fail(
+                    f"the bounds of 'between' must have one type; found {self.describe(node.low)} "
+                    f"and {self.describe(node.high)}",
+                    node.high,
+                )
         elif isinstance(node, IsNull):
             self.type_of(node.operand, ctx)
         return "boolean"
@@ -259,10 +266,6 @@ class Checker:
             )
         if op not in ("==", "!=") and "boolean" in (lt, rt):
             raise self.fail(f"booleans can only be compared with == or != (found '{op}')", right)
-
-    def value_type(self, node: Expr, ctx: Context) -> ValueType:
-        """Type of a value without re-checking (used by the compiler on checked trees)."""
-        return self.type_of(node, ctx)
 
 
 def _is_literal(node: Expr) -> bool:

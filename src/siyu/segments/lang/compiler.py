@@ -25,6 +25,7 @@ from typing import Any
 
 import ibis
 
+from siyu.errors import SiyuError
 from siyu.segments.lang.checker import Checker, Context, parse_temporal
 from siyu.segments.lang.functions import AggregateFunction, lookup
 from siyu.segments.lang.nodes import (
@@ -40,6 +41,7 @@ from siyu.segments.lang.nodes import (
     Path,
     Reference,
     Window,
+    children,
     walk,
 )
 from siyu.segments.lang.parser import parse
@@ -115,12 +117,24 @@ class Compiler:
         source = expression if isinstance(expression, str) else to_text(expression)
         tree = parse(source)
         Checker(source, self.schema, self.resolver).check(tree)
+        for path in _customer_paths(tree):
+            if path.dotted in self.checker.schema:
+                self._require_column(path.dotted)
         for node in walk(tree):
             if isinstance(node, Call) and node not in self.aggregates:
                 self.aggregates[node] = f"_agg{len(self.aggregates)}"
             elif isinstance(node, Reference) and node not in self.references:
                 self.references[node] = f"_ref{len(self.references)}"
         return tree
+
+    def _require_column(self, name: str) -> None:
+        if name not in self.customers.columns:
+            raise SiyuError(
+                f"The tag uses '{name}', which is in the schema but not a column of the "
+                "customers table given to the compiler.",
+                hint="Pass customer_attributes(t.customers, as_of) (it adds 'age'), or add the "
+                "column to the customers table.",
+            )
 
     # -- the per-customer table ------------------------------------------------------------------
 
@@ -270,6 +284,15 @@ class Compiler:
             # A JSON null is SQL NULL on DuckDB but the value 'null' in PostgreSQL jsonb.
             return raw.isnull() | (raw.cast("string") == "null").fill_null(False)
         return self.value(node, ctx, t).isnull()
+
+
+def _customer_paths(node: Expr) -> list[Path]:
+    """Attribute paths outside aggregates (those inside read events, not customers)."""
+    if isinstance(node, Path):
+        return [node]
+    if isinstance(node, Call):
+        return []
+    return [p for child in children(node) for p in _customer_paths(child)]
 
 
 _COMPARE: dict[str, Any] = {

@@ -36,7 +36,7 @@ from siyu.segments.lang.nodes import (
     Span,
     Window,
 )
-from siyu.segments.lang.tokens import Token, tokenize
+from siyu.segments.lang.tokens import KEYWORDS, Token, tokenize
 
 _LITERAL_START = ("a string", "a number", "true", "false")
 
@@ -70,8 +70,11 @@ class Parser:
     def fail(self, what: str, *expected: str, tok: Token | None = None) -> TagSyntaxError:
         tok = tok or self.tok
         line, col = line_col(self.src, tok.start)
+        found = tok.describe()
+        if tok.kind == "ident" and tok.text.lower() in KEYWORDS:
+            found += f" (keywords are lower case: '{tok.text.lower()}')"
         return TagSyntaxError(
-            f"at {line}:{col}: expected {what}, found {tok.describe()}",
+            f"at {line}:{col}: expected {what}, found {found}",
             source=self.src,
             offset=tok.start,
             length=max(1, tok.end - tok.start),
