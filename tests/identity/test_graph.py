@@ -72,6 +72,22 @@ def test_family_sharing_one_phone_is_not_fused(rt: Runtime) -> None:
     assert mum == phone
 
 
+def test_a_disputed_family_phone_brings_no_other_account_along(rt: Runtime) -> None:
+    ingest(
+        rt,
+        "shopify",
+        [
+            identify("6100000021", email="dad@family.co", phone="+6281311113333", day=1),
+            identify("6100000022", email="kid@family.co", phone="+6281311113333", day=2),
+        ],
+    )
+    # The kid's TikTok account shares only the family phone with anyone.
+    ingest(rt, "tiktok_shop", [identify("7000000000000000022", phone="+6281311113333", day=3)])
+    _resolve(rt)
+    assert len(set(customers_of_events(rt).values())) == 3
+    assert "disputed" in {r for r, _, _ in _conflicts(rt)}
+
+
 def test_store_tablet_does_not_fuse_shoppers(rt: Runtime) -> None:
     shoppers = [f"61000002{i:02d}" for i in range(5)]
     ingest(

@@ -125,43 +125,117 @@ def _replay(
     nodes: npt.NDArray[np.bool_],
     conflicts: list[Conflict],
 ) -> Ints:
-    """Union-find over the contested components' links in priority order, refusing breaches."""
-    n = len(graph.keys)
-    parent = np.arange(n, dtype=np.int64)
-    counts: dict[int, Counter[str]] = {int(i): Counter(classes[i]) for i in np.flatnonzero(nodes)}
+    """Union-find over the contested components' links in priority order, refusing breaches.
 
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = int(parent[x])
-        return x
+    A refused link shows that its weaker identifier is shared by people who hold different
+    accounts (a family phone), so that identifier is *disputed*: the replay starts again without
+    letting it bridge anyone, until no new dispute appears. A disputed identifier then joins the
+    group of its strongest link, if that breaks no limit, and brings no one else along.
+    """
 
     def rank(j: int) -> tuple[int, object, str, str]:
         x, y = int(a[j]), int(b[j])
         priority = max(_priority(graph.keys[x]), _priority(graph.keys[y]))
         return (priority, graph.link_seen[int(link_ids[j])], graph.keys[x], graph.keys[y])
 
-    for j in sorted(links.tolist(), key=rank):
-        x, y = find(int(a[j])), find(int(b[j]))
-        if x == y:
+    ordered = sorted(links.tolist(), key=rank)
+    disputed: set[int] = set()
+    limit_conflicts: dict[int, Conflict] = {}
+    while True:
+        uf = _UnionFind(classes, limits, np.flatnonzero(nodes))
+        refused: list[int] = []
+        for j in ordered:
+            if int(a[j]) in disputed or int(b[j]) in disputed:
+                continue
+            if uf.union(int(a[j]), int(b[j]), graph.keys) is not None:
+                refused.append(j)
+                if j not in limit_conflicts:
+                    limit_conflicts[j] = _limit_conflict(graph, uf, a, b, link_ids, j)
+        new = set()
+        for j in refused:
+            x, y = int(a[j]), int(b[j])
+            px, py = _priority(graph.keys[x]), _priority(graph.keys[y])
+            new |= {x} if px > py else {y} if py > px else {x, y}
+        if not new - disputed:
+            break
+        disputed |= new
+    conflicts.extend(limit_conflicts[j] for j in sorted(limit_conflicts))
+    for j in ordered:
+        x, y = int(a[j]), int(b[j])
+        if (x in disputed) == (y in disputed):
+            if x in disputed and y in disputed:
+                conflicts.append(_disputed(graph, a, b, link_ids, j))
             continue
-        merged = counts[x] + counts[y]
-        broken = sorted(c for c, k in merged.items() if k > limits[c])
+        node, other = (x, y) if x in disputed else (y, x)
+        if uf.find(node) != node or uf.size(node) > 1:  # already attached to someone
+            if uf.find(node) != uf.find(other):
+                conflicts.append(_disputed(graph, a, b, link_ids, j))
+            continue
+        if uf.union(node, other, graph.keys) is not None:
+            conflicts.append(_disputed(graph, a, b, link_ids, j))
+    roots = np.arange(len(graph.keys), dtype=np.int64)
+    for i in np.flatnonzero(nodes).tolist():
+        roots[i] = uf.find(i)
+    return roots
+
+
+class _UnionFind:
+    """Union-find over a few contested nodes, with each group's counts per limit class."""
+
+    def __init__(self, classes: list[tuple[str, ...]], limits: dict[str, int], nodes: Ints) -> None:
+        self.parent: dict[int, int] = {int(i): int(i) for i in nodes}
+        self.counts: dict[int, Counter[str]] = {int(i): Counter(classes[i]) for i in nodes}
+        self.sizes: dict[int, int] = {int(i): 1 for i in nodes}
+        self.limits = limits
+
+    def find(self, x: int) -> int:
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def size(self, x: int) -> int:
+        return self.sizes[self.find(x)]
+
+    def union(self, x: int, y: int, keys: list[str]) -> str | None:
+        """Join the groups of x and y; return the broken limit class instead when one would be."""
+        rx, ry = self.find(x), self.find(y)
+        if rx == ry:
+            return None
+        merged = self.counts[rx] + self.counts[ry]
+        broken = sorted(c for c, k in merged.items() if k > self.limits[c])
         if broken:
-            cls = broken[0]
-            what = cls.split(":")[0]
-            reason = (
-                f"merging would give one customer {merged[cls]} {what} values "
-                f"(at most {limits[cls]})"
-            )
-            conflicts.append(
-                Conflict(int(a[j]), int(b[j]), f"limit:{what}", reason, _msg(graph, link_ids, j))
-            )
-            continue
-        keep, gone = (x, y) if graph.keys[x] <= graph.keys[y] else (y, x)
-        parent[gone] = keep
-        counts[keep] = merged
-    return np.array([find(i) for i in range(n)], dtype=np.int64)
+            return broken[0]
+        keep, gone = (rx, ry) if keys[rx] <= keys[ry] else (ry, rx)
+        self.parent[gone] = keep
+        self.counts[keep] = merged
+        self.sizes[keep] = self.sizes[rx] + self.sizes[ry]
+        return None
+
+    def would_break(self, x: int, y: int) -> tuple[str, int] | None:
+        merged = self.counts[self.find(x)] + self.counts[self.find(y)]
+        broken = sorted(c for c, k in merged.items() if k > self.limits[c])
+        return (broken[0], merged[broken[0]]) if broken else None
+
+
+def _limit_conflict(
+    graph: Graph, uf: _UnionFind, a: Ints, b: Ints, link_ids: Ints, j: int
+) -> Conflict:
+    found = uf.would_break(int(a[j]), int(b[j]))
+    cls, count = found if found else ("limit", 0)
+    what = cls.split(":")[0]
+    reason = f"merging would give one customer {count} {what} values (at most {uf.limits.get(cls)})"
+    return Conflict(int(a[j]), int(b[j]), f"limit:{what}", reason, _msg(graph, link_ids, j))
+
+
+def _disputed(graph: Graph, a: Ints, b: Ints, link_ids: Ints, j: int) -> Conflict:
+    return Conflict(
+        int(a[j]),
+        int(b[j]),
+        "disputed",
+        "this identifier is shared by people with different accounts; it does not merge them",
+        _msg(graph, link_ids, j),
+    )
 
 
 def _attach_weak(
