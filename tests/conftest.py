@@ -52,9 +52,19 @@ def pg_schema_url(postgres_url: str) -> Iterator[str]:
     try:
         yield f"{postgres_url}{sep}options=-csearch_path%3D{name}"
     finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
-        engine.dispose()
+        try:
+            with engine.begin() as conn:
+                # A connection the test leaked inside a transaction would make DROP wait
+                # forever; fail loudly instead.
+                conn.execute(sa.text("SET LOCAL lock_timeout = '20s'"))
+                conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
+        except sa.exc.OperationalError as exc:
+            pytest.fail(
+                f"could not drop test schema {name}: a connection was left inside a "
+                f"transaction (leaked by the test or the code under test): {exc.orig}"
+            )
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -16,6 +16,7 @@ from siyu.store.schema import metadata
 TABLE_MODULES: tuple[str, ...] = (
     "siyu.collect.tables",
     "siyu.identity.tables",
+    "siyu.segments.tables",
 )
 
 

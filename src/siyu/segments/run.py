@@ -1,0 +1,164 @@
+"""A segments run: compute RFM and tiers for every customer, store them, record transitions.
+
+The computation is one Ibis expression (features -> RFM -> tiers) executed by the database in
+use; its result comes back once as Arrow and is written with the bulk path. Transitions are
+found by one set-based comparison with the previous state, inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from siyu.access import Workspace
+from siyu.compute import tables
+from siyu.segments.features import customer_features
+from siyu.segments.rfm import RfmConfig, rfm
+from siyu.segments.tables import customer_segments, segment_runs, tier_history
+from siyu.segments.tiers import TierConfig, tiers
+from siyu.store import Database
+from siyu.store.bulk import append, stage, unstage
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    model: str
+    as_of: datetime
+    customers: int
+    transitions: int
+    tiers: dict[str, int]
+    rfm_segments: dict[str, int]
+
+
+def segments_expr(
+    db: Database,
+    workspace_id: str,
+    as_of: datetime,
+    tier_config: TierConfig,
+    rfm_config: RfmConfig,
+) -> ir.Table:
+    """Per customer: tier, high-value flag and RFM (null for non-buyers)."""
+    t = tables(db, workspace_id)
+    features = customer_features(t, as_of)
+    scores = rfm(features, as_of, rfm_config).drop("country")
+    with_scores = features.left_join(scores, "customer_id").drop("customer_id_right")
+    tiered = tiers(with_scores, tier_config)
+    return with_scores.join(tiered, "customer_id").select(
+        "customer_id",
+        "tier",
+        "high_value",
+        "recency",
+        "frequency",
+        "monetary",
+        "r_score",
+        "f_score",
+        "m_score",
+        "rfm_segment",
+    )
+
+
+def run_segments(
+    db: Database,
+    workspace: Workspace,
+    *,
+    as_of: datetime | None = None,
+    tier_config: TierConfig | None = None,
+    rfm_config: RfmConfig | None = None,
+) -> RunReport:
+    """Compute and store the current segments; record every tier change since the last run."""
+    started = datetime.now(UTC).replace(tzinfo=None)
+    as_of = as_of or started
+    tier_config = tier_config or TierConfig()
+    rfm_config = rfm_config or RfmConfig()
+    ws = workspace.workspace_id
+    run_id = "run_" + secrets.token_hex(8)
+    result = segments_expr(db, ws, as_of, tier_config, rfm_config).to_pyarrow()
+    n = result.num_rows
+    data = pa.table(
+        {
+            "workspace_id": pa.array([ws] * n, pa.string()),
+            "model": pa.array([tier_config.model] * n, pa.string()),
+            "customer_id": result["customer_id"],
+            "tier": result["tier"],
+            "high_value": pc.fill_null(result["high_value"], False),
+            "recency": pc.cast(result["recency"], pa.int32()),
+            "frequency": pc.cast(result["frequency"], pa.int32()),
+            "monetary": pc.cast(result["monetary"], pa.float64()),
+            "r_score": pc.cast(result["r_score"], pa.int16()),
+            "f_score": pc.cast(result["f_score"], pa.int16()),
+            "m_score": pc.cast(result["m_score"], pa.int16()),
+            "rfm_segment": result["rfm_segment"],
+            "as_of": pa.array([as_of] * n, pa.timestamp("us")),
+            "run_id": pa.array([run_id] * n, pa.string()),
+        }
+    )
+    with db.write_lock, db.engine.begin() as conn:
+        transitions = _record_transitions(conn, data, ws, tier_config.model, run_id, as_of)
+        conn.execute(
+            customer_segments.delete().where(
+                customer_segments.c.workspace_id == ws,
+                customer_segments.c.model == tier_config.model,
+            )
+        )
+        append(conn, customer_segments, data)
+        conn.execute(
+            segment_runs.insert().values(
+                workspace_id=ws,
+                run_id=run_id,
+                model=tier_config.model,
+                as_of=as_of,
+                started_at=started,
+                finished_at=datetime.now(UTC).replace(tzinfo=None),
+                customers=n,
+                transitions=transitions,
+            )
+        )
+    return RunReport(
+        run_id=run_id,
+        model=tier_config.model,
+        as_of=as_of,
+        customers=n,
+        transitions=transitions,
+        tiers=_counts(data["tier"]),
+        rfm_segments=_counts(data["rfm_segment"]),
+    )
+
+
+def _counts(column: pa.ChunkedArray) -> dict[str, int]:
+    counts = pc.value_counts(column.drop_null())
+    return {
+        str(v["values"]): int(v["counts"])
+        for v in sorted(counts.to_pylist(), key=lambda x: -int(x["counts"]))
+    }
+
+
+def _record_transitions(
+    conn: sa.Connection, data: pa.Table, ws: str, model: str, run_id: str, as_of: datetime
+) -> int:
+    """Insert (customer, from, to) for every customer whose tier differs from the stored one."""
+    name = stage(conn, customer_segments, data)
+    try:
+        result = conn.execute(
+            sa.text(
+                "INSERT INTO tier_history "
+                "(workspace_id, run_id, model, customer_id, from_tier, to_tier, changed_at) "
+                f"SELECT :ws, :run_id, :model, n.customer_id, o.tier, n.tier, :as_of "
+                f"FROM {name} n LEFT JOIN customer_segments o "
+                "ON o.workspace_id = :ws AND o.model = :model AND o.customer_id = n.customer_id "
+                "WHERE o.tier IS NULL OR o.tier <> n.tier"
+            ),
+            {"ws": ws, "run_id": run_id, "model": model, "as_of": as_of},
+        )
+        return int(result.rowcount or 0)
+    finally:
+        unstage(conn, name)
+
+
+__all__ = ["RunReport", "run_segments", "segments_expr", "tier_history"]
