@@ -14,9 +14,9 @@ from siyu.access import Workspace, create_key, create_workspace, get_workspace
 from siyu.collect import Pipeline
 from siyu.collect.quarantine import count_open
 from siyu.config import Settings
-from siyu.errors import NotFound
+from siyu.errors import NotFound, NotInitialised
 from siyu.money.fx import orders_missing_rates
-from siyu.store import Database, schema, upgrade
+from siyu.store import Database, current_revision, head_revision, schema, upgrade
 
 COUNTED_TABLES = (
     "sources",
@@ -48,6 +48,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database.open(settings.database_url)
+        self._schema_checked = False
 
     def __enter__(self) -> Runtime:
         return self
@@ -56,7 +57,23 @@ class Runtime:
         self.db.close()
 
     def workspace(self, slug: str | None = None) -> Workspace:
+        """The named workspace (default: SIYU_WORKSPACE); the schema must be current."""
+        self.require_current_schema()
         return get_workspace(self.db.engine, slug or self.settings.workspace)
+
+    def require_current_schema(self) -> None:
+        """Refuse to work on a database whose schema is older than this siyu (checked once)."""
+        if self._schema_checked:
+            return
+        current, head = current_revision(self.db), head_revision()
+        if current is None:
+            raise NotInitialised("The database has no siyu schema yet.")
+        if current != head:
+            raise NotInitialised(
+                f"The database schema is at revision {current}; this siyu needs {head}.",
+                hint="Run 'siyu init' to upgrade the schema (your data is kept).",
+            )
+        self._schema_checked = True
 
     def pipeline(self, workspace: Workspace | None = None) -> Pipeline:
         return Pipeline(self.db, workspace or self.workspace(), self.settings)
@@ -64,6 +81,7 @@ class Runtime:
     def init(self, slug: str | None = None, *, name: str | None = None) -> InitResult:
         """Create or upgrade the schema; create the workspace and its first admin key once."""
         before, after = upgrade(self.db)
+        self._schema_checked = True
         slug = slug or self.settings.workspace
         try:
             return InitResult(before, after, self.workspace(slug), False, None)
