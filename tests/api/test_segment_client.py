@@ -50,9 +50,14 @@ def env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def served(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     """(base URL, write key, process) of a running ``siyu serve`` with one web source."""
-    run = {"cwd": tmp_path, "env": env, "check": True, "capture_output": True, "text": True}
-    subprocess.run([_siyu(), "init"], **run)  # type: ignore[call-overload]
-    added = subprocess.run([_siyu(), "sources", "add", "site", "--kind", "web"], **run)  # type: ignore[call-overload]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [_siyu(), *args], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+        )
+
+    run("init")
+    added = run("sources", "add", "site", "--kind", "web")
     key = re.search(r"\bwk_[A-Za-z0-9_-]+", added.stdout)
     assert key, added.stdout
     port = _free_port()

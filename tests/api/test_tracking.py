@@ -111,7 +111,7 @@ def test_invalid_single_call_is_400_naming_the_field_and_quarantined(
     assert error["field"] == "properties.order_id"
     qid = error["details"]["quarantine_id"]
     admin = {"Authorization": f"Bearer {make_key('read')}"}
-    assert client.get(f"/api/quarantine/{qid}", headers=admin).json()["origin"] == ("api:/v1/track")
+    assert client.get(f"/api/quarantine/{qid}", headers=admin).json()["origin"] == ("api:/v1")
 
 
 def test_invalid_message_in_a_batch_is_quarantined_and_the_batch_accepted(
@@ -124,7 +124,7 @@ def test_invalid_message_in_a_batch_is_quarantined_and_the_batch_accepted(
     assert set(stored(rt)) == {"good"}
     with rt.db.engine.connect() as conn:
         q = conn.execute(sa.select(schema.quarantine.c.position, schema.quarantine.c.origin)).all()
-    assert [(r.position, r.origin) for r in q] == [(2, "api:/v1/batch")]
+    assert [(r.position, r.origin) for r in q] == [(2, "api:/v1")]
 
 
 @pytest.mark.parametrize(
@@ -220,3 +220,22 @@ def test_rate_limit_answers_429_with_retry_after(
         response = client.post("/v1/track", json=track("l3"), headers=basic(key))
         assert_error(response, 429, "rate_limited")
         assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_revocation_applies_once_the_auth_cache_entry_expires(
+    client: TestClient,
+    rt: Runtime,
+    workspace: Workspace,
+    make_source: MakeSource,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from siyu.api.routers import tracking
+
+    monkeypatch.setattr(tracking, "AUTH_TTL", 0.0)  # entries expire at once
+    key = make_source()
+    assert client.post("/v1/track", json=track("c1"), headers=basic(key)).status_code == 200
+    with rt.db.engine.begin() as conn:
+        revoke_source(conn, workspace.workspace_id, "site")
+    assert_error(
+        client.post("/v1/track", json=track("c2"), headers=basic(key)), 401, "unauthorized"
+    )

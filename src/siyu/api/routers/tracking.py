@@ -13,20 +13,26 @@ Invalid messages (decided here, documented in docs/api.md):
 - a **batch** answers **200** once the body is accepted, like Segment: invalid messages in it
   are quarantined one by one with their index and reason (``siyu quarantine list``), and a
   client library will not retry the whole batch for one bad message.
+
+Requests are group-committed (:mod:`siyu.collect.ingest_queue`): concurrent requests share one
+pipeline call, whose cost is mostly fixed per transaction. Quarantined records from this API
+have origin ``api:/v1``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from siyu.access import get_workspace_by_id
+from siyu.access import Workspace, get_workspace_by_id
 from siyu.api.rawbody import parse_json, read_body
-from siyu.collect.quarantine import get_quarantined
+from siyu.collect.ingest_queue import IngestQueue
 from siyu.collect.ratelimit import RateLimiter
 from siyu.collect.sources import Source, authenticate_write_key
 from siyu.errors import InvalidInput, RateLimited, Unauthorized
@@ -34,6 +40,7 @@ from siyu.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
 
+AUTH_TTL = 1.0  # seconds a verified write key is reused without a database lookup
 CALLS = ("track", "identify", "page", "screen", "group", "alias")
 # Batch-level fields Segment applies to every message that lacks its own.
 _INHERITED = ("context", "integrations", "sentAt")
@@ -80,8 +87,38 @@ def _limiter(request: Request, rt: Runtime) -> RateLimiter:
     return limiter
 
 
-async def _accept(request: Request, limit: int) -> tuple[Runtime, Source, dict[str, Any]]:
-    """Size limit, auth, rate limit and JSON parsing: (runtime, source, body object)."""
+async def _authenticate(request: Request, rt: Runtime, key: str) -> tuple[Source, Workspace]:
+    """The key's source and workspace; a verified key is reused for ``AUTH_TTL`` seconds.
+
+    Two lookups per request would cost more than the request's share of the ingestion, so a
+    verified key is cached briefly (by its SHA-256): a revocation takes effect within
+    ``AUTH_TTL``. Failed keys are never cached.
+    """
+    cache: dict[str, tuple[float, Source, Workspace]] = request.app.state.__dict__.setdefault(
+        "tracking_auth", {}
+    )
+    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+    now = time.monotonic()
+    hit = cache.get(digest)
+    if hit is not None and hit[0] > now:
+        return hit[1], hit[2]
+
+    def lookup() -> tuple[Source, Workspace]:
+        with rt.db.engine.connect() as conn:
+            source = authenticate_write_key(conn, key)
+            return source, get_workspace_by_id(conn, source.workspace_id)
+
+    source, ws = await run_in_threadpool(lookup)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[digest] = (now + AUTH_TTL, source, ws)
+    return source, ws
+
+
+async def _accept(
+    request: Request, limit: int
+) -> tuple[Runtime, Source, Workspace, dict[str, Any]]:
+    """Size limit, auth, rate limit and JSON parsing: (runtime, source, workspace, body)."""
     rt: Runtime = request.app.state.runtime
     key = _basic_key(request)
     raw = await read_body(request, limit)
@@ -100,11 +137,7 @@ async def _accept(request: Request, limit: int) -> tuple[Runtime, Source, dict[s
             "(create a source: siyu sources add NAME --kind web).",
         )
 
-    def auth() -> Source:
-        with rt.db.engine.connect() as conn:
-            return authenticate_write_key(conn, key)
-
-    source = await run_in_threadpool(auth)
+    source, ws = await _authenticate(request, rt, key)
     wait = _limiter(request, rt).acquire(source.source_id)
     if wait:
         raise RateLimited(
@@ -112,33 +145,42 @@ async def _accept(request: Request, limit: int) -> tuple[Runtime, Source, dict[s
             f"{rt.settings.tracking_rate_limit:g} requests per second.",
             details={"retry_after": wait},
         )
-    return rt, source, body
+    return rt, source, ws, body
 
 
-def _ingest(rt: Runtime, source: Source, messages: list[Any], origin: str) -> Any:
-    with rt.db.engine.connect() as conn:
-        ws = get_workspace_by_id(conn, source.workspace_id)
-    return ws, rt.pipeline(ws).ingest(messages, source_id=source.source_id, origin=origin)
+def _queue(request: Request, rt: Runtime) -> IngestQueue:
+    ingest: IngestQueue | None = getattr(request.app.state, "ingest_queue", None)
+    if ingest is None:
+        ingest = IngestQueue(rt)
+        request.app.state.ingest_queue = ingest
+    return ingest
+
+
+async def _ingest(
+    request: Request,
+    rt: Runtime,
+    source: Source,
+    ws: Workspace,
+    messages: list[Any],
+    *,
+    single: bool,
+) -> list[dict[str, Any]]:
+    return await _queue(request, rt).submit(ws, source.source_id, messages, single=single)
 
 
 async def _single(request: Request, call: str) -> dict[str, bool]:
-    rt, source, body = await _accept(request, rt_settings(request).max_event_bytes)
+    rt, source, ws, body = await _accept(request, rt_settings(request).max_event_bytes)
     body["type"] = call  # the path names the call, as in Segment's API
-
-    def run() -> None:
-        ws, report = _ingest(rt, source, [body], f"api:/v1/{call}")
-        if report.quarantined:
-            qid = report.quarantine_ids[0]
-            row = get_quarantined(rt.db.engine, ws.workspace_id, qid)
-            raise InvalidInput(
-                str(row["reason"]),
-                field=row.get("field") or None,
-                hint="Correct the named field and send the call again; the message is kept in "
-                "the quarantine meanwhile (siyu quarantine show ID).",
-                details={"quarantine_id": qid, "reason_code": row["reason_code"]},
-            )
-
-    await run_in_threadpool(run)
+    rejected = await _ingest(request, rt, source, ws, [body], single=True)
+    if rejected:
+        row = rejected[0]
+        raise InvalidInput(
+            str(row["reason"]),
+            field=row.get("field") or None,
+            hint="Correct the named field and send the call again; the message is kept in "
+            "the quarantine meanwhile (siyu quarantine show ID).",
+            details={"quarantine_id": row["quarantine_id"], "reason_code": row["reason_code"]},
+        )
     return {"success": True}
 
 
@@ -146,8 +188,8 @@ def rt_settings(request: Request) -> Any:
     return request.app.state.runtime.settings
 
 
-async def _batch(request: Request, origin: str) -> dict[str, bool]:
-    rt, source, body = await _accept(request, rt_settings(request).max_batch_bytes)
+async def _batch(request: Request) -> dict[str, bool]:
+    rt, source, ws, body = await _accept(request, rt_settings(request).max_batch_bytes)
     batch = body.get("batch")
     if not isinstance(batch, list):
         raise InvalidInput(
@@ -160,7 +202,7 @@ async def _batch(request: Request, origin: str) -> dict[str, bool]:
     for m in messages:
         if isinstance(m, dict):
             m.pop("writeKey", None)
-    await run_in_threadpool(_ingest, rt, source, messages, origin)
+    await _ingest(request, rt, source, ws, messages, single=False)
     return {"success": True}
 
 
@@ -180,10 +222,10 @@ for _call in CALLS:
 @router.post("/batch", openapi_extra=_BODY_DOC)
 async def v1_batch(request: Request) -> dict[str, bool]:
     """Segment batch: up to 500 KB of messages; invalid ones are quarantined, not refused."""
-    return await _batch(request, "api:/v1/batch")
+    return await _batch(request)
 
 
 @router.post("/import", openapi_extra=_BODY_DOC)
 async def v1_import(request: Request) -> dict[str, bool]:
     """Alias of /v1/batch (Segment's historical import endpoint)."""
-    return await _batch(request, "api:/v1/import")
+    return await _batch(request)
