@@ -267,8 +267,26 @@ def _audit_merges(
             }
         )
     if rows:
-        conn.execute(t.identity_audit.insert(), rows)
+        append(conn, t.identity_audit, _audit_table(rows))
     return len(rows)
+
+
+def _audit_table(rows: list[dict[str, object]]) -> pa.Table:
+    """Audit rows as Arrow (JSON documents as text), for one bulk append."""
+    import orjson
+
+    data: dict[str, pa.Array] = {}
+    for col in t.identity_audit.columns:
+        values = [r[col.name] for r in rows]
+        if col.name == "recorded_at":
+            data[col.name] = pa.array(values, pa.timestamp("us"))
+        elif col.name in ("customers", "identifiers", "evidence"):
+            data[col.name] = pa.array(
+                [None if v is None else orjson.dumps(v).decode() for v in values], pa.string()
+            )
+        else:
+            data[col.name] = pa.array(values, pa.string())
+    return pa.table(data)
 
 
 def parse_identifier(text: str) -> tuple[str, str]:
@@ -323,37 +341,16 @@ def split(conn: sa.Connection, workspace_id: str, identifier: str, note: str | N
             i.c.workspace_id == workspace_id, i.c.kind == kind, i.c.value == value
         )
     ).scalar()
-    append(
-        conn,
-        t.identity_audit,
-        pa.table(
-            {
-                "workspace_id": [workspace_id],
-                "audit_id": [short_hash(workspace_id, kind, value, now.isoformat(), prefix="ida_")],
-                "action": ["split"],
-                "customer_id": [str(before)],
-                "customers": [f'["{before}", "{after}"]'],
-                "identifiers": [f'["{kind}:{value}"]'],
-                "evidence": [None],
-                "rule": ["operator"],
-                "recorded_at": pa.array([now], pa.timestamp("us")),
-            },
-            schema=pa.schema(
-                [
-                    (c, pa.string())
-                    for c in (
-                        "workspace_id",
-                        "audit_id",
-                        "action",
-                        "customer_id",
-                        "customers",
-                        "identifiers",
-                        "evidence",
-                        "rule",
-                    )
-                ]
-                + [("recorded_at", pa.timestamp("us"))]
-            ),
-        ),
-    )
+    audit: dict[str, object] = {
+        "workspace_id": workspace_id,
+        "audit_id": short_hash(workspace_id, kind, value, now.isoformat(), prefix="ida_"),
+        "action": "split",
+        "customer_id": str(before),
+        "customers": [str(before), str(after)],
+        "identifiers": [f"{kind}:{value}"],
+        "evidence": None,
+        "rule": "operator",
+        "recorded_at": now,
+    }
+    append(conn, t.identity_audit, _audit_table([audit]))
     return f"{kind}:{value}"
