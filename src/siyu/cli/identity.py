@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from siyu.cli.common import WorkspaceOpt, console, runtime
 
@@ -45,35 +44,39 @@ def explain_cmd(
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
             found = explain(conn, ws.workspace_id, customer)
-    console.print(f"Customer {found.customer_id}")
-    ids = Table("kind", "value", "source", "first seen", "last seen", title="Identifiers")
+    # Plain lines, not tables: identifiers are long and must stay whole to be copied.
+    console.print(f"Customer {found.customer_id}", highlight=False)
+    console.print("Identifiers:")
     for r in found.identifiers:
-        ids.add_row(
-            r["kind"],
-            r["value"],
-            r["source_id"] or "",
-            str(r["first_seen_at"]),
-            str(r["last_seen_at"]),
+        console.print(
+            f"  {r['kind']}:{r['value']}  source {r['source_id'] or '-'}, "
+            f"seen {r['first_seen_at']} .. {r['last_seen_at']}",
+            markup=False,
+            highlight=False,
         )
-    console.print(ids)
-    links = Table("identifier", "identifier", "rule", "message", "seen", title="Evidence")
+    console.print("Evidence:")
     for r in found.links:
-        links.add_row(
-            f"{r['kind_a']}:{r['value_a']}",
-            f"{r['kind_b']}:{r['value_b']}",
-            r["rule"],
-            r["message_id"],
-            str(r["seen_at"]),
+        console.print(
+            f"  {r['kind_a']}:{r['value_a']} = {r['kind_b']}:{r['value_b']}  "
+            f"{r['rule']} in message {r['message_id']} at {r['seen_at']}",
+            markup=False,
+            highlight=False,
         )
-    console.print(links)
     if found.conflicts:
-        refused = Table("identifier", "other", "rule", "reason", title="Refused")
+        console.print("Refused:")
         for r in found.conflicts:
-            other = f"{r['other_kind']}:{r['other_value']}" if r["other_kind"] else ""
-            refused.add_row(f"{r['kind']}:{r['value']}", other, r["rule"], r["reason"])
-        console.print(refused)
+            other = f" ~ {r['other_kind']}:{r['other_value']}" if r["other_kind"] else ""
+            console.print(
+                f"  {r['kind']}:{r['value']}{other}  {r['rule']}: {r['reason']}",
+                markup=False,
+                highlight=False,
+            )
     for r in found.audit:
-        console.print(f"{r['recorded_at']} {r['action']} ({r['rule']}): {r['customers']}")
+        console.print(
+            f"{r['recorded_at']} {r['action']} ({r['rule']}): {r['customers']}",
+            markup=False,
+            highlight=False,
+        )
 
 
 @identity_app.command("split")

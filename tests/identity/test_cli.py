@@ -1,0 +1,38 @@
+"""``siyu identity`` commands, in-process, on both engines."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from siyu.cli import app
+from siyu.config import Settings
+from siyu.runtime import Runtime
+from tests.identity.helpers import identify, ingest
+
+runner = CliRunner()
+
+
+def test_resolve_explain_split_evaluate(settings: Settings) -> None:
+    with Runtime(settings) as rt:
+        rt.init()
+        ingest(rt, "shopify", [identify("6100000061", email="max@mail.co", day=1)])
+        ingest(rt, "instagram", [identify("17841400000000061", email="max@mail.co", day=2)])
+
+    result = runner.invoke(app, ["identity", "resolve"])
+    assert result.exit_code == 0, result.output
+    assert "-> 1 customers" in result.output
+
+    result = runner.invoke(app, ["identity", "explain", "email:max@mail.co"])
+    assert result.exit_code == 0, result.output
+    assert "6100000061" in result.output
+    assert "17841400000000061" in result.output
+    assert "same_event" in result.output
+
+    result = runner.invoke(app, ["identity", "split", "email:max@mail.co", "--note", "test"])
+    assert result.exit_code == 0, result.output
+    assert "Detached email:max@mail.co" in result.output
+
+    result = runner.invoke(app, ["identity", "evaluate"])
+    assert result.exit_code == 0, result.output
+    assert "precision" in result.output
+    assert "recall" in result.output
