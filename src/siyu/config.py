@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests a source may send at once above tracking_rate_limit before 429.",
     )
+    segments_every_days: int = Field(
+        7,
+        ge=0,
+        le=365,
+        description="'siyu serve' recomputes RFM and tiers when the last run is this many days "
+        "old (0: only on demand with 'siyu run segments').",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging level of the CLI and server."
     )

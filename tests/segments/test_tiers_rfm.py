@@ -171,3 +171,15 @@ def test_runs_record_transitions(rt: Runtime) -> None:
         ("unclassified", "churned"),
         ("new", "unclassified"),
     ]
+
+
+def test_schedule_runs_only_when_due(rt: Runtime) -> None:
+    from siyu.segments.schedule import run_if_due
+
+    rt.pipeline().ingest([view("a", 10)])
+    ws = rt.workspace()
+    first = run_if_due(rt, ws, now=AS_OF)
+    assert first is not None
+    assert first.customers == 1
+    assert run_if_due(rt, ws, now=AS_OF + timedelta(days=6)) is None
+    assert run_if_due(rt, ws, now=AS_OF + timedelta(days=7, seconds=1)) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,9 +23,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = runtime is None
         app.state.runtime = runtime or Runtime(settings)
+        scheduler = None
+        if own and settings.segments_every_days > 0:
+            from siyu.segments.schedule import schedule_forever
+
+            scheduler = asyncio.create_task(schedule_forever(app.state.runtime))
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.cancel()
             if own:
                 app.state.runtime.db.close()
 
