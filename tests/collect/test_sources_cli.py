@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from siyu.cli import app, common
+from siyu.cli import app
 from siyu.collect import tables
 from siyu.collect.sources import authenticate_write_key
 from siyu.config import load_settings
@@ -20,21 +18,6 @@ from siyu.store import schema
 
 runner = CliRunner()
 KEY = re.compile(r"\bwk_[A-Za-z0-9_-]+")
-
-
-@pytest.fixture
-def cli_db(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name in list(os.environ):
-        if name.startswith("SIYU_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SIYU_DATABASE_URL", database_url)
-    monkeypatch.setenv("SIYU_ENV", "test")
-    monkeypatch.setenv("COLUMNS", "250")
-    for console in (common.console, common.err_console):
-        monkeypatch.setattr(console, "_width", 250)
-    assert runner.invoke(app, ["init"]).exit_code == 0
-    return database_url
 
 
 def invoke(*args: str, code: int = 0) -> str:
