@@ -239,3 +239,19 @@ def test_revocation_applies_once_the_auth_cache_entry_expires(
     assert_error(
         client.post("/v1/track", json=track("c2"), headers=basic(key)), 401, "unauthorized"
     )
+
+
+def test_the_ingest_queue_is_drained_when_the_app_stops(
+    settings: Any, rt: Runtime, make_source: MakeSource
+) -> None:
+    from siyu.api import create_app
+
+    app = create_app(settings, rt)
+    key = make_source()
+    with TestClient(app) as client:
+        assert client.post("/v1/track", json=track("q1"), headers=basic(key)).status_code == 200
+        thread = app.state.ingest_queue._thread
+        assert thread is not None
+        assert thread.is_alive()
+    assert not thread.is_alive()
+    assert "q1" in stored(rt)

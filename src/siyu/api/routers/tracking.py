@@ -25,9 +25,11 @@ import base64
 import binascii
 import hashlib
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from siyu.access import Workspace, get_workspace_by_id
@@ -38,7 +40,17 @@ from siyu.collect.sources import Source, authenticate_write_key
 from siyu.errors import InvalidInput, RateLimited, Unauthorized
 from siyu.runtime import Runtime
 
-router = APIRouter(prefix="/v1", tags=["tracking"])
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Drain the group-commit queue at shutdown, before the app closes the database."""
+    yield
+    ingest: IngestQueue | None = getattr(app.state, "ingest_queue", None)
+    if ingest is not None:
+        await run_in_threadpool(ingest.close)
+
+
+router = APIRouter(prefix="/v1", tags=["tracking"], lifespan=_lifespan)
 
 AUTH_TTL = 1.0  # seconds a verified write key is reused without a database lookup
 CALLS = ("track", "identify", "page", "screen", "group", "alias")
