@@ -165,6 +165,8 @@ def test_the_issue_example(community: WorkspaceTables) -> None:
             'first_seen_at <= "2025-01-01T00:00:00"',
             {"alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank"},
         ),
+        ('first_seen_at < "2025-01-01T07:00:00+07:00"', set()),  # 00:00 UTC: not before
+        ('first_seen_at <= "2025-01-01T07:00:00+07:00" and country == "DE"', {"frank"}),
         ("traits.country == 'DE'", {"frank"}),
         ("language is null and country is not null and count() > 10", {"carol"}),
     ],

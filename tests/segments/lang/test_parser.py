@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
 from siyu.errors import InvalidInput
-from siyu.segments.lang import TagSyntaxError, parse
+from siyu.segments.lang import TagSyntaxError, parse, window_start
 from siyu.segments.lang.nodes import (
     Between,
     BoolOp,
@@ -164,3 +165,18 @@ def test_error_envelope_is_the_api_shape() -> None:
     assert body["details"]["line"] == 1
     assert body["details"]["column"] == 14
     assert body["details"]["expected"] == ["a string", "a number", "true", "false"]
+
+
+@pytest.mark.parametrize(
+    ("window", "as_of", "start"),
+    [
+        (Window(30, "d"), datetime(2025, 6, 30, 12), datetime(2025, 5, 31, 12)),
+        (Window(2, "w"), datetime(2025, 6, 30), datetime(2025, 6, 16)),
+        (Window(1, "m"), datetime(2025, 3, 31, 8), datetime(2025, 2, 28, 8)),
+        (Window(1, "m"), datetime(2024, 3, 31), datetime(2024, 2, 29)),
+        (Window(14, "m"), datetime(2025, 1, 15), datetime(2023, 11, 15)),
+        (Window(1, "y"), datetime(2024, 2, 29), datetime(2023, 2, 28)),
+    ],
+)
+def test_window_start(window: Window, as_of: datetime, start: datetime) -> None:
+    assert window_start(window, as_of) == start
