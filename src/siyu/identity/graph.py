@@ -117,7 +117,7 @@ def resolve_new_events(
         unstage(conn, name)
         unstage(conn, rname)
     previous = _forget(conn, workspace_id, graph)
-    return _apply(conn, workspace_id, graph, previous)
+    return _apply(conn, workspace_id, graph, previous, incremental=True)
 
 
 def _keys_table(workspace_id: str, keys: list[str]) -> pa.Table:
@@ -197,13 +197,19 @@ def _old_mapping(conn: sa.Connection, workspace_id: str) -> dict[str, str]:
 
 
 def _apply(
-    conn: sa.Connection, workspace_id: str, graph: Graph, previous: dict[str, str]
+    conn: sa.Connection,
+    workspace_id: str,
+    graph: Graph,
+    previous: dict[str, str],
+    *,
+    incremental: bool = False,
 ) -> ResolveReport:
     now = _now()
     res = resolve(graph, _detached(conn, workspace_id, graph))
     node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
     write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
-    repointed = repoint(conn, workspace_id)
+    only = [str(a["anchor_id"]) for a in graph.anchors] if incremental else None
+    repointed = repoint(conn, workspace_id, only)
     merged = merge_customers(conn, workspace_id, now)
     merges = _audit_merges(conn, workspace_id, graph, res, anchor_customers, previous, now)
     return ResolveReport(

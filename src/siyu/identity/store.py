@@ -21,7 +21,7 @@ from siyu.identity import tables as t
 from siyu.identity.extract import SEP, Graph
 from siyu.identity.resolve import Resolution
 from siyu.store import schema
-from siyu.store.bulk import append, append_new, upsert
+from siyu.store.bulk import append, append_new, stage, unstage, upsert
 
 TS = pa.timestamp("us")
 
@@ -179,9 +179,20 @@ def _anchor_schema() -> pa.Schema:
 REPOINTED = (schema.events, schema.orders, schema.consents)
 
 
-def repoint(conn: sa.Connection, workspace_id: str) -> dict[str, int]:
-    """Point events, orders and consents at their resolved customer (set-based, both engines)."""
+def repoint(
+    conn: sa.Connection, workspace_id: str, only: list[str] | None = None
+) -> dict[str, int]:
+    """Point events, orders and consents at their resolved customer (set-based, both engines).
+
+    ``only`` limits the work to those anchors (an incremental run's senders).
+    """
     changed: dict[str, int] = {}
+    scope, staged = "", None
+    if only is not None:
+        staged = stage(
+            conn, t.identity_anchors, pa.table({"anchor_id": pa.array(only, pa.string())})
+        )
+        scope = f" AND a.anchor_id IN (SELECT anchor_id FROM {staged})"
     for table in REPOINTED:
         name = table.name
         total = 0
@@ -195,12 +206,14 @@ def repoint(conn: sa.Connection, workspace_id: str) -> dict[str, int]:
                     f"UPDATE {name} AS x SET customer_id = a.customer_id "
                     f"FROM identity_anchors AS a WHERE a.workspace_id = :ws "
                     f"AND x.workspace_id = :ws AND {cond} "
-                    f"AND (x.customer_id IS NULL OR x.customer_id <> a.customer_id)"
+                    f"AND (x.customer_id IS NULL OR x.customer_id <> a.customer_id){scope}"
                 ),
                 {"ws": workspace_id},
             )
             total += max(result.rowcount, 0)
         changed[name] = total
+    if staged is not None:
+        unstage(conn, staged)
     return changed
 
 
