@@ -150,3 +150,6 @@ REFERENCE_ERRORS: list[tuple[str, str]] = [
     ("tag:nope", "unknown tag 'nope' at 1:1"),
 ]
 NO_RESOLVER_ERROR = ("tag:vip", "tag:vip: references cannot be used here at 1:1")
+
+# inline_references({"a": "tag:b and age > 1", "b": "country == 'ID' or tag:a"})
+CYCLE_ERROR = "tag:a refers back to itself (a -> b -> a) at 1:20"

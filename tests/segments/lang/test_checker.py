@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
-from siyu.segments.lang import DEFAULT_SCHEMA, TagTypeError, normalise, validate
+from siyu.segments.lang import (
+    DEFAULT_SCHEMA,
+    TagTypeError,
+    inline_references,
+    normalise,
+    to_text,
+    validate,
+)
 from tests.segments.lang.cases import (
+    CYCLE_ERROR,
     NO_RESOLVER_ERROR,
     REFERENCE_ERRORS,
     SYNTAX_ERRORS,
@@ -91,3 +99,32 @@ def test_every_error_message_is_documented(message: str) -> None:
 
 def test_normalise() -> None:
     assert normalise("(a==1)and(b==2 or c==3)") == ("a == 1 and (b == 2 or c == 3)")
+
+
+def test_inline_references_of_the_same_batch() -> None:
+    trees = inline_references(
+        {
+            "mum": 'count(properties.category == "baby", last 90d) > 2',
+            "engaged_mum": "tag:mum and count(event == 'Community Message Posted') >= 3",
+            "sea_engaged_mum": 'country in ("ID", "TH") and tag:engaged_mum and tier:loyal',
+        },
+        resolver=Resolver(),
+    )
+    assert to_text(trees["sea_engaged_mum"]) == (
+        'country in ("ID", "TH") and (count(properties.category == "baby", last 90d) > 2 and '
+        'count(event == "Community Message Posted") >= 3) and tier:loyal'
+    )
+
+
+@pytest.mark.parametrize(
+    ("definitions", "message"),
+    [
+        ({"a": "tag:b and age > 1", "b": "country == 'ID' or tag:a"}, CYCLE_ERROR),
+        ({"a": "age > 1 and tag:a"}, "tag:a refers back to itself (a -> a) at 1:13"),
+        ({"a": "tag:zzz"}, "unknown tag 'zzz' at 1:1"),
+    ],
+)
+def test_inline_reference_errors(definitions: dict[str, str], message: str) -> None:
+    with pytest.raises(TagTypeError) as info:
+        inline_references(definitions, resolver=Resolver())
+    assert info.value.message == message

@@ -25,6 +25,7 @@ from siyu.segments.lang import (
     compile_tags,
     customer_attributes,
     explain,
+    inline_references,
     register,
 )
 from tests.segments.lang.test_parser import EXAMPLE
@@ -363,3 +364,25 @@ def test_a_schema_column_missing_from_the_customers_table_is_a_clear_error(
     t = community
     with pytest.raises(SiyuError, match="'age', which is in the schema but not a column"):
         compile_tag("age > 3", customers=t.customers, events=t.events, as_of=AS_OF)
+
+
+def test_a_catalogue_of_tags_on_tags_is_one_query(community: WorkspaceTables) -> None:
+    t = community
+    definitions = {
+        "viewer": f'count(event == "{VIEW}", last 30d) > 5',
+        "poster": f'count(event == "{POST}", last 30d) >= 3',
+        "engaged": "tag:viewer and tag:poster",
+        "engaged_sea": 'tag:engaged and country in ("ID", "TH", "MY", "PH")',
+    }
+    trees = inline_references(definitions)
+    customers = customer_attributes(t.customers, AS_OF)
+    compiler = Compiler(customers=customers, events=t.events, as_of=AS_OF)
+    for tree in trees.values():
+        compiler.add(tree)
+    assert len(compiler.aggregates) == 2
+    assert not compiler.references
+    df = t.execute(compile_tags(trees, customers=customers, events=t.events, as_of=AS_OF))
+    names = user_ids(t)
+    got = {tag: {names[c] for c in df.loc[df[tag], "customer_id"]} for tag in definitions}
+    assert got["engaged"] == {"alice", "carol", "dave", "frank", "gina"}
+    assert got["engaged_sea"] == {"alice", "carol", "dave", "gina"}

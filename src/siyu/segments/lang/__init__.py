@@ -7,6 +7,11 @@ Typical use by the segments engine::
                          as_of=as_of, resolver=my_resolver)   # customer_id + one bool per tag
     why = explain(text, "cus_...", customers=customers, events=t.events, as_of=as_of)
 
+Tags of one catalogue that use each other (``tag:x`` where ``x`` is in the same batch) are
+inlined first, so the whole catalogue is still one scan::
+
+    table = compile_tags(inline_references(definitions, resolver=r), ..., resolver=r)
+
 ``validate(text)`` parses and type-checks without touching data (for editors and the API).
 """
 
@@ -26,6 +31,7 @@ from siyu.segments.lang.compiler import (
 from siyu.segments.lang.errors import TagError, TagSyntaxError, TagTypeError
 from siyu.segments.lang.explain import Explanation, Step, explain
 from siyu.segments.lang.functions import BUILTIN_FUNCTIONS, AggregateFunction, register
+from siyu.segments.lang.inline import inline_references
 from siyu.segments.lang.nodes import Expr
 from siyu.segments.lang.parser import parse
 from siyu.segments.lang.printer import to_text
@@ -72,6 +78,7 @@ __all__ = [
     "compile_tags",
     "customer_attributes",
     "explain",
+    "inline_references",
     "normalise",
     "parse",
     "register",
