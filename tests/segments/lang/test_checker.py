@@ -62,7 +62,7 @@ def test_well_typed(source: str) -> None:
 
 def test_schema_is_pluggable() -> None:
     schema = {**DEFAULT_SCHEMA, "rfm_score": "number", "vip": "boolean"}
-    validate("rfm_score >= 4 and vip", schema=schema)  # type: ignore[arg-type]
+    validate("rfm_score >= 4 and vip", schema=schema)
     with pytest.raises(TagTypeError, match="unknown attribute 'age'"):
         validate("age > 3", schema={"country": "string"})
 
