@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
+from siyu.errors import NotFound
 from siyu.identity import tables as t
 from siyu.identity.extract import SEP, build_graph, fetch_tuples
 from siyu.store import schema
@@ -85,6 +86,11 @@ def evaluate(conn: sa.Connection, workspace_id: str) -> Evaluation:
             continue
         for node in nodes:
             owners.setdefault(graph.keys[node], set()).add(person)
+    if not owners and not unmatched:
+        raise NotFound(
+            "This workspace has no demo truth to compare with.",
+            hint="Evaluate a workspace loaded with 'siyu demo' (its persons are in demo_truth).",
+        )
     items = sorted(k for k, people in owners.items() if len(people) == 1 and k in customer_of)
     shared = sum(1 for people in owners.values() if len(people) > 1)
     persons = [next(iter(owners[k])) for k in items]
