@@ -180,3 +180,20 @@ def test_slices_and_checkpoints_do_not_split_orders(rt: Runtime, tmp_path: Path)
     with rt.db.engine.connect() as conn:
         lines = conn.execute(sa.select(sa.func.count()).select_from(schema.order_lines)).scalar()
     assert lines == sum(1 + i % 3 for i in range(300))
+
+
+def test_amounts_and_dates_in_the_formats_exports_use() -> None:
+    import pyarrow as pa
+
+    from siyu.collect.importers.prep import money, timestamps
+
+    amounts = ["1.030,50", "1,030.00", "12,5", "€1,030.00", "1,030", "EUR 3,99", "abc", ""]
+    assert money(pa.array(amounts)).to_pylist() == [
+        "1030.50", "1030.00", "12.5", "1030.00", "1030", "3.99", "abc", None,
+    ]  # fmt: skip
+    dates = ["2025-03-01 10:00:00 -0500", "2025-03-01T10:00:00Z", "03/01/2025 10:00:00 PM",
+             "2025-03-01", "31/02/2025", ""]  # fmt: skip
+    assert timestamps(pa.array(dates)).to_pylist() == [
+        "2025-03-01T15:00:00Z", "2025-03-01T10:00:00Z", "2025-03-01T22:00:00Z",
+        "2025-03-01T00:00:00Z", "31/02/2025", None,
+    ]  # fmt: skip

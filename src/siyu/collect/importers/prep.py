@@ -57,8 +57,13 @@ def timestamps(
 
 
 def money(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Amounts as plain decimal text: currency symbols, spaces and thousands commas removed;
-    empty -> null. Anything else stays as written for the pipeline to reject."""
+    """Amounts as plain decimal text: currency symbols, spaces and thousands separators removed,
+    a decimal comma read as the point; empty -> null. Values without digits stay as written
+    for the pipeline to reject, naming the field."""
+    # A decimal comma ("1.030,50", "12,5"): drop the dots, then read the comma as the point.
+    european = pc.match_substring_regex(values, pattern=r"^[^,]*\d,\d{1,2}\s*[^\d,.]*$")
+    swapped = pc.replace_substring(pc.replace_substring(values, ".", ""), ",", ".")
+    values = pc.if_else(european, swapped, values)
     cleaned = pc.replace_substring_regex(values, pattern=r"[^0-9.\-]", replacement="")
     cleaned = pc.if_else(pc.equal(cleaned, ""), pa.scalar(None, pa.string()), cleaned)
     has_digit = pc.match_substring_regex(values, pattern=r"[0-9]")
