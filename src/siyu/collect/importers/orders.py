@@ -204,7 +204,9 @@ class OrderBuilder:
         base = f"import:{spec.vendor}:{oid}"
         if traits:
             yield Record(row, {
-                "type": "identify", "messageId": f"{base}:identify:{_digest(ids, traits)}",
+                # Keyed by customer and traits, not order: repeated details are duplicates.
+                "type": "identify",
+                "messageId": f"import:{spec.vendor}:identify:{_digest(ids, traits)}",
                 "timestamp": when, "traits": traits, **ids,
             })  # fmt: skip
         if event == "Checkout Started":
