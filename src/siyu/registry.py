@@ -101,6 +101,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "siyu.compute.engines",
     "siyu.identity.identifiers",
     "siyu.predict.btyd",
+    "siyu.segments.lang.functions",
 )
 
 _loaded = False

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from siyu import __version__
-from siyu.cli import collect, data, demo, identity, segments
+from siyu.cli import collect, data, demo, identity, segments, tags
 from siyu.cli.common import WorkspaceOpt, console, err_console, runtime
 from siyu.config import describe, load_settings
 from siyu.errors import SiyuError
@@ -29,6 +29,7 @@ app.add_typer(collect.sources_app, name="sources")
 app.command("import")(collect.import_file)
 app.add_typer(identity.identity_app, name="identity")
 app.add_typer(segments.run_app, name="run")
+app.add_typer(tags.tags_app, name="tags")
 
 
 @app.command()

@@ -53,3 +53,40 @@ segment_runs = sa.Table(
     sa.Column("transitions", sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint("workspace_id", "run_id"),
 )
+
+customer_tags = sa.Table(
+    "customer_tags",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), nullable=False),
+    sa.Column("tag_id", sa.String(80), nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False),
+    sa.Column("since", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "tag_id", "customer_id"),
+)
+"""Which customers hold which tag now, and since when."""
+
+tag_history = sa.Table(
+    "tag_history",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=False),
+    sa.Column("tag_id", sa.String(80), nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False),
+    sa.Column("change", sa.String(8), nullable=False),  # added | removed
+    sa.Column("changed_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "run_id", "tag_id", "customer_id"),
+)
+
+tag_definitions = sa.Table(
+    "tag_definitions",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), nullable=False),
+    sa.Column("tag_id", sa.String(80), nullable=False),
+    sa.Column("name_en", sa.String(200), nullable=False),
+    sa.Column("name_zh", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("rule", sa.Text(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "tag_id"),
+)
+"""Tags a workspace added itself (built-in tags live in code: siyu.segments.catalogue)."""

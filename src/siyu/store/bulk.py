@@ -49,6 +49,9 @@ def _stage_postgres(conn: sa.Connection, table: sa.Table, data: pa.Table) -> str
                 f"ALTER TABLE {_quote(name)} ALTER COLUMN {_quote(col.name)} DROP NOT NULL"
             )
     buffer = io.BytesIO()
+    # One contiguous chunk per column: pyarrow's CSV writer emitted garbage bytes for a table
+    # assembled from many (partly empty) chunks.
+    data = data.combine_chunks()
     # all_valid quoting: every non-null value quoted, nulls left empty -> PostgreSQL reads
     # an unquoted empty field as NULL and a quoted empty field as ''.
     pacsv.write_csv(

@@ -1,0 +1,634 @@
+"""The built-in tag catalogue: 200+ tags in families, each with names in English and Chinese.
+
+Every tag is a rule in the tag language (docs/tags.md) over the attributes of
+:mod:`siyu.segments.attributes` and windowed event counts. Families are generated from small
+tables (markets, categories, windows) so that a brand can read, copy and adapt them; predictions,
+loyalty and referral families are filled in as those slices land.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from siyu.segments.attributes import CONSENT_CHANNELS, DEFAULT_CATEGORIES, category_key
+from siyu.segments.rfm import SEGMENTS
+from siyu.segments.tiers import tier_names
+
+
+@dataclass(frozen=True)
+class TagDef:
+    tag_id: str
+    family: str
+    name_en: str
+    name_zh: str
+    description: str
+    rule: str
+
+
+COUNTRIES: tuple[tuple[str, str, str], ...] = (
+    ("US", "United States", "美国"),
+    ("GB", "United Kingdom", "英国"),
+    ("DE", "Germany", "德国"),
+    ("FR", "France", "法国"),
+    ("ES", "Spain", "西班牙"),
+    ("IT", "Italy", "意大利"),
+    ("NL", "Netherlands", "荷兰"),
+    ("ID", "Indonesia", "印度尼西亚"),
+    ("TH", "Thailand", "泰国"),
+    ("PH", "Philippines", "菲律宾"),
+    ("MY", "Malaysia", "马来西亚"),
+    ("VN", "Vietnam", "越南"),
+    ("SG", "Singapore", "新加坡"),
+    ("BR", "Brazil", "巴西"),
+    ("MX", "Mexico", "墨西哥"),
+    ("SA", "Saudi Arabia", "沙特阿拉伯"),
+    ("AE", "United Arab Emirates", "阿联酋"),
+    ("JP", "Japan", "日本"),
+    ("KR", "South Korea", "韩国"),
+    ("AU", "Australia", "澳大利亚"),
+    ("CA", "Canada", "加拿大"),
+)
+REGIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("sea", "Southeast Asia", "东南亚", ("ID", "TH", "PH", "MY", "VN", "SG")),
+    ("eu", "European Union", "欧盟", ("DE", "FR", "ES", "IT", "NL")),
+    ("uk", "United Kingdom", "英国市场", ("GB",)),
+    ("latam", "Latin America", "拉丁美洲", ("BR", "MX")),
+    ("mena", "Middle East", "中东", ("SA", "AE")),
+    ("north_america", "North America", "北美", ("US", "CA")),
+)
+LANGUAGES: tuple[tuple[str, str, str], ...] = (
+    ("en", "English", "英语"),
+    ("id", "Indonesian", "印尼语"),
+    ("th", "Thai", "泰语"),
+    ("es", "Spanish", "西班牙语"),
+    ("pt", "Portuguese", "葡萄牙语"),
+    ("ar", "Arabic", "阿拉伯语"),
+    ("fr", "French", "法语"),
+    ("de", "German", "德语"),
+    ("ms", "Malay", "马来语"),
+    ("zh", "Chinese", "中文"),
+)
+LANGUAGE_VARIANTS: dict[str, tuple[str, ...]] = {
+    "en": ("en-US", "en-GB", "en-PH", "en-MY", "en-SG", "en-AU", "en-CA"),
+    "id": ("id-ID",),
+    "th": ("th-TH",),
+    "es": ("es-ES", "es-MX"),
+    "pt": ("pt-BR", "pt-PT"),
+    "ar": ("ar-SA", "ar-AE"),
+    "fr": ("fr-FR", "fr-CA"),
+    "de": ("de-DE", "de-AT", "de-CH"),
+    "ms": ("ms-MY",),
+    "zh": ("zh-CN", "zh-TW", "zh-HK", "zh-Hans", "zh-Hant"),
+}
+AGE_BANDS: tuple[tuple[int, int], ...] = ((18, 24), (25, 34), (35, 44), (45, 54), (55, 120))
+CATEGORY_ZH = {
+    "baby": "母婴",
+    "beauty": "美妆",
+    "3C": "数码3C",
+    "home": "家居",
+    "apparel": "服饰",
+    "outdoor": "户外",
+}
+WINDOW_ZH = {
+    1: "1天",
+    7: "7天",
+    14: "14天",
+    30: "30天",
+    60: "60天",
+    90: "90天",
+    180: "180天",
+    365: "一年",
+}
+TIER_ZH = {
+    "churned": "流失",
+    "new": "新客",
+    "loyal": "忠诚",
+    "active": "活跃",
+    "potential": "潜力",
+    "unclassified": "未分层",
+}
+SEGMENT_ZH = {
+    "Champions": "冠军客户",
+    "Loyal": "忠诚客户",
+    "Potential Loyalist": "潜在忠诚",
+    "New": "新客户",
+    "Promising": "有潜力",
+    "Need Attention": "需关注",
+    "About to Sleep": "即将沉睡",
+    "At Risk": "有风险",
+    "Can't Lose": "不可流失",
+    "Hibernating": "休眠",
+    "Lost": "已流失",
+}
+ENGAGEMENT: tuple[tuple[str, str, str, str], ...] = (
+    ("email_opener", "Email Opened", "Opened an email", "打开过邮件"),
+    ("email_clicker", "Email Clicked", "Clicked an email", "点击过邮件"),
+    ("whatsapp_inbound", "Message Received", "Wrote to the brand", "主动发消息"),
+    ("community_poster", "Community Message Posted", "Posted in a community", "社群发言"),
+    ("community_joiner", "Community Joined", "Joined a community", "加入社群"),
+    ("browser", "Product Viewed", "Viewed products", "浏览商品"),
+    ("cart_adder", "Product Added", "Added to cart", "加购"),
+    ("checkout_starter", "Checkout Started", "Started checkout", "发起结算"),
+    ("referrer", "Referral Link Shared", "Shared an invite link", "分享邀请链接"),
+)
+
+
+def _slug(text: str) -> str:
+    return category_key(text.replace("'", ""))
+
+
+def _demographics() -> list[TagDef]:
+    tags = [
+        TagDef(
+            f"country_{code.lower()}",
+            "demographics",
+            f"Lives in {en}",
+            f"{zh}用户",
+            f"Customer country is {code}.",
+            f'country == "{code}"',
+        )
+        for code, en, zh in COUNTRIES
+    ]
+    for key, en, zh, codes in REGIONS:
+        listed = ", ".join(f'"{c}"' for c in codes)
+        tags.append(
+            TagDef(
+                f"region_{key}",
+                "demographics",
+                f"In {en}",
+                f"{zh}用户",
+                f"Country in {', '.join(codes)}.",
+                f"country in ({listed})",
+            )
+        )
+    for low, high in AGE_BANDS:
+        label = f"{low}+" if high >= 120 else f"{low}-{high}"
+        tags.append(
+            TagDef(
+                f"age_{low}_{min(high, 99)}",
+                "demographics",
+                f"Aged {label}",
+                f"{label}岁",
+                f"Age from the birthday is {label}.",
+                f"age between {low} and {high}",
+            )
+        )
+    for code, en, zh in LANGUAGES:
+        forms = ", ".join(f'"{v}"' for v in (code, *LANGUAGE_VARIANTS[code]))
+        tags.append(
+            TagDef(
+                f"language_{code}",
+                "demographics",
+                f"Speaks {en}",
+                f"{zh}用户",
+                f"Preferred language is {en}.",
+                f"language in ({forms})",
+            )
+        )
+    tags.append(
+        TagDef(
+            "has_birthday",
+            "demographics",
+            "Birthday known",
+            "有生日信息",
+            "The profile has a birthday.",
+            "birthday is not null",
+        )
+    )
+    tags.append(
+        TagDef(
+            "has_email",
+            "demographics",
+            "Email known",
+            "有邮箱",
+            "The profile has an email address.",
+            "email is not null",
+        )
+    )
+    tags.append(
+        TagDef(
+            "has_phone",
+            "demographics",
+            "Phone known",
+            "有手机号",
+            "The profile has a phone number.",
+            "phone is not null",
+        )
+    )
+    return tags
+
+
+def _lifecycle() -> list[TagDef]:
+    tags = [
+        TagDef(
+            f"tier_{tier}",
+            "lifecycle",
+            f"Tier: {tier}",
+            f"分层：{TIER_ZH.get(tier, tier)}",
+            f"Current lifecycle tier is {tier} (see docs/segments.md).",
+            f'tier == "{tier}"',
+        )
+        for tier in tier_names("default")
+    ]
+    tags += [
+        TagDef(
+            f"rfm_{_slug(seg)}",
+            "rfm",
+            f"RFM: {seg}",
+            f"RFM：{SEGMENT_ZH[seg]}",
+            f"RFM segment is {seg}.",
+            f'rfm_segment == "{seg}"',
+        )
+        for seg in SEGMENTS
+    ]
+    for score, en, zh in (
+        ("r", "recency", "最近购买"),
+        ("f", "frequency", "购买频次"),
+        ("m", "monetary", "消费金额"),
+    ):
+        tags.append(
+            TagDef(
+                f"{score}_score_top",
+                "rfm",
+                f"Top {en} score",
+                f"{zh}最高分",
+                f"{en.title()} score 5.",
+                f"{score}_score == 5",
+            )
+        )
+        tags.append(
+            TagDef(
+                f"{score}_score_bottom",
+                "rfm",
+                f"Lowest {en} score",
+                f"{zh}最低分",
+                f"{en.title()} score 1.",
+                f"{score}_score == 1",
+            )
+        )
+    tags.append(
+        TagDef(
+            "high_value",
+            "lifecycle",
+            "High value",
+            "高价值",
+            "Spent over the high-value threshold in 365 days.",
+            "high_value",
+        )
+    )
+    return tags
+
+
+def _purchases() -> list[TagDef]:
+    tags: list[TagDef] = []
+    for days in (7, 30, 60, 90, 180, 365):
+        tags.append(
+            TagDef(
+                f"bought_last_{days}d",
+                "purchases",
+                f"Bought in the last {days} days",
+                f"近{WINDOW_ZH[days]}有购买",
+                f"An order in the last {days} days.",
+                f"days_since_last_order < {days}",
+            )
+        )
+    for days in (90, 180, 365):
+        tags.append(
+            TagDef(
+                f"no_purchase_{days}d",
+                "purchases",
+                f"No purchase for {days} days",
+                f"{WINDOW_ZH[days]}未购买",
+                f"Bought before, not in {days} days.",
+                f"orders_total > 0 and days_since_last_order >= {days}",
+            )
+        )
+    tags += [
+        TagDef(
+            "never_bought",
+            "purchases",
+            "Never bought",
+            "未购买",
+            "No order yet.",
+            "orders_total == 0",
+        ),
+        TagDef(
+            "one_time_buyer",
+            "purchases",
+            "One-time buyer",
+            "仅购买一次",
+            "Exactly one order.",
+            "orders_total == 1",
+        ),
+        TagDef(
+            "repeat_buyer",
+            "purchases",
+            "Repeat buyer",
+            "复购用户",
+            "Two or more orders.",
+            "orders_total >= 2",
+        ),
+        TagDef(
+            "frequent_buyer",
+            "purchases",
+            "Frequent buyer",
+            "高频购买",
+            "Five or more orders in 365 days.",
+            "orders_365 >= 5",
+        ),
+        TagDef(
+            "super_buyer",
+            "purchases",
+            "Super buyer",
+            "超级买家",
+            "Ten or more orders in 365 days.",
+            "orders_365 >= 10",
+        ),
+        TagDef(
+            "first_order_30d",
+            "purchases",
+            "First order in 30 days",
+            "30天内首购",
+            "Every order of this customer was placed in the last 30 days.",
+            'orders_total >= 1 and count(event == "Order Completed") == '
+            'count(event == "Order Completed", last 30d)',
+        ),
+    ]
+    bands = ((0, 25), (25, 50), (50, 100), (100, 200), (200, 1_000_000))
+    for low, high in bands:
+        label = f"{low}+" if high >= 1_000_000 else f"{low}-{high}"
+        tags.append(
+            TagDef(
+                f"aov_{low}_{min(high, 9999)}",
+                "price",
+                f"AOV {label}",
+                f"客单价{label}",
+                f"Average order value in 365 days is {label}.",
+                f"aov_365 >= {low} and aov_365 < {high}",
+            )
+        )
+    spend_bands: tuple[tuple[float, float], ...] = (
+        (0.01, 100),
+        (100, 250),
+        (250, 500),
+        (500, 1000),
+        (1000, 10_000_000),
+    )
+    for floor, ceiling in spend_bands:
+        label = f"{floor:g}+" if ceiling >= 10_000_000 else f"{floor:g}-{ceiling:g}"
+        tags.append(
+            TagDef(
+                f"spend_{int(floor)}_{min(int(ceiling), 99999)}",
+                "price",
+                f"Spent {label} in a year",
+                f"年消费{label}",
+                f"Net spend in 365 days is {label} (base currency).",
+                f"spend_365 >= {floor} and spend_365 < {ceiling}",
+            )
+        )
+    for category in DEFAULT_CATEGORIES:
+        key, zh = category_key(category), CATEGORY_ZH.get(category, category)
+        tags += [
+            TagDef(
+                f"buyer_{key}",
+                "categories",
+                f"Buys {category}",
+                f"{zh}买家",
+                f"Bought {category} in 365 days.",
+                f"bought_{key}_365 >= 1",
+            ),
+            TagDef(
+                f"loyal_{key}",
+                "categories",
+                f"Loyal {category} buyer",
+                f"{zh}忠实买家",
+                f"Bought {category} three times or more in 365 days.",
+                f"bought_{key}_365 >= 3",
+            ),
+            TagDef(
+                f"browses_{key}",
+                "categories",
+                f"Browses {category}",
+                f"浏览{zh}",
+                f"Viewed {category} products 3+ times in 30 days.",
+                f'count(event == "Product Viewed" and properties.category == "{category}", '
+                "last 30d) >= 3",
+            ),
+            TagDef(
+                f"intent_{key}",
+                "categories",
+                f"Wants {category}",
+                f"{zh}高意向",
+                f"Added {category} to the cart in 14 days.",
+                f'count(event == "Product Added" and properties.category == "{category}", '
+                "last 14d) >= 1",
+            ),
+            TagDef(
+                f"browse_no_buy_{key}",
+                "categories",
+                f"Browses {category}, never bought",
+                f"浏览{zh}未购买",
+                f"Viewed {category} in 30 days, never bought it.",
+                f'count(event == "Product Viewed" and properties.category == "{category}", '
+                f"last 30d) >= 1 and bought_{key}_365 == 0",
+            ),
+            TagDef(
+                f"lapsed_{key}",
+                "categories",
+                f"Lapsed {category} buyer",
+                f"{zh}流失买家",
+                f"Bought {category} before, nothing in 90 days.",
+                f"bought_{key}_365 >= 1 and days_since_last_order >= 90",
+            ),
+        ]
+    return tags
+
+
+def _engagement() -> list[TagDef]:
+    tags: list[TagDef] = []
+    for key, event, en, zh in ENGAGEMENT:
+        for days in (7, 14, 30, 90, 180):
+            tags.append(
+                TagDef(
+                    f"{key}_{days}d",
+                    "engagement",
+                    f"{en} in {days} days",
+                    f"近{WINDOW_ZH[days]}{zh}",
+                    f"'{event}' in the last {days} days.",
+                    f'count(event == "{event}", last {days}d) >= 1',
+                )
+            )
+        tags.append(
+            TagDef(
+                f"{key}_heavy",
+                "engagement",
+                f"{en} often",
+                f"频繁{zh}",
+                f"'{event}' 5+ times in 30 days.",
+                f'count(event == "{event}", last 30d) >= 5',
+            )
+        )
+    for days in (1, 7, 14):
+        tags.append(
+            TagDef(
+                f"visited_{days}d",
+                "engagement",
+                f"Active in the last {days} days",
+                f"近{WINDOW_ZH[days]}活跃",
+                f"Any interaction in {days} days.",
+                f"days_since_last_interaction < {days}",
+            )
+        )
+    for days in (7, 30, 90, 365):
+        tags.append(
+            TagDef(
+                f"joined_{days}d",
+                "lifecycle",
+                f"First seen in {days} days",
+                f"{WINDOW_ZH[days]}内新增",
+                f"First interaction less than {days} days ago.",
+                f"days_since_first_interaction < {days}",
+            )
+        )
+    tags += [
+        TagDef(
+            "cart_abandoner",
+            "engagement",
+            "Abandoned cart",
+            "加购未付款",
+            "Added to cart in 7 days without an order in 7 days.",
+            'count(event == "Product Added", last 7d) >= 1 and '
+            'count(event == "Order Completed", last 7d) == 0',
+        ),
+        TagDef(
+            "serial_cart_abandoner",
+            "engagement",
+            "Three carts, no payment",
+            "多次加购未付款",
+            "Three or more add-to-carts in 30 days and no order in 30 days.",
+            'count(event == "Product Added", last 30d) >= 3 and '
+            'count(event == "Order Completed", last 30d) == 0',
+        ),
+        TagDef(
+            "checkout_abandoner",
+            "engagement",
+            "Abandoned checkout",
+            "结算未完成",
+            "Started checkout in 7 days without an order.",
+            'count(event == "Checkout Started", last 7d) >= 1 and '
+            'count(event == "Order Completed", last 7d) == 0',
+        ),
+        TagDef(
+            "silent_community_7d",
+            "engagement",
+            "Quiet in the community",
+            "社群沉默",
+            "Joined a community but posted nothing in 7 days.",
+            'count(event == "Community Joined") >= 1 and '
+            'count(event == "Community Message Posted", last 7d) == 0',
+        ),
+        TagDef(
+            "dormant_30d",
+            "engagement",
+            "No activity in 30 days",
+            "30天无互动",
+            "No interaction of any kind in 30 days.",
+            "interactions_30 == 0",
+        ),
+        TagDef(
+            "very_active_30d",
+            "engagement",
+            "Very active",
+            "高度活跃",
+            "20 or more interactions in 30 days.",
+            "interactions_30 >= 20",
+        ),
+        TagDef(
+            "coupon_user",
+            "price_sensitivity",
+            "Uses coupons",
+            "使用优惠券",
+            "At least one order with a coupon in 365 days.",
+            "coupon_share_365 > 0",
+        ),
+        TagDef(
+            "coupon_hunter",
+            "price_sensitivity",
+            "Coupon hunter",
+            "优惠券依赖",
+            "Half or more of the orders in 365 days used a coupon.",
+            "coupon_share_365 >= 0.5",
+        ),
+        TagDef(
+            "always_coupon",
+            "price_sensitivity",
+            "Only buys with coupons",
+            "只用券购买",
+            "Every order in 365 days used a coupon.",
+            "coupon_share_365 == 1",
+        ),
+        TagDef(
+            "full_price_buyer",
+            "price_sensitivity",
+            "Full-price buyer",
+            "原价购买",
+            "Orders in 365 days, none with a coupon.",
+            "orders_365 >= 1 and coupon_share_365 == 0",
+        ),
+    ]
+    return tags
+
+
+def _reachability() -> list[TagDef]:
+    names = {
+        "email": ("email", "邮件"),
+        "sms": ("SMS", "短信"),
+        "whatsapp": ("WhatsApp", "WhatsApp"),
+    }
+    tags = [
+        TagDef(
+            f"reachable_{ch}",
+            "reachability",
+            f"Reachable by {names[ch][0]}",
+            f"可{names[ch][1]}触达",
+            f"Latest marketing consent for {ch} is granted.",
+            f"consent_{ch}",
+        )
+        for ch in CONSENT_CHANNELS
+    ]
+    anywhere = " or ".join(f"consent_{ch}" for ch in CONSENT_CHANNELS)
+    tags += [
+        TagDef(
+            "reachable_any",
+            "reachability",
+            "Reachable",
+            "可触达",
+            "Marketing consent on at least one channel.",
+            anywhere,
+        ),
+        TagDef(
+            "unreachable",
+            "reachability",
+            "Not reachable",
+            "不可触达",
+            "No marketing consent on any channel.",
+            f"not ({anywhere})",
+        ),
+        TagDef(
+            "reachable_whatsapp_not_email",
+            "reachability",
+            "WhatsApp only",
+            "仅WhatsApp可达",
+            "Consent for WhatsApp but not email.",
+            "consent_whatsapp and not consent_email",
+        ),
+    ]
+    return tags
+
+
+def builtin_tags() -> list[TagDef]:
+    """Every built-in tag, in family order."""
+    tags = _demographics() + _lifecycle() + _purchases() + _engagement() + _reachability()
+    ids = [t.tag_id for t in tags]
+    assert len(ids) == len(set(ids)), "tag ids must be unique"
+    return tags

@@ -1,0 +1,109 @@
+"""The built-in catalogue and tagging runs, on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from siyu.errors import Conflict, InvalidInput
+from siyu.runtime import Runtime
+from siyu.segments.attributes import tag_schema
+from siyu.segments.catalogue import builtin_tags
+from siyu.segments.lang import validate
+from siyu.segments.tagging import add_tag, explain_tag, run_tags
+from tests.segments.test_tiers_rfm import AS_OF, buy, view
+
+
+def test_catalogue_has_200_valid_bilingual_tags() -> None:
+    tags = builtin_tags()
+    assert len(tags) >= 200
+    assert len({t.tag_id for t in tags}) == len(tags)
+    schema = tag_schema()
+    for tag in tags:
+        validate(tag.rule, schema)
+        assert tag.name_en
+        assert tag.name_zh
+        assert tag.description
+    families = {t.family for t in tags}
+    assert {
+        "demographics",
+        "lifecycle",
+        "rfm",
+        "purchases",
+        "categories",
+        "engagement",
+        "price_sensitivity",
+        "reachability",
+    } <= families
+
+
+def _members(rt: Runtime, tag_id: str) -> set[str]:
+    with rt.db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT c.user_id FROM customer_tags t JOIN customers c "
+                "ON c.customer_id = t.customer_id WHERE t.tag_id = :tag"
+            ),
+            {"tag": tag_id},
+        ).all()
+    return {r[0] for r in rows}
+
+
+def test_run_stores_members_and_changes(rt: Runtime) -> None:
+    baby_views = [
+        {**view("mum", d, i), "properties": {"category": "baby"}} for i, d in enumerate((1, 2, 3))
+    ]
+    rt.pipeline().ingest(
+        [
+            *baby_views,
+            {**view("dad", 1), "properties": {"category": "baby"}},
+            view("solo", 400),
+            buy("solo", 40, 30),
+            buy("solo", 20, 30, 1),
+        ]
+    )
+    ws = rt.workspace()
+    first = run_tags(rt.db, ws, as_of=AS_OF)
+    assert first.added == first.memberships
+    assert _members(rt, "browses_baby") == {"mum"}
+    assert _members(rt, "repeat_buyer") == {"solo"}
+    assert _members(rt, "never_bought") == {"mum", "dad"}
+    assert "solo" in _members(rt, "bought_last_30d")
+    again = run_tags(rt.db, ws, as_of=AS_OF)
+    assert (again.added, again.removed) == (0, 0)
+    later = run_tags(rt.db, ws, as_of=AS_OF + timedelta(days=40))
+    assert "mum" not in _members(rt, "browses_baby")
+    assert later.removed > 0
+    with rt.db.engine.connect() as conn:
+        changes = (
+            conn.execute(
+                sa.text(
+                    "SELECT change FROM tag_history WHERE tag_id = 'browses_baby' "
+                    "ORDER BY changed_at"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert changes == ["added", "removed"]
+
+
+def test_explain_and_workspace_tags(rt: Runtime) -> None:
+    rt.pipeline().ingest([view("u", 1), view("u", 2, 1)])
+    ws = rt.workspace()
+    add_tag(rt.db, ws, "two_views", 'count(event == "Product Viewed", last 7d) >= 2', name_en="2")
+    with pytest.raises(Conflict):
+        add_tag(rt.db, ws, "two_views", "orders_total > 0", name_en="again")
+    with pytest.raises(InvalidInput, match="1:"):
+        add_tag(rt.db, ws, "broken", "orders_total >", name_en="x")
+    run_tags(rt.db, ws, as_of=AS_OF)
+    assert _members(rt, "two_views") == {"u"}
+    with rt.db.engine.connect() as conn:
+        customer = conn.execute(sa.text("SELECT customer_id FROM customers")).scalar_one()
+    why = explain_tag(rt.db, ws, customer, "two_views", as_of=AS_OF)
+    assert why.matched
+    assert any("= 2" in line for line in why.lines())
+    lacks = explain_tag(rt.db, ws, customer, "repeat_buyer", as_of=AS_OF)
+    assert not lacks.matched
