@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 from typing import Annotated
 
 import typer
@@ -44,6 +44,25 @@ def demo(
                 as_of=day,
                 on_records=lambda n: bar.advance(task, n),
             )
+        console.print("Resolving identities (One-ID) ...")
+        from siyu.identity.graph import resolve_workspace
+        from siyu.segments import run_segments
+        from siyu.segments.tagging import run_tags
+
+        with rt.db.write_lock, rt.db.engine.begin() as conn:
+            resolved = resolve_workspace(conn, result.workspace.workspace_id)
+        console.print(
+            f"  {resolved.identifiers:,} identifiers -> {resolved.customers:,} customers "
+            f"({resolved.merges:,} merges, {resolved.conflicts:,} conflicts kept apart)."
+        )
+        console.print("Computing RFM, lifecycle tiers and tags ...")
+        as_of_time = None if day is None else datetime.combine(day, time())
+        tiers = run_segments(rt.db, result.workspace, as_of=as_of_time)
+        tags = run_tags(rt.db, result.workspace, as_of=as_of_time)
+        console.print(
+            f"  {tiers.customers:,} customers in tiers {tiers.tiers}; "
+            f"{tags.memberships:,} tags on customers."
+        )
     console.print(
         f"Demo brand ready: {report.read:,} records read, {report.stored:,} stored, "
         f"{report.duplicates:,} duplicates, {report.quarantined:,} quarantined; "
