@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from siyu import __version__
 from siyu.api import errors
-from siyu.api.routers import health, manage, tracking, webhooks
+from siyu.api.routers import health, manage, segments, tracking, webhooks
 from siyu.config import Settings
 from siyu.runtime import Runtime
 
@@ -42,6 +42,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(manage.router)
+    app.include_router(segments.router)
     app.include_router(tracking.router)
     app.include_router(webhooks.router)
 
