@@ -17,6 +17,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "siyu.collect.tables",
     "siyu.identity.tables",
     "siyu.segments.tables",
+    "siyu.predict.tables",
 )
 
 
