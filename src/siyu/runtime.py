@@ -16,7 +16,8 @@ from siyu.collect.quarantine import count_open
 from siyu.config import Settings
 from siyu.errors import NotFound, NotInitialised
 from siyu.money.fx import orders_missing_rates
-from siyu.store import Database, current_revision, head_revision, schema, upgrade
+from siyu.store import Database, current_revision, head_revision, upgrade
+from siyu.store.catalog import load_all_tables
 
 COUNTED_TABLES = (
     "sources",
@@ -30,6 +31,10 @@ COUNTED_TABLES = (
     "fx_rates",
     "quarantine",
     "api_keys",
+    "identities",
+    "customer_segments",
+    "customer_tags",
+    "customer_scores",
 )
 
 
@@ -103,7 +108,7 @@ class Runtime:
         counts: dict[str, int] = {}
         with self.db.engine.connect() as conn:
             for name in COUNTED_TABLES:
-                table = schema.metadata.tables[name]
+                table = load_all_tables().tables[name]
                 counts[name] = int(
                     conn.execute(
                         sa.select(sa.func.count()).where(

@@ -25,7 +25,8 @@ def status(workspace: WorkspaceOpt = None) -> None:
     """Row counts of the workspace and its data-quality problems."""
     with runtime() as rt:
         report = rt.status(rt.workspace(workspace))
-    table = Table(title=f"siyu status - workspace {report['workspace']}")
+    console.print(f"siyu status - workspace {report['workspace']}", highlight=False)
+    table = Table()
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, n in report["counts"].items():
