@@ -25,9 +25,8 @@ from siyu.predict.btyd.data import (
     compress,
     dot,
     prediction_rows,
-    rfm_rows,
+    purchase_fit_rows,
 )
-from siyu.predict.errors import FitFailed
 
 
 def _log_odds_dead(
@@ -101,12 +100,8 @@ class BetaGeoFitter(BaseFitter):
         weights: npt.ArrayLike | None = None,
     ) -> Self:
         """Maximum likelihood on customer summaries; ``weights`` counts customers per row."""
-        rows = rfm_rows(frequency, recency, T, weights)
-        repeat_purchases = dot(rows.w, rows.x)
-        if repeat_purchases == 0:
-            raise FitFailed("No customer made a repeat purchase, so purchase rates are unknown.")
+        rows, alpha0 = purchase_fit_rows(frequency, recency, T, weights)
         # Start at a mean purchase rate r / alpha equal to the observed one, a = b = 1.
-        alpha0 = dot(rows.w, rows.T) / repeat_purchases
         start = np.log(np.array([1.0, max(alpha0, 1e-6), 1.0, 1.0]))
         z, h, ll = maximise(
             lambda v: _neg_log_likelihood(rows, v), start, self.param_names, rows.n_customers

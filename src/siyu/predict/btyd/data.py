@@ -257,3 +257,23 @@ def prediction_rows(
     """
     per_customer = horizon is not None and horizon.ndim >= 1 and horizon.shape[-1] > 1
     return rfm_rows(frequency, recency, T, allow_empty=True, compressed=not per_customer)
+
+
+def purchase_fit_rows(
+    frequency: npt.ArrayLike,
+    recency: npt.ArrayLike,
+    T: npt.ArrayLike,  # noqa: N803
+    weights: npt.ArrayLike | None,
+) -> tuple[RFMRows, float]:
+    """Compressed rows for a purchase-model fit, and the observed time per repeat purchase.
+
+    The observed time per purchase starts ``alpha`` of BG/NBD and Pareto/NBD at the observed mean
+    rate. Without any repeat purchase the rates are not identified, so the fit is refused.
+    """
+    from siyu.predict.errors import FitFailed
+
+    rows = rfm_rows(frequency, recency, T, weights)
+    repeat_purchases = dot(rows.w, rows.x)
+    if repeat_purchases == 0:
+        raise FitFailed("No customer made a repeat purchase, so purchase rates are unknown.")
+    return rows, dot(rows.w, rows.T) / repeat_purchases

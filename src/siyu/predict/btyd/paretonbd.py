@@ -25,10 +25,9 @@ from siyu.predict.btyd.data import (
     compress,
     dot,
     prediction_rows,
-    rfm_rows,
+    purchase_fit_rows,
 )
 from siyu.predict.btyd.tail import log1mexp, log_tail
-from siyu.predict.errors import FitFailed
 
 _STEP = 1e-5  # central-difference step in log-parameters, ~ cube root of machine epsilon
 
@@ -146,15 +145,11 @@ class ParetoNBDFitter(BaseFitter):
         weights: npt.ArrayLike | None = None,
     ) -> Self:
         """Maximum likelihood on customer summaries; ``weights`` counts customers per row."""
-        rows = rfm_rows(frequency, recency, T, weights)
-        repeat_purchases = dot(rows.w, rows.x)
-        if repeat_purchases == 0:
-            raise FitFailed("No customer made a repeat purchase, so purchase rates are unknown.")
+        rows, alpha0 = purchase_fit_rows(frequency, recency, T, weights)
         pairs = _Pairs.of(rows)
 
         # Start at the observed mean purchase rate, and a mean lifetime of the mean T.
         mean_t = dot(rows.w, rows.T) / rows.n_customers
-        alpha0 = dot(rows.w, rows.T) / repeat_purchases
         start = np.log(np.array([1.0, max(alpha0, 1e-6), 1.0, max(mean_t, 1e-6)]))
         z, h, ll = maximise(
             lambda v: _neg_log_likelihood(rows, pairs, v), start, self.param_names, rows.n_customers
