@@ -1,0 +1,1 @@
+"""Messaging: channels, templates and the send policy every outbound message passes through."""
