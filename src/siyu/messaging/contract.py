@@ -47,7 +47,7 @@ class SendRequest:
 
 @dataclass(frozen=True)
 class SendOutcome:
-    """The result of :func:`siyu.messaging.send.send`; reason_code is stable, reason is for people."""
+    """The result of a send: reason_code is stable for programs, reason is for people."""
 
     status: SendStatus
     message_id: str | None = None
