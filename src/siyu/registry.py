@@ -87,6 +87,12 @@ class Registry:
         self.rewards: ExtensionPoint[Any] = ExtensionPoint(
             "reward", "A reward a journey step can grant (coupon, points)."
         )
+        self.merge_followers: ExtensionPoint[Any] = ExtensionPoint(
+            "merge follower",
+            "Re-keys a slice's per-customer rows when One-ID merges or splits customers: "
+            "fn(conn, workspace_id, moves) -> rows changed, where moves names a staged table "
+            "with columns old_customer_id, new_customer_id.",
+        )
 
     def points(self) -> dict[str, ExtensionPoint[Any]]:
         return {k: v for k, v in vars(self).items() if isinstance(v, ExtensionPoint)}
