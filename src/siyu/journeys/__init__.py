@@ -1,0 +1,1 @@
+"""Journeys: automated, versioned customer journeys (triggers, steps, workers, measurement)."""
