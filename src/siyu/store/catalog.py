@@ -18,6 +18,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "siyu.identity.tables",
     "siyu.segments.tables",
     "siyu.predict.tables",
+    "siyu.loyalty.tables",
     "siyu.journeys.tables",
 )
 

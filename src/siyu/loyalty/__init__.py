@@ -1,0 +1,1 @@
+"""Loyalty: points ledger, member tiers, paid membership and coupons."""
