@@ -13,18 +13,19 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
-import sqlalchemy as sa
 
 from siyu.access import Workspace
 from siyu.compute import tables
 from siyu.errors import InvalidInput
 from siyu.predict.btyd import BetaGeoFitter, GammaGammaFitter, customer_lifetime_value
+from siyu.predict.store_scores import CLV_COLUMNS, write_family
 from siyu.predict.store_summary import calibration_summary
-from siyu.predict.tables import customer_scores
 from siyu.store import Database
-from siyu.store.bulk import append
 
 UNITS_PER_YEAR = 365.25
+#: The next order is searched for within this many days; beyond it, or when fewer than one more
+#: order is expected at all (a customer who has probably lapsed), it is left empty.
+NEXT_ORDER_HORIZON_DAYS = 1096
 
 
 class NotEnoughData(InvalidInput):
@@ -74,6 +75,26 @@ def _check(minimums: Minimums, buyers: int, history_days: float, repeat: int) ->
             )
 
 
+def expected_next_order_days(
+    model: BetaGeoFitter, x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray
+) -> np.ndarray:
+    """Days from the cut-off until one more order is expected (NaN if not within 3 years).
+
+    The expected number of orders in (T, T+t] grows with t; the expected next order date is where
+    it reaches 1, found by bisection on whole days (11 halvings of 0..2048 days, vectorised over
+    customers). Customers whose expectation stays below 1 (likely lapsed) get no date.
+    """
+    n = len(x)
+    reach = model.conditional_expected_purchases(float(NEXT_ORDER_HORIZON_DAYS), x, t_x, big_t)
+    low, high = np.zeros(n), np.full(n, 2048.0)
+    for _ in range(11):
+        mid = (low + high) / 2
+        hit = model.conditional_expected_purchases(mid, x, t_x, big_t) >= 1.0
+        high = np.where(hit, mid, high)
+        low = np.where(hit, low, mid)
+    return np.where(reach >= 1.0, np.ceil(high), np.nan)
+
+
 def score_customers(
     db: Database,
     workspace: Workspace,
@@ -110,12 +131,14 @@ def score_customers(
         discount_rate=discount_rate,
         time_unit="D",
     )
+    next_days = expected_next_order_days(purchases, x, t_x, big_t)
+    cutoff = np.datetime64(as_of.replace(hour=0, minute=0, second=0, microsecond=0), "us")
+    next_at = cutoff + (np.nan_to_num(next_days) * 86_400e6).astype("timedelta64[us]")
     version = f"bgnbd+gammagamma@{as_of:%Y-%m-%d}"
     n = len(summary)
     now = datetime.now(UTC).replace(tzinfo=None)
     data = pa.table(
         {
-            "workspace_id": pa.array([workspace.workspace_id] * n, pa.string()),
             "customer_id": pa.array(summary["customer_id"].astype(str).tolist(), pa.string()),
             "model_version": pa.array([version] * n, pa.string()),
             "as_of": pa.array([as_of] * n, pa.timestamp("us")),
@@ -124,13 +147,11 @@ def score_customers(
             "expected_orders_12m": pa.array(expected, pa.float64()),
             "expected_order_value": pa.array(value, pa.float64()),
             "clv_12m": pa.array(clv, pa.float64()),
+            "expected_next_order_at": pa.array(
+                next_at, pa.timestamp("us"), mask=np.isnan(next_days)
+            ),
         }
     )
     with db.write_lock, db.engine.begin() as conn:
-        conn.execute(
-            sa.delete(customer_scores).where(
-                customer_scores.c.workspace_id == workspace.workspace_id
-            )
-        )
-        append(conn, customer_scores, data)
+        write_family(conn, workspace.workspace_id, CLV_COLUMNS, data)
     return ScoreReport(version, as_of, n, purchases.params_, spend.params_, float(np.sum(clv)))
