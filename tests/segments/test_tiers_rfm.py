@@ -47,7 +47,9 @@ def tiers_of(rt: Runtime, records: list[dict[str, Any]], **config: Any) -> dict[
     expr = segments_expr(rt.db, ws.workspace_id, AS_OF, TierConfig(**config), RfmConfig())
     df = expr.execute()
     with rt.db.engine.connect() as conn:
-        by_id = dict(conn.exec_driver_sql("SELECT customer_id, user_id FROM customers").fetchall())
+        by_id: dict[str, str] = dict(
+            conn.exec_driver_sql("SELECT customer_id, user_id FROM customers").fetchall()
+        )
     return {by_id[c]: t for c, t in zip(df["customer_id"], df["tier"], strict=True)}
 
 

@@ -90,3 +90,57 @@ tag_definitions = sa.Table(
     sa.PrimaryKeyConstraint("workspace_id", "tag_id"),
 )
 """Tags a workspace added itself (built-in tags live in code: siyu.segments.catalogue)."""
+
+segment_definitions = sa.Table(
+    "segment_definitions",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), nullable=False),
+    sa.Column("segment_id", sa.String(80), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("expression", sa.Text(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "segment_id"),
+)
+"""Saved segments: an expression over tags, tiers, reachability and attributes (versioned)."""
+
+segment_members = sa.Table(
+    "segment_members",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), nullable=False),
+    sa.Column("segment_id", sa.String(80), nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False),
+    sa.Column("since", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "segment_id", "customer_id"),
+)
+"""Who is in each saved segment as of its last refresh, and since when."""
+
+segment_history = sa.Table(
+    "segment_history",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=False),
+    sa.Column("segment_id", sa.String(80), nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False),
+    sa.Column("change", sa.String(8), nullable=False),  # entered | left
+    sa.Column("changed_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "run_id", "segment_id", "customer_id"),
+)
+"""Every entry into and exit from a saved segment: journeys trigger on these rows."""
+
+segment_snapshots = sa.Table(
+    "segment_snapshots",
+    metadata,
+    sa.Column("workspace_id", sa.String(40), nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=False),
+    sa.Column("segment_id", sa.String(80), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("as_of", sa.DateTime(), nullable=False),
+    sa.Column("members", sa.BigInteger(), nullable=False),
+    sa.Column("entered", sa.BigInteger(), nullable=False),
+    sa.Column("left", sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "run_id", "segment_id"),
+)
+"""One row per segment per refresh: its size and how many entered and left."""
