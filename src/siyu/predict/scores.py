@@ -52,7 +52,10 @@ class ScoreReport:
     total_clv_12m: float
 
 
-def _check(minimums: Minimums, buyers: int, history_days: float, repeat: int) -> None:
+def check_minimums(
+    minimums: Minimums, buyers: int, history_days: float, repeat: int, *, what: str = "CLV"
+) -> None:
+    """Raise :class:`NotEnoughData` naming the first minimum the data fail."""
     failed = [
         (f"{buyers} buyers", f"at least {minimums.buyers}", buyers < minimums.buyers),
         (
@@ -69,9 +72,9 @@ def _check(minimums: Minimums, buyers: int, history_days: float, repeat: int) ->
     for have, need, short in failed:
         if short:
             raise NotEnoughData(
-                f"Not enough data for CLV: {have}, the model needs {need}.",
-                hint="Wait for more orders or import history; the minimums are arguments of "
-                "score_customers (Minimums) if you accept less precise numbers.",
+                f"Not enough data for {what}: {have}, the model needs {need}.",
+                hint="Wait for more orders or import history; the minimums are arguments "
+                "(Minimums) if you accept less precise numbers.",
             )
 
 
@@ -113,7 +116,9 @@ def score_customers(
     t_x = summary["recency"].to_numpy(float)
     big_t = summary["T"].to_numpy(float)
     m = summary["monetary_value"].to_numpy(float)
-    _check(minimums, len(summary), float(big_t.max()) if len(big_t) else 0.0, int((x > 0).sum()))
+    check_minimums(
+        minimums, len(summary), float(big_t.max()) if len(big_t) else 0.0, int((x > 0).sum())
+    )
     purchases = BetaGeoFitter().fit(x, t_x, big_t)
     spend = GammaGammaFitter().fit(x[x > 0], m[x > 0])
     horizon = months * UNITS_PER_YEAR / 12

@@ -22,6 +22,22 @@ def _days(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
     return later.delta(earlier, unit="day")
 
 
+def daily_transactions(t: WorkspaceTables) -> ir.Table:
+    """One row per customer and UTC day with an order: (customer_id, day, amount).
+
+    Cancelled and fully refunded orders are left out; amounts are net of refunds in the base
+    currency.
+    """
+    o = t.orders
+    o = o.filter(o.customer_id.notnull() & ~o.status.isin(["refunded", "cancelled"]))
+    value = o.total_base.cast("float64") - o.refunded_base.cast("float64").fill_null(0.0)
+    return (
+        o.mutate(day=o.placed_at.date(), value=value)
+        .group_by(["customer_id", "day"])
+        .aggregate(amount=lambda x: x.value.sum())
+    )
+
+
 def calibration_summary(
     t: WorkspaceTables,
     *,
@@ -35,14 +51,7 @@ def calibration_summary(
     if holdout_end is not None and holdout_end <= calibration_end:
         raise InvalidInput("holdout_end must come after calibration_end.", field="holdout_end")
     unit = float(DAYS_PER_UNIT[time_unit])
-    o = t.orders
-    o = o.filter(o.customer_id.notnull() & ~o.status.isin(["refunded", "cancelled"]))
-    value = o.total_base.cast("float64") - o.refunded_base.cast("float64").fill_null(0.0)
-    daily = (
-        o.mutate(day=o.placed_at.date(), value=value)
-        .group_by(["customer_id", "day"])
-        .aggregate(amount=lambda x: x.value.sum())
-    )
+    daily = daily_transactions(t)
     cal_end = ibis.date(calibration_end)
     first = daily.group_by("customer_id").aggregate(first_day=daily.day.min())
     days = daily.join(first, "customer_id")
