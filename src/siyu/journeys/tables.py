@@ -54,6 +54,7 @@ journey_enrollments = sa.Table(
     sa.Column("active_key", sa.String(40)),
     sa.Column("state", sa.String(16), nullable=False),  # active|completed|goal|exited|failed
     sa.Column("variant", sa.String(40)),  # the random split's group (incl. "holdout")
+    sa.Column("triggered_at", sa.DateTime(), nullable=False),  # the trigger occurrence
     sa.Column("entered_at", sa.DateTime(), nullable=False),
     sa.Column("finished_at", sa.DateTime()),
     sa.Column("goal_at", sa.DateTime()),

@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("active_key", sa.String(length=40), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("variant", sa.String(length=40), nullable=True),
+        sa.Column("triggered_at", sa.DateTime(), nullable=False),
         sa.Column("entered_at", sa.DateTime(), nullable=False),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
         sa.Column("goal_at", sa.DateTime(), nullable=True),
