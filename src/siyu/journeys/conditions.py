@@ -34,7 +34,7 @@ def json_text(
 ) -> sa.ColumnElement[str]:
     """The text at ``path`` inside a JSON column, on PostgreSQL or DuckDB."""
     safe = [p.replace("'", "").replace('"', "") for p in path]
-    col = f"{column.table.name}.{column.name}"  # type: ignore[attr-defined]
+    col = f"{column.table.name}.{column.name}"
     if dialect == "postgresql":
         return sa.literal_column(f"({col} #>> '{{{','.join(safe)}}}')")
     return sa.literal_column(f"({col} ->> '$.{'.'.join(safe)}')")
@@ -59,7 +59,8 @@ def _attribute(cond: Condition, dialect: str) -> sa.ColumnElement[bool]:
         number = sa.cast(target, sa.Float)
         assert isinstance(value, int | float)
         return number > value if cond.op == "gt" else number < value
-    values = [_as_text(v) for v in (value if isinstance(value, list) else [value])]  # type: ignore[list-item]
+    assert value is not None
+    values = [_as_text(v) for v in (value if isinstance(value, list) else [value])]
     if cond.op in ("eq", "in"):
         return target.in_(values)
     return sa.or_(target.is_(None), target.not_in(values))

@@ -296,11 +296,13 @@ def patch_traits(
     """Merge ``patch`` into the customers' traits (JSON merge patch: null removes a key)."""
     c = customers
     if conn.dialect.name == "postgresql":
-        merged = sa.literal_column("COALESCE(customers.traits, '{}'::jsonb)")
+        merged: sa.ColumnElement[Any] = sa.literal_column("COALESCE(customers.traits, '{}'::jsonb)")
         for key, value in patch.items():
             k = key.replace("'", "")
             if isinstance(value, dict):
-                inner = sa.literal_column(f"COALESCE(customers.traits -> '{k}', '{{}}'::jsonb)")
+                inner: sa.ColumnElement[Any] = sa.literal_column(
+                    f"COALESCE(customers.traits -> '{k}', '{{}}'::jsonb)"
+                )
                 for sub, sv in value.items():
                     s = sub.replace("'", "")
                     inner = (
@@ -313,7 +315,7 @@ def patch_traits(
                 merged = merged.op("-")(sa.literal(k))
             else:
                 merged = merged.op("||")(sa.func.jsonb_build_object(k, _jsonb(value)))
-        new = merged
+        new: sa.ColumnElement[Any] = merged
     else:
         new = sa.func.json_merge_patch(
             sa.func.coalesce(c.c.traits, sa.cast("{}", sa.JSON)),

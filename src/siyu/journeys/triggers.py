@@ -47,9 +47,10 @@ def property_filter(
     """JSON property equality (a list: any of), compared as text on both engines."""
     clauses: list[sa.ColumnElement[bool]] = []
     for key, value in where.items():
-        text = sa.literal_column(
-            f"({column.table.name}.{column.name} ->> '{key.replace(chr(39), '')}')"
-        )  # type: ignore[attr-defined]
+        name = f"{column.table.name}.{column.name}"
+        text: sa.ColumnElement[Any] = sa.literal_column(
+            f"({name} ->> '{key.replace(chr(39), '')}')"
+        )
         values = value if isinstance(value, list) else [value]
         as_text = [str(v).lower() if isinstance(v, bool) else str(v) for v in values]
         clauses.append(text.in_(as_text))
@@ -333,6 +334,7 @@ def enroll(
         en.c.journey_id == journey_id,
         en.c.customer_id == cand.c.customer_id,
     )
+    blocked: sa.ColumnElement[bool]
     if definition.entry.policy == "once":
         blocked = sa.exists(prior)
     else:

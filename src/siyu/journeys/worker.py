@@ -11,6 +11,7 @@ id, so a worker whose lease was taken over cannot overwrite the new owner's work
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import socket
@@ -266,7 +267,7 @@ def evaluate_entries(db: Database, ws: str, region: str, now: datetime) -> tuple
                 journey_id,
                 row.trigger_cursor,
                 now,
-                lambda v, j=journey_id: definition(db, ws, j, v),
+                functools.partial(definition, db, ws, journey_id),
             )
             d = definition(db, ws, journey_id, row.version)
             entered += triggers.evaluate(
