@@ -67,7 +67,8 @@ def test_event_trigger_wait_branch_and_traits(rt: Runtime) -> None:
     runs = step_runs(rt, "vip-mark")
     assert runs[("anna", "pause")] == ("done", None)
     # The wait is over one hour after it started, not before.
-    assert ("anna", "is_de") in runs and runs[("anna", "is_de")][0] == "due"
+    assert ("anna", "is_de") in runs
+    assert runs[("anna", "is_de")][0] == "due"
     run(rt, T0 + 30 * MIN)
     assert step_runs(rt, "vip-mark")[("anna", "is_de")][0] == "due"
 
@@ -75,7 +76,8 @@ def test_event_trigger_wait_branch_and_traits(rt: Runtime) -> None:
     runs = step_runs(rt, "vip-mark")
     assert runs[("anna", "is_de")] == ("done", "then")
     assert runs[("bob", "is_de")] == ("done", "else")
-    assert ("bob", "mark_de") not in runs and ("anna", "other") not in runs
+    assert ("bob", "mark_de") not in runs
+    assert ("anna", "other") not in runs
     assert enrollments(rt, "vip-mark") == {"anna": ("exited", None), "bob": ("completed", None)}
     assert traits_of(rt, "anna")["segment_hint"] == "de_cart"
     assert traits_of(rt, "bob")["journey_tags"] == {"cart_lover": True}
@@ -132,7 +134,8 @@ def test_wait_for_counts_goal_exits_and_reentry(rt: Runtime) -> None:
     )
     run(rt, T0 + 32 * MIN)
     states = enrollments(rt, "cart")
-    assert states["cat"][0] == "goal" and states["dan"][0] == "exited"
+    assert states["cat"][0] == "goal"
+    assert states["dan"][0] == "exited"
     assert step_runs(rt, "cart")[("cat", "mark")][0] == "cancelled"
 
     run(rt, T0 + 6 * MIN + 2 * HOUR)
@@ -186,7 +189,8 @@ def test_split_is_deterministic_with_holdout(rt: Runtime) -> None:
     groups = {v for _, v in states.values()}
     assert groups == {"A", "B", "holdout"}
     share = {g: sum(1 for _, v in states.values() if v == g) / len(users) for g in groups}
-    assert 0.1 < share["holdout"] < 0.3 and 0.3 < share["A"] < 0.5
+    assert 0.1 < share["holdout"] < 0.3
+    assert 0.3 < share["A"] < 0.5
     for user, (state, variant) in states.items():
         got = traits_of(rt, user).get("got")
         assert got == (None if variant == "holdout" else variant)
