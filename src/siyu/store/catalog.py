@@ -20,6 +20,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "siyu.predict.tables",
     "siyu.loyalty.tables",
     "siyu.journeys.tables",
+    "siyu.messaging.tables",
 )
 
 
