@@ -106,6 +106,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "siyu.collect.importers",
     "siyu.compute.engines",
     "siyu.identity.identifiers",
+    "siyu.loyalty.plugin",
     "siyu.predict.btyd",
     "siyu.segments.lang.functions",
 )

@@ -160,6 +160,18 @@ SIYU_EVENTS: dict[str, tuple[type[Properties], str]] = {
         ConsentUpdated,
         "Consent for a purpose and channel was granted, denied or withdrawn (evidence).",
     ),
+    # Loyalty (siyu.loyalty.events.LOYALTY_EVENTS has the same names and docs).
+    "Points Earned": (Properties, "Points were credited (points, reason, expires_at)."),
+    "Points Redeemed": (Properties, "Points were spent (points, reason, reference)."),
+    "Points Expired": (Properties, "A lot of points expired (points, lot)."),
+    "Points Reversed": (Properties, "Points clawed back after a refund (points, shortfall)."),
+    "Member Tier Changed": (Properties, "The member tier changed (from_tier, to_tier, rule)."),
+    "Membership Started": (Properties, "A paid membership began (plan_id, ends_at)."),
+    "Membership Renewed": (Properties, "A paid membership was extended (plan_id, ends_at)."),
+    "Membership Lapsed": (Properties, "A paid membership ended without renewal (plan_id)."),
+    "Membership Cancelled": (Properties, "A paid membership was cancelled (plan_id)."),
+    "Coupon Issued": (Properties, "A coupon code was issued (code, campaign_id, expires_at)."),
+    "Coupon Redeemed": (Properties, "A coupon was used on an order (code, order_id, discount)."),
 }
 
 ORDER_COMPLETED = "Order Completed"

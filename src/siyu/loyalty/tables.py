@@ -173,6 +173,7 @@ coupon_redemptions = sa.Table(
     sa.Column("customer_id", sa.String(40)),
     sa.Column("discount", Money),
     sa.Column("currency", sa.String(3)),
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("message_id", sa.String(200)),
     sa.Column("redeemed_at", sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint("workspace_id", "code", "order_id"),

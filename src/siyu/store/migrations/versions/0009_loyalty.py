@@ -166,6 +166,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(length=40), nullable=True),
         sa.Column("discount", sa.Numeric(precision=18, scale=4), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("message_id", sa.String(length=200), nullable=True),
         sa.Column("redeemed_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint(

@@ -1,0 +1,560 @@
+"""The points ledger: append-only, double-entry, consumed first in, first out by lot.
+
+Every row moves points between a customer's account and a named system account
+(``contra_account``: ``issued:order``, ``redeemed:reward``, ``expired``, ``reversed:refund``);
+the system side of each row is implied, so the trial balance of a row is always zero and a
+customer's balance is the sum of their rows. Balances are derived, never stored.
+
+Lots: an earn row opens a lot (``lot_id`` = its idempotency key) with an expiry. Redemptions,
+expiries and refund reversals are negative rows naming the lot they draw on, and they never take
+more than a lot's remainder, so no balance can go negative by construction. Taking from lots is
+FIFO by expiry (then age); a refund reversal takes from the refunded order's own lot first.
+
+Concurrency: every consuming transaction locks the customer's ``loyalty_accounts`` row
+(``SELECT ... FOR UPDATE`` on PostgreSQL; the database write lock on DuckDB, which has one writer
+process). Idempotency keys are the primary key of a row (with its line number), so a retried
+request or a concurrent duplicate can never post twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from siyu.errors import Conflict, InvalidInput
+from siyu.loyalty.tables import loyalty_accounts, points_ledger
+from siyu.store.bulk import append_new
+from siyu.store.database import Database
+
+L = points_ledger
+MAX_POINTS = 10**12
+
+
+class InsufficientPoints(Conflict):
+    """A redemption asks for more points than the customer's available balance."""
+
+    code = "insufficient_points"
+    default_hint = "Redeem at most the available balance (siyu loyalty balance CUSTOMER)."
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One posting (all lines of one idempotency key), as the customer sees it."""
+
+    idempotency_key: str
+    customer_id: str
+    kind: str
+    points: int  # signed net change of the balance
+    shortfall: int  # points a reversal could not claw back (already spent)
+    reason: str
+    reference: str | None
+    created_at: datetime
+    created: bool  # False when the key had been posted before
+
+
+def short_key(value: str) -> str:
+    """A fixed-length digest for keys built from other keys (fits the 200-character column)."""
+    return hashlib.md5(value.encode()).hexdigest()
+
+
+def require_points(points: object, field: str = "points") -> int:
+    if isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= MAX_POINTS:
+        raise InvalidInput(
+            f"{field} must be a positive whole number of points, got {points!r}.", field=field
+        )
+    return points
+
+
+def require_key(key: object) -> str:
+    if not isinstance(key, str) or not 0 < len(key) <= 200:
+        raise InvalidInput(
+            "idempotency_key must be a string of 1 to 200 characters.",
+            hint="Use a key that names the business action, e.g. 'checkout:ORDER-123'.",
+            field="idempotency_key",
+        )
+    return key
+
+
+@contextmanager
+def locked(db: Database, workspace_id: str, customer_ids: Sequence[str]) -> Iterator[sa.Connection]:
+    """A transaction holding the accounts of ``customer_ids`` (created when missing)."""
+    guard = db.write_lock if db.kind == "duckdb" else nullcontext()
+    with guard, db.engine.begin() as conn:
+        ensure_accounts(conn, workspace_id, customer_ids)
+        if db.kind == "postgres":
+            conn.execute(
+                sa.select(loyalty_accounts.c.customer_id)
+                .where(
+                    loyalty_accounts.c.workspace_id == workspace_id,
+                    loyalty_accounts.c.customer_id.in_(sorted(set(customer_ids))),
+                )
+                .order_by(loyalty_accounts.c.customer_id)
+                .with_for_update()
+            ).all()
+        yield conn
+
+
+def ensure_accounts(conn: sa.Connection, workspace_id: str, customer_ids: Sequence[str]) -> None:
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    now = datetime.now().replace(microsecond=0)
+    conn.execute(
+        pg_insert(loyalty_accounts)
+        .values([{"workspace_id": workspace_id, "customer_id": c, "created_at": now} for c in ids])
+        .on_conflict_do_nothing()
+    )
+
+
+def _entry(conn: sa.Connection, workspace_id: str, key: str) -> Entry | None:
+    row = conn.execute(
+        sa.select(
+            sa.func.min(L.c.customer_id),
+            sa.func.min(L.c.kind),
+            sa.func.sum(L.c.amount),
+            sa.func.sum(L.c.shortfall),
+            sa.func.min(L.c.reason),
+            sa.func.min(L.c.reference),
+            sa.func.min(L.c.created_at),
+        ).where(L.c.workspace_id == workspace_id, L.c.idempotency_key == key)
+    ).one()
+    if row[0] is None:
+        return None
+    return Entry(key, row[0], row[1], int(row[2]), int(row[3]), row[4], row[5], row[6], False)
+
+
+def _rows(
+    workspace_id: str,
+    *,
+    keys: Sequence[str],
+    lines: Sequence[int],
+    customers: Sequence[str],
+    kind: str,
+    amounts: Sequence[int],
+    contra: str,
+    lots: Sequence[str | None],
+    expires: Sequence[datetime | None],
+    reason: str,
+    reference: Sequence[str | None],
+    shortfall: Sequence[int],
+    now: datetime,
+) -> pa.Table:
+    n = len(keys)
+    return pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * n, pa.string()),
+            "idempotency_key": pa.array(keys, pa.string()),
+            "line_no": pa.array(lines, pa.int32()),
+            "customer_id": pa.array(customers, pa.string()),
+            "kind": pa.array([kind] * n, pa.string()),
+            "amount": pa.array(amounts, pa.int64()),
+            "contra_account": pa.array([contra] * n, pa.string()),
+            "lot_id": pa.array(lots, pa.string()),
+            "expires_at": pa.array(expires, pa.timestamp("us")),
+            "reason": pa.array([reason] * n, pa.string()),
+            "reference": pa.array(reference, pa.string()),
+            "shortfall": pa.array(shortfall, pa.int64()),
+            "created_at": pa.array([now] * n, pa.timestamp("us")),
+        }
+    )
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day ``months`` later (the month's last day when it has fewer days)."""
+    import calendar
+
+    month = moment.month - 1 + months
+    year, month = moment.year + month // 12, month % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def earn(
+    db: Database,
+    workspace_id: str,
+    customer_id: str,
+    points: int,
+    *,
+    key: str,
+    reason: str,
+    now: datetime,
+    reference: str | None = None,
+    expires_at: datetime | None = None,
+    expiry_months: int = 12,
+) -> Entry:
+    """Credit ``points`` as a new lot; a repeated key returns the first posting unchanged."""
+    require_points(points)
+    require_key(key)
+    guard = db.write_lock if db.kind == "duckdb" else nullcontext()
+    with guard, db.engine.begin() as conn:
+        existing = _entry(conn, workspace_id, key)
+        if existing is not None:
+            return _same(existing, customer_id, points, "earn")
+        ensure_accounts(conn, workspace_id, [customer_id])
+        earn_many(
+            conn,
+            workspace_id,
+            pd.DataFrame(
+                {
+                    "customer_id": [customer_id],
+                    "points": [points],
+                    "key": [key],
+                    "reference": [reference],
+                    "expires_at": [expires_at or add_months(now, expiry_months)],
+                }
+            ),
+            reason=reason,
+            now=now,
+        )
+        entry = _entry(conn, workspace_id, key)
+    assert entry is not None
+    return Entry(**{**entry.__dict__, "created": True})
+
+
+def _same(existing: Entry, customer_id: str, points: int, kind: str) -> Entry:
+    """A replayed key must describe the same posting; anything else is a conflict."""
+    if existing.customer_id != customer_id or existing.kind != kind:
+        raise Conflict(
+            f"Idempotency key {existing.idempotency_key!r} was used for another posting "
+            f"({existing.kind} for customer {existing.customer_id}).",
+            hint="Use a new idempotency key for a new posting.",
+            field="idempotency_key",
+        )
+    requested = points if kind == "earn" else -points
+    if existing.points + (existing.shortfall if kind != "earn" else 0) != requested:
+        raise Conflict(
+            f"Idempotency key {existing.idempotency_key!r} was used for {abs(existing.points)} "
+            f"points, not {points}.",
+            hint="Use a new idempotency key for a new posting.",
+            field="idempotency_key",
+        )
+    return existing
+
+
+def earn_many(
+    conn: sa.Connection, workspace_id: str, rows: pd.DataFrame, *, reason: str, now: datetime
+) -> None:
+    """Bulk-credit lots (columns customer_id, points, key, reference, expires_at).
+
+    One Arrow append with ``ON CONFLICT DO NOTHING``: keys already posted are skipped.
+    """
+    if rows.empty:
+        return
+    keys = rows["key"].tolist()
+    table = _rows(
+        workspace_id,
+        keys=keys,
+        lines=[0] * len(keys),
+        customers=rows["customer_id"].tolist(),
+        kind="earn",
+        amounts=rows["points"].astype("int64").tolist(),
+        contra=f"issued:{reason}",
+        lots=keys,
+        expires=rows["expires_at"].tolist(),
+        reason=reason,
+        reference=rows["reference"].tolist(),
+        shortfall=[0] * len(keys),
+        now=now,
+    )
+    append_new(conn, points_ledger, table)
+
+
+def open_lots(
+    conn: sa.Connection, workspace_id: str, customer_ids: Sequence[str], now: datetime
+) -> pd.DataFrame:
+    """Lots with points left (customer_id, lot_id, expires_at, created_at, remaining)."""
+    q = (
+        sa.select(
+            L.c.customer_id,
+            L.c.lot_id,
+            sa.func.max(L.c.expires_at).label("expires_at"),
+            sa.func.min(L.c.created_at).label("created_at"),
+            sa.func.sum(L.c.amount).label("remaining"),
+        )
+        .where(
+            L.c.workspace_id == workspace_id,
+            L.c.customer_id.in_(sorted(set(customer_ids))),
+            L.c.lot_id.is_not(None),
+        )
+        .group_by(L.c.customer_id, L.c.lot_id)
+        .having(sa.func.sum(L.c.amount) > 0)
+    )
+    lots = pd.DataFrame(conn.execute(q).all(), columns=list(q.selected_columns.keys()))
+    lots["remaining"] = lots["remaining"].astype("int64")
+    live = lots["expires_at"].isna() | (pd.to_datetime(lots["expires_at"]) > pd.Timestamp(now))
+    return lots[live]
+
+
+def allocate(lots: pd.DataFrame, wants: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """FIFO allocation of ``wants`` (customer_id, want, preferred_lot) over ``lots``.
+
+    Vectorised: within each customer, lots sorted (preferred lot first, then earliest expiry,
+    then oldest); each lot gives min(remainder, what is still wanted after the earlier lots).
+    Returns (takes: customer_id, lot_id, take) and (per customer: taken, shortfall).
+    """
+    merged = lots.merge(wants, on="customer_id", how="inner")
+    if merged.empty:
+        summary = wants.assign(taken=0, shortfall=wants["want"])
+        return pd.DataFrame(columns=["customer_id", "lot_id", "take"]), summary
+    merged["pref"] = np.where(merged["lot_id"] == merged["preferred_lot"], 0, 1)
+    merged["expiry_key"] = pd.to_datetime(merged["expires_at"]).fillna(pd.Timestamp.max)
+    merged = merged.sort_values(
+        ["customer_id", "pref", "expiry_key", "created_at", "lot_id"], kind="stable"
+    )
+    cum = merged.groupby("customer_id", sort=False)["remaining"].cumsum().to_numpy()
+    remaining = merged["remaining"].to_numpy()
+    before = cum - remaining
+    take = np.clip(merged["want"].to_numpy() - before, 0, remaining)
+    merged["take"] = take.astype("int64")
+    takes = merged.loc[merged["take"] > 0, ["customer_id", "lot_id", "take"]]
+    taken = takes.groupby("customer_id")["take"].sum()
+    summary = wants.set_index("customer_id")
+    summary["taken"] = taken.reindex(summary.index).fillna(0).astype("int64")
+    summary["shortfall"] = summary["want"] - summary["taken"]
+    return takes.reset_index(drop=True), summary.reset_index()
+
+
+def expire(
+    conn: sa.Connection,
+    workspace_id: str,
+    now: datetime,
+    customer_ids: Sequence[str] | None = None,
+) -> int:
+    """Post one expiry row per lot past its expiry with points left (set-based, idempotent)."""
+    key = sa.literal("expire:") + sa.func.md5(L.c.lot_id)
+    where = [L.c.workspace_id == workspace_id, L.c.lot_id.is_not(None)]
+    if customer_ids is not None:
+        where.append(L.c.customer_id.in_(sorted(set(customer_ids))))
+    select = (
+        sa.select(
+            L.c.workspace_id,
+            key.label("idempotency_key"),
+            sa.literal(0).label("line_no"),
+            L.c.customer_id,
+            sa.literal("expire").label("kind"),
+            (-sa.func.sum(L.c.amount)).label("amount"),
+            sa.literal("expired").label("contra_account"),
+            L.c.lot_id,
+            sa.null().label("expires_at"),
+            sa.literal("expiry").label("reason"),
+            L.c.lot_id.label("reference"),
+            sa.literal(0).label("shortfall"),
+            sa.literal(now, sa.DateTime()).label("created_at"),
+        )
+        .where(*where)
+        .group_by(L.c.workspace_id, L.c.customer_id, L.c.lot_id)
+        .having(sa.func.sum(L.c.amount) > 0, sa.func.max(L.c.expires_at) <= now)
+    )
+    cols = [c.name for c in L.columns]
+    stmt = (
+        pg_insert(L)
+        .from_select(cols, select)
+        .on_conflict_do_nothing()
+        .returning(L.c.idempotency_key)
+    )
+    return len(conn.execute(stmt).all())
+
+
+def redeem(
+    db: Database,
+    workspace_id: str,
+    customer_id: str,
+    points: int,
+    *,
+    key: str,
+    now: datetime,
+    reason: str = "reward",
+    reference: str | None = None,
+) -> Entry:
+    """Debit ``points`` FIFO by lot; refuse (InsufficientPoints) rather than overspend."""
+    require_points(points)
+    require_key(key)
+    with locked(db, workspace_id, [customer_id]) as conn:
+        existing = _entry(conn, workspace_id, key)
+        if existing is not None:
+            return _same(existing, customer_id, points, "redeem")
+        expire(conn, workspace_id, now, [customer_id])
+        lots = open_lots(conn, workspace_id, [customer_id], now)
+        available = int(lots["remaining"].sum())
+        if available < points:
+            raise InsufficientPoints(
+                f"Customer {customer_id} has {available} points available; "
+                f"{points} were asked for.",
+                details={"available": available, "requested": points},
+            )
+        wants = pd.DataFrame(
+            {"customer_id": [customer_id], "want": [points], "preferred_lot": [""]}
+        )
+        takes, _ = allocate(lots, wants)
+        _post_takes(
+            conn, workspace_id, takes, key, "redeem", f"redeemed:{reason}", reason, reference, now
+        )
+        entry = _entry(conn, workspace_id, key)
+    assert entry is not None
+    return Entry(**{**entry.__dict__, "created": True})
+
+
+def _post_takes(
+    conn: sa.Connection,
+    workspace_id: str,
+    takes: pd.DataFrame,
+    key: str,
+    kind: str,
+    contra: str,
+    reason: str,
+    reference: str | None,
+    now: datetime,
+    shortfall: int = 0,
+) -> None:
+    n = len(takes)
+    lots: list[str | None] = takes["lot_id"].tolist()
+    amounts = (-takes["take"]).astype("int64").tolist()
+    shortfalls = [0] * n
+    if shortfall > 0:
+        lots.append(None)
+        amounts.append(0)
+        shortfalls.append(shortfall)
+    m = len(lots)
+    customer = str(takes["customer_id"].iloc[0]) if n else None
+    table = _rows(
+        workspace_id,
+        keys=[key] * m,
+        lines=list(range(m)),
+        customers=[customer] * m if customer else [],
+        kind=kind,
+        amounts=amounts,
+        contra=contra,
+        lots=lots,
+        expires=[None] * m,
+        reason=reason,
+        reference=[reference] * m,
+        shortfall=shortfalls,
+        now=now,
+    )
+    append_new(conn, points_ledger, table)
+
+
+def reverse(db: Database, workspace_id: str, demands: pd.DataFrame, *, now: datetime) -> int:
+    """Claw back points (columns customer_id, key, want, preferred_lot, reference).
+
+    Takes from the preferred lot (the refunded order's) first, then FIFO, up to what the customer
+    still has; what was already spent is recorded as ``shortfall`` on a zero-amount line, so the
+    balance never goes negative and the loss stays visible. Customers with several demands are
+    served in rounds so that each round allocates one demand per customer.
+    """
+    if demands.empty:
+        return 0
+    posted = 0
+    customers = demands["customer_id"].unique().tolist()
+    with locked(db, workspace_id, customers) as conn:
+        done = {
+            str(k)
+            for (k,) in conn.execute(
+                sa.select(L.c.idempotency_key).where(
+                    L.c.workspace_id == workspace_id,
+                    L.c.idempotency_key.in_(demands["key"].tolist()),
+                )
+            )
+        }
+        todo = demands[~demands["key"].isin(done)].copy()
+        todo["round"] = todo.groupby("customer_id").cumcount()
+        for _, batch in todo.groupby("round", sort=True):
+            lots = open_lots(conn, workspace_id, batch["customer_id"].tolist(), now)
+            takes, summary = allocate(lots, batch[["customer_id", "want", "preferred_lot"]])
+            posted += _post_batch(conn, workspace_id, batch, takes, summary, now)
+    return posted
+
+
+def _post_batch(
+    conn: sa.Connection,
+    workspace_id: str,
+    batch: pd.DataFrame,
+    takes: pd.DataFrame,
+    summary: pd.DataFrame,
+    now: datetime,
+) -> int:
+    info = batch.set_index("customer_id")[["key", "reference"]]
+    takes = takes.join(info, on="customer_id")
+    short = summary[summary["shortfall"] > 0].join(info, on="customer_id")
+    parts = pd.concat(
+        [
+            takes.assign(amount=-takes["take"], shortfall=0),
+            pd.DataFrame(
+                {
+                    "customer_id": short["customer_id"],
+                    "lot_id": None,
+                    "amount": 0,
+                    "shortfall": short["shortfall"],
+                    "key": short["key"],
+                    "reference": short["reference"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    if parts.empty:
+        return 0
+    parts["line_no"] = parts.groupby("key").cumcount()
+    table = _rows(
+        workspace_id,
+        keys=parts["key"].tolist(),
+        lines=parts["line_no"].tolist(),
+        customers=parts["customer_id"].tolist(),
+        kind="reverse",
+        amounts=parts["amount"].astype("int64").tolist(),
+        contra="reversed:refund",
+        lots=[None if pd.isna(x) else x for x in parts["lot_id"]],
+        expires=[None] * len(parts),
+        reason="refund",
+        reference=parts["reference"].tolist(),
+        shortfall=parts["shortfall"].astype("int64").tolist(),
+        now=now,
+    )
+    append_new(conn, points_ledger, table)
+    return int(parts["key"].nunique())
+
+
+def balances(conn: sa.Connection, workspace_id: str, customer_ids: Sequence[str]) -> dict[str, int]:
+    """Derived balances (sum of the ledger rows) of the named customers."""
+    rows = conn.execute(
+        sa.select(L.c.customer_id, sa.func.sum(L.c.amount))
+        .where(L.c.workspace_id == workspace_id, L.c.customer_id.in_(sorted(set(customer_ids))))
+        .group_by(L.c.customer_id)
+    ).all()
+    found = {str(c): int(b) for c, b in rows}
+    return {c: found.get(c, 0) for c in customer_ids}
+
+
+def history(
+    conn: sa.Connection, workspace_id: str, customer_id: str, limit: int = 100
+) -> list[dict[str, object]]:
+    """The customer's postings, newest first, one line per idempotency key."""
+    q = (
+        sa.select(
+            L.c.idempotency_key,
+            sa.func.min(L.c.kind).label("kind"),
+            sa.func.sum(L.c.amount).label("points"),
+            sa.func.sum(L.c.shortfall).label("shortfall"),
+            sa.func.min(L.c.reason).label("reason"),
+            sa.func.min(L.c.reference).label("reference"),
+            sa.func.max(L.c.expires_at).label("expires_at"),
+            sa.func.min(L.c.created_at).label("created_at"),
+        )
+        .where(L.c.workspace_id == workspace_id, L.c.customer_id == customer_id)
+        .group_by(L.c.idempotency_key)
+        .order_by(sa.desc("created_at"), L.c.idempotency_key)
+        .limit(limit)
+    )
+    return [
+        {**r._asdict(), "points": int(r.points), "shortfall": int(r.shortfall)}
+        for r in conn.execute(q)
+    ]

@@ -1,0 +1,104 @@
+"""The points ledger on both engines: lots, FIFO redemption, expiry, refund reversal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from siyu.errors import Conflict, InvalidInput
+from siyu.loyalty.ledger import (
+    InsufficientPoints,
+    balances,
+    earn,
+    expire,
+    redeem,
+    reverse,
+    short_key,
+)
+from siyu.loyalty.tables import points_ledger
+from siyu.runtime import Runtime
+
+T0 = datetime(2026, 1, 10, 12, 0)
+
+
+def _lines(rt: Runtime, key: str) -> list[tuple[str | None, int, int]]:
+    with rt.db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(points_ledger.c.lot_id, points_ledger.c.amount, points_ledger.c.shortfall)
+            .where(points_ledger.c.idempotency_key == key)
+            .order_by(points_ledger.c.line_no)
+        ).all()
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+def _balance(rt: Runtime, customer: str) -> int:
+    with rt.db.engine.connect() as conn:
+        return balances(conn, rt.workspace().workspace_id, [customer])[customer]
+
+
+def test_redemption_takes_lots_first_in_first_out(rt: Runtime) -> None:
+    ws = rt.workspace().workspace_id
+    earn(rt.db, ws, "c1", 100, key="a", reason="signup", now=T0)
+    earn(rt.db, ws, "c1", 50, key="b", reason="review", now=T0.replace(day=11))
+    entry = redeem(rt.db, ws, "c1", 120, key="r1", now=T0.replace(day=20))
+    assert entry.points == -120
+    assert entry.created
+    assert _lines(rt, "r1") == [("a", -100, 0), ("b", -20, 0)]
+    assert _balance(rt, "c1") == 30
+    # The same key again: the first result, nothing new.
+    again = redeem(rt.db, ws, "c1", 120, key="r1", now=T0.replace(day=21))
+    assert not again.created
+    assert _balance(rt, "c1") == 30
+    with pytest.raises(Conflict, match="was used for 120 points"):
+        redeem(rt.db, ws, "c1", 10, key="r1", now=T0.replace(day=21))
+
+
+def test_overspending_is_refused_with_the_available_balance(rt: Runtime) -> None:
+    ws = rt.workspace().workspace_id
+    earn(rt.db, ws, "c1", 40, key="a", reason="signup", now=T0)
+    with pytest.raises(InsufficientPoints, match="has 40 points available; 41") as info:
+        redeem(rt.db, ws, "c1", 41, key="r", now=T0)
+    assert info.value.details == {"available": 40, "requested": 41}
+    assert _balance(rt, "c1") == 40
+    with pytest.raises(InvalidInput, match="positive whole number"):
+        redeem(rt.db, ws, "c1", 0, key="r0", now=T0)
+
+
+def test_lots_expire_individually_after_their_months(rt: Runtime) -> None:
+    ws = rt.workspace().workspace_id
+    earn(rt.db, ws, "c1", 100, key="old", reason="signup", now=T0)
+    earn(rt.db, ws, "c1", 70, key="new", reason="review", now=datetime(2026, 6, 1))
+    redeem(rt.db, ws, "c1", 30, key="r", now=datetime(2026, 7, 1))  # from "old" (FIFO)
+    with rt.db.engine.begin() as conn:
+        assert expire(conn, ws, datetime(2027, 1, 9)) == 0  # not yet
+        assert expire(conn, ws, datetime(2027, 1, 10, 12, 0)) == 1
+        assert expire(conn, ws, datetime(2027, 1, 11)) == 0  # idempotent
+    assert _balance(rt, "c1") == 70
+    assert [x[1] for x in _lines(rt, "expire:" + short_key("old"))] == [-70]
+    # An expired lot cannot be redeemed even before the expiry job ran.
+    with pytest.raises(InsufficientPoints, match="has 0 points"):
+        redeem(rt.db, ws, "c1", 1, key="late", now=datetime(2027, 6, 2))
+
+
+def test_reversal_claws_back_what_is_left_and_records_the_shortfall(rt: Runtime) -> None:
+    ws = rt.workspace().workspace_id
+    earn(rt.db, ws, "c1", 100, key="order:o1", reason="order", now=T0)
+    earn(rt.db, ws, "c1", 20, key="bonus", reason="review", now=T0.replace(day=11))
+    redeem(rt.db, ws, "c1", 90, key="spend", now=T0.replace(day=12))  # 90 of order:o1
+    demand = pd.DataFrame(
+        {
+            "customer_id": ["c1"],
+            "key": ["rev1"],
+            "want": [100],
+            "preferred_lot": ["order:o1"],
+            "reference": ["o1"],
+        }
+    )
+    assert reverse(rt.db, ws, demand, now=T0.replace(day=13)) == 1
+    # 10 left on the order's lot, then 20 from the bonus; 70 were spent: shortfall.
+    assert _lines(rt, "rev1") == [("order:o1", -10, 0), ("bonus", -20, 0), (None, 0, 70)]
+    assert _balance(rt, "c1") == 0
+    assert reverse(rt.db, ws, demand, now=T0.replace(day=14)) == 0
