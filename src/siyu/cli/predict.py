@@ -115,3 +115,51 @@ def evaluate(
             f"{r.expected_cumulative:,.1f}",
         )
     console.print(track)
+
+
+def _metrics_row(table: Table, name: str, m: object) -> None:
+    from siyu.predict.churn import Metrics
+
+    if isinstance(m, Metrics):
+        table.add_row(name, f"{m.roc_auc:.3f}", f"{m.pr_auc:.3f}", f"{m.brier:.3f}")
+
+
+@predict_app.command("churn")
+def churn(
+    workspace: WorkspaceOpt = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Score as of YYYY-MM-DD (default now).")
+    ] = None,
+    rules: Annotated[
+        bool,
+        typer.Option("--rules", help="Use the transparent rule score (small shops) instead."),
+    ] = False,
+) -> None:
+    """Score every buyer's churn risk 0-100 with reasons; report quality on a later window."""
+    from siyu.predict.churn import ALERT_ABOVE, RULES, score_churn
+
+    when = _date(as_of, "--as-of")
+    with runtime() as rt:
+        ws = rt.workspace(workspace)
+        report = score_churn(
+            rt.db,
+            ws,
+            as_of=datetime.combine(when, datetime.min.time()) if when else None,
+            rules=rules,
+        )
+    console.print(
+        f"Scored the churn risk of {report.customers:,} buyers ({report.model_version}): "
+        f"mean {report.mean_risk:.0f}, {report.alerts:,} above {ALERT_ABOVE}."
+    )
+    if report.method == "rules":
+        console.print("Rules (points add up to the score; alert above 80):")
+        for rule in RULES:
+            console.print(f"  {rule.points:>3}  {rule.text}")
+    quality = Table(title="Quality on the latest 90-day window (no purchase, no interaction)")
+    for name in ("scores", "ROC-AUC", "PR-AUC", "Brier"):
+        quality.add_column(name, justify="right" if name != "scores" else "left")
+    _metrics_row(quality, "churn model (calibrated gradient boosting)", report.test)
+    _metrics_row(quality, "P(alive) baseline (BG/NBD)", report.baseline)
+    _metrics_row(quality, "rule score / 100", report.rules_on_test)
+    if quality.row_count:
+        console.print(quality)

@@ -1,0 +1,162 @@
+"""Churn risk: point-in-time features without leakage, the model against the P(alive) baseline on
+a later window, reasons, the rule score exactly as specified, refusals, and storage."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from siyu.compute import tables
+from siyu.predict.churn import (
+    FEATURES,
+    ChurnMinimums,
+    churn_features,
+    churn_labels,
+    describe,
+    rule_scores,
+    score_churn,
+)
+from siyu.predict.scores import NotEnoughData, score_customers
+from siyu.runtime import Runtime
+from tests.predict.conftest import DEMO_AS_OF
+
+CUT = datetime(2025, 1, 15)
+
+
+def _rules_frame(**columns: list[float]) -> pd.DataFrame:
+    base: dict[str, list[float]] = {
+        "avg_cycle_days": [30.0],
+        "email_sends_90": [10.0],
+        "email_opens_90": [5.0],
+        "visit_days_30": [4.0],
+        "days_since_last_order": [10.0],
+        "negative_30": [0.0],
+    }
+    base.update(columns)
+    n = max(len(v) for v in base.values())
+    return pd.DataFrame({k: v * n if len(v) == 1 else v for k, v in base.items()})
+
+
+def test_each_rule_adds_its_points_and_alerts_above_80() -> None:
+    frame = _rules_frame(
+        visit_days_30=[4, 1, 4, 4, 4, 1, 1],
+        email_opens_90=[5, 5, 0, 5, 5, 0, 0],
+        days_since_last_order=[10, 10, 10, 61, 10, 61, 61],
+        negative_30=[0, 0, 0, 0, 1, 0, 1],
+    )
+    score, reasons = rule_scores(frame)
+    assert score.tolist() == [0, 25, 25, 35, 15, 85, 100]
+    assert (score > 80).tolist() == [False] * 5 + [True, True]
+    codes = [[r["code"] for r in json.loads(x)] for x in reasons]
+    assert codes[0] == []
+    assert codes[5] == ["few_visits", "low_open_rate", "overdue"]
+    overdue = json.loads(reasons[3])[0]
+    assert overdue == {"code": "overdue", "points": 35, "value": 61.0, "typical": 60.0}
+    assert describe([overdue])[0].endswith("(+35 points)")
+
+
+def test_rule_edges_cycle_fallback_and_unknown_open_rate() -> None:
+    frame = _rules_frame(
+        avg_cycle_days=[20.0, 40.0, np.nan, np.nan],
+        days_since_last_order=[50.0, 70.0, 60.0, 61.0],
+        email_sends_90=[0.0, 0.0, 20.0, 20.0],
+        email_opens_90=[0.0, 0.0, 1.0, 0.0],
+    )
+    score, reasons = rule_scores(frame)
+    # cycle + 30 = 50 is not exceeded by 50; 70 = 40 + 30 neither; one-time buyers use the
+    # median cycle of repeat buyers (30): 60 is not overdue, 61 is. Open rate 1/20 = 5% is not
+    # under 5%; no sends: not judged.
+    assert score.tolist() == [0, 0, 0, 35 + 25]
+    assert json.loads(reasons[0]) == [{"code": "open_rate_unknown", "points": 0}]
+
+
+def test_features_use_nothing_after_the_cut_off(demo_rt: Runtime) -> None:
+    t = tables(demo_rt.db, demo_rt.workspace().workspace_id)
+    before = churn_features(t, CUT).execute().sort_values("customer_id").reset_index(drop=True)
+    labels = churn_labels(t, CUT).execute()
+    assert set(labels["customer_id"]) == set(before["customer_id"])
+    assert 0.2 < labels["churned"].mean() < 0.8
+    # Shift everything after the cut-off by a year into the future (and remove nothing): the
+    # features must not move; the labels must (the window after the cut-off is emptied).
+    with demo_rt.db.engine.begin() as conn:
+        for table, column in (("events", "timestamp"), ("orders", "placed_at")):
+            conn.execute(
+                sa.text(
+                    f"UPDATE {table} SET {column} = {column} + INTERVAL '400 days' "
+                    f"WHERE {column} > :cut"
+                ),
+                {"cut": CUT},
+            )
+    try:
+        after = churn_features(t, CUT).execute().sort_values("customer_id").reset_index(drop=True)
+        pd.testing.assert_frame_equal(before, after)
+        assert churn_labels(t, CUT).execute()["churned"].all()
+    finally:
+        with demo_rt.db.engine.begin() as conn:
+            for table, column in (("events", "timestamp"), ("orders", "placed_at")):
+                conn.execute(
+                    sa.text(
+                        f"UPDATE {table} SET {column} = {column} - INTERVAL '400 days' "
+                        f"WHERE {column} > :cut"
+                    ),
+                    {"cut": CUT + timedelta(days=400)},
+                )
+    assert list(before.columns) == ["customer_id", *FEATURES, "email_sends_90"]
+
+
+def test_model_beats_p_alive_and_scores_are_stored(demo_rt: Runtime) -> None:
+    ws = demo_rt.workspace()
+    score_customers(demo_rt.db, ws, as_of=DEMO_AS_OF)
+    report = score_churn(demo_rt.db, ws, as_of=DEMO_AS_OF)
+    assert report.test is not None and report.baseline is not None
+    assert report.test.roc_auc > report.baseline.roc_auc + 0.03
+    assert report.test.pr_auc > report.baseline.pr_auc
+    assert report.test.brier < report.baseline.brier
+    assert report.test.roc_auc > 0.8
+    with demo_rt.db.engine.connect() as conn:
+        rows = pd.DataFrame(
+            conn.execute(
+                sa.text(
+                    "SELECT customer_id, churn_risk, churn_reasons, churn_method, clv_12m, "
+                    "churn_model_version FROM customer_scores"
+                )
+            ).all()
+        )
+    assert len(rows) == report.customers
+    assert rows["churn_risk"].between(0, 100).all()
+    assert (rows["churn_method"] == "model").all()
+    assert rows["clv_12m"].notna().sum() > 0.5 * len(rows)  # the CLV family was kept
+    risky = rows.sort_values("churn_risk").iloc[-1]
+    reasons = risky["churn_reasons"]
+    reasons = json.loads(reasons) if isinstance(reasons, str) else reasons
+    assert 1 <= len(reasons) <= 3
+    assert all(r["code"] in FEATURES and r["points"] >= 1 for r in reasons)
+    assert [r["points"] for r in reasons] == sorted((r["points"] for r in reasons), reverse=True)
+    # Rules replace the churn family, not the CLV one.
+    rules = score_churn(demo_rt.db, ws, as_of=DEMO_AS_OF, rules=True)
+    assert rules.rules_on_test is not None and rules.rules_on_test.roc_auc > 0.6
+    with demo_rt.db.engine.connect() as conn:
+        methods = (
+            conn.execute(sa.text("SELECT DISTINCT churn_method FROM customer_scores"))
+            .scalars()
+            .all()
+        )
+    assert methods == ["rules"]
+
+
+def test_the_model_refuses_below_its_minimums(demo_rt: Runtime) -> None:
+    with pytest.raises(NotEnoughData, match="at least 5000") as info:
+        score_churn(demo_rt.db, demo_rt.workspace(), as_of=DEMO_AS_OF, minimums=ChurnMinimums(5000))
+    assert "--rules" in (info.value.hint or "")
+    with pytest.raises(NotEnoughData, match="lapsed in the 90 days after it"):
+        score_churn(
+            demo_rt.db,
+            demo_rt.workspace(),
+            as_of=DEMO_AS_OF,
+            minimums=ChurnMinimums(customers=10, churned=10_000),
+        )
