@@ -113,7 +113,8 @@ def test_model_beats_p_alive_and_scores_are_stored(demo_rt: Runtime) -> None:
     ws = demo_rt.workspace()
     score_customers(demo_rt.db, ws, as_of=DEMO_AS_OF)
     report = score_churn(demo_rt.db, ws, as_of=DEMO_AS_OF)
-    assert report.test is not None and report.baseline is not None
+    assert report.test is not None
+    assert report.baseline is not None
     assert report.test.roc_auc > report.baseline.roc_auc + 0.03
     assert report.test.pr_auc > report.baseline.pr_auc
     assert report.test.brier < report.baseline.brier
@@ -139,7 +140,8 @@ def test_model_beats_p_alive_and_scores_are_stored(demo_rt: Runtime) -> None:
     assert [r["points"] for r in reasons] == sorted((r["points"] for r in reasons), reverse=True)
     # Rules replace the churn family, not the CLV one.
     rules = score_churn(demo_rt.db, ws, as_of=DEMO_AS_OF, rules=True)
-    assert rules.rules_on_test is not None and rules.rules_on_test.roc_auc > 0.6
+    assert rules.rules_on_test is not None
+    assert rules.rules_on_test.roc_auc > 0.6
     with demo_rt.db.engine.connect() as conn:
         methods = (
             conn.execute(sa.text("SELECT DISTINCT churn_method FROM customer_scores"))
