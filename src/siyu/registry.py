@@ -107,6 +107,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "siyu.compute.engines",
     "siyu.identity.identifiers",
     "siyu.loyalty.plugin",
+    "siyu.journeys.merge",
     "siyu.predict.btyd",
     "siyu.segments.lang.functions",
 )
