@@ -104,6 +104,33 @@ class Settings(BaseSettings):
         description="'siyu serve' recomputes RFM and tiers when the last run is this many days "
         "old (0: only on demand with 'siyu run segments').",
     )
+    journeys_every_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="How often 'siyu serve' runs the journeys worker (triggers, exits, due steps) "
+        "on the default workspace (0: only 'siyu journeys run').",
+    )
+    journeys_batch_size: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Step runs a journeys worker claims and executes per batch.",
+    )
+    journeys_max_attempts: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="Attempts of a journey step (errors, transient send failures) before it is "
+        "dead-lettered ('siyu journeys failures').",
+    )
+    journeys_lease_seconds: int = Field(
+        300,
+        ge=5,
+        le=86_400,
+        description="How long a claimed step run belongs to its worker; after that (the worker "
+        "died) another worker claims it again, and idempotency keys prevent double sends.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging level of the CLI and server."
     )
