@@ -131,6 +131,29 @@ class Settings(BaseSettings):
         description="How long a claimed step run belongs to its worker; after that (the worker "
         "died) another worker claims it again, and idempotency keys prevent double sends.",
     )
+    profile_trait_priority: dict[str, list[str]] = Field(
+        {},
+        description="Golden record survivorship: per trait, sources (name or kind) in priority "
+        'order, e.g. {"address": ["shopify", "woocommerce"]}; other traits keep the most recent '
+        "non-empty value.",
+    )
+    profile_recent: int = Field(
+        20, ge=1, le=1000, description="Recent orders and events a customer profile lists."
+    )
+    identity_resolve: Literal["ingest", "background", "manual"] = Field(
+        "background",
+        description="When new events are resolved into customers (One-ID, incrementally): "
+        "'ingest' in each pipeline chunk's transaction (ingest about twice as slow), "
+        "'background' by 'siyu serve' every identity_resolve_seconds, 'manual' only by "
+        "'siyu identity resolve'.",
+    )
+    identity_resolve_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="How often 'siyu serve' resolves newly received events when "
+        "identity_resolve is 'background'.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging level of the CLI and server."
     )

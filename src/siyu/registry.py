@@ -93,6 +93,11 @@ class Registry:
             "fn(conn, workspace_id, moves) -> rows changed, where moves names a staged table "
             "with columns old_customer_id, new_customer_id.",
         )
+        self.profile_sections: ExtensionPoint[Any] = ExtensionPoint(
+            "profile section",
+            "Adds a section to a customer's golden record: "
+            "fn(request: siyu.profiles.ProfileRequest) -> JSON-able value, or None to omit it.",
+        )
 
     def points(self) -> dict[str, ExtensionPoint[Any]]:
         return {k: v for k, v in vars(self).items() if isinstance(v, ExtensionPoint)}
@@ -106,9 +111,11 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "siyu.collect.importers",
     "siyu.compute.engines",
     "siyu.identity.identifiers",
+    "siyu.identity.follow",
     "siyu.loyalty.plugin",
     "siyu.journeys.merge",
     "siyu.predict.btyd",
+    "siyu.profiles.sections",
     "siyu.segments.lang.functions",
 )
 

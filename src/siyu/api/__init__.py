@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from siyu import __version__
 from siyu.api import errors
-from siyu.api.routers import health, manage, segments, tracking, webhooks
+from siyu.api.routers import health, manage, profiles, segments, tracking, webhooks
 from siyu.config import Settings
 from siyu.runtime import Runtime
 
@@ -28,11 +28,18 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             from siyu.segments.schedule import schedule_forever
 
             scheduler = asyncio.create_task(schedule_forever(app.state.runtime))
+        resolver = None
+        if own and settings.identity_resolve == "background":
+            from siyu.identity.hook import resolve_forever
+
+            resolver = asyncio.create_task(resolve_forever(app.state.runtime))
         try:
             yield
         finally:
             if scheduler is not None:
                 scheduler.cancel()
+            if resolver is not None:
+                resolver.cancel()
             if own:
                 app.state.runtime.db.close()
 
@@ -42,6 +49,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(manage.router)
+    app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(tracking.router)
     app.include_router(webhooks.router)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from siyu import __version__
-from siyu.cli import collect, data, demo, identity, predict, segments, tags
+from siyu.cli import collect, data, demo, identity, predict, profiles, segments, tags
 from siyu.cli.common import WorkspaceOpt, console, err_console, runtime
 from siyu.config import describe, load_settings
 from siyu.errors import SiyuError
@@ -28,6 +28,7 @@ app.command("demo")(demo.demo)
 app.add_typer(collect.sources_app, name="sources")
 app.command("import")(collect.import_file)
 app.add_typer(identity.identity_app, name="identity")
+app.add_typer(profiles.profile_app, name="profile")
 app.add_typer(segments.run_app, name="run")
 app.add_typer(tags.tags_app, name="tags")
 app.add_typer(predict.predict_app, name="predict")

@@ -18,10 +18,13 @@ import sqlalchemy as sa
 
 from siyu.errors import InvalidInput
 from siyu.identity import tables as t
+from siyu.identity.consents import apply_merge_consents, clear_merge_consents
 from siyu.identity.extract import SEP, Graph, build_graph, fetch_tuples
+from siyu.identity.follow import follow_merges, follow_splits
 from siyu.identity.kind import get_kind
 from siyu.identity.resolve import Resolution, resolve
 from siyu.identity.store import (
+    CustomerMoves,
     customer_ids,
     merge_customers,
     repoint,
@@ -210,7 +213,8 @@ def _apply(
     write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
     only = [str(a["anchor_id"]) for a in graph.anchors] if incremental else None
     repointed = repoint(conn, workspace_id, only)
-    merged = merge_customers(conn, workspace_id, now)
+    moves = merge_customers(conn, workspace_id, now)
+    followed = _follow(conn, workspace_id, moves)
     merges = _audit_merges(conn, workspace_id, graph, res, anchor_customers, previous, now)
     return ResolveReport(
         identifiers=len(graph.keys),
@@ -219,8 +223,20 @@ def _apply(
         merges=merges,
         conflicts=len(res.conflicts),
         refused=len(graph.refused),
-        repointed={**repointed, "customers_merged": merged},
+        repointed={**repointed, "customers_merged": len(moves.merged), **followed},
     )
+
+
+def _follow(conn: sa.Connection, workspace_id: str, moves: CustomerMoves) -> dict[str, int]:
+    """Every slice's per-customer rows follow (split restores first), then consents."""
+    followed = follow_splits(conn, workspace_id, moves.revived)
+    for name, count in follow_merges(conn, workspace_id, moves.merged).items():
+        followed[name] = followed.get(name, 0) + count
+    touched = {c for pair in (*moves.merged, *moves.revived) for c in pair}
+    customers = sorted(touched)
+    clear_merge_consents(conn, workspace_id, customers)
+    followed["consents_restricted"] = apply_merge_consents(conn, workspace_id, customers)
+    return followed
 
 
 def _audit_merges(

@@ -10,6 +10,7 @@ so a split can restore them.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -251,13 +252,24 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return {}
 
 
-def merge_customers(conn: sa.Connection, workspace_id: str, now: datetime) -> int:
+@dataclass
+class CustomerMoves:
+    """What :func:`merge_customers` did: rows folded (old -> survivor) and rows brought back."""
+
+    merged: list[tuple[str, str]] = field(default_factory=list)
+    """(old customer id, surviving customer id) per customer row folded away."""
+    revived: list[tuple[str, str]] = field(default_factory=list)
+    """(customer id it had been merged into, revived customer id) per customer a split restored."""
+
+
+def merge_customers(conn: sa.Connection, workspace_id: str, now: datetime) -> CustomerMoves:
     """Restore archived survivors, then fold merged customers' rows into their survivor."""
     c, arc = schema.customers, t.identity_customer_archive
+    moves = CustomerMoves()
     restore = conn.execute(
         sa.text(
-            "SELECT record FROM identity_customer_archive r WHERE r.workspace_id = :ws "
-            "AND r.customer_id IN "
+            "SELECT record, merged_into FROM identity_customer_archive r "
+            "WHERE r.workspace_id = :ws AND r.customer_id IN "
             "(SELECT customer_id FROM identity_anchors WHERE workspace_id = :ws)"
             " AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.workspace_id = :ws "
             "AND c.customer_id = r.customer_id)"
@@ -266,6 +278,9 @@ def merge_customers(conn: sa.Connection, workspace_id: str, now: datetime) -> in
     ).all()
     if restore:
         rows = [_revive(_as_dict(r[0])) for r in restore]
+        moves.revived = [
+            (str(r[1]), str(row["customer_id"])) for r, row in zip(restore, rows, strict=True)
+        ]
         append(conn, c, _customers_table(rows))
         conn.execute(
             arc.delete().where(
@@ -283,7 +298,7 @@ def merge_customers(conn: sa.Connection, workspace_id: str, now: datetime) -> in
         {"ws": workspace_id},
     ).all()
     if not found:
-        return 0
+        return moves
     members = [dict(r._mapping) for r in found]
     targets = sorted({m["target"] for m in members})
     current = {
@@ -342,7 +357,10 @@ def merge_customers(conn: sa.Connection, workspace_id: str, now: datetime) -> in
             c.c.customer_id.in_([m["customer_id"] for m in members]),
         )
     )
-    return len(members)
+    moves.merged = [
+        (str(m["customer_id"]), target) for m, target in zip(members, into, strict=True)
+    ]
+    return moves
 
 
 def _revive(record: dict[str, Any]) -> dict[str, Any]:

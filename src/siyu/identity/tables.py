@@ -131,6 +131,53 @@ identity_customer_archive = sa.Table(
 )
 """Customer rows merged away, kept so that a split can bring them back."""
 
+
+identity_state = sa.Table(
+    "identity_state",
+    metadata,
+    _ws(),
+    sa.Column("resolved_until", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id"),
+)
+"""Background resolution's watermark: events received up to ``resolved_until`` are resolved."""
+
+identity_row_archive = sa.Table(
+    "identity_row_archive",
+    metadata,
+    _ws(),
+    sa.Column("table_name", sa.String(80), nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False),
+    sa.Column("row_key", sa.String(600), nullable=False),
+    sa.Column("merged_into", sa.String(40), nullable=False),
+    sa.Column("collided", sa.Boolean(), nullable=False),
+    sa.Column("record", JSONDoc, nullable=False),
+    sa.Column("archived_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "table_name", "customer_id", "row_key"),
+)
+"""Per-customer rows of other slices as they were before a merge re-keyed them (``collided``:
+the survivor already had a row with the same key, so this one was dropped), so that a split puts
+back exactly the earlier rows."""
+
+identity_decisions = sa.Table(
+    "identity_decisions",
+    metadata,
+    _ws(),
+    sa.Column("kind_a", sa.String(40), nullable=False),
+    sa.Column("value_a", sa.String(320), nullable=False),
+    sa.Column("kind_b", sa.String(40), nullable=False),
+    sa.Column("value_b", sa.String(320), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float()),
+    sa.Column("evidence", JSONDoc),
+    sa.Column("note", sa.Text()),
+    sa.Column("decided_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "kind_a", "value_a", "kind_b", "value_b"),
+)
+"""Operator decisions on duplicate suggestions, keyed by one identity node of each customer
+(a <= b): ``confirm`` is a manual link the graph keeps on every rebuild, ``reject`` means the pair
+is never suggested again."""
+
 IDENTITY_TABLES = (
     identities,
     identity_links,
@@ -139,4 +186,7 @@ IDENTITY_TABLES = (
     identity_overrides,
     identity_audit,
     identity_customer_archive,
+    identity_state,
+    identity_row_archive,
+    identity_decisions,
 )

@@ -19,6 +19,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "siyu.segments.tables",
     "siyu.predict.tables",
     "siyu.loyalty.tables",
+    "siyu.fission.tables",
     "siyu.journeys.tables",
     "siyu.messaging.tables",
 )

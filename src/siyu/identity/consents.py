@@ -1,0 +1,115 @@
+"""Consent on merge: the most restrictive latest state per purpose and channel wins.
+
+When customers merge, each merged record (anchor: a source's userId, or an anonymousId) brings
+its own latest consent per (purpose, channel). Re-pointing the ledger would let the most recent
+row decide, so a shopper who withdrew email marketing on one account and granted it earlier on
+another would become reachable. Instead, where a merged record's latest state is ``denied`` or
+``withdrawn`` while the ledger's latest for the merged customer is ``granted``, one ledger row
+is added just after that latest row, carrying the restrictive state and the consent ids it came
+from (``evidence.rule = "identity_merge"``). The ledger stays append-only and explainable; a
+later explicit grant still wins, being later. A split deletes these rows for the customers it
+touches and recomputes them for what is still merged, so merge-then-split leaves the ledger as it
+was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import orjson
+import sqlalchemy as sa
+
+from siyu.store import schema
+
+PREFIX = "merge:"
+RESTRICTIVE = ("denied", "withdrawn")
+
+_LATEST_PER_ANCHOR = """
+SELECT x.customer_id, x.purpose, x.channel, x.status, x.timestamp, x.consent_id,
+       row_number() OVER (PARTITION BY x.customer_id, a.anchor_id, x.purpose, x.channel
+                          ORDER BY x.timestamp DESC, x.consent_id DESC) AS rn
+FROM consents x JOIN identity_anchors a ON a.workspace_id = x.workspace_id
+  AND ((a.user_id IS NOT NULL AND x.user_id = a.user_id
+        AND coalesce(x.source_id, '') = coalesce(a.source_id, ''))
+    OR (a.user_id IS NULL AND x.user_id IS NULL AND x.anonymous_id = a.anonymous_id))
+WHERE x.workspace_id = :ws AND x.customer_id IN :customers
+  AND x.consent_id NOT LIKE 'merge:%'
+"""
+
+
+def clear_merge_consents(conn: sa.Connection, workspace_id: str, customers: Sequence[str]) -> int:
+    """Delete the merge-added ledger rows of these customers."""
+    if not customers:
+        return 0
+    c = schema.consents
+    result = conn.execute(
+        c.delete().where(
+            c.c.workspace_id == workspace_id,
+            c.c.customer_id.in_(sorted(set(customers))),
+            c.c.consent_id.like(f"{PREFIX}%"),
+        )
+    )
+    return max(result.rowcount, 0)
+
+
+def apply_merge_consents(conn: sa.Connection, workspace_id: str, customers: Sequence[str]) -> int:
+    """Add the restrictive state where a merged record's latest state is stricter than the
+    customer's latest; return the rows added."""
+    if not customers:
+        return 0
+    stmt = sa.text(_LATEST_PER_ANCHOR).bindparams(sa.bindparam("customers", expanding=True))
+    rows = conn.execute(stmt, {"ws": workspace_id, "customers": sorted(set(customers))}).all()
+    latest: dict[tuple[str, str, str], list[sa.Row[tuple[object, ...]]]] = {}
+    for r in rows:
+        if r.rn == 1:
+            latest.setdefault((r.customer_id, r.purpose, r.channel), []).append(r)
+    c = schema.consents
+    # The ledger's current latest per (customer, purpose, channel), merge rows included.
+    added = []
+    for (customer, purpose, channel), states in sorted(latest.items()):
+        strict = [s for s in states if s.status in RESTRICTIVE]
+        if not strict or len(states) < 2:
+            continue
+        current = conn.execute(
+            sa.select(c.c.status, c.c.timestamp)
+            .where(
+                c.c.workspace_id == workspace_id,
+                c.c.customer_id == customer,
+                c.c.purpose == purpose,
+                c.c.channel == channel,
+            )
+            .order_by(c.c.timestamp.desc(), c.c.consent_id.desc())
+            .limit(1)
+        ).first()
+        if current is None or current.status in RESTRICTIVE:
+            continue
+        winner = max(strict, key=lambda s: (s.timestamp, s.consent_id))
+        added.append(
+            {
+                "workspace_id": workspace_id,
+                "consent_id": f"{PREFIX}{customer}:{purpose}:{channel}",
+                "customer_id": customer,
+                "user_id": None,
+                "anonymous_id": None,
+                "purpose": purpose,
+                "channel": channel,
+                "status": winner.status,
+                "source_id": None,
+                "message_id": None,
+                "timestamp": current.timestamp + timedelta(microseconds=1),
+                "evidence": orjson.loads(
+                    orjson.dumps(
+                        {
+                            "rule": "identity_merge",
+                            "reason": "the most restrictive latest state of the merged "
+                            "records wins",
+                            "from": sorted(str(s.consent_id) for s in states),
+                        }
+                    )
+                ),
+            }
+        )
+    if added:
+        conn.execute(c.insert(), added)
+    return len(added)

@@ -1,0 +1,150 @@
+"""Merge propagation: every slice's per-customer rows and consents follow a merge, and a split
+puts back exactly the earlier state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from siyu.collect.rows import customer_key
+from siyu.identity.graph import resolve_workspace, split
+from siyu.registry import registry
+from siyu.runtime import Runtime
+from tests.identity.helpers import identify, ingest, track
+
+T0 = datetime(2025, 1, 10)
+
+
+def consent(user_id: str, status: str, day: int, channel: str = "email") -> dict[str, Any]:
+    msg = track(user_id, day=day, event="Consent Updated")
+    msg["properties"] = {"purpose": "marketing", "channel": channel, "status": status}
+    return msg
+
+
+def order(user_id: str, order_id: str, day: int) -> dict[str, Any]:
+    msg = track(user_id, day=day, event="Order Completed")
+    msg["properties"] = {"order_id": order_id, "total": 25, "currency": "USD"}
+    return msg
+
+
+def _load(rt: Runtime) -> tuple[str, str]:
+    """Mia on Shopify (older) and Instagram, sharing an email; different consent histories."""
+    ingest(
+        rt,
+        "shopify",
+        [
+            identify("6100000071", email="mia@mail.co", day=1),
+            consent("6100000071", "granted", 2),
+            order("6100000071", "S-1", 3),
+            consent("6100000071", "granted", 8),  # latest overall: a grant
+            consent("6100000071", "denied", 4, channel="sms"),
+        ],
+    )
+    ingest(
+        rt,
+        "instagram",
+        [
+            identify("17841400000000071", email="mia@mail.co", day=5),
+            consent("17841400000000071", "withdrawn", 6),  # stricter, but older
+            order("17841400000000071", "I-1", 7),
+        ],
+    )
+    ws = rt.workspace().workspace_id
+    shop = str(customer_key(ws, "6100000071", None))
+    insta = str(customer_key(ws, "17841400000000071", None))
+    with rt.db.engine.begin() as conn:
+        tags = [("vip", shop), ("vip", insta), ("night_owl", insta)]
+        for tag, customer in tags:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO customer_tags (workspace_id, tag_id, customer_id, since) "
+                    "VALUES (:ws, :t, :c, :s)"
+                ),
+                {"ws": ws, "t": tag, "c": customer, "s": T0},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO customer_scores (workspace_id, customer_id, model_version, as_of, "
+                "scored_at, p_alive, expected_orders_12m, expected_order_value, clv_12m) "
+                "VALUES (:ws, :c, 'bgnbd-1', :t, :t, 0.8, 1.5, 30.0, 45.0)"
+            ),
+            {"ws": ws, "c": insta, "t": T0},
+        )
+    return shop, insta
+
+
+def _state(rt: Runtime) -> dict[str, set[tuple[Any, ...]]]:
+    queries = {
+        "events": "SELECT message_id, customer_id FROM events",
+        "orders": "SELECT order_id, customer_id FROM orders",
+        "consents": "SELECT consent_id, customer_id, status, timestamp FROM consents",
+        "tags": "SELECT tag_id, customer_id, since FROM customer_tags",
+        "scores": "SELECT customer_id, clv_12m FROM customer_scores",
+        "customers": "SELECT customer_id, email FROM customers",
+    }
+    with rt.db.engine.connect() as conn:
+        return {k: {tuple(r) for r in conn.execute(sa.text(q))} for k, q in queries.items()}
+
+
+def _latest_consent(rt: Runtime, customer: str, channel: str) -> tuple[str, Any]:
+    with rt.db.engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT status, evidence FROM consents WHERE customer_id = :c "
+                "AND purpose = 'marketing' AND channel = :ch "
+                "ORDER BY timestamp DESC, consent_id DESC LIMIT 1"
+            ),
+            {"c": customer, "ch": channel},
+        ).one()
+    return str(row[0]), row[1]
+
+
+def test_merge_moves_every_record_and_split_puts_it_back(rt: Runtime) -> None:
+    shop, insta = _load(rt)
+    before = _state(rt)
+    seen: list[set[tuple[str, str]]] = []
+
+    def spy(conn: sa.Connection, workspace_id: str, moves: str) -> int:
+        seen.append({tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {moves}"))})
+        return 0
+
+    registry.merge_followers.register("test_spy", spy)
+    ws = rt.workspace().workspace_id
+    try:
+        with rt.db.engine.begin() as conn:
+            report = resolve_workspace(conn, ws)
+    finally:
+        registry.merge_followers._items.pop("test_spy")
+    assert seen == [{(insta, shop)}]  # the oldest customer survives
+    assert report.repointed["table:customer_scores"] == 1
+
+    merged = _state(rt)
+    assert {c for _, c in merged["events"]} == {shop}
+    assert {c for _, c in merged["orders"]} == {shop}
+    # Tags: the survivor's own 'vip' wins the collision; Instagram's 'night_owl' moves over.
+    assert merged["tags"] == {("vip", shop, T0), ("night_owl", shop, T0)}
+    assert merged["scores"] == {(shop, 45.0)}
+    assert merged["customers"] == {(shop, "mia@mail.co")}
+    # Consent: the Instagram account's latest state (withdrawn) beats Shopify's later grant.
+    status, evidence = _latest_consent(rt, shop, "email")
+    assert status == "withdrawn"
+    doc = evidence if isinstance(evidence, dict) else __import__("json").loads(evidence)
+    assert doc["rule"] == "identity_merge"
+    assert _latest_consent(rt, shop, "sms")[0] == "denied"  # one record only: unchanged
+
+    with rt.db.engine.begin() as conn:
+        split(conn, ws, "email:mia@mail.co", "test")
+    assert _state(rt) == before
+
+
+def test_a_later_explicit_grant_wins_over_the_merge_state(rt: Runtime) -> None:
+    shop, _ = _load(rt)
+    ws = rt.workspace().workspace_id
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws)
+    ingest(rt, "shopify", [consent("6100000071", "granted", 20)])
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws)  # nothing merges anew: the merge row stays as it was
+    assert _latest_consent(rt, shop, "email")[0] == "granted"
