@@ -8,13 +8,23 @@ kind or a reward spec the reward refuses), so that nothing fails later at send t
 from __future__ import annotations
 
 from siyu.errors import NotFound
+from siyu.journeys.conditions import attribute_problems
 from siyu.journeys.definition import Definition
 from siyu.registry import registry
 from siyu.store.database import Database
 
 # What a journey message template may use besides the step's own ``context`` keys.
 BASE_VARIABLES: frozenset[str] = frozenset(
-    {"customer", "journey", "enrollment", "step", "workspace", "unsubscribe_url"}
+    {
+        "customer",
+        "journey",
+        "enrollment",
+        "step",
+        "workspace",
+        "unsubscribe_url",
+        "rewards",
+        "recommendations",
+    }
 )
 
 
@@ -46,6 +56,8 @@ def publish_problems(db: Database, workspace_id: str, definition: Definition) ->
                 db, workspace_id, channel, template, set(BASE_VARIABLES) | set(context)
             ):
                 problems.append(f"{where}.{field}.template: {problem}")
+        if step.branch is not None:
+            problems.extend(attribute_problems(step.branch.if_, f"{where}.branch.if"))
         if step.reward is not None:
             try:
                 reward = registry.rewards.get(step.reward.kind)

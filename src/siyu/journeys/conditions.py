@@ -66,21 +66,31 @@ def _attribute(cond: Condition, dialect: str) -> sa.ColumnElement[bool]:
     return sa.or_(target.is_(None), target.not_in(values))
 
 
-def compile_condition(cond: Condition, ws: str, dialect: str) -> sa.ColumnElement[bool]:
+def compile_condition(
+    cond: Condition,
+    ws: str,
+    dialect: str,
+    customer: sa.ColumnElement[str] | None = None,
+    since: sa.ColumnElement[Any] | None = None,
+) -> sa.ColumnElement[bool]:
+    """SQL truth of ``cond`` for the row's ``customer`` (default: the enrollment's), counting
+    events from ``since`` (default: the enrollment's trigger time)."""
+    customer = en.c.customer_id if customer is None else customer
+    since = en.c.triggered_at if since is None else since
     if cond.attribute is not None:
         return _attribute(cond, dialect)
     if cond.tag is not None:
         from siyu.segments.tables import customer_tags as ct
 
         return sa.exists().where(
-            ct.c.workspace_id == ws, ct.c.customer_id == en.c.customer_id, ct.c.tag_id == cond.tag
+            ct.c.workspace_id == ws, ct.c.customer_id == customer, ct.c.tag_id == cond.tag
         )
     if cond.tier is not None:
         from siyu.segments.tables import customer_segments as cs
 
         return sa.exists().where(
             cs.c.workspace_id == ws,
-            cs.c.customer_id == en.c.customer_id,
+            cs.c.customer_id == customer,
             cs.c.model == cond.tier_model,
             cs.c.tier == cond.tier,
         )
@@ -89,20 +99,20 @@ def compile_condition(cond: Condition, ws: str, dialect: str) -> sa.ColumnElemen
             sa.select(sa.func.count())
             .where(
                 events.c.workspace_id == ws,
-                events.c.customer_id == en.c.customer_id,
+                events.c.customer_id == customer,
                 events.c.type == "track",
                 events.c.event == cond.event,
-                events.c.timestamp >= en.c.triggered_at,
+                events.c.timestamp >= since,
             )
             .scalar_subquery()
         )
         return count >= cond.min_count
     if cond.all is not None:
-        return sa.and_(*(compile_condition(x, ws, dialect) for x in cond.all))
+        return sa.and_(*(compile_condition(x, ws, dialect, customer, since) for x in cond.all))
     if cond.any is not None:
-        return sa.or_(*(compile_condition(x, ws, dialect) for x in cond.any))
+        return sa.or_(*(compile_condition(x, ws, dialect, customer, since) for x in cond.any))
     assert cond.not_ is not None
-    return sa.not_(compile_condition(cond.not_, ws, dialect))
+    return sa.not_(compile_condition(cond.not_, ws, dialect, customer, since))
 
 
 def attribute_problems(cond: Condition, path: str) -> list[str]:

@@ -64,6 +64,7 @@ class Result:
     variant: str | None = None
     finish: str | None = None  # end the enrollment in this state (e.g. "exited", "completed")
     target: str | None = None  # resolved by the worker: goto, else the following step
+    result: dict[str, Any] | None = None  # stored on the run (a reward's code, ...)
 
 
 @dataclass
@@ -225,6 +226,8 @@ def _send(ctx: Context, step: Step, runs: list[Claimed]) -> list[Result]:
             step.webhook.context,
         )
     d = ctx.definition
+    granted = earlier_results(ctx, [r.enrollment_id for r in runs])
+    picks = recommendations(ctx, [r.customer_id for r in runs])
     requests = [
         SendRequest(
             workspace_id=ctx.workspace_id,
@@ -242,6 +245,8 @@ def _send(ctx: Context, step: Step, runs: list[Claimed]) -> list[Result]:
                 "journey": {"id": d.id, "name": d.name, "version": r.version},
                 "enrollment": r.enrollment_id,
                 "step": r.step_id,
+                "rewards": granted.get(r.enrollment_id, {}),
+                "recommendations": picks.get(r.customer_id, []),
             },
         )
         for r in runs
@@ -271,6 +276,63 @@ def _send(ctx: Context, step: Step, runs: list[Claimed]) -> list[Result]:
             out.append(replace(res, message_id=o.message_id))
         else:
             out.append(Result(r, "dead", finish="failed", **common))
+    return out
+
+
+def earlier_results(ctx: Context, enrollment_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """enrollment -> {step id: result} of its earlier steps (e.g. the coupon a reward granted)."""
+    from siyu.journeys.tables import journey_step_runs as t
+
+    with ctx.db.engine.connect() as conn:
+        found = conn.execute(
+            sa.select(t.c.enrollment_id, t.c.step_id, t.c.result).where(
+                t.c.workspace_id == ctx.workspace_id,
+                t.c.enrollment_id.in_(enrollment_ids),
+                t.c.result.is_not(None),
+            )
+        ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for enrollment_id, step_id, result in found:
+        value = json.loads(result) if isinstance(result, str) else result
+        out.setdefault(enrollment_id, {})[step_id] = value
+    return out
+
+
+def recommendations(
+    ctx: Context, customer_ids: list[str], top: int = 3
+) -> dict[str, list[dict[str, Any]]]:
+    """customer -> their top recommended products (predict slice), [] when there are none."""
+    from siyu.predict.tables import customer_recommendations as cr
+    from siyu.store.schema import products as p
+
+    with ctx.db.engine.connect() as conn:
+        found = conn.execute(
+            sa.select(cr.c.customer_id, cr.c.product_id, p.c.name, p.c.price, p.c.currency)
+            .select_from(
+                cr.outerjoin(
+                    p,
+                    sa.and_(
+                        p.c.workspace_id == cr.c.workspace_id, p.c.product_id == cr.c.product_id
+                    ),
+                )
+            )
+            .where(
+                cr.c.workspace_id == ctx.workspace_id,
+                cr.c.customer_id.in_(customer_ids),
+                cr.c.rank <= top,
+            )
+            .order_by(cr.c.customer_id, cr.c.rank)
+        ).all()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for customer_id, product_id, name, price, currency in found:
+        out.setdefault(customer_id, []).append(
+            {
+                "product_id": product_id,
+                "name": name or product_id,
+                "price": price,
+                "currency": currency,
+            }
+        )
     return out
 
 
@@ -360,6 +422,7 @@ def _reward(ctx: Context, step: Step, runs: list[Claimed]) -> list[Result]:
                 outcome="granted" if result.created else "duplicate",
                 reason=result.description,
                 message_id=result.reward_id,
+                result={"code": result.code, "description": result.description},
                 next_due=ctx.now,
             )
         )

@@ -86,6 +86,7 @@ journey_step_runs = sa.Table(
     sa.Column("reason", sa.Text()),
     sa.Column("message_id", sa.String(200)),
     sa.Column("branch", sa.String(80)),  # the path taken (branch, split, wait_for)
+    sa.Column("result", JSONDoc),  # what the step produced (e.g. the coupon code granted)
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("finished_at", sa.DateTime()),
     sa.PrimaryKeyConstraint("workspace_id", "enrollment_id", "step_id"),

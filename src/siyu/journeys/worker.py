@@ -12,6 +12,7 @@ id, so a worker whose lease was taken over cannot overwrite the new owner's work
 from __future__ import annotations
 
 import functools
+import json
 import os
 import secrets
 import socket
@@ -115,11 +116,15 @@ def apply(db: Database, ws: str, worker: str, results: list[Result], now: dateti
             "reason": _str([r.reason for r in results]),
             "message_id": _str([r.message_id for r in results]),
             "branch": _str([r.branch for r in results]),
+            "result": _str(
+                [json.dumps(r.result) if r.result is not None else None for r in results]
+            ),
             "finished_at": _ts(
                 [now if r.state in ("done", "skipped", "dead") else None for r in results]
             ),
         }
     )
+    json_type = "JSONB" if db.kind == "postgres" else "JSON"
     with db.engine.begin() as conn:
         stage = bulk.stage(conn, journey_step_runs, runs)
         try:
@@ -128,7 +133,8 @@ def apply(db: Database, ws: str, worker: str, results: list[Result], now: dateti
                     f"UPDATE journey_step_runs AS r SET state = s.state, due_at = s.due_at, "
                     f"attempts = s.attempts, outcome = s.outcome, reason_code = s.reason_code, "
                     f"reason = s.reason, message_id = COALESCE(s.message_id, r.message_id), "
-                    f"branch = s.branch, finished_at = s.finished_at, lease_until = NULL, "
+                    f"branch = s.branch, result = CAST(s.result AS {json_type}), "
+                    f"finished_at = s.finished_at, lease_until = NULL, "
                     f"worker = NULL FROM {stage} AS s WHERE r.workspace_id = s.workspace_id "
                     f"AND r.enrollment_id = s.enrollment_id AND r.step_id = s.step_id "
                     f"AND r.state = 'running' AND r.worker = :worker "

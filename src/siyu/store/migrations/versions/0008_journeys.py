@@ -98,6 +98,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("message_id", sa.String(length=200), nullable=True),
         sa.Column("branch", sa.String(length=80), nullable=True),
+        sa.Column("result", JSONDoc, nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint(
