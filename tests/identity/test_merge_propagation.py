@@ -9,9 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from siyu.collect.rows import customer_key
+from siyu.identity.follow import TableFollower
 from siyu.identity.graph import resolve_workspace, split
 from siyu.registry import registry
 from siyu.runtime import Runtime
+from siyu.segments.tables import customer_tags
 from tests.identity.helpers import identify, ingest, track
 
 T0 = datetime(2025, 1, 10)
@@ -111,12 +113,16 @@ def test_merge_moves_every_record_and_split_puts_it_back(rt: Runtime) -> None:
         return 0
 
     registry.merge_followers.register("test_spy", spy)
+    # The segments slice registers its own follower of customer_tags; a plain one stands in
+    # here so this test does not depend on it (whichever runs first moves the rows).
+    registry.merge_followers.register("test_tags", TableFollower(customer_tags))
     ws = rt.workspace().workspace_id
     try:
         with rt.db.engine.begin() as conn:
             report = resolve_workspace(conn, ws)
     finally:
         registry.merge_followers._items.pop("test_spy")
+        registry.merge_followers._items.pop("test_tags")
     assert seen == [{(insta, shop)}]  # the oldest customer survives
     assert report.repointed["table:customer_scores"] == 1
 
