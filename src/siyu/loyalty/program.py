@@ -46,6 +46,9 @@ class Program(BaseModel):
         default_factory=dict, description="Override of points_per_unit by customer country."
     )
     expiry_months: int = Field(12, ge=1, le=120)
+    earn_orders_since: datetime | None = Field(
+        None, description="Orders placed before this moment earn nothing (programme launch)."
+    )
     bonuses: dict[str, int] = Field(
         default_factory=lambda: {
             "signup": 100,
