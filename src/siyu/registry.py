@@ -115,6 +115,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "siyu.loyalty.plugin",
     "siyu.journeys.merge",
     "siyu.predict.btyd",
+    "siyu.segments.followers",
     "siyu.profiles.sections",
     "siyu.segments.lang.functions",
 )

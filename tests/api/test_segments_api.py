@@ -51,3 +51,55 @@ def test_customer_segments_and_explain(client: TestClient, make_key: MakeKey, rt
     assert why.status_code == 200
     missing = client.get(f"/api/customers/{customer}/tags/no_such_tag/explain", headers=read)
     assert missing.status_code == 404
+
+
+def test_saved_segments_crud_count_refresh_export(
+    client: TestClient, make_key: MakeKey, rt: Runtime
+) -> None:
+    from tests.segments.test_saved import world
+
+    rt.pipeline().ingest(world())
+    ws = rt.workspace()
+    run_segments(rt.db, ws, as_of=AS_OF)
+    run_tags(rt.db, ws, as_of=AS_OF)
+    read, write = bearer(make_key("read")), bearer(make_key("write"))
+
+    live = client.post("/api/segments/count", headers=read, json={"expression": "tier:loyal"})
+    assert live.status_code == 200
+    assert (live.json()["members"], live.json()["customers"]) == (2, 3)
+    bad = client.post(
+        "/api/segments/count", headers=read, json={"expression": "tier:loyal and tier:nap"}
+    )
+    assert bad.status_code == 400
+    error = bad.json()["error"]
+    assert "unknown tier 'nap'" in error["message"]
+    assert error["details"]["column"] == 16
+
+    body = {"segment_id": "loyal", "expression": "tier:loyal", "name": "Loyal"}
+    assert client.post("/api/segments", headers=read, json=body).status_code == 403
+    created = client.post("/api/segments", headers=write, json=body)
+    assert created.status_code == 201
+    assert created.json()["version"] == 1
+    assert client.post("/api/segments", headers=write, json=body).status_code == 409
+    patched = client.patch(
+        "/api/segments/loyal", headers=write, json={"expression": "tier:loyal and country=='ID'"}
+    )
+    assert patched.json()["version"] == 2
+    assert patched.json()["expression"] == 'tier:loyal and country == "ID"'
+
+    refreshed = client.post("/api/segments/refresh", headers=write).json()
+    assert refreshed["members"] == {"loyal": 2}
+    listed = client.get("/api/segments", headers=read).json()
+    assert listed[0]["last_refresh"]["members"] == 2
+
+    csv_file = client.get("/api/segments/loyal/export", headers=read)
+    assert csv_file.status_code == 200
+    assert csv_file.headers["x-siyu-rows"] == "2"
+    lines = csv_file.text.strip().splitlines()
+    assert lines[0].startswith('"customer_id","user_id","email"')
+    assert len(lines) == 3
+    parquet = client.get("/api/segments/loyal/export?format=parquet", headers=read)
+    assert parquet.content[:4] == b"PAR1"
+
+    assert client.delete("/api/segments/loyal", headers=write).status_code == 204
+    assert client.get("/api/segments/loyal", headers=read).status_code == 404

@@ -216,3 +216,36 @@ def test_export_csv_and_parquet(loaded: Runtime, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="format"):
         export_segment(db, ws.workspace_id, "loyal", tmp_path / "loyal.xlsx")
     assert AS_OF - timedelta(days=1) < report.as_of <= AS_OF
+
+
+def test_cli_create_count_show_export_delete(loaded: Runtime, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from siyu.cli import app
+
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(app, ["segments", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    as_of = ["--as-of", AS_OF.isoformat()]
+    assert "2 of 3 customers" in run("count", "tier:loyal", *as_of)
+    bad = runner.invoke(app, ["segments", "count", "tier:loyal and reachable:fax"])
+    assert bad.exit_code == 2
+    assert "unknown reachable 'fax'" in bad.output
+    assert "^^^^^^^^^^^^^" in bad.output  # the caret under the reference
+    assert "Saved loyal v1" in run("create", "loyal", "tier:loyal", "--name", "Loyal")
+    assert "Saved loyal v2" in run(
+        "create", "loyal", "tier:loyal and reachable:whatsapp", "--replace"
+    )
+    assert "1 of 3 customers" in run("count", "loyal", *as_of)
+    assert "loyal" in run("refresh", *as_of)
+    shown = run("show", "loyal")
+    assert "version: 2" in shown
+    assert "1 members" in shown
+    assert "Wrote 1 customers" in run("export", "loyal", str(tmp_path / "x.parquet"), *as_of)
+    assert pq.read_table(tmp_path / "x.parquet")["user_id"].to_pylist() == ["id_loyal_wa"]
+    assert "Loyal" in run("list")
+    assert "Deleted segment loyal" in run("delete", "loyal")

@@ -176,12 +176,17 @@ def test_runs_record_transitions(rt: Runtime) -> None:
 
 
 def test_schedule_runs_only_when_due(rt: Runtime) -> None:
+    from siyu.segments.saved import create_segment
     from siyu.segments.schedule import run_if_due
 
     rt.pipeline().ingest([view("a", 10)])
     ws = rt.workspace()
+    create_segment(rt.db, ws, "new_browsers", "tier:new and tag:never_bought")
     first = run_if_due(rt, ws, now=AS_OF)
     assert first is not None
     assert first.customers == 1
+    with rt.db.engine.connect() as conn:  # tiers, then tags, then saved segments, in order
+        entered = conn.exec_driver_sql("SELECT segment_id, change FROM segment_history").all()
+    assert [tuple(r) for r in entered] == [("new_browsers", "entered")]
     assert run_if_due(rt, ws, now=AS_OF + timedelta(days=6)) is None
     assert run_if_due(rt, ws, now=AS_OF + timedelta(days=7, seconds=1)) is not None

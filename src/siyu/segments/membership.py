@@ -145,4 +145,33 @@ def _apply(
     return entered, left
 
 
-__all__ = ["RefreshReport", "refresh_segments"]
+def latest_snapshots(db: Database, workspace_id: str) -> dict[str, dict[str, object]]:
+    """Per segment, its last refresh: run, version evaluated, as_of, members, entered, left."""
+    s = segment_snapshots
+    last = (
+        sa.select(s.c.segment_id, sa.func.max(s.c.as_of).label("as_of"))
+        .where(s.c.workspace_id == workspace_id)
+        .group_by(s.c.segment_id)
+        .subquery()
+    )
+    query = (
+        sa.select(s)
+        .join(last, (last.c.segment_id == s.c.segment_id) & (last.c.as_of == s.c.as_of))
+        .where(s.c.workspace_id == workspace_id)
+    )
+    with db.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return {
+        r.segment_id: {
+            "run_id": r.run_id,
+            "version": r.version,
+            "as_of": r.as_of.isoformat(),
+            "members": r.members,
+            "entered": r.entered,
+            "left": r.left,
+        }
+        for r in rows
+    }
+
+
+__all__ = ["RefreshReport", "latest_snapshots", "refresh_segments"]

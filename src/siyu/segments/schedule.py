@@ -1,4 +1,9 @@
-"""The segments schedule of ``siyu serve``: recompute when the last run is old enough."""
+"""The segments schedule of ``siyu serve``: recompute when the last run is old enough.
+
+A scheduled run does the whole chain in order, at one ``as_of``: RFM and tiers, then tags (some
+read the tier), then saved segments (they read tags and tiers), so that ``segment_history``
+records entries and exits against fresh inputs.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ import sqlalchemy as sa
 
 from siyu.access import Workspace
 from siyu.runtime import Runtime
+from siyu.segments.membership import refresh_segments
 from siyu.segments.run import RunReport, run_segments
 from siyu.segments.tables import segment_runs
+from siyu.segments.tagging import run_tags
 
 log = logging.getLogger("siyu.segments")
 CHECK_EVERY_SECONDS = 3600
@@ -31,7 +38,10 @@ def run_if_due(rt: Runtime, workspace: Workspace, now: datetime | None = None) -
         ).scalar_one()
     if last is not None and now - last < timedelta(days=every):
         return None
-    return run_segments(rt.db, workspace, as_of=now)
+    report = run_segments(rt.db, workspace, as_of=now)
+    run_tags(rt.db, workspace, as_of=now)
+    refresh_segments(rt.db, workspace, as_of=now)
+    return report
 
 
 async def schedule_forever(rt: Runtime) -> None:
