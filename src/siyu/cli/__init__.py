@@ -31,8 +31,10 @@ app.command("import")(collect.import_file)
 app.add_typer(identity.identity_app, name="identity")
 app.add_typer(profiles.profile_app, name="profile")
 app.add_typer(segments.run_app, name="run")
+app.add_typer(segments.segments_app, name="segments")
 app.add_typer(tags.tags_app, name="tags")
 app.add_typer(predict.predict_app, name="predict")
+app.add_typer(journeys_app, name="journeys")
 
 
 @app.command()
