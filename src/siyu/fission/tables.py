@@ -164,7 +164,7 @@ assist_campaigns = sa.Table(
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint("workspace_id", "campaign_id"),
 )
-"""``thresholds``: [{"helpers": 3, "reward": {"kind": "coupon", ...}}, ...] by increasing helpers."""
+"""``thresholds``: [{"helpers": 3, "reward": {"kind": "coupon", ...}}, ...], increasing."""
 
 assists = sa.Table(
     "assists",
