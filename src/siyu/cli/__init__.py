@@ -11,6 +11,7 @@ from siyu import __version__
 from siyu.cli import collect, data, demo, identity, predict, profiles, segments, tags
 from siyu.cli.common import WorkspaceOpt, console, err_console, runtime
 from siyu.cli.journeys import journeys_app
+from siyu.cli.journeys import journeys_app
 from siyu.config import describe, load_settings
 from siyu.errors import SiyuError
 
@@ -34,6 +35,7 @@ app.add_typer(segments.run_app, name="run")
 app.add_typer(segments.segments_app, name="segments")
 app.add_typer(tags.tags_app, name="tags")
 app.add_typer(predict.predict_app, name="predict")
+app.add_typer(journeys_app, name="journeys")
 app.add_typer(journeys_app, name="journeys")
 
 
