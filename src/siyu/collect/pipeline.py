@@ -29,7 +29,6 @@ from siyu.collect.quarantine import Rejection, store_rejections
 from siyu.collect.validate import Record, ValidCall, _dump, validate_chunk
 from siyu.config import Settings
 from siyu.gcpause import collector_paused
-from siyu.identity.hook import after_ingest
 from siyu.money.fx import fill_base_values
 from siyu.store import schema
 from siyu.store.bulk import append, append_new, insert_new, stage, unstage, upsert
@@ -157,7 +156,6 @@ class Pipeline:
                 keep = pa.array([v.message_id for v in new], pa.string())
                 events = events.filter(pc.is_in(events["message_id"], value_set=keep))
             self._profiles(conn, new, events, source_id, now)
-            after_ingest(conn, ws, report.stored_ids, self.settings)  # One-ID, incremental
             report.quarantine_ids = store_rejections(
                 conn, ws, rejected, source_id=source_id, origin=origin, received_at=now
             )
@@ -297,42 +295,8 @@ class Pipeline:
         ws = self.workspace.workspace_id
         if not new:
             return
-        json_merge = (
-            "json_merge_patch(coalesce(t.traits, '{}'), coalesce(excluded.traits, '{}'))"
-            if conn.dialect.name == "duckdb"
-            else "coalesce(t.traits, '{}'::jsonb) || coalesce(excluded.traits, '{}'::jsonb)"
-        )
-        upsert(
-            conn,
-            schema.products,
-            rows.products_table(ws, new, now),
-            ("workspace_id", "product_id"),
-            {
-                c: f"coalesce(excluded.{c}, t.{c})"
-                for c in ("sku", "name", "category", "brand", "price", "currency")
-            }
-            | {
-                "first_seen_at": "least(t.first_seen_at, excluded.first_seen_at)",
-                "updated_at": "excluded.updated_at",
-            },
-        )
-        keep_latest = {
-            c: f"coalesce(excluded.{c}, t.{c})"
-            for c in (*rows.TRAIT_COLUMNS, "country", "currency", "birthday")
-        }
-        upsert(
-            conn,
-            schema.customers,
-            rows.customers_table(ws, new, events, now),
-            ("workspace_id", "customer_id"),
-            keep_latest
-            | {
-                "traits": json_merge,
-                "first_seen_at": "least(t.first_seen_at, excluded.first_seen_at)",
-                "last_seen_at": "greatest(t.last_seen_at, excluded.last_seen_at)",
-                "updated_at": "excluded.updated_at",
-            },
-        )
+        upsert_products(conn, rows.products_table(ws, new, now))
+        upsert_customers(conn, rows.customers_table(ws, new, events, now))
         consent_calls = [v for v in new if rows.is_consent(v)]
         if consent_calls:
             insert_new(
@@ -341,6 +305,50 @@ class Pipeline:
                 rows.consents_table(ws, consent_calls, source_id),
                 ("consent_id",),
             )
+
+
+def upsert_products(conn: sa.Connection, data: pa.Table) -> None:
+    """Insert new products; for known ones keep the latest non-empty attributes."""
+    upsert(
+        conn,
+        schema.products,
+        data,
+        ("workspace_id", "product_id"),
+        {
+            c: f"coalesce(excluded.{c}, t.{c})"
+            for c in ("sku", "name", "category", "brand", "price", "currency")
+        }
+        | {
+            "first_seen_at": "least(t.first_seen_at, excluded.first_seen_at)",
+            "updated_at": "excluded.updated_at",
+        },
+    )
+
+
+def upsert_customers(conn: sa.Connection, data: pa.Table) -> None:
+    """Insert new customers; for known ones merge traits and widen the seen times."""
+    json_merge = (
+        "json_merge_patch(coalesce(t.traits, '{}'), coalesce(excluded.traits, '{}'))"
+        if conn.dialect.name == "duckdb"
+        else "coalesce(t.traits, '{}'::jsonb) || coalesce(excluded.traits, '{}'::jsonb)"
+    )
+    keep_latest = {
+        c: f"coalesce(excluded.{c}, t.{c})"
+        for c in (*rows.TRAIT_COLUMNS, "country", "currency", "birthday")
+    }
+    upsert(
+        conn,
+        schema.customers,
+        data,
+        ("workspace_id", "customer_id"),
+        keep_latest
+        | {
+            "traits": json_merge,
+            "first_seen_at": "least(t.first_seen_at, excluded.first_seen_at)",
+            "last_seen_at": "greatest(t.last_seen_at, excluded.last_seen_at)",
+            "updated_at": "excluded.updated_at",
+        },
+    )
 
 
 def _existing(

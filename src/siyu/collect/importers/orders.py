@@ -23,6 +23,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from siyu.collect.columnar import ColumnarBatch
+from siyu.collect.importers.columnar import (
+    ColumnContext,
+    OrderKeys,
+    build_batch,
+    order_keys,
+    plain_orders,
+)
 from siyu.collect.importers.prep import DATE_FORMATS, canonical, flag
 from siyu.collect.validate import Record
 
@@ -69,6 +77,30 @@ class OrderSpec:
     def build(self, table: pa.Table, origin_row: int) -> Iterator[Record]:
         """Messages of the complete orders in ``table`` (its first row is file row origin_row)."""
         return OrderBuilder(self, origin_row).messages(table)
+
+    def build_columns(
+        self, table: pa.Table, origin_row: int, context: ColumnContext
+    ) -> tuple[ColumnarBatch | None, list[Record]]:
+        """The plain orders of ``table`` as columns, and the messages of all the others."""
+        starts = group_starts(table["order_id"])
+        if len(starts) == 0:
+            return None, []
+        keys = order_keys(self, table, starts)
+        if self.totals == "first_row" and not self.line_price_is_total:
+            plain = plain_orders(
+                self, table, keys, context.now, context.max_future_skew, context.max_event_bytes
+            )
+        else:  # summed totals and per-line totals: the message path does the arithmetic
+            plain = np.zeros(len(starts), dtype=bool)
+        batch = (
+            build_batch(
+                self, table, keys, plain, origin_row, context.base_currency, context.workspace_id
+            )
+            if plain.any()
+            else None
+        )
+        rest = list(OrderBuilder(self, origin_row).messages_of(table, keys, ~plain))
+        return batch, rest
 
     def prepare(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         wanted = {f: self.columns.get(f, ()) for f in (*ORDER_FIELDS, *LINE_FIELDS)}
@@ -121,49 +153,47 @@ class OrderBuilder:
     origin_row: int  # file row number of the table's first row (header = row 1)
 
     def messages(self, table: pa.Table) -> Iterator[Record]:
-        spec = self.spec
         starts = group_starts(table["order_id"])
         if len(starts) == 0:
             return
-        heads = table.take(pa.array(starts)).to_pylist()
-        if spec.totals == "sum":
-            sums = np.add.reduceat(table["line_total"].to_numpy(), starts)
-        accepts = flag(table["accepts_email"], YES).to_pylist()
-        accepts_sms = flag(table["accepts_sms"], YES).to_pylist()
+        yield from self.messages_of(table, order_keys(self.spec, table, starts))
+
+    def messages_of(
+        self, table: pa.Table, keys: OrderKeys, only: np.ndarray[Any, Any] | None = None
+    ) -> Iterator[Record]:
+        """Messages of the orders of ``table`` (those where ``only`` is true, if given)."""
+        spec = self.spec
+        heads = keys.heads.to_pylist()
+        user_ids = keys.user_id.to_pylist()
+        anonymous_ids = keys.anonymous_id.to_pylist()
+        traits_of = keys.traits.to_pylist()
+        accepts = flag(keys.heads["accepts_email"], YES).to_pylist()
+        accepts_sms = flag(keys.heads["accepts_sms"], YES).to_pylist()
         lines = table.select(list(LINE_FIELDS)).to_pylist()
-        bounds = [*starts.tolist(), table.num_rows]
+        bounds = [*keys.starts.tolist(), table.num_rows]
         for k, head in enumerate(heads):
-            if head["order_id"] in spec.skip_order_ids:
+            if head["order_id"] in spec.skip_order_ids or (only is not None and not only[k]):
                 continue
             row = self.origin_row + int(bounds[k])
             group = lines[bounds[k] : bounds[k + 1]]
-            if spec.totals == "sum":
-                head["total"] = f"{sums[k]:.2f}"
-            head["accepts_email"] = accepts[bounds[k]]
-            head["accepts_sms"] = accepts_sms[bounds[k]]
-            yield from self._order(head, group, row)
-
-    def _ids(self, head: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        vendor = self.spec.vendor
-        traits = {
-            "email": (head["email"] or "").lower() or None,
-            "phone": head["phone"] or None,
-            "first_name": head["first_name"] or None,
-            "last_name": head["last_name"] or None,
-            "country": head["country"] or None,
-        }
-        traits = {k: v for k, v in traits.items() if v}
-        if head["user_id"] and head["user_id"] not in ("0", "guest"):
-            return {"userId": head["user_id"]}, traits
-        if traits.get("email"):
-            return {"anonymousId": f"{vendor}-email:{traits['email']}"}, traits
-        return {"anonymousId": f"{vendor}-order:{head['order_id']}"}, traits
+            head["accepts_email"] = accepts[k]
+            head["accepts_sms"] = accepts_sms[k]
+            ids = {"userId": user_ids[k]} if user_ids[k] else {"anonymousId": anonymous_ids[k]}
+            traits = {t: v for t, v in traits_of[k].items() if v}
+            yield from self._order(
+                head, group, row, ids, traits, (keys.order_digest[k], keys.identify_digest[k])
+            )
 
     def _order(
-        self, head: dict[str, Any], group: list[dict[str, Any]], row: int
+        self,
+        head: dict[str, Any],
+        group: list[dict[str, Any]],
+        row: int,
+        ids: dict[str, Any],
+        traits: dict[str, Any],
+        digests: tuple[str, str],
     ) -> Iterator[Record]:
         spec, oid = self.spec, head["order_id"]
-        ids, traits = self._ids(head)
         products = []
         for line in group:
             qty = line["line_quantity"] or "1"
@@ -206,14 +236,14 @@ class OrderBuilder:
             yield Record(row, {
                 # Keyed by customer and traits, not order: repeated details are duplicates.
                 "type": "identify",
-                "messageId": f"import:{spec.vendor}:identify:{_digest(ids, traits)}",
+                "messageId": f"import:{spec.vendor}:identify:{digests[1]}",
                 "timestamp": when, "traits": traits, **ids,
             })  # fmt: skip
         if event == "Checkout Started":
             props = {**props, "value": props.pop("total", None)}
             props = {k: v for k, v in props.items() if v is not None}
         yield Record(row, {
-            "type": "track", "event": event, "messageId": f"{base}:{_digest(event, props, when)}",
+            "type": "track", "event": event, "messageId": f"{base}:{digests[0]}",
             "timestamp": when, "properties": props, **ids,
         })  # fmt: skip
         if event == "Order Completed":

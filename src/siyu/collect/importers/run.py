@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
+from siyu.collect.columnar import ColumnarBatch, ingest_columns
+from siyu.collect.importers.columnar import ColumnContext
 from siyu.collect.importers.orders import group_starts
 from siyu.collect.importers.reader import batches, file_hash
 from siyu.collect.pipeline import Pipeline
@@ -46,6 +48,26 @@ class Importer(Protocol):
     def prepare(self, batch: pa.RecordBatch | pa.Table) -> pa.Table: ...
 
     def build(self, table: pa.Table, origin_row: int) -> Iterator[Record]: ...
+
+
+@runtime_checkable
+class ColumnarImporter(Importer, Protocol):
+    """An importer that builds its plain records as columns (see importers/columnar.py)."""
+
+    def build_columns(
+        self, table: pa.Table, origin_row: int, context: ColumnContext
+    ) -> tuple[ColumnarBatch | None, list[Record]]: ...
+
+
+def _context(pipeline: Pipeline) -> ColumnContext:
+    settings = pipeline.settings
+    return ColumnContext(
+        workspace_id=pipeline.workspace.workspace_id,
+        base_currency=pipeline.workspace.base_currency,
+        now=_now(),
+        max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+        max_event_bytes=settings.max_event_bytes,
+    )
 
 
 @dataclass
@@ -138,12 +160,20 @@ def run_import(
 
     def flush(table: pa.Table) -> None:
         nonlocal done
-        records = list(importer.build(table, origin_row=done + 2))  # header is row 1
-        report = pipeline.ingest(records, source_id=source_id, origin=origin)
-        summary.messages += report.read
-        summary.stored += report.stored
-        summary.duplicates += report.duplicates
-        summary.quarantined += report.quarantined
+        origin_row = done + 2  # header is row 1
+        reports = []
+        if isinstance(importer, ColumnarImporter):
+            batch, records = importer.build_columns(table, origin_row, _context(pipeline))
+            if batch is not None:
+                reports.append(ingest_columns(pipeline, batch, source_id=source_id, origin=origin))
+        else:
+            records = list(importer.build(table, origin_row=origin_row))
+        reports.append(pipeline.ingest(records, source_id=source_id, origin=origin))
+        for report in reports:
+            summary.messages += report.read
+            summary.stored += report.stored
+            summary.duplicates += report.duplicates
+            summary.quarantined += report.quarantined
         done += table.num_rows
         _save(engine, key, path.name, summary, done, False)
         if on_checkpoint is not None:
