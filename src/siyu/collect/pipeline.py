@@ -29,6 +29,7 @@ from siyu.collect.quarantine import Rejection, store_rejections
 from siyu.collect.validate import Record, ValidCall, _dump, validate_chunk
 from siyu.config import Settings
 from siyu.gcpause import collector_paused
+from siyu.identity.hook import after_ingest
 from siyu.money.fx import fill_base_values
 from siyu.store import schema
 from siyu.store.bulk import append, append_new, insert_new, stage, unstage, upsert
@@ -156,6 +157,7 @@ class Pipeline:
                 keep = pa.array([v.message_id for v in new], pa.string())
                 events = events.filter(pc.is_in(events["message_id"], value_set=keep))
             self._profiles(conn, new, events, source_id, now)
+            after_ingest(conn, ws, report.stored_ids, self.settings)  # One-ID, incremental
             report.quarantine_ids = store_rejections(
                 conn, ws, rejected, source_id=source_id, origin=origin, received_at=now
             )
