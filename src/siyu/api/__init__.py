@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from siyu import __version__
 from siyu.api import errors
 from siyu.api.routers import health, manage, profiles, segments, tracking, webhooks
+from siyu.api.routers import journeys as journeys_router
 from siyu.config import Settings
 from siyu.runtime import Runtime
 
@@ -33,6 +34,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             from siyu.identity.hook import resolve_forever
 
             resolver = asyncio.create_task(resolve_forever(app.state.runtime))
+        worker = None
+        if own and settings.journeys_every_seconds > 0:
+            from siyu.journeys.schedule import work_forever
+
+            worker = asyncio.create_task(work_forever(app.state.runtime))
         try:
             yield
         finally:
@@ -40,6 +46,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 scheduler.cancel()
             if resolver is not None:
                 resolver.cancel()
+            if worker is not None:
+                worker.cancel()
             if own:
                 app.state.runtime.db.close()
 
@@ -49,6 +57,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(manage.router)
+    app.include_router(journeys_router.router)
     app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(tracking.router)

@@ -121,7 +121,7 @@ def journey_metrics(db: Database, ws: str, journey_id: str) -> JourneyMetrics:
         conv = (
             sa.select(
                 en.c.enrollment_id,
-                sa.func.coalesce(en.c.variant, "all").label("variant"),
+                en.c.variant,
                 sa.func.count(o.c.order_id).label("n_orders"),
                 sa.func.coalesce(sa.func.sum(o.c.total_base), 0).label("revenue"),
             )
@@ -138,7 +138,7 @@ def journey_metrics(db: Database, ws: str, journey_id: str) -> JourneyMetrics:
                 )
             )
             .where(*scope)
-            .group_by(en.c.enrollment_id, sa.func.coalesce(en.c.variant, "all"))
+            .group_by(en.c.enrollment_id, en.c.variant)
             .subquery()
         )
         per_variant = conn.execute(
@@ -149,6 +149,7 @@ def journey_metrics(db: Database, ws: str, journey_id: str) -> JourneyMetrics:
                 sa.func.sum(conv.c.revenue),
             ).group_by(conv.c.variant)
         ).all()
+        per_variant = [(v or "all", n, c, r) for v, n, c, r in per_variant]
         m.unsubscribed = int(
             conn.execute(
                 sa.select(sa.func.count(sa.distinct(en.c.enrollment_id)))
