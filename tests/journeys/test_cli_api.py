@@ -8,12 +8,12 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from siyu.access.workspaces import utcnow
 from siyu.api import create_app
 from siyu.cli import app
 from siyu.config import Settings
 from siyu.runtime import Runtime
 from tests.api.conftest import bearer
-from siyu.access.workspaces import utcnow
 from tests.journeys.helpers import MIN, ingest, track
 
 JOURNEY = """
