@@ -172,6 +172,18 @@ SIYU_EVENTS: dict[str, tuple[type[Properties], str]] = {
     "Membership Cancelled": (Properties, "A paid membership was cancelled (plan_id)."),
     "Coupon Issued": (Properties, "A coupon code was issued (code, campaign_id, expires_at)."),
     "Coupon Redeemed": (Properties, "A coupon was used on an order (code, order_id, discount)."),
+    # Fission (siyu.fission.events.FISSION_EVENTS has the same names and docs).
+    "Referral Created": (Properties, "A friend came through an invite code (referral_id, code)."),
+    "Referral Qualified": (Properties, "The first order qualified (order_id, hold_until)."),
+    "Referral Flagged": (Properties, "A qualified referral is held for review (reason)."),
+    "Referral Rewarded": (Properties, "Both sides' rewards were granted (referrer/friend_reward)."),
+    "Referral Rejected": (Properties, "A referral was rejected (reason)."),
+    "Group Buy Opened": (Properties, "A leader opened a group (group_id, campaign_id)."),
+    "Group Buy Joined": (Properties, "A friend took a seat in a group (group_id, seat)."),
+    "Group Buy Completed": (Properties, "A group closed (confirmed_price, refund_amount owed)."),
+    "Group Buy Expired": (Properties, "A group ran out of time, voided (refund_amount owed)."),
+    "Assist Given": (Properties, "A helper assisted a friend (campaign_id, target_id, local_day)."),
+    "Assist Reward Unlocked": (Properties, "A target reached an assist threshold (threshold)."),
 }
 
 ORDER_COMPLETED = "Order Completed"
