@@ -40,6 +40,7 @@ def _data(purchases: list[tuple[int, int, float]], country: list[int]) -> RecoDa
         products=PRODUCTS,
         skus=np.char.upper(PRODUCTS),
         categories=CATEGORIES,
+        names=np.array(["Yoga Mat (Purple)", "Cork Block", "Leggings", "Coffee", "Lamp"]),
         country=np.array(country, dtype=np.int64),
         markets=2,
         purchases=Interactions(c.astype(np.int64), p.astype(np.int64), age.astype(float)),
@@ -87,9 +88,9 @@ def test_new_customers_get_what_is_popular_in_their_market() -> None:
 
 def test_complement_rules_by_category() -> None:
     plain = ItemModel(_shop(), Params(category_weight=0.0))
-    ruled = ItemModel(_shop(), Params(category_weight=0.0), [Rule("yoga mat", "x")])
+    ruled = ItemModel(_shop(), Params(category_weight=0.0), [Rule("pilates ball", "apparel")])
     assert ruled.sim_rule.nnz == 0  # a rule matching nothing changes nothing
-    ruled = ItemModel(_shop(), Params(category_weight=0.0), [Rule("MAT", "apparel", 2.0)])
+    ruled = ItemModel(_shop(), Params(category_weight=0.0), [Rule("yoga mat", "apparel", 2.0)])
     before = plain.recommend(np.array([12]), top=2)
     after = ruled.recommend(np.array([12]), top=2)
     assert 2 not in before.product[0]

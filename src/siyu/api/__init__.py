@@ -11,8 +11,9 @@ from fastapi.responses import HTMLResponse
 
 from siyu import __version__
 from siyu.api import errors
-from siyu.api.routers import health, manage, profiles, segments, tracking, webhooks
+from siyu.api.routers import health, manage, predict, profiles, segments, tracking, webhooks
 from siyu.api.routers import journeys as journeys_router
+from siyu.api.routers import loyalty as loyalty_router
 from siyu.config import Settings
 from siyu.runtime import Runtime
 
@@ -57,7 +58,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(manage.router)
+    app.include_router(loyalty_router.router)
     app.include_router(journeys_router.router)
+    app.include_router(predict.router)
     app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(tracking.router)

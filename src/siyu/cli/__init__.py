@@ -10,7 +10,7 @@ import typer
 from siyu import __version__
 from siyu.cli import collect, data, demo, identity, predict, profiles, segments, tags
 from siyu.cli.common import WorkspaceOpt, console, err_console, runtime
-from siyu.cli.journeys import journeys_app
+from siyu.cli.loyalty import coupons_app, loyalty_app
 from siyu.cli.journeys import journeys_app
 from siyu.config import describe, load_settings
 from siyu.errors import SiyuError
@@ -35,7 +35,9 @@ app.add_typer(segments.run_app, name="run")
 app.add_typer(segments.segments_app, name="segments")
 app.add_typer(tags.tags_app, name="tags")
 app.add_typer(predict.predict_app, name="predict")
-app.add_typer(journeys_app, name="journeys")
+app.add_typer(loyalty_app, name="loyalty")
+app.add_typer(coupons_app, name="coupons")
+app.add_typer(predict.reco_app, name="reco")
 app.add_typer(journeys_app, name="journeys")
 
 

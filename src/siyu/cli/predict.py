@@ -163,3 +163,168 @@ def churn(
     _metrics_row(quality, "rule score / 100", report.rules_on_test)
     if quality.row_count:
         console.print(quality)
+
+
+reco_app = typer.Typer(
+    help="Recommendations: compute every customer's top products, look them up, evaluate, "
+    "complement rules."
+)
+rule_app = typer.Typer(help="Complement rules: 'customers who bought X get Y recommended'.")
+reco_app.add_typer(rule_app, name="rule")
+
+
+def _as_of(value: str | None) -> datetime | None:
+    when = _date(value, "--as-of")
+    return datetime.combine(when, datetime.min.time()) if when else None
+
+
+@reco_app.command("run")
+def reco_run(
+    workspace: WorkspaceOpt = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD (default now).")] = None,
+    top: Annotated[int, typer.Option(min=1, max=100, help="Products per customer.")] = 10,
+) -> None:
+    """Fit the item-to-item model and store the top products of every customer."""
+    from siyu.predict.reco import recommend_all
+
+    with runtime() as rt:
+        ws = rt.workspace(workspace)
+        report = recommend_all(rt.db, ws, as_of=_as_of(as_of), top=top)
+    console.print(
+        f"Stored {report.rows:,} recommendations for {report.customers:,} customers "
+        f"({report.model_version}); {report.products:,} products, "
+        f"{report.replenishable:,} replenishable."
+    )
+
+
+@reco_app.command("for")
+def reco_for(
+    customer: Annotated[str, typer.Argument(help="A customer id, email, phone or kind:value.")],
+    workspace: WorkspaceOpt = None,
+    top: Annotated[int, typer.Option(min=1, max=100, help="How many.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """A customer's stored top products, with the reason for each."""
+    from siyu.errors import NotFound
+    from siyu.predict.reco import stored_recommendations
+    from siyu.profiles import find_customer
+
+    with runtime() as rt:
+        ws = rt.workspace(workspace)
+        with rt.db.engine.connect() as conn:
+            customer_id = find_customer(conn, ws.workspace_id, customer)
+            items = stored_recommendations(conn, ws.workspace_id, customer_id, top)
+    if not items:
+        raise NotFound(
+            f"No recommendations stored for customer {customer_id}.",
+            hint="Run 'siyu reco run' first.",
+        )
+    if as_json:
+        console.print_json(json.dumps(items, default=str))
+        return
+    table = Table(title=f"Recommended for {customer_id} ({items[0]['model_version']})")
+    for name in ("#", "product", "sku", "name", "category", "reason", "because of"):
+        table.add_column(name)
+    for r in items:
+        table.add_row(
+            str(r["rank"]),
+            r["product_id"],
+            r["sku"] or "",
+            r["name"] or "",
+            r["category"] or "",
+            r["reason"],
+            r["because_of"] or "",
+        )
+    console.print(table)
+
+
+@reco_app.command("similar")
+def reco_similar(
+    product: Annotated[str, typer.Argument(help="A product id or SKU.")],
+    workspace: WorkspaceOpt = None,
+    top: Annotated[int, typer.Option(min=1, max=100, help="How many.")] = 10,
+) -> None:
+    """Products most similar to a product (co-purchase, co-view, complement rules)."""
+    from siyu.predict.reco import similar_products
+
+    with runtime() as rt:
+        found = similar_products(rt.db, rt.workspace(workspace), product, top=top)
+    table = Table(title=f"Similar to {product}")
+    for name in ("product", "sku", "category", "similarity"):
+        table.add_column(name)
+    for r in found:
+        table.add_row(
+            r["product_id"], r["sku"] or "", r["category"] or "", f"{r['similarity']:.3f}"
+        )
+    console.print(table)
+
+
+@reco_app.command("evaluate")
+def reco_evaluate(
+    workspace: WorkspaceOpt = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="End of the test window.")] = None,
+    test_days: Annotated[int, typer.Option(min=7, max=365, help="Test window in days.")] = 60,
+) -> None:
+    """Hit-rate@10 and MAP@10 on a time split, against the popularity baseline."""
+    from siyu.predict.reco import evaluate as evaluate_reco
+
+    with runtime() as rt:
+        result = evaluate_reco(
+            rt.db, rt.workspace(workspace), as_of=_as_of(as_of), test_days=test_days
+        )
+    table = Table(
+        title=f"Purchases of {result.model.customers:,} customers in the {result.test_days} days "
+        f"after {result.split:%Y-%m-%d}"
+    )
+    for name in ("recommender", f"hit-rate@{result.k}", f"MAP@{result.k}"):
+        table.add_column(name)
+    for name, m in (("item-to-item", result.model), ("popularity", result.popularity)):
+        table.add_row(name, f"{m.hit_rate:.3f}", f"{m.map:.4f}")
+    console.print(table)
+
+
+@rule_app.command("add")
+def rule_add(
+    when_bought: Annotated[str, typer.Argument(help="Product id, SKU or category bought.")],
+    recommend: Annotated[str, typer.Argument(help="Product id, SKU or category to recommend.")],
+    workspace: WorkspaceOpt = None,
+    weight: Annotated[float, typer.Option(min=0.01, max=10, help="Strength of the rule.")] = 1.0,
+) -> None:
+    """Add a complement rule ("yoga mat" -> apparel); applies from the next 'siyu reco run'."""
+    from siyu.predict.reco import add_rule
+
+    with runtime() as rt:
+        ws = rt.workspace(workspace)
+        with rt.db.engine.begin() as conn:
+            rule_id = add_rule(conn, ws.workspace_id, when_bought, recommend, weight)
+    console.print(f"Added {rule_id}: {when_bought} -> {recommend} (weight {weight:g}).")
+
+
+@rule_app.command("list")
+def rule_list(workspace: WorkspaceOpt = None) -> None:
+    """The workspace's complement rules."""
+    from siyu.predict.reco import list_rules
+
+    with runtime() as rt:
+        ws = rt.workspace(workspace)
+        with rt.db.engine.connect() as conn:
+            rules = list_rules(conn, ws.workspace_id)
+    for r in rules:
+        console.print(f"{r['rule_id']}  {r['when_bought']} -> {r['recommend']}  ({r['weight']:g})")
+    if not rules:
+        console.print("No complement rules.")
+
+
+@rule_app.command("remove")
+def rule_remove(
+    rule_id: Annotated[str, typer.Argument(help="The rule id (rr_...).")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Remove a complement rule."""
+    from siyu.predict.reco import remove_rule
+
+    with runtime() as rt:
+        ws = rt.workspace(workspace)
+        with rt.db.engine.begin() as conn:
+            remove_rule(conn, ws.workspace_id, rule_id)
+    console.print(f"Removed {rule_id}.")

@@ -60,7 +60,7 @@ def load_reco_data(t: WorkspaceTables, as_of: datetime) -> RecoData:
     """Every customer and product known by ``as_of`` with their purchases and views."""
     bought = purchases(t, None, as_of)
     seen = views(t, as_of)
-    catalogue = t.products.select("product_id", "sku", "category").execute()
+    catalogue = t.products.select("product_id", "sku", "category", "name").execute()
     people = t.customers.select("customer_id", "country").execute()
     product_ids = pd.Index(
         pd.unique(
@@ -81,6 +81,7 @@ def load_reco_data(t: WorkspaceTables, as_of: datetime) -> RecoData:
         products=product_ids.to_numpy(dtype=str),
         skus=info["sku"].fillna("").to_numpy(dtype=str),
         categories=info["category"].fillna("").to_numpy(dtype=str),
+        names=info["name"].fillna("").to_numpy(dtype=str),
         country=codes.astype(np.int64),
         markets=len(markets),
         purchases=_interactions(bought, customer_ids, product_ids, as_of),

@@ -47,6 +47,7 @@ class RecoData:
     products: npt.NDArray[np.str_]
     skus: npt.NDArray[np.str_]
     categories: npt.NDArray[np.str_]
+    names: npt.NDArray[np.str_]
     country: Ints
     """Market index per customer (-1 unknown); markets are the rows of popularity by market."""
     markets: int
@@ -204,11 +205,13 @@ def _cosine(x: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def _matches(d: RecoData, key: str) -> npt.NDArray[np.bool_]:
+    """Products a rule side names: by id, SKU or category (exact), or by a phrase of the name."""
     k = key.strip().lower()
     out: npt.NDArray[np.bool_] = (
         (np.char.lower(d.products.astype(str)) == k)
         | (np.char.lower(d.skus.astype(str)) == k)
         | (np.char.lower(d.categories.astype(str)) == k)
+        | (np.char.find(np.char.lower(d.names.astype(str)), k) >= 0)
     )
     return out
 
