@@ -154,6 +154,106 @@ class Settings(BaseSettings):
         description="How often 'siyu serve' resolves newly received events when "
         "identity_resolve is 'background'.",
     )
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Public URL of this siyu server, used in links sent to customers "
+        "(unsubscribe). Use https in production.",
+    )
+    smtp_host: str = Field("127.0.0.1", description="SMTP server the email channel sends through.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_from: str = Field(
+        "siyu <noreply@example.com>", description="From header of emails (name and address)."
+    )
+    smtp_username: str = Field("", description="SMTP login (empty: no authentication).")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_unsubscribe_mailto: str = Field(
+        "",
+        description="Address of the mailto: List-Unsubscribe entry (empty: unsubscribe@ the "
+        "domain of smtp_from).",
+    )
+    whatsapp_base_url: str = Field(
+        "https://graph.facebook.com", description="Base URL of the WhatsApp Cloud API (Graph API)."
+    )
+    whatsapp_api_version: str = Field("v21.0", description="Graph API version, e.g. 'v21.0'.")
+    whatsapp_token: SecretStr = Field(
+        SecretStr(""), description="WhatsApp Cloud API access token (sent as a Bearer token)."
+    )
+    whatsapp_phone_number_id: str = Field(
+        "", description="The business phone number id messages are sent from."
+    )
+    whatsapp_rate_per_second: float = Field(
+        80.0,
+        gt=0,
+        description="Messages per second siyu sends from the one WhatsApp business number "
+        "(Cloud API default throughput: 80).",
+    )
+    sms_base_url: str = Field(
+        "https://api.twilio.com", description="Base URL of the Twilio-style SMS API."
+    )
+    sms_account_sid: str = Field("", description="SMS provider account SID (basic auth user).")
+    sms_auth_token: SecretStr = Field(
+        SecretStr(""), description="SMS provider auth token (basic auth password)."
+    )
+    sms_from: str = Field("", description="Sender number (E.164) or messaging service id for SMS.")
+    webhook_url: str = Field(
+        "", description="URL the webhook channel POSTs rendered messages to (signed)."
+    )
+    webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Key of the webhook channel's X-Siyu-Signature (HMAC-SHA256 of "
+        "timestamp + '.' + body).",
+    )
+    messaging_outbox_file: str = Field(
+        "",
+        description="JSONL file the outbox channel also appends to (empty: the outbox table only).",
+    )
+    messaging_outbox_as: Literal["email", "sms", "whatsapp"] = Field(
+        "email",
+        description="Whose consent and suppression rules the outbox channel applies (dry runs "
+        "behave like this channel).",
+    )
+    messaging_default_locale: str = Field(
+        "en", description="Locale a template falls back to when it has no default locale."
+    )
+    messaging_quiet_start: str = Field(
+        "21:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Start of quiet hours in the customer's local time (HH:MM); marketing "
+        "messages due then wait until messaging_quiet_end.",
+    )
+    messaging_quiet_end: str = Field(
+        "09:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="End of quiet hours in the customer's local time (HH:MM).",
+    )
+    messaging_cap_per_day: int = Field(
+        2,
+        ge=0,
+        description="Marketing messages per customer per channel per local calendar day "
+        "(0: no daily cap); more wait for the next day.",
+    )
+    messaging_cap_per_window: int = Field(
+        5,
+        ge=0,
+        description="Marketing messages per customer per channel within messaging_cap_window_hours "
+        "(0: no cap); more are skipped.",
+    )
+    messaging_cap_window_hours: int = Field(
+        168, ge=1, description="The rolling window of messaging_cap_per_window, in hours."
+    )
+    messaging_max_attempts: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="Provider attempts of one message before it fails (dead letter).",
+    )
+    messaging_retry_base_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="First retry delay after a transient provider error; doubles each attempt, "
+        "with jitter.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging level of the CLI and server."
     )

@@ -98,6 +98,11 @@ class Registry:
             "Adds a section to a customer's golden record: "
             "fn(request: siyu.profiles.ProfileRequest) -> JSON-able value, or None to omit it.",
         )
+        self.content_checks: ExtensionPoint[Any] = ExtensionPoint(
+            "content check",
+            "A market rule a rendered message must pass before sending: "
+            "fn(siyu.messaging.content.ContentInput) -> problem sentence, or None.",
+        )
 
     def points(self) -> dict[str, ExtensionPoint[Any]]:
         return {k: v for k, v in vars(self).items() if isinstance(v, ExtensionPoint)}
@@ -118,6 +123,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "siyu.segments.followers",
     "siyu.profiles.sections",
     "siyu.segments.lang.functions",
+    "siyu.messaging.channels",
 )
 
 _loaded = False

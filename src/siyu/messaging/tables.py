@@ -58,7 +58,8 @@ messages = sa.Table(
     sa.Column("step_id", sa.String(80)),
     # claimed | sending | sent | delivered | read | skipped | deferred | retry | failed | unknown
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),  # provider calls made
+    sa.Column("claim_token", sa.String(40)),  # the send_many call that holds a 'claimed' row
     sa.Column("locale", sa.String(20)),
     sa.Column("recipient", sa.String(320)),
     sa.Column("subject", sa.Text()),

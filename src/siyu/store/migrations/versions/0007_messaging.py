@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("step_id", sa.String(length=80), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("claim_token", sa.String(length=40), nullable=True),
         sa.Column("locale", sa.String(length=20), nullable=True),
         sa.Column("recipient", sa.String(length=320), nullable=True),
         sa.Column("subject", sa.Text(), nullable=True),

@@ -1,0 +1,135 @@
+"""Email over SMTP: multipart text + HTML, RFC 8058 one-click unsubscribe, stable Message-ID.
+
+Each message is a ``multipart/alternative`` (text, then HTML). Marketing messages carry
+``List-Unsubscribe`` with the signed https link and a mailto address, and
+``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` so that mail clients can unsubscribe with
+one POST (RFC 8058). The ``Message-ID`` derives from siyu's message id (itself derived from the
+idempotency key), so every attempt of one key carries the same Message-ID.
+
+SMTP replies map to outcomes: 2xx sent, 4xx (and a dropped connection) retry, 5xx failed; a
+recipient refused with 5xx is failed (a hard bounce).
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+from siyu.config import Settings
+from siyu.messaging.channels.base import ChannelEnv, Delivery, Outgoing
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def sender_domain(settings: Settings) -> str:
+    addr = parseaddr(settings.smtp_from)[1]
+    return addr.rpartition("@")[2] or "localhost"
+
+
+def unsubscribe_mailto(settings: Settings) -> str:
+    return settings.smtp_unsubscribe_mailto or f"unsubscribe@{sender_domain(settings)}"
+
+
+def build_email(m: Outgoing, settings: Settings, env: ChannelEnv) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = settings.smtp_from
+    msg["To"] = m.recipient
+    msg["Subject"] = m.subject or ""
+    msg["Date"] = format_datetime(env.now.replace(tzinfo=UTC))
+    msg["Message-ID"] = f"<{m.message_id}@{sender_domain(settings)}>"
+    msg["X-Siyu-Message-Id"] = m.message_id
+    if m.unsubscribe_url:
+        mailto = f"mailto:{unsubscribe_mailto(settings)}?subject=unsubscribe%20{m.message_id}"
+        msg["List-Unsubscribe"] = f"<{m.unsubscribe_url}>, <{mailto}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    text = m.text if m.text is not None else _TAG.sub("", m.html or "")
+    msg.set_content(text)
+    if m.html:
+        msg.add_alternative(m.html, subtype="html")
+    return msg
+
+
+def _refused(exc: smtplib.SMTPRecipientsRefused) -> Delivery:
+    code, detail = next(iter(exc.recipients.values()), (550, b"refused"))
+    return _reply(int(code), detail)
+
+
+def _reply(code: int, detail: bytes | str) -> Delivery:
+    text = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+    if 400 <= code < 500:
+        return Delivery("retry", reason_code="smtp_transient", reason=f"SMTP {code}: {text}")
+    return Delivery("failed", reason_code="smtp_rejected", reason=f"SMTP {code}: {text}")
+
+
+class EmailChannel:
+    name = "email"
+    atomic = False
+    resend_safe = False
+
+    def consent_channel(self, settings: Settings) -> str | None:
+        return "email"
+
+    @staticmethod
+    def address_of(customer: Mapping[str, Any]) -> str | None:
+        email = customer.get("email")
+        if not email or "@" not in str(email):
+            return None
+        try:
+            Address(addr_spec=str(email).strip())
+        except (ValueError, IndexError):
+            return None
+        return str(email).strip().lower()
+
+    def address(self, customer: Mapping[str, Any], settings: Settings) -> str | None:
+        return self.address_of(customer)
+
+    def deliver(self, env: ChannelEnv, messages: Sequence[Outgoing]) -> list[Delivery]:
+        if not messages:
+            return []
+        s = env.settings
+        try:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=30)
+        except OSError as exc:
+            reason = f"cannot connect to SMTP {s.smtp_host}:{s.smtp_port}: {exc}"
+            return [Delivery("retry", reason_code="smtp_unavailable", reason=reason)] * len(
+                messages
+            )
+        out: list[Delivery] = []
+        try:
+            if s.smtp_starttls:
+                smtp.starttls()
+            if s.smtp_username:
+                smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
+            for m in messages:
+                out.append(self._one(smtp, m, env))
+        except smtplib.SMTPException as exc:
+            reason = f"SMTP session failed: {exc}"
+            out.extend(
+                [Delivery("retry", reason_code="smtp_unavailable", reason=reason)]
+                * (len(messages) - len(out))
+            )
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+        return out
+
+    def _one(self, smtp: smtplib.SMTP, m: Outgoing, env: ChannelEnv) -> Delivery:
+        try:
+            smtp.send_message(build_email(m, env.settings, env))
+        except smtplib.SMTPRecipientsRefused as exc:
+            return _refused(exc)
+        except smtplib.SMTPResponseException as exc:
+            return _reply(exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise smtplib.SMTPException(str(exc)) from exc
+        return Delivery(
+            "sent", provider_message_id=f"<{m.message_id}@{sender_domain(env.settings)}>"
+        )

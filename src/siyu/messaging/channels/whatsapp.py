@@ -1,0 +1,172 @@
+"""WhatsApp Cloud API: approved templates outside the 24-hour window, free-form text inside it.
+
+``POST {whatsapp_base_url}/{version}/{phone_number_id}/messages`` with a Bearer token and a JSON
+body (``messaging_product: whatsapp``, ``to``, ``type: template | text``). The customer-service
+window is 24 hours from the customer's last inbound WhatsApp message (the ``Message Received``
+events the WhatsApp webhook records): inside it a variant's free-form ``text`` is sent, outside it
+only the variant's approved template (name, language code, components). A message that has
+neither option fails with ``outside_service_window`` instead of being refused by Meta.
+
+Sends from one business number are paced to ``whatsapp_rate_per_second`` (Meta's per-number
+throughput). Graph error codes map to outcomes in ``ERRORS``. Status callbacks (sent, delivered,
+read, failed) come back through the WhatsApp webhook and update the message row
+(:func:`siyu.messaging.status.apply_whatsapp_statuses`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from siyu.config import Settings
+from siyu.messaging.channels.base import ChannelEnv, Delivery, DeliveryStatus, Outgoing
+from siyu.messaging.channels.sms import phone_address
+from siyu.store.schema import events
+
+SERVICE_WINDOW = timedelta(hours=24)
+ERRORS: dict[int, tuple[DeliveryStatus, str]] = {
+    131047: ("failed", "reengagement_required"),
+    131026: ("failed", "undeliverable"),
+    130429: ("retry", "rate_limited"),
+    131056: ("retry", "rate_limited"),
+    80007: ("retry", "rate_limited"),
+    132000: ("failed", "template_params_mismatch"),
+    132001: ("failed", "template_missing"),
+    190: ("failed", "auth_failed"),
+}
+
+
+class Pacer:
+    """At most ``rate`` calls per second per key, across threads of this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next: dict[str, float] = {}
+
+    def wait(self, key: str, rate: float) -> None:
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next.get(key, now))
+            self._next[key] = at + 1.0 / rate
+        if at > now:
+            time.sleep(at - now)
+
+
+PACER = Pacer()
+
+
+def map_error(http_status: int, body: Any) -> Delivery:
+    err = body.get("error") if isinstance(body, dict) else None
+    err = err if isinstance(err, dict) else {}
+    code = err.get("code")
+    details = (err.get("error_data") or {}).get("details") if isinstance(err, dict) else None
+    reason = f"WhatsApp error {code or http_status}: {err.get('message') or 'no message'}" + (
+        f" ({details})" if details else ""
+    )
+    if isinstance(code, int) and code in ERRORS:
+        status, rc = ERRORS[code]
+        return Delivery(status, reason_code=rc, reason=reason)
+    if http_status == 429 or http_status >= 500:
+        return Delivery("retry", reason_code="provider_unavailable", reason=reason)
+    return Delivery("failed", reason_code="provider_rejected", reason=reason)
+
+
+def last_inbound(
+    conn: sa.Connection, workspace_id: str, customer_ids: Sequence[str]
+) -> dict[str, datetime]:
+    """Each customer's last inbound WhatsApp message (opens the 24-hour window)."""
+    rows = conn.execute(
+        sa.select(events.c.customer_id, sa.func.max(events.c.timestamp))
+        .where(
+            events.c.workspace_id == workspace_id,
+            events.c.customer_id.in_(sorted(set(customer_ids))),
+            events.c.event == "Message Received",
+            events.c.message_id.like("whatsapp:%"),
+        )
+        .group_by(events.c.customer_id)
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def payload(m: Outgoing, in_window: bool) -> dict[str, Any] | None:
+    """The Cloud API body: free-form text inside the window, else the approved template."""
+    to = m.recipient.lstrip("+")
+    base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
+    if in_window and m.text:
+        return {**base, "type": "text", "text": {"preview_url": False, "body": m.text}}
+    if m.whatsapp:
+        template: dict[str, Any] = {
+            "name": m.whatsapp["name"],
+            "language": {"code": m.whatsapp["language"]},
+        }
+        if m.whatsapp.get("components"):
+            template["components"] = m.whatsapp["components"]
+        return {**base, "type": "template", "template": template}
+    return None
+
+
+class WhatsAppChannel:
+    name = "whatsapp"
+    atomic = False
+    resend_safe = False
+
+    def consent_channel(self, settings: Settings) -> str | None:
+        return "whatsapp"
+
+    def address(self, customer: Mapping[str, Any], settings: Settings) -> str | None:
+        return phone_address(customer)
+
+    def deliver(self, env: ChannelEnv, messages: Sequence[Outgoing]) -> list[Delivery]:
+        if not messages:
+            return []
+        s = env.settings
+        with env.db.engine.connect() as conn:
+            inbound = last_inbound(
+                conn, messages[0].workspace_id, [m.customer_id for m in messages]
+            )
+        url = (
+            f"{s.whatsapp_base_url.rstrip('/')}/{s.whatsapp_api_version}/"
+            f"{s.whatsapp_phone_number_id}/messages"
+        )
+        headers = {"Authorization": f"Bearer {s.whatsapp_token.get_secret_value()}"}
+        out = []
+        with httpx.Client(timeout=30, headers=headers) as client:
+            for m in messages:
+                last = inbound.get(m.customer_id)
+                in_window = last is not None and env.now - last < SERVICE_WINDOW
+                body = payload(m, in_window)
+                if body is None:
+                    out.append(
+                        Delivery(
+                            "failed",
+                            reason_code="outside_service_window",
+                            reason="Free-form WhatsApp text is allowed only within 24 hours of "
+                            "the customer's last message, and the template has no approved "
+                            "WhatsApp template (wa_template) for this locale.",
+                        )
+                    )
+                    continue
+                PACER.wait(s.whatsapp_phone_number_id, s.whatsapp_rate_per_second)
+                try:
+                    resp = client.post(url, json=body)
+                except httpx.HTTPError as exc:
+                    out.append(
+                        Delivery("retry", reason_code="provider_unavailable", reason=str(exc))
+                    )
+                    continue
+                try:
+                    data = resp.json()
+                except ValueError:
+                    data = None
+                ids = (data or {}).get("messages") if isinstance(data, dict) else None
+                if resp.is_success and ids and isinstance(ids[0], dict) and ids[0].get("id"):
+                    out.append(Delivery("sent", provider_message_id=str(ids[0]["id"])))
+                else:
+                    out.append(map_error(resp.status_code, data))
+        return out
