@@ -161,25 +161,38 @@ class OrderBuilder:
     def messages_of(
         self, table: pa.Table, keys: OrderKeys, only: np.ndarray[Any, Any] | None = None
     ) -> Iterator[Record]:
-        """Messages of the orders of ``table`` (those where ``only`` is true, if given)."""
-        spec = self.spec
-        heads = keys.heads.to_pylist()
-        user_ids = keys.user_id.to_pylist()
-        anonymous_ids = keys.anonymous_id.to_pylist()
-        traits_of = keys.traits.to_pylist()
-        accepts = flag(keys.heads["accepts_email"], YES).to_pylist()
-        accepts_sms = flag(keys.heads["accepts_sms"], YES).to_pylist()
-        lines = table.select(list(LINE_FIELDS)).to_pylist()
-        bounds = [*keys.starts.tolist(), table.num_rows]
-        for k, head in enumerate(heads):
-            if head["order_id"] in spec.skip_order_ids or (only is not None and not only[k]):
+        """Messages of the orders of ``table`` (those where ``only`` is true, if given).
+
+        Only the selected orders are turned into Python values.
+        """
+        n = table.num_rows
+        sizes = np.diff(np.append(keys.starts, n))
+        chosen = np.arange(keys.count) if only is None else np.flatnonzero(only)
+        if len(chosen) == 0:
+            return
+        rows_of = np.repeat(chosen, sizes[chosen])  # order index of each selected row
+        first = np.repeat(keys.starts[chosen], sizes[chosen])
+        row_index = first + (np.arange(len(rows_of)) - np.repeat(
+            np.cumsum(sizes[chosen]) - sizes[chosen], sizes[chosen]))  # fmt: skip
+        pick = pa.array(chosen, pa.int64())
+        heads = keys.heads.take(pick).to_pylist()
+        user_ids = keys.user_id.take(pick).to_pylist()
+        anonymous_ids = keys.anonymous_id.take(pick).to_pylist()
+        traits_of = keys.traits.take(pick).to_pylist()
+        accepts = flag(keys.heads["accepts_email"].take(pick), YES).to_pylist()
+        accepts_sms = flag(keys.heads["accepts_sms"].take(pick), YES).to_pylist()
+        lines = table.select(list(LINE_FIELDS)).take(pa.array(row_index, pa.int64())).to_pylist()
+        bounds = np.append(np.cumsum(sizes[chosen]) - sizes[chosen], len(rows_of)).tolist()
+        for j, head in enumerate(heads):
+            k = int(chosen[j])
+            if head["order_id"] in self.spec.skip_order_ids:
                 continue
-            row = self.origin_row + int(bounds[k])
-            group = lines[bounds[k] : bounds[k + 1]]
-            head["accepts_email"] = accepts[k]
-            head["accepts_sms"] = accepts_sms[k]
-            ids = {"userId": user_ids[k]} if user_ids[k] else {"anonymousId": anonymous_ids[k]}
-            traits = {t: v for t, v in traits_of[k].items() if v}
+            row = self.origin_row + int(keys.starts[k])
+            group = lines[bounds[j] : bounds[j + 1]]
+            head["accepts_email"] = accepts[j]
+            head["accepts_sms"] = accepts_sms[j]
+            ids = {"userId": user_ids[j]} if user_ids[j] else {"anonymousId": anonymous_ids[j]}
+            traits = {t: v for t, v in traits_of[j].items() if v}
             yield from self._order(
                 head, group, row, ids, traits, (keys.order_digest[k], keys.identify_digest[k])
             )
