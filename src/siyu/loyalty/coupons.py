@@ -339,11 +339,16 @@ def _by_key(conn: sa.Connection, workspace_id: str, key: str) -> Issued | None:
     return Issued(row.code, False, CouponSpec.model_validate(row.spec), row.expires_at)
 
 
+def _pg(conn: sa.Connection) -> bool:
+    """Row locks on PostgreSQL; DuckDB has no FOR UPDATE (its callers hold the write lock)."""
+    return conn.dialect.name == "postgresql"
+
+
 def _coupon(conn: sa.Connection, workspace_id: str, code: str, *, lock: bool) -> Any:
     q = sa.select(coupons).where(
         coupons.c.workspace_id == workspace_id, coupons.c.code == normalise_code(code)
     )
-    row = conn.execute(q.with_for_update() if lock else q).first()
+    row = conn.execute(q.with_for_update() if lock and _pg(conn) else q).first()
     if row is None:
         raise NotFound(f"No coupon with code {code!r}.", field="code")
     return row
@@ -383,7 +388,7 @@ def _check(
         coupon_campaigns.c.workspace_id == workspace_id,
         coupon_campaigns.c.campaign_id == row.campaign_id,
     )
-    campaign = conn.execute(q.with_for_update() if lock else q).one()
+    campaign = conn.execute(q.with_for_update() if lock and _pg(conn) else q).one()
     if campaign.global_limit is not None:
         total = _count(conn, workspace_id, r.campaign_id == row.campaign_id)
         if total >= campaign.global_limit:
