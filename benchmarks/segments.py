@@ -1,0 +1,244 @@
+"""Benchmark: RFM, lifecycle tiers and all 207 built-in tags on 1M customers, DuckDB vs polars.
+
+Data: a demo-shaped brand built in bulk (benchmarks/_segments_data.py: 1M customers, about 20M
+events, 2.5M orders; not loaded through the ingestion pipeline, which would take far longer
+than what is measured), cached as a DuckDB file under ~/.cache/siyu-bench (SIYU_BENCH_CACHE).
+Each engine runs in its own child process on a fresh copy, so peak memory is its own:
+
+- siyu on DuckDB: ``segments_expr`` (features -> RFM -> tiers) to Arrow, then the whole tag
+  catalogue compiled to one query over the attribute table, to Arrow. Also timed: the stored
+  runs (``run_segments``, ``run_tags``: compute + write members and history).
+- polars (benchmarks/_segments_polars.py): the same features, RFM, default tiers and the same
+  207 rules (translated from the parsed rules, not re-typed) over the tables exported to
+  Parquet (export not timed), lazy and collected.
+
+Prints each step, the targets (<= 20 s, <= 4 GB on DuckDB), the ratio, and whether both
+engines agree on every tier and tag count.
+
+    python benchmarks/segments.py [--customers 1000000] [--seed 5] [--skip-polars]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._segments_data import AS_OF, build_database, cache_dir
+
+R = TypeVar("R")
+TARGET_SECONDS = 20.0
+TARGET_MB = 4096.0
+
+
+def timed(label: str, fn: Callable[[], R], out: dict[str, float]) -> R:
+    start, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    out[label] = wall
+    print(f"  {label:<52} {wall:7.2f} s wall {cpu:7.2f} s cpu", flush=True)
+    return result
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def export_parquet(db: Path) -> Path:
+    """The tables polars reads, exported once next to the cached database."""
+    import duckdb
+
+    folder = db.with_suffix(".parquet.d")
+    if (folder / "done").exists():
+        return folder
+    folder.mkdir(exist_ok=True)
+    con = duckdb.connect(str(db), read_only=True)
+    queries = {
+        "customers": "SELECT * EXCLUDE (traits) FROM customers",
+        "events": "SELECT customer_id, event, timestamp, CAST(properties AS VARCHAR) AS "
+        "properties FROM events",
+        "orders": "SELECT * FROM orders",
+        "order_lines": "SELECT * FROM order_lines",
+        "consents": "SELECT * EXCLUDE (evidence) FROM consents",
+    }
+    for name, sql in queries.items():
+        con.execute(f"COPY ({sql}) TO '{folder / name}.parquet' (FORMAT parquet)")
+    con.close()
+    (folder / "done").touch()
+    return folder
+
+
+def child_duckdb(db: Path) -> dict[str, Any]:
+    from siyu.compute import tables
+    from siyu.config import load_settings
+    from siyu.runtime import Runtime
+    from siyu.segments import RfmConfig, TierConfig, run_segments, segments_expr
+    from siyu.segments.attributes import tag_attributes, tag_schema
+    from siyu.segments.lang import compile_tags, inline_references
+    from siyu.segments.tagging import all_tags, run_tags
+
+    times: dict[str, float] = {}
+    os.environ.setdefault("SIYU_ENV", "test")
+    with Runtime(load_settings(database_url=f"duckdb:///{db}")) as rt:
+        ws = rt.workspace()
+        wid = ws.workspace_id
+        seg = timed(
+            "RFM + tiers -> Arrow (segments_expr)",
+            lambda: segments_expr(rt.db, wid, AS_OF, TierConfig(), RfmConfig()).to_pyarrow(),
+            times,
+        )
+        timed(
+            "run_segments (compute + store + history)",
+            lambda: run_segments(rt.db, ws, as_of=AS_OF),
+            times,
+        )
+        t = tables(rt.db, wid)
+        tags = all_tags(rt.db, wid)
+
+        def wide() -> Any:
+            definitions = inline_references(
+                {tag.tag_id: tag.rule for tag in tags}, schema=tag_schema()
+            )
+            return compile_tags(
+                definitions,
+                customers=tag_attributes(t, AS_OF),
+                events=t.events,
+                as_of=AS_OF,
+                schema=tag_schema(),
+            ).to_pyarrow()
+
+        table = timed(f"{len(tags)} tags -> Arrow (one query)", wide, times)
+        timed(
+            "run_tags (compute + store + history)", lambda: run_tags(rt.db, ws, as_of=AS_OF), times
+        )
+    tiers = {str(k): int(v) for k, v in _value_counts(seg["tier"]).items()}
+    tag_counts = {tag.tag_id: int(table[tag.tag_id].to_numpy().sum()) for tag in tags}
+    return {
+        "times": times,
+        "peak_mb": peak_mb(),
+        "tiers": tiers,
+        "tags": tag_counts,
+        "customers": seg.num_rows,
+    }
+
+
+def _value_counts(column: Any) -> dict[str, int]:
+    import pyarrow.compute as pc
+
+    return {str(v["values"]): int(v["counts"]) for v in pc.value_counts(column).to_pylist()}
+
+
+def child_polars(folder: Path) -> dict[str, Any]:
+    import polars as pl
+    from benchmarks import _segments_polars as impl
+
+    times: dict[str, float] = {}
+    current = timed("RFM + tiers (collect)", lambda: impl.segments(folder, AS_OF).collect(), times)
+    wide = timed(
+        "207 tags (collect)", lambda: impl.tags(folder, AS_OF, current.lazy()).collect(), times
+    )
+    tiers = {str(r[0]): int(r[1]) for r in current.group_by("tier").len().iter_rows()}
+    tag_counts = {c: int(wide[c].sum()) for c in wide.columns if c != "customer_id"}
+    return {
+        "times": times,
+        "peak_mb": peak_mb(),
+        "tiers": tiers,
+        "tags": tag_counts,
+        "polars": pl.__version__,
+        "threads": pl.thread_pool_size(),
+    }
+
+
+def run_child(kind: str, target: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(target)],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines = proc.stdout.strip().splitlines()
+    print("\n".join(lines[:-1]))
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--skip-polars", action="store_true")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, target = args.child
+        result = child_duckdb(Path(target)) if kind == "duckdb" else child_polars(Path(target))
+        print(json.dumps(result))
+        return
+    print(
+        f"segments benchmark: {args.customers:,} customers (seed {args.seed}), cache {cache_dir()}"
+    )
+    db = build_database(args.customers, args.seed)
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    sizes = {
+        n: con.sql(f"SELECT count(*) FROM {n}").fetchall()[0][0]
+        for n in ("customers", "events", "orders")
+    }
+    con.close()
+    print("  " + ", ".join(f"{v:,} {k}" for k, v in sizes.items()))
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "bench.duckdb"
+        shutil.copy(db, copy)
+        print("siyu on DuckDB:")
+        ddb = run_child("duckdb", copy)
+    compute = ddb["times"]["RFM + tiers -> Arrow (segments_expr)"] + next(
+        v for k, v in ddb["times"].items() if k.endswith("tags -> Arrow (one query)")
+    )
+    stored = (
+        ddb["times"]["run_segments (compute + store + history)"]
+        + ddb["times"]["run_tags (compute + store + history)"]
+    )
+    print(
+        f"  DuckDB compute (RFM + tiers + all tags): {compute:.2f} s "
+        f"(target <= {TARGET_SECONDS:.0f} s: {'met' if compute <= TARGET_SECONDS else 'MISSED'}); "
+        f"peak memory {ddb['peak_mb']:,.0f} MB "
+        f"(target <= {TARGET_MB:,.0f}: {'met' if ddb['peak_mb'] <= TARGET_MB else 'MISSED'})"
+    )
+    print(f"  stored runs (run_segments + run_tags, incl. writes and history): {stored:.2f} s")
+    if args.skip_polars:
+        return
+    folder = export_parquet(db)
+    print("polars (same rules, Parquet, lazy):")
+    pol = run_child("polars", folder)
+    pol_total = sum(pol["times"].values())
+    print(
+        f"  polars {pol['polars']} ({pol['threads']} threads): {pol_total:.2f} s, "
+        f"peak {pol['peak_mb']:,.0f} MB"
+    )
+    print(
+        f"ratio polars / DuckDB compute: {pol_total / compute:.2f}x "
+        f"({'DuckDB faster' if compute < pol_total else 'polars faster'})"
+    )
+    tiers_agree = ddb["tiers"] == pol["tiers"]
+    differing = sorted(k for k in ddb["tags"] if ddb["tags"][k] != pol["tags"].get(k))
+    print(
+        f"agreement: tiers {'identical' if tiers_agree else 'DIFFER'}; "
+        f"{len(ddb['tags']) - len(differing)} of {len(ddb['tags'])} tag counts identical"
+        + (f" (differ: {', '.join(differing[:10])})" if differing else "")
+    )
+
+
+if __name__ == "__main__":
+    main()
