@@ -74,8 +74,7 @@ def retry_failures(
         ),
     )
     if journey_id is not None:
-        other = en.alias("other")
-    failed = sa.and_(failed, en.c.journey_id == journey_id)
+        failed = sa.and_(failed, en.c.journey_id == journey_id)
     conn.execute(
         en.update()
         .where(failed)
