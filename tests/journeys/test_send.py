@@ -102,8 +102,8 @@ def test_outcomes_are_recorded_and_nothing_is_sent_twice(rt: Runtime) -> None:
         (u, s): (st, outcome, code)
         for u, s, st, outcome, code in rows(
             rt,
-            "SELECT c.user_id, r.step_id, r.state, r.outcome, r.reason_code FROM journey_step_runs r "
-            "JOIN customers c ON c.customer_id = r.customer_id",
+            "SELECT c.user_id, r.step_id, r.state, r.outcome, r.reason_code "
+            "FROM journey_step_runs r JOIN customers c ON c.customer_id = r.customer_id",
         )
     }
     # Transactional: sent to all three. Marketing: sent in New York's morning, skipped without

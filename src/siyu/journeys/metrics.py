@@ -141,7 +141,7 @@ def journey_metrics(db: Database, ws: str, journey_id: str) -> JourneyMetrics:
             .group_by(en.c.enrollment_id, en.c.variant)
             .subquery()
         )
-        per_variant = conn.execute(
+        found = conn.execute(
             sa.select(
                 conv.c.variant,
                 sa.func.count(),
@@ -149,7 +149,7 @@ def journey_metrics(db: Database, ws: str, journey_id: str) -> JourneyMetrics:
                 sa.func.sum(conv.c.revenue),
             ).group_by(conv.c.variant)
         ).all()
-        per_variant = [(v or "all", n, c, r) for v, n, c, r in per_variant]
+        per_variant = [(v or "all", n, c, r) for v, n, c, r in found]
         m.unsubscribed = int(
             conn.execute(
                 sa.select(sa.func.count(sa.distinct(en.c.enrollment_id)))
