@@ -10,8 +10,8 @@ import typer
 from siyu import __version__
 from siyu.cli import collect, data, demo, identity, predict, profiles, segments, tags
 from siyu.cli.common import WorkspaceOpt, console, err_console, runtime
-from siyu.cli.loyalty import coupons_app, loyalty_app
 from siyu.cli.journeys import journeys_app
+from siyu.cli.loyalty import coupons_app, loyalty_app
 from siyu.config import describe, load_settings
 from siyu.errors import SiyuError
 
