@@ -8,6 +8,7 @@ Create Date: 2026-11-22
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,7 +20,7 @@ branch_labels: str | Sequence[str] | None = ("predict_churn",)
 depends_on: str | Sequence[str] | None = None
 
 JSONDoc = sa.JSON().with_variant(JSONB(), "postgresql")
-CLV_COLUMNS = (
+CLV_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = (
     ("model_version", sa.String(length=80)),
     ("as_of", sa.DateTime()),
     ("scored_at", sa.DateTime()),
@@ -28,7 +29,7 @@ CLV_COLUMNS = (
     ("expected_order_value", sa.Float()),
     ("clv_12m", sa.Float()),
 )
-NEW_COLUMNS = (
+NEW_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = (
     ("expected_next_order_at", sa.DateTime()),
     ("churn_risk", sa.Integer()),
     ("churn_reasons", JSONDoc),
