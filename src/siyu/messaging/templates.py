@@ -206,6 +206,27 @@ def save_template(
     return created is None
 
 
+def template_to_doc(t: MessageTemplate) -> dict[str, Any]:
+    """The template as the document 'templates add' reads (for show and export)."""
+    variants: dict[str, Any] = {}
+    for loc, v in sorted(t.variants.items()):
+        fields = {
+            "subject": v.subject,
+            "text": v.text,
+            "html": v.html,
+            "wa_template": v.wa_template,
+            "wa_language": v.wa_language,
+            "wa_components": v.wa_components,
+        }
+        variants[loc] = {k: x for k, x in fields.items() if x is not None}
+    doc: dict[str, Any] = {"name": t.name, "channel": t.channel}
+    doc["default_locale"] = t.default_locale
+    if t.description:
+        doc["description"] = t.description
+    doc["variants"] = variants
+    return doc
+
+
 def load_templates(
     conn: sa.Connection, workspace_id: str, names: Collection[str] | None = None
 ) -> dict[str, MessageTemplate]:
@@ -349,7 +370,12 @@ def render_for(
         t.variants, customer.get("language"), customer.get("country"), t.default_locale
     )
     v = t.variants.get(locale) or t.variants[t.default_locale]
-    loc = r.babel_locale(customer.get("language"), customer.get("country"), v.locale)
+    # Format in the customer's own language when the variant is in it (de-AT reading de-DE),
+    # else in the variant's language, so that text and numbers agree.
+    lang = customer.get("language")
+    if not lang or r.norm_locale(str(lang)).split("-")[0] != v.locale.split("-")[0]:
+        lang = v.locale
+    loc = r.babel_locale(str(lang), customer.get("country"), v.locale)
     scope = {
         **variables,
         "customer": customer_variables(customer),
