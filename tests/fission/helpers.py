@@ -54,7 +54,7 @@ def order(
     total: float,
     *,
     at: datetime,
-    currency: str = "EUR",
+    currency: str = "USD",
     ip: str | None = None,
     payment: str | None = None,
 ) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def refund(user_id: str, order_id: str, amount: float, *, at: datetime) -> dict[
         "userId": user_id,
         "messageId": f"rf-{order_id}",
         "timestamp": iso(at),
-        "properties": {"order_id": order_id, "total": amount, "currency": "EUR"},
+        "properties": {"order_id": order_id, "total": amount, "currency": "USD"},
     }
 
 

@@ -64,7 +64,8 @@ def create_campaign(
             '"currency": "EUR"}}].',
             field="thresholds",
         )
-    clean = []
+    clean: list[dict[str, Any]] = []
+    counts: list[int] = []
     for i, t in enumerate(thresholds):
         helpers = t.get("helpers") if isinstance(t, dict) else None
         if isinstance(helpers, bool) or not isinstance(helpers, int) or helpers < 1:
@@ -72,9 +73,9 @@ def create_campaign(
                 f"thresholds[{i}].helpers must be a positive whole number.",
                 field=f"thresholds[{i}].helpers",
             )
-        check_reward(t.get("reward"), f"thresholds[{i}].reward", currency=base_currency)
+        check_reward(t.get("reward") or {}, f"thresholds[{i}].reward", currency=base_currency)
         clean.append({"helpers": helpers, "reward": dict(t["reward"])})
-    counts = [t["helpers"] for t in clean]
+        counts.append(helpers)
     if counts != sorted(set(counts)):
         raise InvalidInput(f"Threshold helper counts {counts} must increase.", field="thresholds")
     if not 1 <= daily_cap <= 1000:

@@ -81,7 +81,7 @@ def grant_reward(
     ``key`` (the reward kind's own idempotency makes a retry after a crash return the first)."""
     spec = {k: v for k, v in reward.items() if k != "kind"}
     kind = registry.rewards.get(str(reward.get("kind", "coupon")))
-    return kind.grant(
+    result: RewardResult = kind.grant(
         db,
         RewardGrant(
             workspace_id=workspace_id,
@@ -93,6 +93,7 @@ def grant_reward(
         ),
         now=now,
     )
+    return result
 
 
 def check_reward(reward: Mapping[str, Any], field: str, *, currency: str | None = None) -> None:

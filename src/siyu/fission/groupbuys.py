@@ -55,18 +55,18 @@ def _tiers(
                 hint="A tiered campaign sets the price of each tier.",
                 field="tiers",
             )
-        out = []
+        members: list[int] = []
+        prices: list[Decimal] = []
         for i, t in enumerate(tiers):
             try:
-                out.append({"members": int(t["members"]), "price": Decimal(str(t["price"]))})
+                members.append(int(t["members"]))
+                prices.append(Decimal(str(t["price"])))
             except (KeyError, TypeError, ValueError, ArithmeticError):
                 raise InvalidInput(
                     f"tiers[{i}] must be {{'members': n, 'price': p}}.",
                     hint='Example: [{"members": 2, "price": 80}, {"members": 3, "price": 70}].',
                     field=f"tiers[{i}]",
                 ) from None
-        members = [t["members"] for t in out]
-        prices = [t["price"] for t in out]
         if members != sorted(set(members)) or members[0] < 2 or members[-1] > group_size:
             raise InvalidInput(
                 f"Tier sizes {members} must increase, start at 2 or more and end at most at "
@@ -78,7 +78,7 @@ def _tiers(
                 f"Tier prices {[str(p) for p in prices]} must be positive and fall as tiers grow.",
                 field="tiers",
             )
-        return [{"members": t["members"], "price": str(t["price"])} for t in out]
+        return [{"members": n, "price": str(p)} for n, p in zip(members, prices, strict=True)]
     if (price is None) == (discount_pct is None):
         raise InvalidInput(
             "Give the group price or the discount in percent (one of them).",
@@ -129,9 +129,10 @@ def create_campaign(
     starts = starts_at or now
     if ends_at is not None and ends_at <= starts:
         raise InvalidInput("ends_at must be after starts_at.", field="ends_at")
-    row = {
+    cid = campaign_id or new_id("gbc")
+    row: dict[str, Any] = {
         "workspace_id": workspace_id,
-        "campaign_id": campaign_id or new_id("gbc"),
+        "campaign_id": cid,
         "name": name,
         "product_id": product_id,
         "currency": require_currency(currency),
@@ -148,13 +149,13 @@ def create_campaign(
         .select_from(group_buy_campaigns)
         .where(
             group_buy_campaigns.c.workspace_id == workspace_id,
-            group_buy_campaigns.c.campaign_id == row["campaign_id"],
+            group_buy_campaigns.c.campaign_id == cid,
         )
     ).scalar_one()
     if exists:
-        raise Conflict(f"Group-buy campaign '{row['campaign_id']}' exists already.")
+        raise Conflict(f"Group-buy campaign '{cid}' exists already.")
     conn.execute(group_buy_campaigns.insert().values(**row))
-    return get_campaign(conn, workspace_id, row["campaign_id"])
+    return get_campaign(conn, workspace_id, cid)
 
 
 def get_campaign(conn: sa.Connection, workspace_id: str, campaign_id: str) -> dict[str, Any]:

@@ -57,8 +57,11 @@ class ProcessReport:
 
 _CANDIDATES = """
     WITH firsts AS (
-        SELECT o.customer_id, o.order_id, o.placed_at, o.currency, o.total, o.total_base,
-               o.fx_rate, o.message_id,
+        SELECT o.customer_id, o.order_id, o.placed_at, o.currency, o.total,
+               COALESCE(o.total_base, CASE WHEN o.currency = o.base_currency THEN o.total END)
+                 AS total_base,
+               COALESCE(o.fx_rate, CASE WHEN o.currency = o.base_currency THEN 1 END) AS fx_rate,
+               o.message_id,
                row_number() OVER (PARTITION BY o.customer_id ORDER BY o.placed_at, o.order_id) AS rn
         FROM orders o
         WHERE o.workspace_id = :ws AND o.status <> 'cancelled' AND o.customer_id IN (
@@ -85,8 +88,8 @@ _DUE = """
            o.status, o.total, o.refunded, o.fx_rate AS order_fx
     FROM referrals r
     LEFT JOIN orders o ON o.workspace_id = r.workspace_id AND o.order_id = r.order_id
-    WHERE r.workspace_id = :ws AND r.state = 'qualified' AND r.flag IS NULL
-          AND r.hold_until <= :now
+    WHERE r.workspace_id = :ws AND r.state = 'qualified'
+          AND (r.flag IS NULL OR r.flag = 'cleared') AND r.hold_until <= :now
 """
 
 
@@ -132,6 +135,13 @@ def _step_pending(
     df = pd.read_sql(sa.text(_CANDIDATES), conn, params={"ws": ws, "now": now})
     changes: list[dict[str, Any]] = []
     if len(df):
+        unknown = df["total_base"].isna() & (float(program.min_order_base) > 0)
+        for rid, cur in df.loc[unknown, ["referral_id", "currency"]].itertuples(index=False):
+            report.errors.append(
+                f"{rid}: no FX rate for {cur} on the order's day; the minimum order cannot be "
+                "checked (import rates with 'siyu fx import'); left pending"
+            )
+        df = df[~unknown]
         shared = shared_fingerprints(conn, ws)
         df["reason"] = _reasons(df, program, shared)
         hold = pd.Timedelta(days=program.return_window_days)

@@ -3,7 +3,7 @@
 States: ``pending`` (friend arrived through a code or link) -> ``qualified`` (the friend's first
 order qualified; rewards wait for the return window) -> ``rewarded`` (both rewards granted), or
 ``rejected`` with a reason at any step. ``flag`` marks a qualified referral held for review (an
-IP burst); an operator approves or rejects it. Every state entered is a row of
+IP burst); an operator approves (flag ``cleared``) or rejects it. Every state entered is a row of
 ``referral_changes`` (at most once per state), which :mod:`siyu.fission.events` turns into events.
 The processing of pending and qualified referrals is in :mod:`siyu.fission.qualify`.
 """
@@ -270,12 +270,13 @@ def review(
             )
         where = (r.c.workspace_id == workspace_id, r.c.referral_id == referral_id)
         if approve:
-            if row.flag is None:
+            if row.flag in (None, "cleared"):
                 raise Conflict(
                     f"Referral '{referral_id}' has no flag to clear.",
                     hint="Approval clears a fraud flag; unflagged referrals proceed by themselves.",
                 )
-            conn.execute(r.update().where(*where).values(flag=None, updated_at=now))
+            # 'cleared' (not NULL), so that the same burst does not flag it again.
+            conn.execute(r.update().where(*where).values(flag="cleared", updated_at=now))
         else:
             why = reason or "rejected_on_review"
             conn.execute(
