@@ -5,7 +5,7 @@ window expressions for the quintiles and the workspace AOV, and every tag as a p
 expression. The tags are not re-typed by hand: the built-in rules are parsed by siyu's tag
 language and each syntax tree is translated to a polars expression (the node types the
 built-ins use: comparisons, and/or/not, in, between, is null, paths, literals and ``count``
-over the events with a window), so both engines evaluate exactly the same 207 rules. Event
+over the events with a window), so both engines evaluate exactly the same 219 rules. Event
 aggregates are computed in one group-by over the events, like the Ibis compiler does.
 
 Semantics follow siyu's (docs/segments.md): windows are ``as_of - N days < t <= as_of``, days
@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from siyu.predict import PREDICTION_SCHEMA
 from siyu.segments.attributes import CONSENT_CHANNELS, DEFAULT_CATEGORIES, category_key, tag_schema
 from siyu.segments.catalogue import builtin_tags
 from siyu.segments.lang import inline_references
@@ -221,9 +222,12 @@ def attributes(folder: Path, as_of: datetime, current: pl.LazyFrame) -> pl.LazyF
     table = customers
     for part in (f, current, categories, coupon, consent):
         table = table.join(part, on="customer_id", how="left")
+    # The bulk-built brand has no prediction scores: their attributes are null, as in siyu.
+    no_scores = {"number": pl.Float64, "string": pl.Utf8, "timestamp": pl.Datetime("us")}
     return table.with_columns(
         *[pl.col(f"bought_{category_key(c)}_365").fill_null(0) for c in DEFAULT_CATEGORIES],
         *[pl.col(f"consent_{ch}").fill_null(False) for ch in CONSENT_CHANNELS],
+        *[pl.lit(None, no_scores[kind]).alias(name) for name, kind in PREDICTION_SCHEMA.items()],
     )
 
 

@@ -1,4 +1,4 @@
-"""Benchmark: RFM, lifecycle tiers and all 207 built-in tags on 1M customers, DuckDB vs polars.
+"""Benchmark: RFM, lifecycle tiers and all 219 built-in tags on 1M customers, DuckDB vs polars.
 
 Data: a demo-shaped brand built in bulk (benchmarks/_segments_data.py: 1M customers, about 20M
 events, 2.5M orders; not loaded through the ingestion pipeline, which would take far longer
@@ -9,7 +9,7 @@ Each engine runs in its own child process on a fresh copy, so peak memory is its
   catalogue compiled to one query over the attribute table, to Arrow. Also timed: the stored
   runs (``run_segments``, ``run_tags``: compute + write members and history).
 - polars (benchmarks/_segments_polars.py): the same features, RFM, default tiers and the same
-  207 rules (translated from the parsed rules, not re-typed) over the tables exported to
+  219 rules (translated from the parsed rules, not re-typed) over the tables exported to
   Parquet (export not timed), lazy and collected.
 
 Prints each step, the targets (<= 20 s, <= 4 GB on DuckDB), the ratio, and whether both
@@ -146,7 +146,7 @@ def child_polars(folder: Path) -> dict[str, Any]:
     times: dict[str, float] = {}
     current = timed("RFM + tiers (collect)", lambda: impl.segments(folder, AS_OF).collect(), times)
     wide = timed(
-        "207 tags (collect)", lambda: impl.tags(folder, AS_OF, current.lazy()).collect(), times
+        "219 tags (collect)", lambda: impl.tags(folder, AS_OF, current.lazy()).collect(), times
     )
     tiers = {str(r[0]): int(r[1]) for r in current.group_by("tier").len().iter_rows()}
     tag_counts = {c: int(wide[c].sum()) for c in wide.columns if c != "customer_id"}

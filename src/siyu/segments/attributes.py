@@ -16,6 +16,7 @@ import ibis
 import ibis.expr.types as ir
 
 from siyu.compute import WorkspaceTables
+from siyu.predict import PREDICTION_SCHEMA, prediction_attributes
 from siyu.segments.features import WINDOWS, customer_features
 from siyu.segments.lang import DEFAULT_SCHEMA, AttrType, customer_attributes
 
@@ -85,6 +86,7 @@ def tag_attributes(
         _category_purchases(t, as_of, categories),
         _coupon_share(t, as_of),
         _consent(t, as_of),
+        prediction_attributes(t, as_of),
     ):
         table = table.left_join(part, "customer_id").drop("customer_id_right")
     fills = {
@@ -121,4 +123,5 @@ def tag_schema(categories: Sequence[str] = DEFAULT_CATEGORIES) -> Mapping[str, A
         schema[f"bought_{category_key(c)}_365"] = "number"
     for ch in CONSENT_CHANNELS:
         schema[f"consent_{ch}"] = "boolean"
+    schema.update(PREDICTION_SCHEMA)
     return schema

@@ -530,9 +530,58 @@ def _reachability() -> list[TagDef]:
     return tags
 
 
+def _predictions() -> list[TagDef]:
+    """Tags over the predict slice's scores (siyu predict clv / churn); see docs/predict.md."""
+    rows = [
+        ("clv_top_10pct", "Top 10% predicted value", "预测价值前10%", "clv_decile == 10"),
+        ("clv_top_30pct", "Top 30% predicted value", "预测价值前30%", "clv_decile >= 8"),
+        ("clv_bottom_half", "Lower half predicted value", "预测价值后50%", "clv_decile <= 5"),
+        ("likely_active", "Likely still active", "大概率活跃", "p_alive >= 0.8"),
+        ("likely_lapsed", "Likely lapsed", "大概率已流失", "p_alive < 0.3"),
+        (
+            "churn_risk_very_high",
+            "Churn risk very high",
+            "流失风险极高",
+            'churn_band == "very_high"',
+        ),
+        ("churn_risk_high", "Churn risk high", "流失风险高", 'churn_band == "high"'),
+        ("churn_risk_medium", "Churn risk medium", "流失风险中", 'churn_band == "medium"'),
+        ("churn_risk_low", "Churn risk low", "流失风险低", 'churn_band == "low"'),
+        (
+            "valuable_at_risk",
+            "Valuable customer at risk",
+            "高价值且有流失风险",
+            "clv_decile >= 8 and churn_risk >= 60",
+        ),
+        (
+            "next_order_due_14d",
+            "Next order expected within 14 days",
+            "预计14天内复购",
+            "days_to_next_order between 0 and 14",
+        ),
+        (
+            "next_order_overdue",
+            "Expected order overdue",
+            "预计复购已逾期",
+            "days_to_next_order < 0",
+        ),
+    ]
+    return [
+        TagDef(tag_id, "predictions", en, zh, f"Prediction scores: {rule}.", rule)
+        for tag_id, en, zh, rule in rows
+    ]
+
+
 def builtin_tags() -> list[TagDef]:
     """Every built-in tag, in family order."""
-    tags = _demographics() + _lifecycle() + _purchases() + _engagement() + _reachability()
+    tags = (
+        _demographics()
+        + _lifecycle()
+        + _purchases()
+        + _engagement()
+        + _reachability()
+        + _predictions()
+    )
     ids = [t.tag_id for t in tags]
     assert len(ids) == len(set(ids)), "tag ids must be unique"
     return tags
