@@ -1,4 +1,4 @@
-"""Recommendation lists follow One-ID merges as whole lists (both engines)."""
+"""Recommendation lists and scores follow One-ID merges (both engines)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from siyu.identity.follow import staged_moves
+from siyu.identity.follow import follow_merges, staged_moves
 from siyu.predict.plugin import follow_recommendations
-from siyu.predict.tables import customer_recommendations
+from siyu.predict.tables import customer_recommendations, customer_scores
 from siyu.registry import load_builtins, registry
 from siyu.runtime import Runtime
 
@@ -55,3 +55,25 @@ def test_merges_keep_whole_lists(rt: Runtime) -> None:
     assert _lists(rt, ws) == {"s": ["p1", "p2"], "t": ["p7", "p8"]}
     load_builtins()
     assert registry.merge_followers.get("predict:recommendations") is follow_recommendations
+
+
+def test_scores_follow_merges(rt: Runtime) -> None:
+    """customer_scores is re-keyed by One-ID's table follower: the survivor keeps its own scores,
+    a survivor without any gets the absorbed customer's."""
+    load_builtins()
+    ws = rt.workspace().workspace_id
+    rows = [
+        {"workspace_id": ws, "customer_id": customer, "clv_12m": clv, "churn_risk": risk}
+        for customer, clv, risk in (("a", 10.0, 20), ("t", 99.0, 5), ("c", 50.0, 90))
+    ]
+    with rt.db.engine.begin() as conn:
+        conn.execute(sa.insert(customer_scores), rows)
+        follow_merges(conn, ws, [("a", "s"), ("c", "t")])
+    c = customer_scores.c
+    with rt.db.engine.connect() as conn:
+        found = conn.execute(
+            sa.select(c.customer_id, c.clv_12m, c.churn_risk)
+            .where(c.workspace_id == ws)
+            .order_by(c.customer_id)
+        ).all()
+    assert [tuple(r) for r in found] == [("s", 10.0, 20), ("t", 99.0, 5)]
