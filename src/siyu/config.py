@@ -104,6 +104,29 @@ class Settings(BaseSettings):
         description="'siyu serve' recomputes RFM and tiers when the last run is this many days "
         "old (0: only on demand with 'siyu run segments').",
     )
+    profile_trait_priority: dict[str, list[str]] = Field(
+        {},
+        description="Golden record survivorship: per trait, sources (name or kind) in priority "
+        'order, e.g. {"address": ["shopify", "woocommerce"]}; other traits keep the most recent '
+        "non-empty value.",
+    )
+    profile_recent: int = Field(
+        20, ge=1, le=1000, description="Recent orders and events a customer profile lists."
+    )
+    identity_resolve: Literal["ingest", "background", "manual"] = Field(
+        "background",
+        description="When new events are resolved into customers (One-ID, incrementally): "
+        "'ingest' in each pipeline chunk's transaction (ingest about twice as slow), "
+        "'background' by 'siyu serve' every identity_resolve_seconds, 'manual' only by "
+        "'siyu identity resolve'.",
+    )
+    identity_resolve_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="How often 'siyu serve' resolves newly received events when "
+        "identity_resolve is 'background'.",
+    )
     journeys_every_seconds: float = Field(
         30.0,
         ge=0,
@@ -130,29 +153,6 @@ class Settings(BaseSettings):
         le=86_400,
         description="How long a claimed step run belongs to its worker; after that (the worker "
         "died) another worker claims it again, and idempotency keys prevent double sends.",
-    )
-    profile_trait_priority: dict[str, list[str]] = Field(
-        {},
-        description="Golden record survivorship: per trait, sources (name or kind) in priority "
-        'order, e.g. {"address": ["shopify", "woocommerce"]}; other traits keep the most recent '
-        "non-empty value.",
-    )
-    profile_recent: int = Field(
-        20, ge=1, le=1000, description="Recent orders and events a customer profile lists."
-    )
-    identity_resolve: Literal["ingest", "background", "manual"] = Field(
-        "background",
-        description="When new events are resolved into customers (One-ID, incrementally): "
-        "'ingest' in each pipeline chunk's transaction (ingest about twice as slow), "
-        "'background' by 'siyu serve' every identity_resolve_seconds, 'manual' only by "
-        "'siyu identity resolve'.",
-    )
-    identity_resolve_seconds: float = Field(
-        5.0,
-        gt=0,
-        le=3600,
-        description="How often 'siyu serve' resolves newly received events when "
-        "identity_resolve is 'background'.",
     )
     public_base_url: str = Field(
         "http://127.0.0.1:8000",

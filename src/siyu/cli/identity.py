@@ -53,6 +53,7 @@ def explain_cmd(
             f"seen {r['first_seen_at']} .. {r['last_seen_at']}",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
     console.print("Evidence:")
     for r in found.links:
@@ -61,6 +62,7 @@ def explain_cmd(
             f"{r['rule']} in message {r['message_id']} at {r['seen_at']}",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
     if found.conflicts:
         console.print("Refused:")
@@ -76,6 +78,7 @@ def explain_cmd(
             f"{r['recorded_at']} {r['action']} ({r['rule']}): {r['customers']}",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -112,3 +115,87 @@ def evaluate_cmd(workspace: WorkspaceOpt = None) -> None:
         f"{e.identifiers} identifiers of {e.persons} persons in {e.customers} customers; "
         f"{e.shared} shared identifiers left out, {e.unmatched} truth values not found."
     )
+
+
+@identity_app.command("suggest")
+def suggest_cmd(
+    workspace: WorkspaceOpt = None,
+    min_probability: Annotated[
+        float, typer.Option("--min-probability", help="Smallest match probability listed.")
+    ] = 0.8,
+    limit: Annotated[int, typer.Option(help="How many suggestions at most.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the suggestions as JSON.")] = False,
+) -> None:
+    """List likely duplicates that share no identifier, scored by a Fellegi-Sunter model."""
+    import dataclasses
+    import json
+
+    from siyu.identity.suggest import suggest
+
+    with runtime() as rt:
+        ws = rt.workspace(workspace)
+        with rt.db.engine.connect() as conn:
+            found = suggest(conn, ws.workspace_id, min_probability=min_probability, limit=limit)
+    if as_json:
+        console.print_json(json.dumps([dataclasses.asdict(s) for s in found]))
+        return
+    if not found:
+        console.print("No likely duplicates.")
+        return
+    for s in found:
+        same = ", ".join(k for k, v in s.agreement.items() if v != "different") or "-"
+        differ = ", ".join(k for k, v in s.agreement.items() if v == "different") or "-"
+        console.print(
+            f"{s.customer_a} ~ {s.customer_b}  p={s.probability:.4f} weight={s.weight:+.1f}  "
+            f"agree: {same}; differ: {differ}  ({'+'.join(s.blocks)})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        "Confirm with 'siyu identity confirm A B', reject with 'siyu identity reject A B'."
+    )
+
+
+def _decide(
+    decision: str, customer_a: str, customer_b: str, note: str | None, ws: str | None
+) -> None:
+    from siyu.identity.suggest import decide
+
+    with runtime() as rt:
+        workspace = rt.workspace(ws)
+        with rt.db.engine.begin() as conn:
+            result = decide(
+                conn, workspace.workspace_id, customer_a, customer_b, decision, note=note
+            )
+    ids = " and ".join(result["identifiers"])
+    if decision == "confirm":
+        console.print(
+            f"Linked {ids}; now customer {result['customer_id']}.", highlight=False, soft_wrap=True
+        )
+    else:
+        console.print(
+            f"Rejected: {ids} will not be suggested again.", highlight=False, soft_wrap=True
+        )
+
+
+@identity_app.command("confirm")
+def confirm_cmd(
+    customer_a: Annotated[str, typer.Argument(help="A customer id from 'siyu identity suggest'.")],
+    customer_b: Annotated[str, typer.Argument(help="The other customer id.")],
+    note: Annotated[str | None, typer.Option(help="Why (kept with the decision).")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Confirm a suggestion: a manual link kept on every rebuild (undo with 'identity split')."""
+    _decide("confirm", customer_a, customer_b, note, workspace)
+
+
+@identity_app.command("reject")
+def reject_cmd(
+    customer_a: Annotated[str, typer.Argument(help="A customer id from 'siyu identity suggest'.")],
+    customer_b: Annotated[str, typer.Argument(help="The other customer id.")],
+    note: Annotated[str | None, typer.Option(help="Why (kept with the decision).")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Reject a suggestion: the pair is never suggested again."""
+    _decide("reject", customer_a, customer_b, note, workspace)

@@ -31,6 +31,7 @@ from siyu.identity.store import (
     short_hash,
     write_graph,
 )
+from siyu.identity.suggest import add_operator_links
 from siyu.store import schema
 from siyu.store.bulk import append, stage, unstage
 
@@ -208,6 +209,7 @@ def _apply(
     incremental: bool = False,
 ) -> ResolveReport:
     now = _now()
+    add_operator_links(conn, workspace_id, graph)
     res = resolve(graph, _detached(conn, workspace_id, graph))
     node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
     write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)

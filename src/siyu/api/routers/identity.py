@@ -1,0 +1,66 @@
+"""One-ID endpoints: explain a customer, duplicate suggestions and the operator's decisions."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from siyu.api.deps import ReadWorkspace, RuntimeDep, WriteWorkspace
+from siyu.identity.explain import explain
+from siyu.identity.suggest import decide, suggest
+
+router = APIRouter(prefix="/api/identity", tags=["identity"])
+
+
+class DecisionIn(BaseModel):
+    customer_a: str = Field(min_length=1, max_length=40)
+    customer_b: str = Field(min_length=1, max_length=40)
+    note: str | None = Field(None, max_length=2000)
+
+
+@router.get("/suggestions")
+def list_suggestions(
+    ws: ReadWorkspace,
+    rt: RuntimeDep,
+    min_probability: float = Query(0.8, ge=0, le=1),
+    limit: int = Query(50, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    """Likely duplicates sharing no identifier, most probable first, with the comparisons."""
+    with rt.db.engine.connect() as conn:
+        found = suggest(conn, ws.workspace_id, min_probability=min_probability, limit=limit)
+    return [dataclasses.asdict(s) for s in found]
+
+
+@router.post("/suggestions/confirm")
+def confirm(body: DecisionIn, ws: WriteWorkspace, rt: RuntimeDep) -> dict[str, Any]:
+    """Link the two customers (a manual link kept on every rebuild) and re-resolve."""
+    with rt.db.write_lock, rt.db.engine.begin() as conn:
+        return decide(
+            conn, ws.workspace_id, body.customer_a, body.customer_b, "confirm", note=body.note
+        )
+
+
+@router.post("/suggestions/reject")
+def reject(body: DecisionIn, ws: WriteWorkspace, rt: RuntimeDep) -> dict[str, Any]:
+    """Record that the two customers are different people: never suggested again."""
+    with rt.db.write_lock, rt.db.engine.begin() as conn:
+        return decide(
+            conn, ws.workspace_id, body.customer_a, body.customer_b, "reject", note=body.note
+        )
+
+
+@router.get("/customers/{customer}/explain")
+def explain_customer(customer: str, ws: ReadWorkspace, rt: RuntimeDep) -> dict[str, Any]:
+    """A customer's identifiers, the evidence linking them, refused links and merge history."""
+    with rt.db.engine.connect() as conn:
+        found = explain(conn, ws.workspace_id, customer)
+    out = dataclasses.asdict(found)
+    for section in ("identifiers", "links", "conflicts", "audit"):
+        out[section] = [
+            {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+            for row in out[section]
+        ]
+    return out

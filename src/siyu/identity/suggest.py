@@ -1,0 +1,363 @@
+"""Duplicate suggestions: customers that share no identifier but are probably one person.
+
+Exact identifiers merge automatically (the graph); everything fuzzy is only *suggested*, scored
+by a Fellegi-Sunter model (:mod:`siyu.identity.fellegi_sunter`), for an operator to confirm (a
+manual link the graph keeps on every rebuild) or reject (never suggested again).
+
+1. **Features**: one query reads each customer's name, email, phone, country and the postal
+   code and city of its address (the merged customer row), then pandas normalises them as columns.
+2. **Blocking** (vectorised self-joins on keys, blocks above :data:`MAX_BLOCK` skipped as
+   uninformative): same full name and postcode; same email domain and local-part prefix, or
+   suffix (a typo keeps one of them); same postcode, city and first name (same address).
+3. **Exclusions**: pairs an operator rejected, and pairs a merge rule refused (a family sharing a
+   phone: the rules already decided).
+4. **Comparisons** per pair, as agreement levels: first and last name by Jaro-Winkler, email by
+   edit distance (a typo is one or two edits), postcode, city, country and phone by equality.
+5. **Model**: u from a fixed-seed sample of random customer pairs, m and lambda by EM on the
+   candidates; each suggestion has its match probability and log2 match weight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from siyu.errors import Conflict, InvalidInput, NotFound
+from siyu.identity import tables as t
+from siyu.identity.extract import SEP, Graph
+from siyu.identity.fellegi_sunter import FellegiSunter, Levels
+from siyu.identity.kind import get_kind
+from siyu.identity.similarity import edits_many, jaro_winkler_many
+
+MAX_BLOCK = 50
+RANDOM_PAIRS = 20_000
+SEED = 20_240_601
+COMPARISONS: dict[str, int] = {
+    "first_name": 3,
+    "last_name": 3,
+    "email": 3,
+    "postal_code": 2,
+    "city": 2,
+    "country": 2,
+    "phone": 2,
+}
+"""Comparison -> number of agreement levels (0 = disagree ... n-1 = agree)."""
+LEVEL_NAMES = {3: ("different", "similar", "same"), 2: ("different", "same")}
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    customer_a: str
+    customer_b: str
+    probability: float
+    """Match probability under the fitted model."""
+    weight: float
+    """log2 Bayes factor: how much the comparisons favour one person."""
+    agreement: dict[str, str]
+    """Comparison -> 'same' | 'similar' | 'different' (missing comparisons left out)."""
+    blocks: list[str]
+    """The blocking rules that proposed the pair."""
+
+
+def _json(dialect: str, column: str, *path: str) -> str:
+    if dialect == "duckdb":
+        return f"json_extract_string({column}, '$.{'.'.join(path)}')"
+    head = "".join(f"->'{p}'" for p in path[:-1])
+    return f"({column}{head}->>'{path[-1]}')"
+
+
+def features(conn: sa.Connection, workspace_id: str) -> pd.DataFrame:
+    """One row per customer with the normalised matching fields."""
+    d = conn.dialect.name
+    sql = (
+        "SELECT customer_id, first_name, last_name, email, phone, country, "
+        f"{_json(d, 'traits', 'address', 'postal_code')} AS postal_code, "
+        f"{_json(d, 'traits', 'address', 'city')} AS city "
+        "FROM customers WHERE workspace_id = :ws ORDER BY customer_id"
+    )
+    rows = conn.execute(sa.text(sql), {"ws": workspace_id}).all()
+    cols = ["customer_id", "first_name", "last_name", "email", "phone", "country"]
+    df = pd.DataFrame(rows, columns=[*cols, "postal_code", "city"], dtype=object)
+    for col in ("first_name", "last_name", "email", "city", "country"):
+        df[col] = _clean(df[col]).str.lower()
+    df["postal_code"] = _clean(df["postal_code"]).str.upper().str.replace(" ", "", regex=False)
+    df["phone"] = _clean(df["phone"]).str.replace(r"[^\d]", "", regex=True)
+    df["full_name"] = df["first_name"] + " " + df["last_name"]
+    parts = df["email"].str.split("@", n=1, expand=True) if len(df) else None
+    local = parts[0] if parts is not None and 0 in parts else pd.Series([], dtype=object)
+    domain = parts[1] if parts is not None and 1 in parts else pd.Series(None, index=df.index)
+    df["email_prefix"] = domain + "|" + local.str[:4]
+    df["email_suffix"] = domain + "|" + local.str[-4:]
+    return df.astype(object).where(df.notna(), None)
+
+
+def _clean(col: pd.Series) -> pd.Series:
+    out = col.astype(object).where(col.notna(), None).astype("string").str.strip()
+    return out.mask(out == "")
+
+
+BLOCKS: dict[str, tuple[str, ...]] = {
+    "same_name_postcode": ("full_name", "postal_code"),
+    "similar_email": ("email_prefix",),
+    "similar_email_end": ("email_suffix",),
+    "same_address": ("postal_code", "city", "first_name"),
+}
+FIXED_BY_BLOCK: dict[str, tuple[str, ...]] = {
+    "same_name_postcode": ("first_name", "last_name", "postal_code", "city", "country"),
+    "similar_email": ("email", "first_name", "country"),
+    "similar_email_end": ("email", "country"),
+    "same_address": ("postal_code", "city", "first_name", "country"),
+}
+"""Comparisons a blocking rule forces (or makes likely) to agree: an email's local part starts
+with the first name, a postcode implies city and country. Left out of that rule's EM session."""
+
+
+def candidate_pairs(df: pd.DataFrame) -> pd.DataFrame:
+    """Pairs (a < b, row positions) proposed by any blocking rule, with the rules' names."""
+    found = []
+    pos = pd.Series(np.arange(len(df)), index=df.index)
+    for name, keys in BLOCKS.items():
+        part = df[list(keys)].dropna()
+        if part.empty:
+            continue
+        key = part.astype(str).agg("\x1f".join, axis=1)
+        size = key.map(key.value_counts())
+        key = key[size <= MAX_BLOCK]
+        left = pd.DataFrame({"k": key.values, "a": pos[key.index].values})
+        pairs = left.merge(left.rename(columns={"a": "b"}), on="k")
+        pairs = pairs[pairs["a"] < pairs["b"]][["a", "b"]]
+        found.append(pairs.assign(block=name))
+    if not found:
+        return pd.DataFrame({"a": [], "b": [], "block": []})
+    every = pd.concat(found, ignore_index=True)
+    grouped = every.groupby(["a", "b"])["block"].agg(lambda s: sorted(set(s)))
+    return grouped.reset_index()
+
+
+def levels(df: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> Levels:
+    """Agreement level per pair and comparison (-1 where a side is missing)."""
+    out = np.full((len(a), len(COMPARISONS)), -1, dtype=np.int8)
+    for k, (name, n) in enumerate(COMPARISONS.items()):
+        left = df[name].to_numpy(dtype=object)[a]
+        right = df[name].to_numpy(dtype=object)[b]
+        missing = pd.isna(left) | pd.isna(right)
+        if n == 2:
+            out[:, k] = np.where(missing, -1, left == right)
+            continue
+        lt = [None if pd.isna(x) else str(x) for x in left]
+        rt = [None if pd.isna(x) else str(x) for x in right]
+        if name == "email":
+            # A typo is one or two edits; namesakes' addresses differ by more.
+            dist = np.array(edits_many(lt, rt, 2))
+            out[:, k] = np.select([missing, dist <= 1, dist == 2], [-1, 2, 1], default=0)
+            continue
+        sim = np.array(jaro_winkler_many(lt, rt))
+        out[:, k] = np.select([missing, sim >= 0.96, sim >= 0.88], [-1, 2, 1], default=0)
+    return out
+
+
+def _decided(conn: sa.Connection, workspace_id: str) -> set[tuple[str, str]]:
+    """Customer pairs an operator rejected or a merge rule refused: never suggested."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT ia.customer_id, ib.customer_id FROM identity_decisions d "
+            "JOIN identities ia ON ia.workspace_id = d.workspace_id AND ia.kind = d.kind_a "
+            "AND ia.value = d.value_a JOIN identities ib ON ib.workspace_id = d.workspace_id "
+            "AND ib.kind = d.kind_b AND ib.value = d.value_b WHERE d.workspace_id = :ws "
+            "UNION SELECT ia.customer_id, ib.customer_id FROM identity_conflicts c "
+            "JOIN identities ia ON ia.workspace_id = c.workspace_id AND ia.kind = c.kind "
+            "AND ia.value = c.value JOIN identities ib ON ib.workspace_id = c.workspace_id "
+            "AND ib.kind = c.other_kind AND ib.value = c.other_value WHERE c.workspace_id = :ws"
+        ),
+        {"ws": workspace_id},
+    ).all()
+    return {(min(str(x), str(y)), max(str(x), str(y))) for x, y in rows}
+
+
+def suggest(
+    conn: sa.Connection, workspace_id: str, *, min_probability: float = 0.8, limit: int = 50
+) -> list[Suggestion]:
+    """Likely duplicates, most probable first."""
+    if not 0 <= min_probability <= 1:
+        raise InvalidInput(
+            f"min_probability must be between 0 and 1, got {min_probability}.",
+            hint="For example 0.8.",
+            field="min_probability",
+        )
+    df = features(conn, workspace_id)
+    if len(df) < 2:
+        return []
+    pairs = candidate_pairs(df)
+    ids = df["customer_id"].to_numpy(dtype=object)
+    decided = _decided(conn, workspace_id)
+    if decided and len(pairs):
+        key = pd.Series(list(zip(ids[pairs["a"]], ids[pairs["b"]], strict=True)))
+        pairs = pairs[~key.isin(decided).to_numpy()]
+    if pairs.empty:
+        return []
+    a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
+    gamma = levels(df, a, b)
+    model = FellegiSunter(list(COMPARISONS), list(COMPARISONS.values()))
+    rng = np.random.default_rng(SEED)
+    n = len(df)
+    ra, rb = rng.integers(0, n, RANDOM_PAIRS), rng.integers(0, n, RANDOM_PAIRS)
+    keep = ra != rb
+    u = model.u_from_random(levels(df, ra[keep], rb[keep]), model.n_levels)
+    names = list(COMPARISONS)
+    sessions = []
+    for block, fixed in FIXED_BY_BLOCK.items():
+        rows = pairs["block"].map(lambda bs, block=block: block in bs).to_numpy(dtype=bool)
+        sessions.append((gamma[rows], {names.index(c) for c in fixed}))
+    model.fit(sessions, u, candidates=len(pairs), total_pairs=n * (n - 1) / 2)
+    prob, weight = model.predict(gamma), model.log2_bayes_factor(gamma)
+    order = np.lexsort((ids[b], ids[a], -prob))
+    out: list[Suggestion] = []
+    for i in order.tolist():
+        if prob[i] < min_probability or len(out) >= limit:
+            break
+        agreement = {
+            name: LEVEL_NAMES[n][int(gamma[i, k])]
+            for k, (name, n) in enumerate(COMPARISONS.items())
+            if gamma[i, k] >= 0
+        }
+        out.append(
+            Suggestion(
+                str(ids[a[i]]),
+                str(ids[b[i]]),
+                round(float(prob[i]), 6),
+                round(float(weight[i]), 3),
+                agreement,
+                list(pairs["block"].iloc[i]),
+            )
+        )
+    return out
+
+
+# --- operator decisions -----------------------------------------------------------------------
+
+
+def _anchor_node(conn: sa.Connection, workspace_id: str, customer_id: str) -> tuple[str, str]:
+    """The customer's strongest person-level identifier: what a decision is recorded on."""
+    i = t.identities
+    rows = conn.execute(
+        sa.select(i.c.kind, i.c.value).where(
+            i.c.workspace_id == workspace_id, i.c.customer_id == customer_id
+        )
+    ).all()
+    if not rows:
+        raise NotFound(
+            f"No customer {customer_id!r} in the identity graph.",
+            hint="Use customer ids from 'siyu identity suggest' (after 'siyu identity resolve').",
+        )
+    strong = [(get_kind(k).merge_priority, k, v) for k, v in rows if get_kind(k).is_person_level]
+    if not strong:
+        raise InvalidInput(
+            f"Customer {customer_id!r} has only weak identifiers (anonymous or device ids), "
+            "which never merge people.",
+            hint="Confirm a suggestion between customers with an email, phone or account.",
+        )
+    _, kind, value = min(strong)
+    return str(kind), str(value)
+
+
+def decide(
+    conn: sa.Connection,
+    workspace_id: str,
+    customer_a: str,
+    customer_b: str,
+    decision: str,
+    *,
+    note: str | None = None,
+    score: float | None = None,
+) -> dict[str, Any]:
+    """Record confirm or reject on a pair of customers; a confirm re-resolves the workspace."""
+    if decision not in ("confirm", "reject"):
+        raise InvalidInput(f"Unknown decision {decision!r}.", hint="Use confirm or reject.")
+    if customer_a == customer_b:
+        raise InvalidInput("Both customers are the same.", hint="Give two different customers.")
+    na = _anchor_node(conn, workspace_id, customer_a)
+    nb = _anchor_node(conn, workspace_id, customer_b)
+    (ka, va), (kb, vb) = sorted([na, nb])
+    d = t.identity_decisions
+    where = (
+        d.c.workspace_id == workspace_id,
+        d.c.kind_a == ka,
+        d.c.value_a == va,
+        d.c.kind_b == kb,
+        d.c.value_b == vb,
+    )
+    existing = conn.execute(sa.select(d.c.decision).where(*where)).scalar()
+    if existing is not None and existing != decision:
+        raise Conflict(
+            f"This pair was already {existing}ed.",
+            hint="Split the identifiers with 'siyu identity split' to undo a confirm.",
+        )
+    conn.execute(d.delete().where(*where))
+    now = datetime.now(UTC).replace(tzinfo=None)
+    conn.execute(
+        d.insert().values(
+            workspace_id=workspace_id,
+            kind_a=ka,
+            value_a=va,
+            kind_b=kb,
+            value_b=vb,
+            decision=decision,
+            score=score,
+            evidence={"customers": [customer_a, customer_b]},
+            note=note,
+            decided_at=now,
+        )
+    )
+    survivor = None
+    if decision == "confirm":
+        from siyu.identity.graph import resolve_workspace
+
+        resolve_workspace(conn, workspace_id)
+        i = t.identities
+        survivor = conn.execute(
+            sa.select(i.c.customer_id).where(
+                i.c.workspace_id == workspace_id, i.c.kind == ka, i.c.value == va
+            )
+        ).scalar()
+    return {
+        "decision": decision,
+        "identifiers": [f"{ka}:{va}", f"{kb}:{vb}"],
+        "customer_id": survivor,
+    }
+
+
+def add_operator_links(conn: sa.Connection, workspace_id: str, graph: Graph) -> int:
+    """Confirmed pairs become links (rule ``operator``) when both identifiers are in the graph."""
+    d = t.identity_decisions
+    rows = conn.execute(
+        sa.select(d.c.kind_a, d.c.value_a, d.c.kind_b, d.c.value_b, d.c.decided_at).where(
+            d.c.workspace_id == workspace_id, d.c.decision == "confirm"
+        )
+    ).all()
+    if not rows:
+        return 0
+    index = {k: i for i, k in enumerate(graph.keys)}
+    added = 0
+    extra_a, extra_b = [], []
+    for ka, va, kb, vb, at in rows:
+        x, y = index.get(f"{ka}{SEP}{va}"), index.get(f"{kb}{SEP}{vb}")
+        if x is None or y is None:
+            continue
+        x, y = min(x, y), max(x, y)
+        if bool(np.any((graph.link_a == x) & (graph.link_b == y))):
+            continue
+        extra_a.append(x)
+        extra_b.append(y)
+        graph.link_message.append(f"operator:{at.isoformat()}")
+        graph.link_rule.append("operator")
+        graph.link_seen.append(at)
+        added += 1
+    if added:
+        graph.link_a = np.concatenate([graph.link_a, np.array(extra_a, dtype=np.int64)])
+        graph.link_b = np.concatenate([graph.link_b, np.array(extra_b, dtype=np.int64)])
+    return added

@@ -1,0 +1,194 @@
+"""Duplicate suggestions: string similarity, the Fellegi-Sunter model, suggest/confirm/reject."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from siyu.cli import app
+from siyu.config import Settings
+from siyu.errors import Conflict, InvalidInput
+from siyu.identity.fellegi_sunter import FellegiSunter
+from siyu.identity.graph import resolve_workspace
+from siyu.identity.similarity import jaro, jaro_winkler, within_edits
+from siyu.identity.suggest import decide, suggest
+from siyu.runtime import Runtime
+from tests.api.conftest import MakeKey, bearer
+from tests.identity.helpers import customers_of_events, identify, ingest
+
+FIRST = ["mei", "budi", "siti", "joko", "lena", "omar", "yuki", "ravi", "nina", "tom"]
+LAST = ["tan", "wong", "putra", "sari", "koch", "haddad", "sato", "iyer", "berg", "reed"]
+CITIES = [("10115", "Berlin"), ("80331", "Munich"), ("20095", "Hamburg"), ("50667", "Cologne")]
+
+
+def test_string_similarity_matches_published_values() -> None:
+    # Winkler's examples.
+    assert jaro("MARTHA", "MARHTA") == pytest.approx(0.944, abs=1e-3)
+    assert jaro_winkler("MARTHA", "MARHTA") == pytest.approx(0.961, abs=1e-3)
+    assert jaro_winkler("DIXON", "DICKSONX") == pytest.approx(0.813, abs=1e-3)
+    assert jaro_winkler("abc", "xyz") == 0.0
+    assert within_edits("ana.lim@mail.co", "ana.lin@mail.co", 2) == 1
+    assert within_edits("kitten", "sitting", 3) == 3
+    assert within_edits("kitten", "sitting", 2) == 3  # more than k: k + 1
+
+
+def test_fellegi_sunter_recovers_m_and_separates_matches() -> None:
+    # Two comparisons with levels 0/1. 40 matches agree on both, 10 matches on one;
+    # 950 non-matches mostly disagree. Deterministic patterns, no random numbers.
+    match = np.array([[1, 1]] * 40 + [[1, 0]] * 5 + [[0, 1]] * 5, dtype=np.int8)
+    other = np.array([[0, 0]] * 900 + [[1, 0]] * 30 + [[0, 1]] * 20, dtype=np.int8)
+    gamma = np.concatenate([match, other])
+    u = [np.array([0.97, 0.03]), np.array([0.98, 0.02])]
+    model = FellegiSunter(["a", "b"], [2, 2]).fit(
+        [(gamma, set())], u, candidates=len(gamma), total_pairs=len(gamma)
+    )
+    # Generated with m = 0.9; the maximum-likelihood m on this finite sample is 0.855, and the
+    # weak Dirichlet prior pulls it a little further: within 0.07 of the truth.
+    assert model.m_[0][1] == pytest.approx(0.9, abs=0.07)
+    assert model.m_[1][1] == pytest.approx(0.9, abs=0.08)
+    p = model.predict(gamma)
+    assert p[:40].min() > 0.95
+    assert p[50:950].max() < 0.01
+    assert model.log2_bayes_factor(np.array([[-1, -1]], dtype=np.int8))[0] == 0.0
+
+
+def _people(rt: Runtime) -> dict[str, Any]:
+    """40 distinct people, Ana on two sources (typo'd email), and a namesake elsewhere."""
+    shop = []
+    for i in range(40):
+        first, last = FIRST[i % 10], LAST[(i * 3 + i // 10) % 10]
+        code, city = CITIES[i % 4]
+        shop.append(
+            identify(
+                f"61000002{i:02d}",
+                email=f"{first}.{last}{i}@mail.co",
+                first_name=first.title(),
+                last_name=last.title(),
+                phone=f"+4915112345{i:03d}",
+                address={"postal_code": code, "city": city, "country": "DE"},
+                country="DE",
+            )
+        )
+    ana = {"first_name": "Ana", "last_name": "Lim", "country": "DE"}
+    berlin = {"postal_code": "10115", "city": "Berlin", "country": "DE"}
+    shop.append(identify("6100000300", email="ana.lim@mail.co", address=berlin, **ana))
+    shop.append(
+        identify(
+            "6100000301",
+            email="ana.lim.munich@post.de",
+            phone="+4915199999999",
+            address={"postal_code": "80331", "city": "Munich", "country": "DE"},
+            **ana,
+        )
+    )
+    ingest(rt, "shopify", shop)
+    ingest(rt, "instagram", [identify("17841400000000300", email="ana.lin@mail.co", day=2, **ana)])
+    ws = rt.workspace().workspace_id
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws)
+    with rt.db.engine.connect() as conn:
+        ids = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT i.value, i.customer_id FROM identities i WHERE i.kind = 'email' "
+                    "AND i.value IN ('ana.lim@mail.co', 'ana.lin@mail.co', "
+                    "'ana.lim.munich@post.de')"
+                )
+            ).all()
+        )
+    return {"ws": ws, "ana": ids["ana.lim@mail.co"], "typo": ids["ana.lin@mail.co"],
+            "namesake": ids["ana.lim.munich@post.de"]}  # fmt: skip
+
+
+def _pairs(rt: Runtime, ws: str, **kw: Any) -> list[tuple[str, str, float]]:
+    with rt.db.engine.connect() as conn:
+        return [(s.customer_a, s.customer_b, s.probability) for s in suggest(conn, ws, **kw)]
+
+
+def test_suggests_the_typo_not_the_namesake_and_remembers_decisions(rt: Runtime) -> None:
+    c = _people(rt)
+    ws, pair = c["ws"], tuple(sorted((c["ana"], c["typo"])))
+    found = _pairs(rt, ws)
+    assert [(a, b) for a, b, _ in found] == [pair]
+    everything = {(a, b): p for a, b, p in _pairs(rt, ws, min_probability=0.0, limit=1000)}
+    namesake = tuple(sorted((c["ana"], c["namesake"])))
+    assert everything.get(namesake, 0.0) < 0.5  # same name, different address/email/phone
+
+    with rt.db.engine.begin() as conn:
+        decide(conn, ws, c["ana"], c["typo"], "reject", note="different people")
+    assert _pairs(rt, ws) == []
+    with rt.db.engine.begin() as conn, pytest.raises(Conflict, match="already rejected"):
+        decide(conn, ws, c["ana"], c["typo"], "confirm")
+    with rt.db.engine.begin() as conn, pytest.raises(InvalidInput, match="same"):
+        decide(conn, ws, c["ana"], c["ana"], "confirm")
+
+
+def test_confirm_is_a_manual_link_kept_on_rebuild_and_undone_by_split(rt: Runtime) -> None:
+    c = _people(rt)
+    ws = c["ws"]
+    before = customers_of_events(rt)
+    with rt.db.engine.begin() as conn:
+        result = decide(conn, ws, c["typo"], c["ana"], "confirm")
+    assert result["customer_id"] == c["ana"]  # the older customer survives
+    merged = customers_of_events(rt)
+    assert len({merged[m] for m, x in before.items() if x in (c["ana"], c["typo"])}) == 1
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws)  # a full rebuild keeps the operator's link
+    assert customers_of_events(rt) == merged
+    with rt.db.engine.connect() as conn:
+        rule = conn.execute(
+            sa.text("SELECT rule FROM identity_links WHERE rule = 'operator'")
+        ).scalar()
+    assert rule == "operator"
+    assert _pairs(rt, ws) == []  # one customer now: nothing to suggest
+    from siyu.identity.graph import split
+
+    with rt.db.engine.begin() as conn:
+        split(conn, ws, "email:ana.lin@mail.co", "wrong confirm")
+    assert customers_of_events(rt) == before
+
+
+def test_api_and_cli(client: TestClient, make_key: MakeKey, rt: Runtime) -> None:
+    c = _people(rt)
+    read, write = bearer(make_key("read")), bearer(make_key("write"))
+    listed = client.get("/api/identity/suggestions", headers=read)
+    assert listed.status_code == 200, listed.text
+    top = listed.json()[0]
+    assert {top["customer_a"], top["customer_b"]} == {c["ana"], c["typo"]}
+    assert top["agreement"]["email"] == "same"
+    assert top["probability"] >= 0.8
+    body = {"customer_a": c["ana"], "customer_b": c["typo"]}
+    assert (
+        client.post("/api/identity/suggestions/confirm", json=body, headers=read).status_code == 403
+    )
+    bad = client.get("/api/identity/suggestions?min_probability=2", headers=read)
+    assert bad.status_code == 400
+    explained = client.get(f"/api/identity/customers/{c['ana']}/explain", headers=read).json()
+    assert {"kind": "email", "value": "ana.lim@mail.co"}.items() <= explained["identifiers"][
+        0
+    ].items() or any(r["value"] == "ana.lim@mail.co" for r in explained["identifiers"])
+    done = client.post("/api/identity/suggestions/reject", json=body, headers=write)
+    assert done.status_code == 200, done.text
+    assert done.json()["decision"] == "reject"
+    assert client.get("/api/identity/suggestions", headers=read).json() == []
+
+
+def test_cli_suggest_confirm(settings: Settings) -> None:
+    with Runtime(settings) as rt:
+        rt.init()
+        c = _people(rt)
+    runner = CliRunner()
+    result = runner.invoke(app, ["identity", "suggest"])
+    assert result.exit_code == 0, result.output
+    assert c["typo"] in result.output
+    assert "agree: first_name, last_name, email" in result.output
+    result = runner.invoke(app, ["identity", "confirm", c["ana"], c["typo"], "--note", "same"])
+    assert result.exit_code == 0, result.output
+    assert f"now customer {c['ana']}" in result.output
+    result = runner.invoke(app, ["identity", "suggest", "--json"])
+    assert result.output.strip() == "[]"
