@@ -31,6 +31,7 @@ from siyu.api.rawbody import parse_json, read_body
 from siyu.collect.sources import WebhookSecrets, webhook_secrets
 from siyu.collect.webhooks import shopify, whatsapp
 from siyu.errors import Forbidden, InvalidInput, Unauthorized
+from siyu.messaging.status import apply_whatsapp_statuses
 from siyu.runtime import Runtime
 
 log = logging.getLogger("siyu.webhooks")
@@ -156,4 +157,8 @@ async def whatsapp_webhook(source_id: str, request: Request) -> dict[str, Any]:
     payload = parse_json(raw, rt.settings.max_json_depth)
     if not isinstance(payload, dict):
         raise InvalidInput("A WhatsApp webhook body must be a JSON object.", field="body")
-    return await _ingest(rt, found, whatsapp.translate(payload), "webhook:whatsapp")
+    report = await _ingest(rt, found, whatsapp.translate(payload), "webhook:whatsapp")
+    # Status callbacks also move siyu's own message rows forward (delivered, read, failed).
+    ws_id = found.source.workspace_id
+    await run_in_threadpool(apply_whatsapp_statuses, rt.db.engine, ws_id, payload)
+    return report

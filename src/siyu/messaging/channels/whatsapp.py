@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,19 +43,32 @@ ERRORS: dict[int, tuple[DeliveryStatus, str]] = {
 
 
 class Pacer:
-    """At most ``rate`` calls per second per key, across threads of this process."""
+    """At most ``rate`` calls per second per key (a business phone number), across the threads
+    of this process: each call reserves the next free slot, then sleeps until it.
 
-    def __init__(self) -> None:
+    ``clock`` and ``sleep`` default to the monotonic clock and ``time.sleep``; tests pass a
+    simulated clock to check the spacing without measuring time.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._lock = threading.Lock()
         self._next: dict[str, float] = {}
+        self._clock = clock
+        self._sleep = sleep
 
-    def wait(self, key: str, rate: float) -> None:
+    def wait(self, key: str, rate: float) -> float:
+        """Block until this call may go; return the moment (clock time) it was given."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             at = max(now, self._next.get(key, now))
             self._next[key] = at + 1.0 / rate
         if at > now:
-            time.sleep(at - now)
+            self._sleep(at - now)
+        return at
 
 
 PACER = Pacer()
