@@ -192,6 +192,46 @@ def redeem_cmd(
     console.print(f"{state} {-out['points']:,} points; balance {out['balance']:,}.")
 
 
+@loyalty_app.command("rewards")
+def rewards_cmd(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """The reward catalogue: what points can be redeemed for (coupons or reward items)."""
+    with runtime() as rt:
+        ws = rt.workspace(workspace)
+        with rt.db.engine.connect() as conn:
+            rewards = load_program(conn, ws.workspace_id).rewards
+    data = [r.model_dump(mode="json", exclude_none=True) for r in rewards]
+    if as_json:
+        _print(data, True, "")
+        return
+    table = Table("reward", "name", "points", "gives")
+    for r in rewards:
+        gives = f"item {r.item}" if r.item else json.dumps(r.coupon)
+        table.add_row(r.id, r.name, f"{r.points:,}", gives)
+    console.print(table)
+
+
+@loyalty_app.command("redeem-reward")
+def redeem_reward_cmd(
+    customer_id: str,
+    reward_id: str,
+    key: KeyOpt,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Spend points on a catalogue reward: a coupon code at once, or an item to ship."""
+    with runtime() as rt:
+        ws = rt.workspace(workspace)
+        out = actions.redeem_reward(
+            rt.db, rt.settings, ws.workspace_id, customer_id, reward_id, key=key
+        )
+    gives = f"coupon {out['coupon']['code']}" if out["coupon"] else f"item {out['item']} to ship"
+    state = "Redeemed" if out["created"] else "Already redeemed under this key:"
+    text = (
+        f"{state} {out['name']} for {-out['points']:,} points: {gives}; balance {out['balance']:,}."
+    )
+    _print(out, as_json, text)
+
+
 @loyalty_app.command("bonus")
 def bonus_cmd(
     customer_id: str,

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from siyu.config import Settings
 from siyu.errors import NotFound
-from siyu.loyalty import bonuses, coupons, ledger, membership
+from siyu.loyalty import bonuses, catalogue, coupons, ledger, membership
 from siyu.loyalty.events import publish
 from siyu.loyalty.program import load_program
 from siyu.store import schema
@@ -130,6 +130,33 @@ def award_bonus(
     )
     publish(db, workspace_id, customer_ids=[customer_id], settings=settings)
     return _entry(entry, db, workspace_id)
+
+
+def redeem_reward(
+    db: Database,
+    settings: Settings,
+    workspace_id: str,
+    customer_id: str,
+    reward_id: str,
+    *,
+    key: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Points for a catalogue reward: the posting, then the coupon code or the item to ship."""
+    require_customer(db, workspace_id, customer_id)
+    r = catalogue.redeem_reward(
+        db, workspace_id, customer_id, reward_id, key=key, now=now or utcnow()
+    )
+    publish(db, workspace_id, customer_ids=[customer_id], settings=settings)
+    out = _entry(r.entry, db, workspace_id)
+    out.update({"reward_id": r.reward_id, "name": r.name, "item": r.item, "coupon": None})
+    if r.coupon is not None:
+        out["coupon"] = {
+            "code": r.coupon.code,
+            "description": r.coupon.spec.describe(),
+            "expires_at": r.coupon.expires_at.isoformat() if r.coupon.expires_at else None,
+        }
+    return out
 
 
 def _membership(m: membership.Membership) -> dict[str, Any]:

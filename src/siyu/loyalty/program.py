@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from siyu.errors import InvalidInput
+from siyu.errors import InvalidInput, NotFound
 from siyu.loyalty.tables import loyalty_programs
 
 BONUS_REASONS = ("signup", "checkin", "review", "ugc", "challenge", "birthday", "invite")
@@ -32,6 +32,44 @@ class Tier(BaseModel):
         None, ge=0, description="Growth value per calendar month for the streak upgrade rule."
     )
     benefits: list[str] = Field(default_factory=list)
+
+
+class RewardOption(BaseModel):
+    """What points buy: a coupon (issued at once) or a reward item (shipped by the shop)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    points: int = Field(gt=0, le=10**12)
+    coupon: dict[str, Any] | None = Field(
+        None, description='A coupon spec ({"percent": 10}, ...) or {"campaign": "ID"}.'
+    )
+    item: str | None = Field(
+        None, min_length=1, max_length=200, description="SKU of a reward item to ship."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RewardOption:
+        if (self.coupon is None) == (self.item is None):
+            raise ValueError(f"reward {self.id!r}: give exactly one of coupon or item")
+        if self.coupon is not None:
+            from siyu.loyalty.coupons import parse_spec
+
+            try:
+                parse_spec(self.coupon, field=f"rewards.{self.id}.coupon")
+            except InvalidInput as exc:
+                raise ValueError(exc.message) from None
+        return self
+
+
+def _default_rewards() -> list[RewardOption]:
+    return [
+        RewardOption(
+            id="free-shipping", name="Free shipping", points=300, coupon={"free_shipping": True}
+        ),
+        RewardOption(id="10-percent-off", name="10% off", points=500, coupon={"percent": 10}),
+    ]
 
 
 class Program(BaseModel):
@@ -90,6 +128,10 @@ class Program(BaseModel):
             ),
         ]
     )
+    rewards: list[RewardOption] = Field(
+        default_factory=_default_rewards,
+        description="The reward catalogue: what points can be redeemed for.",
+    )
     streak_months: int = Field(
         3,
         ge=0,
@@ -107,10 +149,23 @@ class Program(BaseModel):
         thresholds = [t.threshold for t in self.tiers]
         if thresholds != sorted(thresholds) or thresholds[0] != 0:
             raise ValueError("tiers must be ordered by threshold, the first at threshold 0")
+        ids = [r.id for r in self.rewards]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"reward ids must be unique, got {ids}")
         unknown = sorted(set(self.bonuses) - set(BONUS_REASONS))
         if unknown:
             raise ValueError(f"unknown bonus {unknown}; known: {', '.join(BONUS_REASONS)}")
         return self
+
+    def reward(self, reward_id: str) -> RewardOption:
+        for r in self.rewards:
+            if r.id == reward_id:
+                return r
+        raise NotFound(
+            f"No reward {reward_id!r} in the loyalty programme.",
+            hint="List them with 'siyu loyalty rewards' (GET /api/loyalty/rewards).",
+            field="reward_id",
+        )
 
     def rank(self, tier: str) -> int:
         for i, t in enumerate(self.tiers):

@@ -28,6 +28,10 @@ class PointsIn(BaseModel):
     reference: str | None = Field(None, max_length=200)
 
 
+class RewardIn(BaseModel):
+    idempotency_key: str = Key
+
+
 class BonusIn(BaseModel):
     bonus: str = Field(min_length=1, max_length=40)
     reference: str | None = Field(None, max_length=200)
@@ -163,6 +167,24 @@ def redeem(customer_id: str, body: PointsIn, ws: WriteWorkspace, rt: RuntimeDep)
         key=body.idempotency_key,
         reason=body.reason if body.reason != "manual" else "reward",
         reference=body.reference,
+    )
+
+
+@router.get("/loyalty/rewards")
+def list_rewards(ws: ReadWorkspace, rt: RuntimeDep) -> list[dict[str, Any]]:
+    """The reward catalogue: what points can be redeemed for."""
+    with rt.db.engine.connect() as conn:
+        rewards = load_program(conn, ws.workspace_id).rewards
+    return [r.model_dump(mode="json", exclude_none=True) for r in rewards]
+
+
+@router.post("/loyalty/members/{customer_id}/rewards/{reward_id}", status_code=201)
+def redeem_reward(
+    customer_id: str, reward_id: str, body: RewardIn, ws: WriteWorkspace, rt: RuntimeDep
+) -> dict[str, Any]:
+    """Spend points on a reward: a coupon code, or an item to ship (409 when points are short)."""
+    return actions.redeem_reward(
+        rt.db, rt.settings, ws.workspace_id, customer_id, reward_id, key=body.idempotency_key
     )
 
 
