@@ -245,8 +245,25 @@ def assist(
         raise AssistRefused(
             "The assist collided with simultaneous assists three times.", hint="Retry."
         )
+    # Count again after the commit: under READ COMMITTED, simultaneous assists each counted
+    # only their own insert plus those committed before; the last one to commit sees them all.
     with db.engine.connect() as conn:
         target_id = require_customer(conn, workspace_id, target_id, "target_id")
+        a = assists
+        count = max(
+            count,
+            int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(a)
+                    .where(
+                        a.c.workspace_id == workspace_id,
+                        a.c.campaign_id == campaign_id,
+                        a.c.target_id == target_id,
+                    )
+                ).scalar_one()
+            ),
+        )
     unlocked = _unlock(db, workspace_id, campaign, target_id, count, now)
     return {
         "campaign_id": campaign_id,
