@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from siyu.access.workspaces import utcnow
-from siyu.cli.common import WorkspaceOpt, console, runtime
+from siyu.cli.common import WorkspaceOpt, console, err_console, runtime
 from siyu.errors import InvalidInput
 from siyu.journeys import service
 from siyu.journeys.definition import Definition, parse
@@ -132,12 +132,19 @@ def run_cmd(
     now: Annotated[
         str | None, typer.Option("--now", help="Run as of this UTC time (tests, backfills).")
     ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress", help="Print a line to stderr after each batch.")
+    ] = False,
 ) -> None:
     """Evaluate triggers and exits, then execute every due step (once, or in a loop)."""
+
+    def report_batch(steps: int) -> None:
+        err_console.print(f"batch: {steps} steps committed", highlight=False)
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         while True:
-            report = service.run_once(rt, ws, _when(now))
+            report = service.run_once(rt, ws, _when(now), report_batch if progress else None)
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items()))
             console.print(
                 f"entered {report.entered}, ended {report.exited}, steps {report.steps}"

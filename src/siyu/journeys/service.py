@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,10 +40,17 @@ def options(settings: Settings) -> WorkerOptions:
     )
 
 
-def run_once(rt: Runtime, ws: Workspace, now: datetime) -> RunReport:
+def run_once(
+    rt: Runtime, ws: Workspace, now: datetime, on_batch: Callable[[int], None] | None = None
+) -> RunReport:
     """One worker pass over the workspace with the configured options."""
     return run_pending(
-        rt.db, ws.workspace_id, ws.default_region, now=now, options=options(rt.settings)
+        rt.db,
+        ws.workspace_id,
+        ws.default_region,
+        now=now,
+        options=options(rt.settings),
+        on_batch=on_batch,
     )
 
 

@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -53,12 +54,12 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+# The picked rows are a MATERIALIZED CTE, evaluated once. As ``(...) IN (SELECT ... LIMIT n
+# FOR UPDATE SKIP LOCKED)`` PostgreSQL may re-run the subquery per row; each re-run skips the
+# rows this statement already updated and returns the next ones, so one worker claimed the
+# whole queue instead of a batch (the crash test caught it).
 CLAIM = """
-UPDATE journey_step_runs AS r
-SET state = 'running', worker = :worker, lease_until = :lease_until,
-    attempts = r.attempts + CASE WHEN r.state = 'waiting' THEN 0 ELSE 1 END,
-    started_at = COALESCE(r.started_at, :now)
-WHERE r.workspace_id = :ws AND (r.enrollment_id, r.step_id) IN (
+WITH picked AS MATERIALIZED (
     SELECT s.enrollment_id, s.step_id FROM journey_step_runs AS s
     WHERE s.workspace_id = :ws
       AND ((s.state IN ('due', 'waiting') AND s.due_at <= :now)
@@ -68,6 +69,13 @@ WHERE r.workspace_id = :ws AND (r.enrollment_id, r.step_id) IN (
     ORDER BY s.due_at
     LIMIT :n {lock}
 )
+UPDATE journey_step_runs AS r
+SET state = 'running', worker = :worker, lease_until = :lease_until,
+    attempts = r.attempts + CASE WHEN r.state = 'waiting' THEN 0 ELSE 1 END,
+    started_at = COALESCE(r.started_at, :now)
+FROM picked
+WHERE r.workspace_id = :ws AND r.enrollment_id = picked.enrollment_id
+  AND r.step_id = picked.step_id
 RETURNING r.enrollment_id, r.step_id, r.journey_id, r.version, r.customer_id, r.due_at,
           r.started_at, r.attempts
 """
@@ -291,6 +299,7 @@ def run_pending(
     worker: str | None = None,
     options: WorkerOptions | None = None,
     triggers_too: bool = True,
+    on_batch: Callable[[int], None] | None = None,
 ) -> RunReport:
     """One pass: enroll, exit, then run every step due at ``now`` (several batches)."""
     options = options or WorkerOptions()
@@ -309,6 +318,8 @@ def run_pending(
         for r in kept:
             counts[r.outcome or r.state] += 1
         report.outcomes = dict(counts)
+        if on_batch is not None:  # after the batch's transaction committed
+            on_batch(len(kept))
     return report
 
 
