@@ -41,6 +41,7 @@ from siyu.segments.lang.nodes import (
 from siyu.segments.lang.nodes import (
     Path as PathNode,
 )
+from siyu.segments.programmes import EMPTY, PROGRAMME_SCHEMA
 from siyu.segments.rfm import SEGMENT_GRID
 
 WINDOWS = (30, 60, 90, 365)
@@ -222,12 +223,18 @@ def attributes(folder: Path, as_of: datetime, current: pl.LazyFrame) -> pl.LazyF
     table = customers
     for part in (f, current, categories, coupon, consent):
         table = table.join(part, on="customer_id", how="left")
-    # The bulk-built brand has no prediction scores: their attributes are null, as in siyu.
+    # The bulk-built brand has no prediction scores and no loyalty or referral programme: their
+    # attributes are null, 0 or false, as in siyu (which joins the empty tables).
     no_scores = {"number": pl.Float64, "string": pl.Utf8, "timestamp": pl.Datetime("us")}
+    no_programme = {"number": pl.Int64, "string": pl.Utf8, "boolean": pl.Boolean}
     return table.with_columns(
         *[pl.col(f"bought_{category_key(c)}_365").fill_null(0) for c in DEFAULT_CATEGORIES],
         *[pl.col(f"consent_{ch}").fill_null(False) for ch in CONSENT_CHANNELS],
         *[pl.lit(None, no_scores[kind]).alias(name) for name, kind in PREDICTION_SCHEMA.items()],
+        *[
+            pl.lit(EMPTY[name], no_programme[kind]).alias(name)
+            for name, kind in PROGRAMME_SCHEMA.items()
+        ],
     )
 
 

@@ -3,7 +3,8 @@
 Tag rules compare attributes (``tier == "loyal"``, ``spend_365 > 500``) and count events. This
 module builds the one Ibis table with every attribute a built-in or user tag may use, and its
 schema for the type checker. Category purchases are pivoted for the configured categories;
-consent is the latest state per purpose and channel.
+consent is the latest state per purpose and channel; loyalty and referral attributes come from
+those programmes' tables (``programmes.py``), prediction scores from the predict slice.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from siyu.compute import WorkspaceTables
 from siyu.predict import PREDICTION_SCHEMA, prediction_attributes
 from siyu.segments.features import WINDOWS, customer_features
 from siyu.segments.lang import DEFAULT_SCHEMA, AttrType, customer_attributes
+from siyu.segments.programmes import PROGRAMME_SCHEMA, fill_programme, programme_parts
 
 DEFAULT_CATEGORIES: tuple[str, ...] = ("baby", "beauty", "3C", "home", "apparel", "outdoor")
 CONSENT_CHANNELS: tuple[str, ...] = ("email", "sms", "whatsapp")
@@ -87,8 +89,10 @@ def tag_attributes(
         _coupon_share(t, as_of),
         _consent(t, as_of),
         prediction_attributes(t, as_of),
+        *programme_parts(t, as_of),
     ):
         table = table.left_join(part, "customer_id").drop("customer_id_right")
+    table = fill_programme(table)
     fills = {
         f"bought_{category_key(c)}_365": table[f"bought_{category_key(c)}_365"].fill_null(0)
         for c in categories
@@ -124,4 +128,5 @@ def tag_schema(categories: Sequence[str] = DEFAULT_CATEGORIES) -> Mapping[str, A
     for ch in CONSENT_CHANNELS:
         schema[f"consent_{ch}"] = "boolean"
     schema.update(PREDICTION_SCHEMA)
+    schema.update(PROGRAMME_SCHEMA)
     return schema

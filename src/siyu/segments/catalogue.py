@@ -572,6 +572,28 @@ def _predictions() -> list[TagDef]:
     ]
 
 
+def _loyalty_referral() -> list[TagDef]:
+    """Tags over the loyalty and referral programmes (see programmes.py for the attributes)."""
+    rows = [
+        ("points_holder", "Has loyalty points", "持有积分", "points_balance > 0"),
+        ("points_1000", "1,000+ points", "积分1000以上", "points_balance >= 1000"),
+        ("points_5000", "5,000+ points", "积分5000以上", "points_balance >= 5000"),
+        ("member_silver", "Silver member", "白银会员", 'member_tier == "Silver"'),
+        ("member_gold", "Gold member", "黄金会员", 'member_tier == "Gold"'),
+        ("member_black", "Black member", "黑卡会员", 'member_tier == "Black"'),
+        ("paid_subscriber", "Paid member", "付费会员", "paid_member"),
+        ("referred_customer", "Referred by a friend", "好友推荐来的客户", "referred"),
+        ("successful_inviter", "Successful inviter", "成功邀请过好友", "successful_invites >= 1"),
+        ("super_inviter", "Super inviter (5+)", "超级邀请者(5人以上)", "successful_invites >= 5"),
+        ("group_buy_participant", "Group-buy participant", "参与过拼团", "group_buys_joined >= 1"),
+        ("assist_helper", "Helped a friend (assist)", "帮好友助力过", "assists_given >= 1"),
+    ]
+    return [
+        TagDef(tag_id, "loyalty", en, zh, f"Loyalty and referral: {rule}.", rule)
+        for tag_id, en, zh, rule in rows
+    ]
+
+
 def builtin_tags() -> list[TagDef]:
     """Every built-in tag, in family order."""
     tags = (
@@ -580,6 +602,7 @@ def builtin_tags() -> list[TagDef]:
         + _purchases()
         + _engagement()
         + _reachability()
+        + _loyalty_referral()
         + _predictions()
     )
     ids = [t.tag_id for t in tags]
