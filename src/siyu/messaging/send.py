@@ -372,7 +372,9 @@ class _Batch:
                 return pol.Decision(
                     "skip", "suppressed", f"{address} is on the {cch} suppression list ({why})."
                 )
-        if req.purpose == "marketing":
+        # Caps and quiet hours protect the customer's attention: they apply to channels that
+        # reach the customer, not to a webhook into the brand's own systems.
+        if req.purpose == "marketing" and cch is not None:
             zone = pol.customer_zone(cust, region)
             sent = facts.recent.get((req.customer_id, req.channel), [])
             d = pol.timing_decision(self.now, zone, sent, caps, req.channel)

@@ -9,10 +9,12 @@ STOP, so the number is suppressed; 21211: not a valid number; 20429 / HTTP 429: 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
+import phonenumbers
 
 from siyu.config import Settings
 from siyu.messaging.channels.base import ChannelEnv, Delivery, DeliveryStatus, Outgoing
@@ -28,9 +30,31 @@ ERRORS: dict[int, tuple[DeliveryStatus, str]] = {
 }
 
 
+_FORMATTING = re.compile(r"[\s().\-/]")
+
+
 def phone_address(customer: Mapping[str, Any]) -> str | None:
-    phone = str(customer.get("phone") or "").strip()
-    digits = phone.lstrip("+")
+    """The customer's phone in E.164, or None.
+
+    International forms (``+1 (415) 555-0100``, ``0049 151 ...``) lose their formatting; bare
+    digits are read as international (WhatsApp ``wa_id`` style) unless the customer has a
+    country, in which case a national number (``0151 2345678`` in DE) is read in that country
+    with libphonenumber's metadata.
+    """
+    raw = str(customer.get("phone") or "").strip()
+    text = _FORMATTING.sub("", raw)
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    country = str(customer.get("country") or "").upper() or None
+    if not text.startswith("+") and country and text.startswith("0"):
+        try:
+            number = phonenumbers.parse(text, country)
+        except phonenumbers.NumberParseException:
+            return None
+        if not phonenumbers.is_possible_number(number):
+            return None
+        return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    digits = text.removeprefix("+")
     if not digits.isdigit() or not 6 <= len(digits) <= 15:
         return None
     return "+" + digits
