@@ -11,10 +11,20 @@ from fastapi.responses import HTMLResponse
 
 from siyu import __version__
 from siyu.api import errors
-from siyu.api.routers import health, manage, predict, profiles, segments, tracking, webhooks
+from siyu.api.routers import (
+    health,
+    identity,
+    manage,
+    predict,
+    profiles,
+    segments,
+    tracking,
+    webhooks,
+)
 from siyu.api.routers import fission as fission_router
 from siyu.api.routers import journeys as journeys_router
 from siyu.api.routers import loyalty as loyalty_router
+from siyu.api.routers import messaging as messaging_router
 from siyu.config import Settings
 from siyu.runtime import Runtime
 
@@ -62,7 +72,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(loyalty_router.router)
     app.include_router(journeys_router.router)
     app.include_router(fission_router.router)
+    app.include_router(messaging_router.router)
     app.include_router(predict.router)
+    app.include_router(identity.router)
     app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(tracking.router)
