@@ -10,6 +10,7 @@ import typer
 from siyu import __version__
 from siyu.cli import collect, data, demo, identity, predict, profiles, segments, tags
 from siyu.cli.common import WorkspaceOpt, console, err_console, runtime
+from siyu.cli.fission import assists_app, fission_app, groupbuys_app, referrals_app
 from siyu.cli.journeys import journeys_app
 from siyu.cli.loyalty import coupons_app, loyalty_app
 from siyu.config import describe, load_settings
@@ -39,6 +40,10 @@ app.add_typer(loyalty_app, name="loyalty")
 app.add_typer(coupons_app, name="coupons")
 app.add_typer(predict.reco_app, name="reco")
 app.add_typer(journeys_app, name="journeys")
+app.add_typer(referrals_app, name="referrals")
+app.add_typer(groupbuys_app, name="groupbuys")
+app.add_typer(assists_app, name="assists")
+app.add_typer(fission_app, name="fission")
 
 
 @app.command()
