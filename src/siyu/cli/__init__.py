@@ -13,6 +13,7 @@ from siyu.cli.common import WorkspaceOpt, console, err_console, runtime
 from siyu.cli.fission import assists_app, fission_app, groupbuys_app, referrals_app
 from siyu.cli.journeys import journeys_app
 from siyu.cli.loyalty import coupons_app, loyalty_app
+from siyu.cli.messaging import messages_app, suppressions_app, templates_app
 from siyu.config import describe, load_settings
 from siyu.errors import SiyuError
 
@@ -44,6 +45,9 @@ app.add_typer(referrals_app, name="referrals")
 app.add_typer(groupbuys_app, name="groupbuys")
 app.add_typer(assists_app, name="assists")
 app.add_typer(fission_app, name="fission")
+app.add_typer(templates_app, name="templates")
+app.add_typer(suppressions_app, name="suppressions")
+app.add_typer(messages_app, name="messages")
 
 
 @app.command()
