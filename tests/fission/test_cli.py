@@ -1,4 +1,8 @@
-"""The fission CLI on both engines: referrals, group buys, assists and process, with events."""
+"""The fission CLI: referrals, group buys, assists and process, with events.
+
+The CLI is a thin layer over functions tested on both engines; it runs on DuckDB here only, to
+keep the suite fast (each command opens the database like a real invocation).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from siyu.cli import app
@@ -13,6 +18,11 @@ from siyu.errors import Conflict
 from siyu.fission.groupbuys import GroupBuyRefused
 from siyu.runtime import Runtime
 from tests.fission.helpers import T0, customer, events, ingest, order
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"duckdb:///{tmp_path}/siyu.duckdb"
 
 
 def _ok(*args: str) -> str:
