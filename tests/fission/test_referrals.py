@@ -235,3 +235,6 @@ def test_ip_burst_is_flagged_and_held_for_review(rt: Runtime) -> None:
     assert process_referrals(rt.db, ws, now=T0 + 42 * D).rewarded == 1
     assert _state(rt, ids[0]) == ("rewarded", None)
     assert _state(rt, ids[2])[0] == "qualified"  # still held
+    publish(rt.db, ws)
+    assert [e["referral_id"] for e in events(rt, "Referral Approved")] == [ids[0]]
+    assert len(events(rt, "Referral Flagged")) == 4

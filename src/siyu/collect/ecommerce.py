@@ -176,6 +176,7 @@ SIYU_EVENTS: dict[str, tuple[type[Properties], str]] = {
     "Referral Created": (Properties, "A friend came through an invite code (referral_id, code)."),
     "Referral Qualified": (Properties, "The first order qualified (order_id, hold_until)."),
     "Referral Flagged": (Properties, "A qualified referral is held for review (reason)."),
+    "Referral Approved": (Properties, "A flagged referral was approved on review (reason)."),
     "Referral Rewarded": (Properties, "Both sides' rewards were granted (referrer/friend_reward)."),
     "Referral Rejected": (Properties, "A referral was rejected (reason)."),
     "Group Buy Opened": (Properties, "A leader opened a group (group_id, campaign_id)."),

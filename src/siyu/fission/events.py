@@ -25,6 +25,7 @@ FISSION_EVENTS: dict[str, str] = {
     "Referral Created": "A friend arrived through an invite code or link (referral_id, code).",
     "Referral Qualified": "The friend's first order qualified; rewards wait (hold_until).",
     "Referral Flagged": "A qualified referral is held for review (reason, e.g. ip_burst).",
+    "Referral Approved": "A flagged referral was approved on review; rewards follow the hold.",
     "Referral Rewarded": "Both sides' rewards were granted (referrer_reward, friend_reward).",
     "Referral Rejected": "A referral was rejected (reason, e.g. self_referral, shared_device).",
     "Group Buy Opened": "A leader opened a group (group_id, campaign_id, paid_price).",
@@ -40,6 +41,7 @@ REFERRAL_EVENTS = {
     "created": "Referral Created",
     "qualified": "Referral Qualified",
     "flagged": "Referral Flagged",
+    "cleared": "Referral Approved",
     "rewarded": "Referral Rewarded",
     "rejected": "Referral Rejected",
 }

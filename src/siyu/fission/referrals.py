@@ -277,6 +277,18 @@ def review(
                 )
             # 'cleared' (not NULL), so that the same burst does not flag it again.
             conn.execute(r.update().where(*where).values(flag="cleared", updated_at=now))
+            record_change(
+                conn,
+                workspace_id,
+                [
+                    {
+                        "referral_id": referral_id,
+                        "state": "cleared",
+                        "reason": reason or "approved_on_review",
+                        "changed_at": now,
+                    }
+                ],
+            )
         else:
             why = reason or "rejected_on_review"
             conn.execute(
