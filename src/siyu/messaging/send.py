@@ -15,8 +15,11 @@ thousands of messages a second:
    Atomic channels (outbox) do all of this in one transaction.
 
 A crash in step 1-2 leaves ``claimed`` rows that nothing was sent for; after ``CLAIM_TIMEOUT``
-another attempt may re-claim them. A crash in step 3 leaves ``sending`` rows:
-:func:`siyu.messaging.reconcile.reconcile` resolves them and never resends blindly.
+another attempt may re-claim them. A crash in step 3 leaves ``sending`` rows: whether the
+provider got the message is unknown. When the key is requested again after ``CLAIM_TIMEOUT``,
+a row of a ``resend_safe`` channel (webhooks: receivers deduplicate on the message id) is
+re-claimed and sent again; any other becomes ``unknown`` (``outcome_unknown``) and is never
+resent blindly: a possible loss is preferred to a certain duplicate in a customer's inbox.
 """
 
 from __future__ import annotations
@@ -186,6 +189,26 @@ class _Batch:
             reclaimed: set[str] = set()
             existing: dict[str, Any] = {}
             if rest:
+                stale = self.now - CLAIM_TIMEOUT
+                conn.execute(
+                    messages.update()
+                    .where(
+                        _M.workspace_id == self.ws,
+                        _M.message_id.in_(rest),
+                        _M.status == "sending",
+                        _M.updated_at < stale,
+                        _M.channel.not_in(_resend_safe()),
+                    )
+                    .values(
+                        status="unknown",
+                        claim_token=None,
+                        reason_code="outcome_unknown",
+                        reason="The sender stopped while the provider was being called, so "
+                        "whether the message went out is unknown; it is not sent again "
+                        "(a duplicate in the customer's inbox is worse than a possible loss).",
+                        updated_at=self.now,
+                    )
+                )
                 due = sa.or_(_M.retry_at.is_(None), _M.retry_at <= self.now)
                 res = conn.execute(
                     messages.update()
@@ -194,8 +217,11 @@ class _Batch:
                         _M.message_id.in_(rest),
                         sa.or_(
                             sa.and_(_M.status.in_(("deferred", "retry")), due),
+                            sa.and_(_M.status == "claimed", _M.updated_at < stale),
                             sa.and_(
-                                _M.status == "claimed", _M.updated_at < self.now - CLAIM_TIMEOUT
+                                _M.status == "sending",
+                                _M.updated_at < stale,
+                                _M.channel.in_(_resend_safe()),
                             ),
                         ),
                     )
@@ -606,6 +632,11 @@ def _update(
         bulk.unstage(conn, name)
 
 
+def _resend_safe() -> list[str]:
+    """Channels whose receivers deduplicate on siyu's message id (a crash may be resent)."""
+    return [name for name, ch in registry.channels.items() if ch.resend_safe]
+
+
 def _existing_outcome(row: Any) -> SendOutcome:
     """What a repeated request for a key that is not claimable gets."""
     if row.status == "deferred":
@@ -616,6 +647,8 @@ def _existing_outcome(row: Any) -> SendOutcome:
         return SendOutcome(
             SendStatus.RETRY, row.message_id, None, row.reason_code, row.reason, row.retry_at
         )
+    if row.status == "unknown":
+        return SendOutcome(SendStatus.DUPLICATE, row.message_id, None, row.reason_code, row.reason)
     return SendOutcome(
         SendStatus.DUPLICATE,
         row.message_id,

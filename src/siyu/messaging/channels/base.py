@@ -9,7 +9,8 @@ again), with the provider's code, so that every outcome can be explained.
 ``atomic`` channels (the outbox) deliver by writing rows in the database transaction that also
 records the outcome, so their delivery happens exactly once. Other channels talk to a provider
 over the network, after the message row was committed as ``sending``; a crash between the two
-leaves a row that :mod:`siyu.messaging.reconcile` resolves without ever resending blindly.
+leaves a ``sending`` row that :mod:`siyu.messaging.send` resolves when the key comes back:
+resent only by ``resend_safe`` channels, otherwise marked ``unknown`` and never resent blindly.
 """
 
 from __future__ import annotations
