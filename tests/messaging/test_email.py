@@ -176,22 +176,36 @@ def test_smtp_refusals_map_to_outcomes(rt: Runtime, smtp: tuple[Inbox, Settings]
     template(rt, ORDER)
     hard = customer(rt, "u1", email="gone@example.com", country="US", first_name="A")
     soft = customer(rt, "u2", email="busy@example.com", country="US", first_name="B")
+    policy = customer(rt, "u3", email="strict@example.com", country="US", first_name="C")
     inbox.refuse = {
         "gone@example.com": "550 5.1.1 No such user",
         "busy@example.com": "451 4.3.0 Try again later",
+        "strict@example.com": "554 5.7.1 Message refused by policy",
     }
     ctx = {"order": {"total": 5, "currency": "USD"}, "day": "2026-03-02"}
     out = send_many(
         rt.db,
         [
             request(rt, c, f"r-{c}", channel="email", tpl="order_note", context=ctx)
-            for c in (hard, soft)
+            for c in (hard, soft, policy)
         ],
         now=T0,
         settings=settings,
     )
-    assert (out[0].status, out[0].reason_code) == (SendStatus.FAILED, "smtp_rejected")
+    # a hard bounce fails and suppresses the address; a policy refusal only fails
+    assert (out[0].status, out[0].reason_code) == (SendStatus.FAILED, "hard_bounce")
     assert "550" in (out[0].reason or "")
+    assert (out[2].status, out[2].reason_code) == (SendStatus.FAILED, "smtp_rejected")
+    assert rows(rt, "SELECT channel, address, reason FROM suppressions") == [
+        ("email", "gone@example.com", "bounce")
+    ]
+    later = send(
+        rt.db,
+        request(rt, hard, "r-again", channel="email", tpl="order_note", context=ctx),
+        now=T0 + timedelta(days=1),
+        settings=settings,
+    )
+    assert (later.status, later.reason_code) == (SendStatus.SKIPPED, "suppressed")
     assert out[1].status == SendStatus.RETRY
     assert out[1].retry_at is not None
     wait = (out[1].retry_at - T0).total_seconds()

@@ -532,6 +532,8 @@ class _Batch:
                     suppress.append((m, d))
                 out = SendOutcome(SendStatus.SKIPPED, m.message_id, None, d.reason_code, d.reason)
             else:
+                if d.suppress_as and m.outgoing is not None:  # a hard bounce: never again
+                    suppress.append((m, d))
                 code = d.reason_code
                 reason = d.reason
                 if d.status == "retry":
@@ -557,7 +559,9 @@ class _Batch:
                     "address": pa.array(
                         [m.outgoing.recipient for m, _ in suppress if m.outgoing], pa.string()
                     ),
-                    "reason": pa.array(["unsubscribe"] * len(suppress), pa.string()),
+                    "reason": pa.array(
+                        [d.suppress_as or "unsubscribe" for _, d in suppress], pa.string()
+                    ),
                     "note": pa.array([d.reason for _, d in suppress], pa.string()),
                     "created_at": pa.array([self.now] * len(suppress), TS),
                 }

@@ -58,6 +58,9 @@ class Delivery:
     reason_code: str | None = None  # stable, e.g. 'reengagement_required', 'rate_limited'
     reason: str | None = None  # for people, with the provider's own code and title
     retry_after: float | None = None  # seconds, when the provider said (Retry-After)
+    # A suppression reason ('bounce', 'complaint', 'unsubscribe') when the provider's answer
+    # means the address must never be contacted again (a hard bounce along a 'failed').
+    suppress_as: str | None = None
 
 
 @dataclass

@@ -7,7 +7,8 @@ one POST (RFC 8058). The ``Message-ID`` derives from siyu's message id (itself d
 idempotency key), so every attempt of one key carries the same Message-ID.
 
 SMTP replies map to outcomes: 2xx sent, 4xx (and a dropped connection) retry, 5xx failed; a
-recipient refused with 5xx is failed (a hard bounce).
+recipient refused with 550/551/553 and an enhanced status 5.1.x (no such mailbox or domain) is a
+hard bounce: failed, and the address goes on the email suppression list (reason ``bounce``).
 """
 
 from __future__ import annotations
@@ -57,14 +58,22 @@ def build_email(m: Outgoing, settings: Settings, env: ChannelEnv) -> EmailMessag
 
 def _refused(exc: smtplib.SMTPRecipientsRefused) -> Delivery:
     code, detail = next(iter(exc.recipients.values()), (550, b"refused"))
-    return _reply(int(code), detail)
+    return _reply(int(code), detail, recipient=True)
 
 
-def _reply(code: int, detail: bytes | str) -> Delivery:
+# Enhanced status codes (RFC 3463) of a mailbox or domain that does not exist: 5.1.x
+_BAD_ADDRESS = re.compile(r"^5\.1\.\d{1,3}\b")
+
+
+def _reply(code: int, detail: bytes | str, recipient: bool = False) -> Delivery:
     text = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+    reason = f"SMTP {code}: {text}"
     if 400 <= code < 500:
-        return Delivery("retry", reason_code="smtp_transient", reason=f"SMTP {code}: {text}")
-    return Delivery("failed", reason_code="smtp_rejected", reason=f"SMTP {code}: {text}")
+        return Delivery("retry", reason_code="smtp_transient", reason=reason)
+    if recipient and code in (550, 551, 553) and _BAD_ADDRESS.match(text.strip()):
+        # a hard bounce: the address does not exist; suppressed so it is never tried again
+        return Delivery("failed", reason_code="hard_bounce", reason=reason, suppress_as="bounce")
+    return Delivery("failed", reason_code="smtp_rejected", reason=reason)
 
 
 class EmailChannel:
