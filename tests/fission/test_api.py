@@ -53,6 +53,11 @@ def test_referral_routes(rt: Runtime, client: TestClient) -> None:
     assert [h["state"] for h in shown["history"]] == ["created", "qualified"]
     assert len(events(rt, "Referral Qualified")) == 1
 
+    metrics = client.get("/api/fission/metrics").json()
+    assert (metrics["referrals_created"], metrics["referred_customers"]) == (1, 1)
+    assert [i["customer_id"] for i in metrics["top_inviters"]] == [koc]
+    backwards = {"since": "2026-03-02T00:00:00", "until": "2026-03-01T00:00:00"}
+    assert client.get("/api/fission/metrics", params=backwards).status_code == 400
     # Reviewing: no flag to clear -> 409 in the envelope; reject works.
     refused = client.post(f"/api/fission/referrals/{rid}/review", json={"approve": True})
     assert refused.status_code == 409

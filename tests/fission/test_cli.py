@@ -45,6 +45,13 @@ def test_referral_commands(rt: Runtime, tmp_path: Path) -> None:
     assert "qualified" in _ok("referrals", "list", "--referrer", koc)
     shown = json.loads(_ok("referrals", "show", row["referral_id"]))
     assert [h["state"] for h in shown["history"]] == ["created", "qualified"]
+    window = ("--since", "2026-03-01T00:00:00", "--until", "2026-03-10T00:00:00")
+    metrics = json.loads(_ok("fission", "metrics", *window, "--json"))
+    assert (metrics["referrals_created"], metrics["referred_customers"]) == (1, 1)
+    assert metrics["top_inviters"][0]["customer_id"] == koc
+    text = _ok("fission", "metrics", *window, "--top", "5")
+    assert "referred customers 1" in text
+    assert koc in text
     out = _ok("referrals", "review", row["referral_id"], "--reject", "--reason", "fraud_ring")
     assert "rejected (fraud_ring)" in out
     assert [e["reason"] for e in events(rt, "Referral Rejected")] == ["fraud_ring"]

@@ -7,7 +7,7 @@ before it returns, so the event log always has them.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +21,7 @@ from siyu.errors import InvalidInput, NotFound
 from siyu.fission import assists, groupbuys, referrals
 from siyu.fission.common import utcnow
 from siyu.fission.events import publish
+from siyu.fission.metrics import fission_metrics
 from siyu.fission.program import load_program, save_program
 from siyu.fission.qualify import process_referrals
 from siyu.fission.service import process
@@ -545,3 +546,56 @@ def fission_process(
         f"events: {report['events']}"
     )
     _print(report, as_json, text)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+@fission_app.command("metrics")
+def fission_metrics_cmd(
+    workspace: WorkspaceOpt = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Start of the range, UTC (default: until - 30 days)."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="End of the range, excluded, UTC (default: now).")
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Inviters in the KOC ranking.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Invites, visits per share, invite conversion, K-factor, referred vs organic customers,
+    cost per referred customer and the top inviters."""
+    end = _when(until, "--until") or utcnow()
+    start = _when(since, "--since") or end - timedelta(days=30)
+    with runtime() as rt:
+        ws = rt.workspace(workspace)
+        m = fission_metrics(rt.db, ws.workspace_id, start, end, top=top)
+    if as_json:
+        _print(m.to_dict(), True)
+        return
+    lines = [
+        f"{m.since:%Y-%m-%d %H:%M} to {m.until:%Y-%m-%d %H:%M} (UTC)",
+        f"invites sent {m.invites_sent:,} by {m.sharers:,} sharers, visits {m.visits:,}, "
+        f"fission coefficient {_num(m.fission_coefficient)}",
+        f"referrals {m.referrals_created:,}, referred customers {m.referred_customers:,}, "
+        f"invite conversion {_pct(m.invite_conversion)}, K-factor {_num(m.k_factor, 3)}",
+        f"30-day retention: referred {_pct(m.referred.retention_30d)} "
+        f"({m.referred.customers:,}), organic {_pct(m.organic.retention_30d)} "
+        f"({m.organic.customers:,})",
+        f"predicted CLV 12m: referred {_num(m.referred.avg_clv_12m)}, organic "
+        f"{_num(m.organic.avg_clv_12m)}",
+        f"cost per referred customer {_num(m.cost_per_referred_customer)} "
+        f"({m.rewarded_referrals:,} rewarded)",
+    ]
+    lines += [
+        f"  #{n} {i.customer_id}: referred {i.referred_customers:,} of {i.referrals:,} referrals, "
+        f"{i.shares:,} shares, {i.visits:,} visits, revenue {_num(i.referred_revenue_base)}"
+        for n, i in enumerate(m.top_inviters, 1)
+    ]
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)

@@ -6,7 +6,7 @@ Every state change is committed first and then published as an event through the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from siyu.api.deps import AdminWorkspace, ReadWorkspace, RuntimeDep, WriteWorksp
 from siyu.fission import assists, groupbuys, referrals
 from siyu.fission.common import utcnow
 from siyu.fission.events import publish
+from siyu.fission.metrics import fission_metrics
 from siyu.fission.program import load_program, save_program
 from siyu.fission.service import process
 from siyu.runtime import Runtime
@@ -325,3 +326,20 @@ def get_assist_status(
     """A target's helpers, thresholds and the rewards unlocked so far."""
     with rt.db.engine.connect() as conn:
         return assists.progress(conn, ws.workspace_id, campaign_id, target_id)
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+@router.get("/metrics")
+def get_metrics(
+    ws: ReadWorkspace,
+    rt: RuntimeDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    top: int = 10,
+) -> dict[str, Any]:
+    """Fission metrics of [since, until) (default: the last 30 days) and the top inviters."""
+    end = _naive(until) or utcnow()
+    start = _naive(since) or end - timedelta(days=30)
+    return fission_metrics(rt.db, ws.workspace_id, start, end, top=top).to_dict()
