@@ -153,6 +153,9 @@ class WhatsAppFake:
     app_secret: str
     fail: dict[str, tuple[int, int, str]] = field(default_factory=dict)
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # wamid -> request body
+    # called with (wamid, body) before the answer leaves: lets a test post a status callback
+    # that beats the sender's own bookkeeping, as Meta's can
+    on_accept: Callable[[str, dict[str, Any]], None] | None = None
     _n: int = 0
 
     def respond(self, call: Call) -> tuple[int, dict[str, Any]]:
@@ -175,6 +178,8 @@ class WhatsAppFake:
         self._n += 1
         wamid = f"wamid.HBgM{self._n:06d}"
         self.sent[wamid] = body
+        if self.on_accept is not None:
+            self.on_accept(wamid, body)
         return 200, {
             "messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": to}],

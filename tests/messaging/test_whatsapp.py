@@ -221,6 +221,32 @@ def test_templates_window_errors_and_status_callbacks(rt: Runtime, wa: Env) -> N
     ]
 
 
+def test_callback_that_beats_the_bookkeeping_is_not_lost(rt: Runtime, wa: Env) -> None:
+    """Meta may call the webhook before the send's HTTP answer reached siyu."""
+    template(rt, OFFER)
+    number = "4915112345679"
+    cid = customer(rt, number, phone=f"+{number}", first_name="Kai", country="DE")
+    consent(rt, number, "whatsapp", "granted", T0 - timedelta(days=5))
+    at = _epoch(T0) + 1
+    answers: list[int] = []
+
+    def early(wamid: str, body: dict[str, object]) -> None:
+        statuses = [wa.fake.status(wamid, "sent", at), wa.fake.status(wamid, "delivered", at + 1)]
+        answers.append(wa.fake.callback(wa.webhook, statuses))
+
+    wa.fake.on_accept = early
+    out = send_many(
+        rt.db,
+        [request(rt, cid, "early-1", "whatsapp", "wa_offer", context=CTX)],
+        now=T0,
+        settings=wa.settings,
+    )
+    assert out[0].status == SendStatus.SENT
+    assert answers == [200]
+    stored = rows(rt, "SELECT status, delivered_at FROM messages WHERE customer_id = :c", c=cid)
+    assert stored == [("delivered", T0 + timedelta(seconds=2))]
+
+
 def test_pacer_spaces_sends_per_business_number() -> None:
     """Per-number throughput: each call gets the next slot 1/rate after the previous one."""
     clock = [100.0]

@@ -484,6 +484,11 @@ class _Batch:
         deliveries = ch.deliver(env, [m.outgoing for m in go if m.outgoing])
         with self.db.engine.begin() as conn:
             self._record_deliveries(conn, go, deliveries)
+            # optional hook: a channel whose status callbacks may beat this bookkeeping
+            after = getattr(ch, "after_record", None)
+            if after is not None:
+                ids = [d.provider_message_id for d in deliveries if d.status == "sent"]
+                after(conn, self.ws, [i for i in ids if i])
 
     def _record_deliveries(
         self, conn: sa.Connection, msgs: list[_Msg], deliveries: list[Delivery]

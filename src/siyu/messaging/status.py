@@ -9,7 +9,10 @@ read (it was delivered to some device). The failure's provider code is mapped to
 ``reason_code`` a synchronous refusal would get, so the message log explains it either way.
 
 The callbacks themselves are stored as events by the pipeline (Message Delivered, ...); this
-module keeps the ``messages`` row, which journeys' measurement reads, in step with them.
+module keeps the ``messages`` row, which journeys' measurement reads, in step with them. A
+callback can beat the send's own bookkeeping (Meta may call the webhook before the API call
+returned); the channel then catches up from the stored events right after it records the
+send (:func:`catch_up_whatsapp`), so no status is lost to the race.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sqlalchemy as sa
 from siyu.messaging.channels.whatsapp import ERRORS as WA_ERRORS
 from siyu.messaging.tables import messages
 from siyu.store import bulk
+from siyu.store.schema import events
 
 RANK = {"sent": 1, "delivered": 2, "read": 3}
 TS = pa.timestamp("us")
@@ -185,3 +189,38 @@ def apply_whatsapp_statuses(
         return 0
     with engine.begin() as conn:
         return apply_status_updates(conn, workspace_id, "whatsapp", updates)
+
+
+def _error_code(props: Any) -> int | None:
+    code = props.get("error_code") if isinstance(props, Mapping) else None
+    try:
+        return None if code is None else int(code)
+    except (TypeError, ValueError):
+        return None
+
+
+def catch_up_whatsapp(conn: sa.Connection, workspace_id: str, wamids: Sequence[str]) -> int:
+    """Apply status callbacks already stored as events for these WhatsApp message ids.
+
+    The WhatsApp webhook stores a callback as the event ``whatsapp:{wamid}:{status}``, so the
+    lookup is by primary-key-like ids, no JSON query.
+    """
+    if not wamids:
+        return 0
+    keys = {f"whatsapp:{w}:{st}": (w, st) for w in wamids for st in (*RANK, "failed")}
+    found = conn.execute(
+        sa.select(events.c.message_id, events.c.timestamp, events.c.properties).where(
+            events.c.workspace_id == workspace_id, events.c.message_id.in_(sorted(keys))
+        )
+    ).all()
+    updates = []
+    for mid, ts, props in found:
+        wamid, status = keys[mid]
+        code = reason = None
+        if status == "failed":
+            num = _error_code(props)
+            code = WA_ERRORS[num][1] if num in WA_ERRORS else "provider_failed"
+            title = props.get("error_title") if isinstance(props, Mapping) else None
+            reason = f"WhatsApp error {num}: {title or 'failed'}"
+        updates.append(StatusUpdate(wamid, status, ts, code, reason))
+    return apply_status_updates(conn, workspace_id, "whatsapp", updates) if updates else 0

@@ -135,6 +135,14 @@ class WhatsAppChannel:
     def address(self, customer: Mapping[str, Any], settings: Settings) -> str | None:
         return phone_address(customer)
 
+    def after_record(
+        self, conn: sa.Connection, workspace_id: str, provider_ids: Sequence[str]
+    ) -> None:
+        """Apply status callbacks that arrived before the sends were recorded."""
+        from siyu.messaging.status import catch_up_whatsapp
+
+        catch_up_whatsapp(conn, workspace_id, provider_ids)
+
     def deliver(self, env: ChannelEnv, messages: Sequence[Outgoing]) -> list[Delivery]:
         if not messages:
             return []
