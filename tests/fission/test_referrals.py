@@ -238,3 +238,56 @@ def test_ip_burst_is_flagged_and_held_for_review(rt: Runtime) -> None:
     publish(rt.db, ws)
     assert [e["referral_id"] for e in events(rt, "Referral Approved")] == [ids[0]]
     assert len(events(rt, "Referral Flagged")) == 4
+
+
+def test_order_placed_before_the_referral_but_received_later_is_an_existing_customer(
+    rt: Runtime,
+) -> None:
+    ws = rt.workspace().workspace_id
+    code = invite_code(rt.db, ws, customer(rt, "koc")).code
+    ref, _ = refer(rt.db, ws, code, customer(rt, "late-sync"), now=T0)
+    assert ref["state"] == "pending"
+    # The store's export arrives after the referral, with an order from the week before.
+    ingest(rt, order("late-sync", "o-old", 60, at=T0 - 7 * D))
+    process_referrals(rt.db, ws, now=T0 + D)
+    assert _state(rt, ref["referral_id"]) == ("rejected", "existing_customer")
+
+
+def test_two_referred_identities_of_one_friend_keep_the_first_referral(rt: Runtime) -> None:
+    """A friend used two invite codes, once anonymously and once logged in; One-ID merges the
+    two identities and only the earliest referral can qualify (no double reward)."""
+    from siyu.collect.rows import customer_key
+    from siyu.identity import resolve_workspace
+
+    ws = rt.workspace().workspace_id
+    first_code = invite_code(rt.db, ws, customer(rt, "koc1")).code
+    second_code = invite_code(rt.db, ws, customer(rt, "koc2")).code
+    ingest(
+        rt,
+        {
+            "type": "page",
+            "anonymousId": "anon-9",
+            "messageId": "pg-9",
+            "timestamp": (T0 + H).isoformat() + "Z",
+            "name": "Invite",
+        },
+    )
+    visitor = customer_key(ws, None, "anon-9")
+    assert visitor is not None
+    early, _ = refer(rt.db, ws, first_code, visitor, now=T0 + H)
+    late, _ = refer(rt.db, ws, second_code, customer(rt, "pat"), now=T0 + 2 * H)
+    login = {
+        "type": "identify",
+        "userId": "pat",
+        "anonymousId": "anon-9",
+        "messageId": "id-pat-login",
+        "timestamp": (T0 + 3 * H).isoformat() + "Z",
+        "traits": {"email": "pat@example.com"},
+    }
+    ingest(rt, login, order("pat", "o-pat", 50, at=T0 + D))
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws)
+    report = process_referrals(rt.db, ws, now=T0 + 2 * D)
+    assert report.qualified == 1
+    assert _state(rt, early["referral_id"]) == ("qualified", None)
+    assert _state(rt, late["referral_id"]) == ("rejected", "duplicate_friend")
