@@ -15,13 +15,6 @@ from datetime import datetime
 from typing import Any
 
 _FAST_TYPES = frozenset(("track", "identify", "page", "screen"))
-_ID_KEYS = (("messageId", "message_id"), ("userId", "user_id"), ("anonymousId", "anonymous_id"))
-_TIME_KEYS = (
-    ("timestamp", "timestamp"),
-    ("sentAt", "sent_at"),
-    ("originalTimestamp", "original_timestamp"),
-)
-_DOC_KEYS = ("properties", "traits", "context", "integrations")
 
 
 def _time(value: object) -> datetime | bool | None:
@@ -39,50 +32,82 @@ def _time(value: object) -> datetime | bool | None:
     return parsed if parsed.tzinfo is not None else False
 
 
+def _ident(value: object) -> str | bool | None:
+    """A plain id as the models would keep it: None when absent, False when they must decide."""
+    if value is None:
+        return None
+    if type(value) is str and 0 < len(value) <= 200 and not value[0].isspace():
+        return False if value[-1].isspace() else value
+    return False
+
+
 def fast_fields(payload: dict[str, Any]) -> dict[str, Any] | None:
     """The model field values of a plain call, or None to let the models decide."""
     kind = payload.get("type")
     if type(kind) is not str or kind not in _FAST_TYPES:  # a list/dict type is unhashable
         return None
-    fields: dict[str, Any] = {"type": kind}
-    for wire, name in _ID_KEYS:
-        value = payload.get(wire)
-        if value is None:
-            fields[name] = None
-        elif type(value) is str and 0 < len(value) <= 200 and not value[0].isspace():
-            if value[-1].isspace():
-                return None
-            fields[name] = value
-        else:
-            return None
-    if fields["user_id"] is None and fields["anonymous_id"] is None:
+    message_id = _ident(payload.get("messageId"))
+    user_id = _ident(payload.get("userId"))
+    anonymous_id = _ident(payload.get("anonymousId"))
+    if message_id is False or user_id is False or anonymous_id is False:
         return None
-    for wire, name in _TIME_KEYS:
-        parsed = _time(payload.get(wire))
-        if parsed is False:
+    if user_id is None and anonymous_id is None:
+        return None
+    get = payload.get
+    timestamp = get("timestamp")
+    if timestamp is not None:
+        timestamp = _time(timestamp)
+        if timestamp is False:
             return None
-        fields[name] = parsed
-    for key in _DOC_KEYS:
-        doc = payload.get(key)
-        if doc is None:
-            fields[key] = {}
-        elif type(doc) is dict:
-            fields[key] = doc
-        else:
+    sent_at = get("sentAt")
+    if sent_at is not None:
+        sent_at = _time(sent_at)
+        if sent_at is False:
             return None
+    original = get("originalTimestamp")
+    if original is not None:
+        original = _time(original)
+        if original is False:
+            return None
+    context = get("context")
+    integrations = get("integrations")
+    if context is None:
+        context = {}
+    elif type(context) is not dict:
+        return None
+    if integrations is None:
+        integrations = {}
+    elif type(integrations) is not dict:
+        return None
+    fields: dict[str, Any] = {
+        "type": kind,
+        "message_id": message_id,
+        "user_id": user_id,
+        "anonymous_id": anonymous_id,
+        "timestamp": timestamp,
+        "sent_at": sent_at,
+        "original_timestamp": original,
+    }
+    doc = get("traits" if kind == "identify" else "properties")
+    if doc is None:
+        doc = {}
+    elif type(doc) is not dict:
+        return None
+    if kind == "identify":
+        fields["traits"] = doc
+    else:
+        fields["properties"] = doc
+    fields["context"] = context
+    fields["integrations"] = integrations
     if kind == "track":
-        event = payload.get("event")
+        event = get("event")
         if type(event) is not str or not 0 < len(event) <= 200:
             return None
         fields["event"] = event
-        fields.pop("traits")
-    elif kind == "identify":
-        fields.pop("properties")
-    else:
+    elif kind != "identify":
         for key in ("name", "category"):
-            value = payload.get(key)
+            value = get(key)
             if value is not None and (type(value) is not str or len(value) > 200):
                 return None
             fields[key] = value
-        fields.pop("traits")
     return fields

@@ -11,7 +11,7 @@ stores nothing twice because every derived row is keyed by the event that produc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,7 +26,7 @@ from siyu.access.workspaces import Workspace
 from siyu.collect import rows
 from siyu.collect.ecommerce import OrderRefunded
 from siyu.collect.quarantine import Rejection, store_rejections
-from siyu.collect.validate import Record, ValidCall, _dump, validate_chunk
+from siyu.collect.validate import ValidCall, _dump, validate_chunk
 from siyu.config import Settings
 from siyu.gcpause import collector_paused
 from siyu.identity.hook import after_ingest
@@ -72,11 +72,6 @@ class IngestReport:
         }
 
 
-def _as_records(records: Iterable[Any], start: int) -> Iterator[Record]:
-    for i, item in enumerate(records, start=start):
-        yield item if isinstance(item, Record) else Record(i, item)
-
-
 class Pipeline:
     """Ingest records into one workspace of one database."""
 
@@ -98,10 +93,12 @@ class Pipeline:
     ) -> IngestReport:
         """Ingest ``records`` (dicts, JSON text or :class:`Record`); return what happened."""
         report = IngestReport()
-        stream = _as_records(records, start_position)
+        stream = iter(records)
+        position = start_position  # of the chunk's first record when it is not a Record
         while chunk := list(islice(stream, self.settings.ingest_chunk_size)):
             with collector_paused():
-                part = self._ingest_chunk(chunk, source_id, origin, received_at)
+                part = self._ingest_chunk(chunk, position, source_id, origin, received_at)
+            position += len(chunk)
             if not keep_ids:
                 part.stored_ids = []
             report.add(part)
@@ -111,7 +108,8 @@ class Pipeline:
 
     def _ingest_chunk(
         self,
-        chunk: list[Record],
+        chunk: list[Any],
+        start: int,
         source_id: str | None,
         origin: str,
         received_at: datetime | None,
@@ -119,6 +117,7 @@ class Pipeline:
         now = received_at or datetime.now(UTC).replace(tzinfo=None)
         result = validate_chunk(
             chunk,
+            start=start,
             received_at=now,
             max_event_bytes=self.settings.max_event_bytes,
             max_future_skew=timedelta(seconds=self.settings.max_future_skew_seconds),
@@ -126,8 +125,13 @@ class Pipeline:
         report = IngestReport(read=len(chunk))
         unique: dict[str, ValidCall] = {}
         ws_id = self.workspace.workspace_id
+        keys: dict[tuple[str | None, str | None], str | None] = {}  # senders repeat in a chunk
         for v in result.valid:
-            v.customer_id = rows.customer_key(ws_id, v.fields["user_id"], v.fields["anonymous_id"])
+            sender = (v.fields["user_id"], v.fields["anonymous_id"])
+            key = keys.get(sender, "")
+            if key == "":
+                key = keys[sender] = rows.customer_key(ws_id, *sender)
+            v.customer_id = key
             if v.message_id in unique:
                 report.duplicates += 1
             else:
@@ -178,8 +182,9 @@ class Pipeline:
         """
         ws = self.workspace.workspace_id
         base = self.workspace.base_currency
-        order_calls = [rows.order_row(v, base) for v in new if rows.is_order(v)]
-        refund_calls = [v for v in new if rows.is_refund(v)]
+        documented = [v for v in new if v.props is not None]  # orders and refunds are
+        order_calls = [rows.order_row(v, base) for v in documented if rows.is_order(v)]
+        refund_calls = [v for v in documented if rows.is_refund(v)]
         if not order_calls and not refund_calls:
             return new, (0, 0)
         wanted = [o.props.order_id for o in order_calls] + [
@@ -299,7 +304,7 @@ class Pipeline:
             return
         upsert_products(conn, rows.products_table(ws, new, now))
         upsert_customers(conn, rows.customers_table(ws, new, events, now))
-        consent_calls = [v for v in new if rows.is_consent(v)]
+        consent_calls = [v for v in new if v.props is not None and rows.is_consent(v)]
         if consent_calls:
             insert_new(
                 conn,

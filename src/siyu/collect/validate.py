@@ -31,7 +31,7 @@ class Record(NamedTuple):
     payload: Any
 
 
-@dataclass
+@dataclass(slots=True)
 class ValidCall:
     """A validated call with its normalised values and original payload."""
 
@@ -102,13 +102,15 @@ def _message_id(payload: dict[str, Any]) -> str:
     return "sha256-" + digest.hexdigest()[:40]
 
 
-def _parse(record: Record, max_bytes: int) -> tuple[dict[str, Any] | None, Rejection | None]:
-    payload = record.payload
+def _parse(
+    position: int, raw: Any, max_bytes: int
+) -> tuple[dict[str, Any] | None, Rejection | None]:
+    payload = raw
     if isinstance(payload, bytes | str):
         size = len(payload) if isinstance(payload, bytes) else len(payload.encode())
         if size > max_bytes:
             return None, Rejection(
-                record.position,
+                position,
                 "too_large",
                 f"event is {size} bytes; the limit is {max_bytes} bytes",
                 _dump(payload)[:max_bytes],
@@ -116,12 +118,10 @@ def _parse(record: Record, max_bytes: int) -> tuple[dict[str, Any] | None, Rejec
         try:
             payload = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
-            return None, Rejection(
-                record.position, "malformed_json", f"not valid JSON: {exc}", _dump(record.payload)
-            )
+            return None, Rejection(position, "malformed_json", f"not valid JSON: {exc}", _dump(raw))
     if not isinstance(payload, dict):
         return None, Rejection(
-            record.position,
+            position,
             "invalid",
             f"a record must be a JSON object, got {type(payload).__name__}",
             _dump(payload),
@@ -130,51 +130,73 @@ def _parse(record: Record, max_bytes: int) -> tuple[dict[str, Any] | None, Rejec
 
 
 def validate_chunk(
-    records: list[Record],
+    records: list[Any],
     *,
+    start: int = 1,
     received_at: datetime,
     max_event_bytes: int,
     max_future_skew: timedelta,
     check_size: bool = True,
 ) -> ChunkResult:
-    """Validate a chunk; every record ends up either valid or rejected (never both, never lost)."""
+    """Validate a chunk; every record ends up either valid or rejected (never both, never lost).
+
+    ``records`` are :class:`Record` or bare payloads; a bare payload's position is ``start``
+    plus its index in the chunk.
+
+    One pass per stage over the chunk, each as tight as Python allows: this loop runs once per
+    event, so it is where ingestion spends most of its time (benchmarks/ingest.py).
+    """
     result = ChunkResult()
-    parsed: list[tuple[Record, dict[str, Any]]] = []
-    for record in records:
-        payload, rejection = _parse(record, max_event_bytes)
-        if rejection is not None:
-            result.rejected.append(rejection)
-            continue
-        assert payload is not None
-        if check_size and not isinstance(record.payload, bytes | str):
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    for index, item in enumerate(records, start):
+        position, payload = item if type(item) is Record else (index, item)
+        if type(payload) is dict:
+            raw = False
+        else:
+            original = payload
+            payload, rejection = _parse(position, original, max_event_bytes)
+            if rejection is not None:
+                result.rejected.append(rejection)
+                continue
+            assert payload is not None
+            raw = isinstance(original, bytes | str)
+        if check_size and not raw:
             size = len(orjson.dumps(payload, default=str))
             if size > max_event_bytes:
                 result.rejected.append(
                     Rejection(
-                        record.position,
+                        position,
                         "too_large",
                         f"event is {size} bytes; the limit is {max_event_bytes} bytes",
                         _dump(payload),
                     )
                 )
                 continue
-        parsed.append((record, payload))
+        parsed.append((position, payload))
 
     calls = _validate_calls(parsed, result)
     received_utc = received_at.replace(tzinfo=UTC)
-    pending: list[tuple[Record, dict[str, Any], dict[str, Any], datetime]] = []
-    for (record, payload), call in calls:
-        when = call["timestamp"] or call["original_timestamp"]
-        if when is not None and call["sent_at"] is not None:
-            # Segment's clock-skew correction: trust the server clock for the offset.
-            when = received_utc - (call["sent_at"] - when)
-        timestamp = when or received_utc
-        if timestamp.tzinfo is not UTC and timestamp.utcoffset():
-            timestamp = timestamp.astimezone(UTC)
+    schemas = _schemas()
+    valid: list[ValidCall] = []
+    groups: dict[str, list[int]] = {}
+    for (position, payload), call in calls:
+        when = call["timestamp"]
+        if when is None:
+            when = call["original_timestamp"]
+        if when is None:
+            timestamp = received_utc
+        else:
+            sent_at = call["sent_at"]
+            if sent_at is not None:
+                # Segment's clock-skew correction: trust the server clock for the offset.
+                when = received_utc - (sent_at - when)
+            timestamp = when
+            if timestamp.tzinfo is not UTC and timestamp.utcoffset():
+                timestamp = timestamp.astimezone(UTC)
         if timestamp - received_utc > max_future_skew:
             result.rejected.append(
                 Rejection(
-                    record.position,
+                    position,
                     "future_timestamp",
                     f"timestamp {timestamp.isoformat()} is in the future (server time "
                     f"{received_utc.isoformat()}); fix the sender's clock or the data",
@@ -183,20 +205,20 @@ def validate_chunk(
                 )
             )
             continue
-        pending.append((record, payload, call, timestamp))
-    props = _validate_properties(pending, result)
-    for index, (record, payload, call, timestamp) in enumerate(pending):
-        if index in props:
-            result.valid.append(
-                ValidCall(
-                    position=record.position,
-                    fields=call,
-                    message_id=call["message_id"] or _message_id(payload),
-                    timestamp=timestamp.replace(tzinfo=None),
-                    payload=payload,
-                    props=props[index],
-                )
+        event = call.get("event")
+        if event is not None and event in schemas:
+            groups.setdefault(event, []).append(len(valid))
+        valid.append(
+            ValidCall(
+                position,
+                call,
+                call["message_id"] or _message_id(payload),
+                timestamp.replace(tzinfo=None),
+                payload,
             )
+        )
+    bad = _validate_properties(valid, groups, schemas, result) if groups else set()
+    result.valid = [v for i, v in enumerate(valid) if i not in bad] if bad else valid
     return result
 
 
@@ -205,51 +227,57 @@ def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
     return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
+def _schemas() -> dict[str, type[BaseModel]]:
+    """Documented event name -> properties model (the registry's ``event_schemas``)."""
+    return dict(registry.event_schemas.items())
+
+
 def _validate_properties(
-    pending: list[tuple[Record, dict[str, Any], dict[str, Any], datetime]], result: ChunkResult
-) -> dict[int, BaseModel | None]:
+    valid: list[ValidCall],
+    groups: dict[str, list[int]],
+    schemas: dict[str, type[BaseModel]],
+    result: ChunkResult,
+) -> set[int]:
     """Check the properties of documented events, one pydantic-core call per event name.
 
-    Returns index -> validated properties (None for undocumented events); indices missing from
-    the result were rejected.
+    Sets ``props`` of each call that passes; returns the indices in ``valid`` that were
+    rejected (their rejection is added to ``result``).
     """
-    schemas = dict(registry.event_schemas.items())
-    out: dict[int, BaseModel | None] = {}
-    groups: dict[str, list[int]] = {}
-    for index, (_, _, call, _) in enumerate(pending):
-        event = call.get("event")
-        if event is not None and event in schemas:
-            groups.setdefault(event, []).append(index)
-        else:
-            out[index] = None
+    bad_indices: set[int] = set()
     for event, indices in groups.items():
         adapter = _list_adapter(schemas[event])
-        values = [pending[i][2].get("properties") or {} for i in indices]
+        values = [valid[i].fields.get("properties") or {} for i in indices]
         try:
-            out.update(zip(indices, adapter.validate_python(values), strict=True))
+            for i, props in zip(indices, adapter.validate_python(values), strict=True):
+                valid[i].props = props
             continue
         except ValidationError as exc:
             bad = {int(e["loc"][0]) for e in exc.errors()}
         for pos, index in enumerate(indices):
             if pos not in bad:
-                out[index] = schemas[event].model_validate(values[pos])
+                valid[index].props = schemas[event].model_validate(values[pos])
                 continue
             try:
                 schemas[event].model_validate(values[pos])
             except ValidationError as exc:
                 where, message = _reason(exc.errors(), "properties")
-                record, payload = pending[index][0], pending[index][1]
+                call = valid[index]
+                bad_indices.add(index)
                 result.rejected.append(
                     Rejection(
-                        record.position, "invalid", f"{event}: {message}", _dump(payload), where
+                        call.position,
+                        "invalid",
+                        f"{event}: {message}",
+                        _dump(call.payload),
+                        where,
                     )
                 )
-    return out
+    return bad_indices
 
 
 def _validate_calls(
-    parsed: list[tuple[Record, dict[str, Any]]], result: ChunkResult
-) -> list[tuple[tuple[Record, dict[str, Any]], dict[str, Any]]]:
+    parsed: list[tuple[int, dict[str, Any]]], result: ChunkResult
+) -> list[tuple[tuple[int, dict[str, Any]], dict[str, Any]]]:
     """Field values of every valid call, in input order.
 
     Plain calls take the fast path; the rest go to pydantic-core in one call, and only failing
@@ -264,7 +292,7 @@ def _validate_calls(
 
 
 def _validate_models(
-    items: list[tuple[Record, dict[str, Any]]], indices: list[int], result: ChunkResult
+    items: list[tuple[int, dict[str, Any]]], indices: list[int], result: ChunkResult
 ) -> list[tuple[int, dict[str, Any]]]:
     try:
         calls = calls_adapter.validate_python([p for _, p in items])
@@ -273,14 +301,12 @@ def _validate_models(
         bad = {int(e["loc"][0]) for e in exc.errors() if e["loc"]}
     good = [k for k in range(len(items)) if k not in bad]
     for k in sorted(bad):
-        record, payload = items[k]
+        position, payload = items[k]
         try:
             calls_adapter.validate_python([payload])
         except ValidationError as exc:
             where, message = _reason(exc.errors(), skip=1)
-            result.rejected.append(
-                Rejection(record.position, "invalid", message, _dump(payload), where)
-            )
+            result.rejected.append(Rejection(position, "invalid", message, _dump(payload), where))
     if not good:
         return []
     calls = calls_adapter.validate_python([items[k][1] for k in good])
