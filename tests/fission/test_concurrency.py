@@ -172,3 +172,24 @@ def test_parallel_processors_reward_each_referral_once(settings: Settings, rt: R
         states = conn.execute(sa.text("SELECT DISTINCT state FROM referrals")).scalars().all()
     assert issued == 6  # two sides x three referrals
     assert states == ["rewarded"]
+
+
+def test_parallel_referrals_of_one_friend_keep_one(settings: Settings, rt: Runtime) -> None:
+    ws = rt.workspace().workspace_id
+    codes = [invite_code(rt.db, ws, customer(rt, f"koc{i}")).code for i in range(6)]
+    friend = customer(rt, "friend")
+    dbs = _engines(settings, rt, 6)
+
+    def run(i: int) -> tuple[str, bool]:
+        row, created = refer(dbs[i] if dbs else rt.db, ws, codes[i], friend, now=T0)
+        return str(row["referral_id"]), created
+
+    try:
+        results = _together(6, run)
+    finally:
+        for db in dbs:
+            db.close()
+    assert [created for _, created in results].count(True) == 1
+    assert len({rid for rid, _ in results}) == 1
+    with rt.db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM referrals")).scalar_one() == 1
