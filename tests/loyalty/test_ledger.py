@@ -13,6 +13,8 @@ from siyu.loyalty.ledger import (
     InsufficientPoints,
     balances,
     earn,
+    earn_many,
+    ensure_accounts,
     expire,
     redeem,
     reverse,
@@ -102,3 +104,41 @@ def test_reversal_claws_back_what_is_left_and_records_the_shortfall(rt: Runtime)
     assert _lines(rt, "rev1") == [("order:o1", -10, 0), ("bonus", -20, 0), (None, 0, 70)]
     assert _balance(rt, "c1") == 0
     assert reverse(rt.db, ws, demand, now=T0.replace(day=14)) == 0
+
+
+def test_bulk_paths_beyond_one_statements_parameters(rt: Runtime) -> None:
+    # 300 customers: more than SMALL_BATCH, so accounts and rows go through the Arrow append and
+    # the customer lists through one array parameter on PostgreSQL.
+    ws = rt.workspace().workspace_id
+    n = 300
+    ids = [f"b{i:03d}" for i in range(n)]
+    credits = pd.DataFrame(
+        {
+            "customer_id": ids * 2,
+            "points": [30] * n + [50] * n,
+            "key": [f"lot:a:{c}" for c in ids] + [f"lot:b:{c}" for c in ids],
+            "reference": None,
+            "expires_at": [datetime(2026, 6, 1)] * n + [datetime(2026, 9, 1)] * n,
+        }
+    )
+    with rt.db.engine.begin() as conn:
+        ensure_accounts(conn, ws, ids)
+        earn_many(conn, ws, credits, reason="order", now=T0)
+    demands = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "key": [f"rev:{c}" for c in ids],
+            "want": [i % 100 for i in range(n)],  # 0..99 of the 80 each has
+            "preferred_lot": "",
+            "reference": "bulk",
+        }
+    )
+    assert reverse(rt.db, ws, demands[demands["want"] > 0], now=T0) == n - n // 100
+    with rt.db.engine.connect() as conn:
+        got = balances(conn, ws, ids)
+        accounts = conn.execute(sa.text("SELECT count(*) FROM loyalty_accounts")).scalar_one()
+    assert accounts == n
+    assert got == {c: max(80 - i % 100, 0) for i, c in enumerate(ids)}
+    # FIFO: a claw-back of 45 takes the 30 expiring first, then 15 of the later lot.
+    assert _lines(rt, "rev:b045") == [("lot:a:b045", -30, 0), ("lot:b:b045", -15, 0)]
+    assert _lines(rt, "rev:b099") == [("lot:a:b099", -30, 0), ("lot:b:b099", -50, 0), (None, 0, 19)]

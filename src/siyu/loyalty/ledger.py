@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from siyu.errors import Conflict, InvalidInput
@@ -66,6 +67,24 @@ def short_key(value: str) -> str:
     return hashlib.md5(value.encode()).hexdigest()
 
 
+def _among(
+    conn: sa.Connection, column: sa.ColumnElement[str], values: Sequence[str]
+) -> sa.ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL a long list is one array parameter (``= ANY``), not
+    one parameter per value (slow to bind, and capped at 65,535 per statement)."""
+    wanted = sorted(set(values))
+    if conn.dialect.name == "postgresql" and len(wanted) > SMALL_BATCH:
+        return column == sa.any_(sa.literal(wanted, ARRAY(sa.String())))
+    return column.in_(wanted)
+
+
+def _frame(rows: Sequence[Sequence[object]], columns: list[str]) -> pd.DataFrame:
+    """Result rows as a DataFrame, built column-wise (much faster than from Row objects)."""
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame(dict(zip(columns, zip(*rows, strict=True), strict=True)))
+
+
 def require_points(points: object, field: str = "points") -> int:
     if isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= MAX_POINTS:
         raise InvalidInput(
@@ -95,7 +114,7 @@ def locked(db: Database, workspace_id: str, customer_ids: Sequence[str]) -> Iter
                 sa.select(loyalty_accounts.c.customer_id)
                 .where(
                     loyalty_accounts.c.workspace_id == workspace_id,
-                    loyalty_accounts.c.customer_id.in_(sorted(set(customer_ids))),
+                    _among(conn, loyalty_accounts.c.customer_id, customer_ids),
                 )
                 .order_by(loyalty_accounts.c.customer_id)
                 .with_for_update()
@@ -108,6 +127,16 @@ def ensure_accounts(conn: sa.Connection, workspace_id: str, customer_ids: Sequen
     if not ids:
         return
     now = datetime.now().replace(microsecond=0)
+    if len(ids) > SMALL_BATCH:  # one Arrow append (a VALUES list has a parameter limit)
+        accounts = pa.table(
+            {
+                "workspace_id": pa.array([workspace_id] * len(ids), pa.string()),
+                "customer_id": pa.array(ids, pa.string()),
+                "created_at": pa.array([now] * len(ids), pa.timestamp("us")),
+            }
+        )
+        append_new(conn, loyalty_accounts, accounts)
+        return
     conn.execute(
         pg_insert(loyalty_accounts)
         .values([{"workspace_id": workspace_id, "customer_id": c, "created_at": now} for c in ids])
@@ -166,6 +195,21 @@ def _rows(
             "created_at": pa.array([now] * n, pa.timestamp("us")),
         }
     )
+
+
+SMALL_BATCH = 200
+"""Up to this many rows go in as one parameterised INSERT: staging an Arrow table (a temporary
+table and COPY on PostgreSQL) costs a dozen statements, which a single request cannot amortise."""
+
+
+def _append(conn: sa.Connection, table: pa.Table) -> None:
+    """Insert ledger rows, skipping keys already posted (``ON CONFLICT DO NOTHING``)."""
+    if table.num_rows == 0:
+        return
+    if table.num_rows > SMALL_BATCH:
+        append_new(conn, points_ledger, table)
+        return
+    conn.execute(pg_insert(points_ledger).on_conflict_do_nothing(), table.to_pylist())
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -265,7 +309,7 @@ def earn_many(
         shortfall=[0] * len(keys),
         now=now,
     )
-    append_new(conn, points_ledger, table)
+    _append(conn, table)
 
 
 def open_lots(
@@ -282,13 +326,13 @@ def open_lots(
         )
         .where(
             L.c.workspace_id == workspace_id,
-            L.c.customer_id.in_(sorted(set(customer_ids))),
+            _among(conn, L.c.customer_id, customer_ids),
             L.c.lot_id.is_not(None),
         )
         .group_by(L.c.customer_id, L.c.lot_id)
         .having(sa.func.sum(L.c.amount) > 0)
     )
-    lots = pd.DataFrame(conn.execute(q).all(), columns=list(q.selected_columns.keys()))
+    lots = _frame(conn.execute(q).all(), list(q.selected_columns.keys()))
     lots["remaining"] = lots["remaining"].astype("int64")
     live = lots["expires_at"].isna() | (pd.to_datetime(lots["expires_at"]) > pd.Timestamp(now))
     return lots[live]
@@ -333,7 +377,7 @@ def expire(
     key = sa.literal("expire:") + sa.func.md5(L.c.lot_id)
     where = [L.c.workspace_id == workspace_id, L.c.lot_id.is_not(None)]
     if customer_ids is not None:
-        where.append(L.c.customer_id.in_(sorted(set(customer_ids))))
+        where.append(_among(conn, L.c.customer_id, customer_ids))
     select = (
         sa.select(
             L.c.workspace_id,
@@ -440,7 +484,7 @@ def _post_takes(
         shortfall=shortfalls,
         now=now,
     )
-    append_new(conn, points_ledger, table)
+    _append(conn, table)
 
 
 def reverse(db: Database, workspace_id: str, demands: pd.DataFrame, *, now: datetime) -> int:
@@ -461,7 +505,7 @@ def reverse(db: Database, workspace_id: str, demands: pd.DataFrame, *, now: date
             for (k,) in conn.execute(
                 sa.select(L.c.idempotency_key).where(
                     L.c.workspace_id == workspace_id,
-                    L.c.idempotency_key.in_(demands["key"].tolist()),
+                    _among(conn, L.c.idempotency_key, demands["key"].tolist()),
                 )
             )
         }
@@ -519,7 +563,7 @@ def _post_batch(
         shortfall=parts["shortfall"].astype("int64").tolist(),
         now=now,
     )
-    append_new(conn, points_ledger, table)
+    _append(conn, table)
     return int(parts["key"].nunique())
 
 
@@ -527,7 +571,7 @@ def balances(conn: sa.Connection, workspace_id: str, customer_ids: Sequence[str]
     """Derived balances (sum of the ledger rows) of the named customers."""
     rows = conn.execute(
         sa.select(L.c.customer_id, sa.func.sum(L.c.amount))
-        .where(L.c.workspace_id == workspace_id, L.c.customer_id.in_(sorted(set(customer_ids))))
+        .where(L.c.workspace_id == workspace_id, _among(conn, L.c.customer_id, customer_ids))
         .group_by(L.c.customer_id)
     ).all()
     found = {str(c): int(b) for c, b in rows}
