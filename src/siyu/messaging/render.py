@@ -54,7 +54,15 @@ def pick_locale(
     """The variant to use: customer language, then market language, then the default.
 
     At each step an exact match ('de-AT') wins over a same-language variant ('de-DE').
+    Cached: a batch asks the same few questions thousands of times.
     """
+    return _pick_locale(tuple(sorted(available)), language, country, default)
+
+
+@functools.lru_cache(maxsize=4096)
+def _pick_locale(
+    available: tuple[str, ...], language: str | None, country: str | None, default: str
+) -> str:
     by_norm = {norm_locale(a): a for a in available}
     chain: list[str] = []
     if language:
@@ -72,6 +80,7 @@ def pick_locale(
     return default
 
 
+@functools.lru_cache(maxsize=1024)
 def babel_locale(language: str | None, country: str | None, fallback: str) -> Locale:
     """The formatting locale: the customer's language in their country when Babel knows it."""
     candidates = []
@@ -111,7 +120,13 @@ def _moment(value: Any) -> datetime:
 def money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str:
     """``{{ total | money('EUR') }}`` -> '1.234,50 €' for de-DE."""
     cur = currency or ctx.get("_currency") or "USD"
-    return str(format_currency(_decimal(amount), str(cur), locale=ctx.get("_locale", "en")))
+    return _money(_decimal(amount), str(cur), ctx.get("_locale", "en"))
+
+
+@functools.lru_cache(maxsize=8192)
+def _money(amount: Decimal, currency: str, locale: Locale | str) -> str:
+    """Babel's formatting is costly and the same offer amount repeats across a batch."""
+    return str(format_currency(amount, currency, locale=locale))
 
 
 @pass_context
