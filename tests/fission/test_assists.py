@@ -78,7 +78,11 @@ def test_thresholds_unlock_each_reward_exactly_once(rt: Runtime) -> None:
     assert status["assists"] == 4
     assert [r["threshold"] for r in status["rewards"]] == [2, 3]
 
-    publish(rt.db, ws)
+    # Publishing one object's events reads only that object's rows.
+    assert publish(rt.db, ws, scope={"campaign_id": cid, "target_id": helpers[0]}) == 0
+    assert publish(rt.db, ws, scope={"group_id": "grp_none"}) == 0
+    assert publish(rt.db, ws, scope={"campaign_id": cid, "target_id": target}) == 6
+    assert publish(rt.db, ws) == 0
     assert len(events(rt, "Assist Given")) == 4
     unlocked = events(rt, "Assist Reward Unlocked")
     assert sorted(e["threshold"] for e in unlocked) == [2, 3]

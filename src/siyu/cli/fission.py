@@ -90,8 +90,9 @@ def _decimal(value: str | None, option: str) -> Decimal | None:
         raise InvalidInput(f"{option} {value!r} is not a number.", field=option) from None
 
 
-def _publish(rt: Runtime, workspace_id: str) -> None:
-    publish(rt.db, workspace_id, settings=rt.settings)
+def _publish(rt: Runtime, workspace_id: str, **scope: str) -> None:
+    """Publish the events of the object a command changed (``scope``), or all pending."""
+    publish(rt.db, workspace_id, settings=rt.settings, scope=scope or None)
 
 
 # -- referrals ----------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ def refer_cmd(
             rt.db, ws.workspace_id, code, friend_id, ip=ip, now=_when(now)
         )
         if created:
-            _publish(rt, ws.workspace_id)
+            _publish(rt, ws.workspace_id, referral_id=str(row["referral_id"]))
     state = row["state"] + (f" ({row['reason']})" if row["reason"] else "")
     seen = "" if created else " (referred before)"
     _print({**row, "created": created}, as_json, f"{row['referral_id']}: {state}{seen}")
@@ -193,7 +194,7 @@ def review_cmd(
     with runtime() as rt:
         ws = rt.workspace(workspace)
         row = referrals.review(rt.db, ws.workspace_id, referral_id, approve=approve, reason=reason)
-        _publish(rt, ws.workspace_id)
+        _publish(rt, ws.workspace_id, referral_id=referral_id)
     state = row["state"] + (f" ({row['reason']})" if row["reason"] else "")
     console.print(f"{referral_id}: {state}, flag {row['flag'] or 'none'}", markup=False)
 
@@ -348,7 +349,7 @@ def gb_open(
         group = groupbuys.open_group(
             rt.db, ws.workspace_id, campaign_id, leader_id, order_id=order, now=_when(now)
         )
-        _publish(rt, ws.workspace_id)
+        _publish(rt, ws.workspace_id, group_id=str(group["group_id"]))
     _print(group, as_json, _group_text(group))
 
 
@@ -367,7 +368,7 @@ def gb_join(
         group = groupbuys.join_group(
             rt.db, ws.workspace_id, group_id, customer_id, order_id=order, now=_when(now)
         )
-        _publish(rt, ws.workspace_id)
+        _publish(rt, ws.workspace_id, group_id=group_id)
     _print(group, as_json, _group_text(group))
 
 
@@ -491,7 +492,7 @@ def as_assist(
         result = assists.assist(
             rt.db, ws.workspace_id, campaign_id, target_id, helper_id, now=_when(now)
         )
-        _publish(rt, ws.workspace_id)
+        _publish(rt, ws.workspace_id, campaign_id=campaign_id, target_id=str(result["target_id"]))
     text = f"{result['target_id']}: {result['assists']} assists" + "".join(
         f"\n  unlocked at {u['threshold']}: {u['reward']}" for u in result["unlocked"]
     )

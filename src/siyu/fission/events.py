@@ -115,10 +115,37 @@ def _name(kind: str, row: dict[str, Any]) -> str:
     return "Assist Given" if kind == "assist" else "Assist Reward Unlocked"
 
 
-def pending_messages(conn: sa.Connection, workspace_id: str) -> list[dict[str, Any]]:
-    """Segment track calls for the state changes whose event is not stored yet."""
+_SCOPES: dict[str, tuple[tuple[str, str], ...]] = {
+    "referral": (("referral_id", "c.referral_id"),),
+    "join": (("group_id", "m.group_id"),),
+    "close": (("group_id", "m.group_id"),),
+    "assist": (("campaign_id", "a.campaign_id"), ("target_id", "a.target_id")),
+    "unlock": (("campaign_id", "r.campaign_id"), ("target_id", "r.target_id")),
+}
+"""Keys that narrow each source to one object (primary-key or index prefixes)."""
+
+
+def _scoped(kind: str, sql: str, scope: dict[str, str] | None) -> str | None:
+    """The source narrowed to ``scope`` (None: the source has nothing of that object)."""
+    if scope is None:
+        return sql
+    keys = _SCOPES[kind]
+    if not all(name in scope for name, _ in keys):
+        return None
+    return sql + "".join(f" AND {column} = :{name}" for name, column in keys)
+
+
+def pending_messages(
+    conn: sa.Connection, workspace_id: str, scope: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Segment track calls for the state changes whose event is not stored yet; with ``scope``
+    (``referral_id``, ``group_id``, or ``campaign_id`` and ``target_id``) only those of one
+    object, read through its key instead of scanning the workspace's whole history."""
     messages: list[dict[str, Any]] = []
-    for kind, sql in _SOURCES.items():
+    for kind, source in _SOURCES.items():
+        sql = _scoped(kind, source, scope)
+        if sql is None:
+            continue
         query = sa.text(
             f"""
             SELECT s.*, cu.user_id AS cu_user_id, cu.anonymous_id AS cu_anonymous_id
@@ -128,7 +155,7 @@ def pending_messages(conn: sa.Connection, workspace_id: str) -> list[dict[str, A
                 SELECT 1 FROM events e WHERE e.workspace_id = :ws AND e.message_id = s.mid)
             """
         )
-        for r in conn.execute(query, {"ws": workspace_id}).mappings():
+        for r in conn.execute(query, {"ws": workspace_id, **(scope or {})}).mappings():
             row = dict(r)
             mid, ts = row.pop("mid"), row.pop("ts")
             user_id, anonymous_id = row.pop("cu_user_id"), row.pop("cu_anonymous_id")
@@ -149,10 +176,17 @@ def pending_messages(conn: sa.Connection, workspace_id: str) -> list[dict[str, A
     return messages
 
 
-def publish(db: Database, workspace_id: str, *, settings: Settings | None = None) -> int:
-    """Send pending fission events through the pipeline; return how many were stored."""
+def publish(
+    db: Database,
+    workspace_id: str,
+    *,
+    settings: Settings | None = None,
+    scope: dict[str, str] | None = None,
+) -> int:
+    """Send pending fission events through the pipeline (all of the workspace, or those of the
+    object in ``scope`` right after a request changed it); return how many were stored."""
     with db.engine.connect() as conn:
-        messages = pending_messages(conn, workspace_id)
+        messages = pending_messages(conn, workspace_id, scope)
         workspace = get_workspace_by_id(conn, workspace_id) if messages else None
     if not messages or workspace is None:
         return 0

@@ -89,8 +89,9 @@ def _naive(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def _published(rt: Runtime, workspace_id: str) -> None:
-    publish(rt.db, workspace_id, settings=rt.settings)
+def _published(rt: Runtime, workspace_id: str, **scope: str) -> None:
+    """Publish the events of the object a request changed (``scope``), or all pending."""
+    publish(rt.db, workspace_id, settings=rt.settings, scope=scope or None)
 
 
 # -- referrals ----------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def post_referral(
     its reason), 200 with the friend's first referral when they were referred before."""
     row, created = referrals.refer(rt.db, ws.workspace_id, body.code, body.friend_id, ip=body.ip)
     if created:
-        _published(rt, ws.workspace_id)
+        _published(rt, ws.workspace_id, referral_id=str(row["referral_id"]))
     response.status_code = 201 if created else 200
     return {**row, "created": created}
 
@@ -174,7 +175,7 @@ def review_referral(
     row = referrals.review(
         rt.db, ws.workspace_id, referral_id, approve=body.approve, reason=body.reason
     )
-    _published(rt, ws.workspace_id)
+    _published(rt, ws.workspace_id, referral_id=referral_id)
     return row
 
 
@@ -233,7 +234,7 @@ def open_group(
     group = groupbuys.open_group(
         rt.db, ws.workspace_id, campaign_id, body.leader_id, order_id=body.order_id
     )
-    _published(rt, ws.workspace_id)
+    _published(rt, ws.workspace_id, group_id=str(group["group_id"]))
     return group
 
 
@@ -260,7 +261,7 @@ def join_group(group_id: str, body: JoinIn, ws: WriteWorkspace, rt: RuntimeDep) 
     group = groupbuys.join_group(
         rt.db, ws.workspace_id, group_id, body.customer_id, order_id=body.order_id
     )
-    _published(rt, ws.workspace_id)
+    _published(rt, ws.workspace_id, group_id=group_id)
     return group
 
 
@@ -315,7 +316,7 @@ def post_assist(
 ) -> dict[str, Any]:
     """A helper assists a target: the target's count and the rewards unlocked by this assist."""
     result = assists.assist(rt.db, ws.workspace_id, campaign_id, body.target_id, body.helper_id)
-    _published(rt, ws.workspace_id)
+    _published(rt, ws.workspace_id, campaign_id=campaign_id, target_id=str(result["target_id"]))
     return result
 
 
