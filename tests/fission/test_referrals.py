@@ -211,20 +211,23 @@ def test_ip_burst_is_flagged_and_held_for_review(rt: Runtime) -> None:
     ws = rt.workspace().workspace_id
     code = invite_code(rt.db, ws, customer(rt, "koc")).code
     ids = []
-    for i in range(5):
+    for i in range(8):
         ids.append(refer(rt.db, ws, code, customer(rt, f"f{i}"), now=T0)[0]["referral_id"])
-    # Four referred purchases from one IP within a day, one from another IP.
+    # Four referred purchases from one IP within a day: more than 3, flagged. Three from
+    # another IP: not flagged. A fifth from the first IP 25 hours after the last: its window
+    # holds only itself, not flagged.
     ingest(
         rt,
         *[order(f"f{i}", f"o{i}", 50, at=T0 + D + i * H, ip="203.0.113.7") for i in range(4)],
-        order("f4", "o4", 50, at=T0 + D, ip="198.51.100.1"),
+        *[order(f"f{i}", f"o{i}", 50, at=T0 + D, ip="198.51.100.1") for i in range(4, 7)],
+        order("f7", "o7", 50, at=T0 + D + 28 * H, ip="203.0.113.7"),
     )
-    report = process_referrals(rt.db, ws, now=T0 + 2 * D)
-    assert (report.qualified, report.flagged) == (5, 4)
-    assert process_referrals(rt.db, ws, now=T0 + 40 * D).rewarded == 1  # only the clean one
+    report = process_referrals(rt.db, ws, now=T0 + 3 * D)
+    assert (report.qualified, report.flagged) == (8, 4)
+    assert process_referrals(rt.db, ws, now=T0 + 40 * D).rewarded == 4  # only the clean ones
     with rt.db.engine.connect() as conn:
         flags = {r["referral_id"]: r["flag"] for r in list_referrals(conn, ws)}
-    assert [flags[i] for i in ids] == ["ip_burst"] * 4 + [None]
+    assert [flags[i] for i in ids] == ["ip_burst"] * 4 + [None] * 4
 
     approved = review(rt.db, ws, ids[0], approve=True, now=T0 + 41 * D)
     assert approved["flag"] == "cleared"
