@@ -134,6 +134,14 @@ class Settings(BaseSettings):
         description="How often 'siyu serve' runs the journeys worker (triggers, exits, due steps) "
         "on the default workspace (0: only 'siyu journeys run').",
     )
+    fission_every_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="How often 'siyu serve' runs the fission work (referral rules, group-buy "
+        "settlement, assist reward repair, events) on the default workspace (0: only "
+        "'siyu fission process').",
+    )
     journeys_batch_size: int = Field(
         1000,
         ge=1,

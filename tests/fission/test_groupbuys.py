@@ -158,3 +158,17 @@ def test_campaign_rules_are_checked(rt: Runtime) -> None:
         open_group(rt.db, ws, "gbc_missing", lead, now=T0)
     with pytest.raises(NotFound, match="No group"):
         join_group(rt.db, ws, "grp_missing", lead, now=T0)
+
+
+def test_the_serve_worker_pass_settles_expired_groups(rt: Runtime) -> None:
+    """What 'siyu serve' runs every fission_every_seconds: no cron needed for refunds."""
+    from siyu.fission.schedule import _pass
+
+    ws = rt.workspace().workspace_id
+    lead = customer(rt, "lead")
+    cid = _campaign(rt, time_limit_hours=1)
+    gid = open_group(rt.db, ws, cid, lead, now=T0)["group_id"]
+    _pass(rt)
+    with rt.db.engine.connect() as conn:
+        assert get_group(conn, ws, gid)["status"] == "expired"
+    assert [e["customer_id"] for e in events(rt, "Group Buy Expired")] == [lead]

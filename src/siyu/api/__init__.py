@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from siyu import __version__
 from siyu.api import errors
+from siyu.api.routers import fission as fission_router
 from siyu.api.routers import (
     health,
     identity,
@@ -21,7 +22,6 @@ from siyu.api.routers import (
     tracking,
     webhooks,
 )
-from siyu.api.routers import fission as fission_router
 from siyu.api.routers import journeys as journeys_router
 from siyu.api.routers import loyalty as loyalty_router
 from siyu.api.routers import messaging as messaging_router
@@ -51,6 +51,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             from siyu.journeys.schedule import work_forever
 
             worker = asyncio.create_task(work_forever(app.state.runtime))
+        fission = None
+        if own and settings.fission_every_seconds > 0:
+            from siyu.fission.schedule import process_forever
+
+            fission = asyncio.create_task(process_forever(app.state.runtime))
         try:
             yield
         finally:
@@ -60,6 +65,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 resolver.cancel()
             if worker is not None:
                 worker.cancel()
+            if fission is not None:
+                fission.cancel()
             if own:
                 app.state.runtime.db.close()
 
