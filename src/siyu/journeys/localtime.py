@@ -9,6 +9,7 @@ small table and joins it in SQL.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -50,8 +51,13 @@ COUNTRY_ZONES: dict[str, str] = {
 WEEKDAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
+@lru_cache(maxsize=1024)
 def zone_of(name: str | None) -> ZoneInfo:
-    """The zone named, or UTC when the name is unknown (a bad value must not stop a journey)."""
+    """The zone named, or UTC when the name is unknown (a bad value must not stop a journey).
+
+    Cached: ZoneInfo keeps only 8 zones strongly, so a batch spanning a dozen markets re-read
+    zone files for every customer (a tenth of the dispatch time in the journeys benchmark).
+    """
     try:
         return ZoneInfo(name) if name else ZoneInfo("UTC")
     except (ZoneInfoNotFoundError, ValueError):
