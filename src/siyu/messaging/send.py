@@ -468,7 +468,7 @@ class _Batch:
                 go = [m for m in msgs if m.message_id in mine]
                 env.conn = conn
                 deliveries = ch.deliver(env, [m.outgoing for m in go if m.outgoing])
-                self._record_deliveries(conn, go, deliveries)
+                self._record_deliveries(conn, go, deliveries, mine)
             return
         with self.db.engine.begin() as conn:
             mine = _update(
@@ -483,7 +483,7 @@ class _Batch:
         go = [m for m in msgs if m.message_id in mine]
         deliveries = ch.deliver(env, [m.outgoing for m in go if m.outgoing])
         with self.db.engine.begin() as conn:
-            self._record_deliveries(conn, go, deliveries)
+            self._record_deliveries(conn, go, deliveries, mine)
             # optional hook: a channel whose status callbacks may beat this bookkeeping
             after = getattr(ch, "after_record", None)
             if after is not None:
@@ -491,19 +491,15 @@ class _Batch:
                 after(conn, self.ws, [i for i in ids if i])
 
     def _record_deliveries(
-        self, conn: sa.Connection, msgs: list[_Msg], deliveries: list[Delivery]
+        self,
+        conn: sa.Connection,
+        msgs: list[_Msg],
+        deliveries: list[Delivery],
+        attempts: Mapping[str, int],
     ) -> None:
+        """Record the provider's answers; ``attempts`` per message id counts this one."""
         if len(deliveries) != len(msgs):
             raise RuntimeError("a channel returned a different number of deliveries")
-        attempts = {
-            row.message_id: row.attempts
-            for row in conn.execute(
-                sa.select(_M.message_id, _M.attempts).where(
-                    _M.workspace_id == self.ws,
-                    _M.message_id.in_([m.message_id for m in msgs]),
-                )
-            )
-        }
         rows = []
         suppress = []
         max_attempts = self.settings.messaging_max_attempts
@@ -605,14 +601,14 @@ def _update(
     token: str,
     from_status: str,
     attempt: bool = False,
-) -> set[str]:
-    """Set per-row columns on messages this call holds; return the message ids updated.
+) -> dict[str, int]:
+    """Set per-row columns on messages this call holds; return the updated ids -> attempts.
 
     Only rows still in ``from_status`` under this call's claim token change: a row another
     worker re-claimed (after CLAIM_TIMEOUT) is left alone.
     """
     if not rows:
-        return set()
+        return {}
     cols = sorted({k for r in rows for k in r} - {"message_id"})
     data = pa.table(
         {
@@ -632,11 +628,11 @@ def _update(
                 f"UPDATE messages SET {', '.join(sets)} FROM {name} AS s "
                 "WHERE messages.workspace_id = :ws AND messages.message_id = s.message_id "
                 "AND messages.claim_token = :token AND messages.status = :from_status "
-                "RETURNING messages.message_id"
+                "RETURNING messages.message_id, messages.attempts"
             ),
             {"ws": workspace_id, "token": token, "from_status": from_status, "now": now},
         )
-        return {row[0] for row in result}
+        return {row[0]: row[1] for row in result}
     finally:
         bulk.unstage(conn, name)
 
