@@ -345,6 +345,8 @@ def allocate(lots: pd.DataFrame, wants: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     then oldest); each lot gives min(remainder, what is still wanted after the earlier lots).
     Returns (takes: customer_id, lot_id, take) and (per customer: taken, shortfall).
     """
+    if len(wants) == 1:
+        return _allocate_one(lots, wants)
     merged = lots.merge(wants, on="customer_id", how="inner")
     if merged.empty:
         summary = wants.assign(taken=0, shortfall=wants["want"])
@@ -365,6 +367,37 @@ def allocate(lots: pd.DataFrame, wants: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     summary["taken"] = taken.reindex(summary.index).fillna(0).astype("int64")
     summary["shortfall"] = summary["want"] - summary["taken"]
     return takes.reset_index(drop=True), summary.reset_index()
+
+
+def _allocate_one(lots: pd.DataFrame, wants: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`allocate` for one customer (a single request): the same order over the few lots
+    of one member, without the grouped pandas machinery that dominates a request's time."""
+    customer, want, preferred = (wants.iloc[0][c] for c in ("customer_id", "want", "preferred_lot"))
+    mine = lots[lots["customer_id"] == customer]
+    never = pd.Timestamp.max
+    order = sorted(
+        zip(
+            mine["lot_id"].tolist(),
+            mine["remaining"].tolist(),
+            pd.to_datetime(mine["expires_at"]).fillna(never).tolist(),
+            mine["created_at"].tolist(),
+            strict=True,
+        ),
+        key=lambda lot: (0 if lot[0] == preferred else 1, lot[2], lot[3], lot[0]),
+    )
+    still, lot_ids, taken = int(want), [], []
+    for lot_id, remaining, _, _ in order:
+        if still <= 0:
+            break
+        take = min(int(remaining), still)
+        lot_ids.append(lot_id)
+        taken.append(take)
+        still -= take
+    takes = pd.DataFrame(
+        {"customer_id": [customer] * len(lot_ids), "lot_id": lot_ids, "take": taken}
+    ).astype({"take": "int64"})
+    summary = wants.assign(taken=int(want) - still, shortfall=still)
+    return takes, summary.reset_index(drop=True)
 
 
 def expire(
