@@ -278,3 +278,29 @@ def test_expected_spend_lies_between_population_mean_and_observed_mean(
     else:
         low, high = sorted((population, m))
         assert low * (1 - 1e-12) <= value <= high * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("a", [0.793, 1.0])
+def test_time_to_expected_purchases_brackets_the_target(a: float) -> None:
+    """The horizon found is where the expectation crosses the target, to the bisection's step;
+    NaN when it is not reached within max_t (a customer who has probably lapsed)."""
+    model = BetaGeoFitter.from_params({"r": 0.243, "alpha": 4.414, "a": a, "b": 2.426})
+    x = np.array([0.0, 2.0, 10.0, 1.0])
+    t_x = np.array([0.0, 30.0, 38.0, 1.0])
+    t_end = np.array([10.0, 39.0, 39.0, 39.0])
+    max_t, steps = 400.0, 14
+    found = model.time_to_expected_purchases(1.0, x, t_x, t_end, max_t=max_t, steps=steps)
+    reached = np.isfinite(found)
+    assert reached[:3].all()
+    assert not reached[3]  # one purchase at week 1, none in 38 weeks
+    step = max_t / 2**steps
+    at = model.conditional_expected_purchases(
+        found[reached], x[reached], t_x[reached], t_end[reached]
+    )
+    before = model.conditional_expected_purchases(
+        found[reached] - step, x[reached], t_x[reached], t_end[reached]
+    )
+    assert np.all(at >= 1.0 - 1e-6)
+    assert np.all(before < 1.0 + 1e-6)
+    never = model.conditional_expected_purchases(max_t, x[3], t_x[3], t_end[3])
+    assert never[0] < 1.0

@@ -84,18 +84,13 @@ def expected_next_order_days(
     """Days from the cut-off until one more order is expected (NaN if not within 3 years).
 
     The expected number of orders in (T, T+t] grows with t; the expected next order date is where
-    it reaches 1, found by bisection on whole days (11 halvings of 0..2048 days, vectorised over
+    it reaches 1, found by bisection to half a day and rounded up to whole days (vectorised over
     customers). Customers whose expectation stays below 1 (likely lapsed) get no date.
     """
-    n = len(x)
-    reach = model.conditional_expected_purchases(float(NEXT_ORDER_HORIZON_DAYS), x, t_x, big_t)
-    low, high = np.zeros(n), np.full(n, 2048.0)
-    for _ in range(11):
-        mid = (low + high) / 2
-        hit = model.conditional_expected_purchases(mid, x, t_x, big_t) >= 1.0
-        high = np.where(hit, mid, high)
-        low = np.where(hit, low, mid)
-    return np.where(reach >= 1.0, np.ceil(high), np.nan)
+    days = model.time_to_expected_purchases(
+        1.0, x, t_x, big_t, max_t=float(NEXT_ORDER_HORIZON_DAYS), steps=11
+    )
+    return np.ceil(days)
 
 
 def score_customers(
@@ -111,13 +106,13 @@ def score_customers(
     as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
     minimums = minimums or Minimums()
     t = tables(db, workspace.workspace_id)
-    summary = calibration_summary(t, calibration_end=as_of.date(), time_unit="D").execute()
-    x = summary["frequency"].to_numpy(float)
-    t_x = summary["recency"].to_numpy(float)
-    big_t = summary["T"].to_numpy(float)
-    m = summary["monetary_value"].to_numpy(float)
+    summary = calibration_summary(t, calibration_end=as_of.date(), time_unit="D").to_pyarrow()
+    x, t_x, big_t, m = (
+        summary[c].to_numpy().astype(np.float64)
+        for c in ("frequency", "recency", "T", "monetary_value")
+    )
     check_minimums(
-        minimums, len(summary), float(big_t.max()) if len(big_t) else 0.0, int((x > 0).sum())
+        minimums, summary.num_rows, float(big_t.max()) if len(big_t) else 0.0, int((x > 0).sum())
     )
     purchases = BetaGeoFitter().fit(x, t_x, big_t)
     spend = GammaGammaFitter().fit(x[x > 0], m[x > 0])
@@ -140,11 +135,11 @@ def score_customers(
     cutoff = np.datetime64(as_of.replace(hour=0, minute=0, second=0, microsecond=0), "us")
     next_at = cutoff + (np.nan_to_num(next_days) * 86_400e6).astype("timedelta64[us]")
     version = f"bgnbd+gammagamma@{as_of:%Y-%m-%d}"
-    n = len(summary)
+    n = summary.num_rows
     now = datetime.now(UTC).replace(tzinfo=None)
     data = pa.table(
         {
-            "customer_id": pa.array(summary["customer_id"].astype(str).tolist(), pa.string()),
+            "customer_id": summary["customer_id"].cast(pa.string()),
             "model_version": pa.array([version] * n, pa.string()),
             "as_of": pa.array([as_of] * n, pa.timestamp("us")),
             "scored_at": pa.array([now] * n, pa.timestamp("us")),

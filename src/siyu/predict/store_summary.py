@@ -53,16 +53,15 @@ def calibration_summary(
     unit = float(DAYS_PER_UNIT[time_unit])
     daily = daily_transactions(t)
     cal_end = ibis.date(calibration_end)
-    first = daily.group_by("customer_id").aggregate(first_day=daily.day.min())
-    days = daily.join(first, "customer_id")
-    calib = days.filter(days.day <= cal_end)
-    first_amount = (calib.day == calib.first_day).ifelse(calib.amount, 0.0)
+    # Every customer kept has her first purchase on or before the cut-off, so her first day and
+    # its amount are found among the calibration days: one group-by, no join back.
+    calib = daily.filter(daily.day <= cal_end)
     summary = calib.group_by("customer_id").aggregate(
         n_days=calib.count(),
         last_day=calib.day.max(),
-        first_day=calib.first_day.min(),
+        first_day=calib.day.min(),
         total=calib.amount.sum(),
-        first_total=first_amount.sum(),
+        first_total=calib.amount.argmin(calib.day),
     )
     frequency = summary.n_days - 1
     result = summary.select(
@@ -76,7 +75,7 @@ def calibration_summary(
     )
     if holdout_end is None:
         return result
-    hold = days.filter((days.day > cal_end) & (days.day <= ibis.date(holdout_end)))
+    hold = daily.filter((daily.day > cal_end) & (daily.day <= ibis.date(holdout_end)))
     holdout = hold.group_by("customer_id").aggregate(
         frequency_holdout=hold.count(), monetary_value_holdout=hold.amount.mean()
     )

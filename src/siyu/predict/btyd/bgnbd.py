@@ -26,6 +26,7 @@ from siyu.predict.btyd.data import (
     dot,
     prediction_rows,
     purchase_fit_rows,
+    rfm_rows,
 )
 
 
@@ -172,6 +173,36 @@ class BetaGeoFitter(BaseFitter):
         else:
             expected = _expected_alive(rows, horizon, (r, alpha, a, b))
         return rows.expand(expected * expit(-_log_odds_dead((r, alpha, a, b), rows)))
+
+    def time_to_expected_purchases(
+        self,
+        target: float,
+        frequency: npt.ArrayLike,
+        recency: npt.ArrayLike,
+        T: npt.ArrayLike,  # noqa: N803
+        *,
+        max_t: float,
+        steps: int = 11,
+    ) -> FloatArray:
+        """Smallest horizon t in (0, max_t] with E[purchases in (T, T+t]] >= ``target``, found
+        by ``steps`` halvings (resolution max_t / 2^steps); NaN where not reached by max_t.
+
+        The expectation is P(alive) times a term of (x, T, t) alone (eq. 10), increasing in t:
+        P(alive) is computed once and only that term inside the bisection, all customers at once.
+        """
+        rows = rfm_rows(frequency, recency, T, allow_empty=True, compressed=False)
+        params = self._values()
+        if abs(params[2] - 1.0) < 1e-7:
+            params = (params[0], params[1], 1.0 + 1e-7, params[3])
+        needed = target / expit(-_log_odds_dead(params, rows))
+        reach = _expected_alive_at(rows.x, rows.T, np.full(rows.n_rows, max_t), params)
+        low, high = np.zeros(rows.n_rows), np.full(rows.n_rows, float(max_t))
+        for _ in range(steps):
+            mid = (low + high) / 2
+            hit = _expected_alive_at(rows.x, rows.T, mid, params) >= needed
+            high = np.where(hit, mid, high)
+            low = np.where(hit, low, mid)
+        return np.where(reach >= needed, high, np.nan)
 
     def expected_purchases(self, t: npt.ArrayLike) -> FloatArray:
         """E[X(t)]: expected repeat purchases of a new customer in (0, t] (eq. 9).
