@@ -247,6 +247,22 @@ def test_callback_that_beats_the_bookkeeping_is_not_lost(rt: Runtime, wa: Env) -
     assert stored == [("delivered", T0 + timedelta(seconds=2))]
 
 
+def test_service_window_is_per_whatsapp_number(rt: Runtime, wa: Env) -> None:
+    """The store knows the customer by its own id; they write from WhatsApp (the wa_id is
+    another user id, which One-ID does not merge with the store's): the window is Meta's, per
+    WhatsApp number, so their message opens it for the store's customer too."""
+    template(rt, TEXT_ONLY)
+    cid = customer(rt, "shop-77", phone="+49 151 12345680", first_name="Mia", country="DE")
+    inbound = wa.fake.inbound("4915112345680", "wamid.IN-mia", _epoch(T0) - 3600, "Hallo")
+    assert wa.fake.post(wa.webhook, inbound) == 200
+    req = request(rt, cid, "reply-mia", "whatsapp", "wa_reply", purpose="transactional")
+    out = send_many(rt.db, [req], now=T0, settings=wa.settings)
+    assert out[0].status == SendStatus.SENT
+    (body,) = wa.fake.sent.values()
+    assert (body["type"], body["to"]) == ("text", "4915112345680")
+    assert body["text"]["body"] == "Thanks Mia, we are on it."
+
+
 def test_pacer_spaces_sends_per_business_number() -> None:
     """Per-number throughput: each call gets the next slot 1/rate after the previous one."""
     clock = [100.0]

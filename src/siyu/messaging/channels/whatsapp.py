@@ -91,20 +91,36 @@ def map_error(http_status: int, body: Any) -> Delivery:
 
 
 def last_inbound(
-    conn: sa.Connection, workspace_id: str, customer_ids: Sequence[str]
+    conn: sa.Connection, workspace_id: str, customer_ids: Sequence[str], wa_ids: Sequence[str]
 ) -> dict[str, datetime]:
-    """Each customer's last inbound WhatsApp message (opens the 24-hour window)."""
-    rows = conn.execute(
-        sa.select(events.c.customer_id, sa.func.max(events.c.timestamp))
-        .where(
-            events.c.workspace_id == workspace_id,
-            events.c.customer_id.in_(sorted(set(customer_ids))),
-            events.c.event == "Message Received",
-            events.c.message_id.like("whatsapp:%"),
-        )
-        .group_by(events.c.customer_id)
+    """The last inbound WhatsApp message (opens the 24-hour window) per customer id and per
+    WhatsApp number.
+
+    Meta keeps the window per WhatsApp user, so a message from the number counts even while
+    One-ID keeps the WhatsApp sender and the store's customer apart (two user ids never merge).
+    """
+    e = events.c
+    base = sa.and_(
+        e.workspace_id == workspace_id,
+        e.event == "Message Received",
+        e.message_id.like("whatsapp:%"),
     )
-    return {row[0]: row[1] for row in rows}
+    by_customer = (
+        sa.select(e.customer_id, sa.func.max(e.timestamp))
+        .where(base, e.customer_id.in_(sorted(set(customer_ids))))
+        .group_by(e.customer_id)
+    )
+    by_number = (
+        sa.select(e.user_id, sa.func.max(e.timestamp))
+        .where(base, e.user_id.in_(sorted(set(wa_ids))))
+        .group_by(e.user_id)
+    )
+    out: dict[str, datetime] = {}
+    for q in (by_customer, by_number):
+        for key, at in conn.execute(q):
+            if key is not None and (key not in out or at > out[key]):
+                out[str(key)] = at
+    return out
 
 
 def payload(m: Outgoing, in_window: bool) -> dict[str, Any] | None:
@@ -149,7 +165,10 @@ class WhatsAppChannel:
         s = env.settings
         with env.db.engine.connect() as conn:
             inbound = last_inbound(
-                conn, messages[0].workspace_id, [m.customer_id for m in messages]
+                conn,
+                messages[0].workspace_id,
+                [m.customer_id for m in messages],
+                [m.recipient.lstrip("+") for m in messages],
             )
         url = (
             f"{s.whatsapp_base_url.rstrip('/')}/{s.whatsapp_api_version}/"
@@ -159,7 +178,8 @@ class WhatsAppChannel:
         out = []
         with httpx.Client(timeout=30, headers=headers) as client:
             for m in messages:
-                last = inbound.get(m.customer_id)
+                seen = [inbound.get(m.customer_id), inbound.get(m.recipient.lstrip("+"))]
+                last = max((t for t in seen if t is not None), default=None)
                 in_window = last is not None and env.now - last < SERVICE_WINDOW
                 body = payload(m, in_window)
                 if body is None:
