@@ -1,9 +1,9 @@
 """Parameter recovery and calibrated predictions on data drawn from the models themselves.
 
-200,000 customers per model (and 1M once per model for recovery), first purchases spread over 78 weeks,
-purchases recorded on whole days, time in weeks; one fixed seed per test. Estimates must lie
-within sampling error of the truth, judged with the fitted covariance (a joint chi-square test at
-the 0.1% level, and every parameter within 4 standard errors).
+200,000 customers per model (and 1M once per model for recovery), first purchases spread over
+78 weeks, purchases recorded on whole days, time in weeks; one fixed seed per test. Estimates
+must lie within sampling error of the truth, judged with the fitted covariance (a joint
+chi-square test at the 0.1% level, and every parameter within 4 standard errors).
 """
 
 from __future__ import annotations
