@@ -23,14 +23,23 @@ SOURCE_USER_KIND = {
 }
 
 
+def _account_kind(value: str) -> str:
+    """Which account an id of another system is, by its shape (see siyu.demo.ids)."""
+    if value.startswith("A"):
+        return "amazon_buyer"
+    return {17: "instagram", 19: "tiktok_user_id"}.get(len(value), "shopify_customer_id")
+
+
 def _identifiers(source: str, r: dict[str, Any]) -> set[tuple[str, str, str, str]]:
     person = person_of(r)
     out = set()
     if "userId" in r:
-        out.add((person, SOURCE_USER_KIND[source], r["userId"], source))
-    if r["type"] == "alias":  # previousId: an Amazon buyer id (A...) or an Instagram IGSID
-        kind = "amazon_buyer" if r["previousId"].startswith("A") else "instagram"
-        out.add((person, kind, r["previousId"], source))
+        # The web store sends the store's customer id, or for a visitor without an account the
+        # marketplace or Instagram account a registration or DM link identified.
+        kind = _account_kind(r["userId"]) if source == "web" else SOURCE_USER_KIND[source]
+        out.add((person, kind, r["userId"], source))
+    if r["type"] == "alias":  # previousId: an Amazon, TikTok or Instagram account
+        out.add((person, _account_kind(r["previousId"]), r["previousId"], source))
     if "anonymousId" in r:
         out.add((person, "anonymous_id", r["anonymousId"], source))
     for kind in ("email", "phone"):

@@ -112,6 +112,9 @@ def evaluate_cmd(workspace: WorkspaceOpt = None) -> None:
         f"(recall ceiling of the evidence {e.recall_ceiling:.4f})"
     )
     console.print(
+        f"without the merge rules (plain connected components): precision {e.unruled_precision:.4f}"
+    )
+    console.print(
         f"{e.identifiers} identifiers of {e.persons} persons in {e.customers} customers; "
         f"{e.shared} shared identifiers left out, {e.unmatched} truth values not found."
     )

@@ -37,7 +37,7 @@ from siyu.demo.events import (
     EventBuilder,
     EventTable,
 )
-from siyu.demo.markets import AMAZON, EMAIL, INSTAGRAM, SHOPIFY, WEB, WHATSAPP
+from siyu.demo.markets import AMAZON, EMAIL, INSTAGRAM, SHOPIFY, TIKTOK, WEB, WHATSAPP
 from siyu.demo.orders import Orders
 from siyu.demo.people import People
 
@@ -84,8 +84,8 @@ def _orders(ev: EventBuilder, rng: np.random.Generator, p: People, o: Orders) ->
     ev.add(PAGE, WEB, person, landing, device=device, user=landing >= p.login_ms[person],
            ref=p.fav[person, 0])  # fmt: skip
     checkout = ts - (rng.uniform(1, 3, len(web)) * MINUTE).astype(np.int64)
-    ev.add(CHECKOUT_STARTED, WEB, person, checkout, device=device,
-           user=checkout >= p.login_ms[person], ref=web)  # fmt: skip
+    # Checking out identifies the browser (the store knows the customer from here on).
+    ev.add(CHECKOUT_STARTED, WEB, person, checkout, device=device, ref=web)
     coupon = o.coupon[web] >= 0
     at = ts[coupon] - 30_000
     ev.add(COUPON_APPLIED, WEB, person[coupon], at, device=device[coupon],
@@ -163,6 +163,12 @@ def _email(ev: EventBuilder, rng: np.random.Generator, p: People, c: Consents) -
     click = rng.random(len(o)) < 0.2
     at = ts[click] + (rng.uniform(0.2, 120, int(click.sum())) * MINUTE).astype(np.int64)
     ev.add(EMAIL_CLICKED, EMAIL, person[click], at, ref=day[click])
+    # The ESP's click tracking identifies the browser that opened the link (one of theirs).
+    clicked = person[click]
+    web = p.member[clicked, WEB]
+    who, landed = clicked[web], at[web] + 2_000
+    device = (rng.random(len(who)) * p.devices[who]).astype(np.int64)
+    ev.add(IDENTIFY, WEB, who, landed, device=device, user=False)
 
 
 def _whatsapp(
@@ -221,16 +227,53 @@ def _community(ev: EventBuilder, rng: np.random.Generator, p: People, orders: In
 
 
 def _account_links(ev: EventBuilder, rng: np.random.Generator, p: People) -> None:
-    """Logged-in store customers register an Amazon purchase or connect their Instagram.
+    """Logged-in store customers register an Amazon purchase or connect their Instagram, and
+    the order system maps marketplace orders to store customers.
 
     Each becomes a Segment ``alias`` (previousId = the other account, userId = the Shopify
-    customer id): the only evidence that ties a masked marketplace buyer to the store.
+    customer id): the evidence that ties a masked marketplace buyer to the store.
     """
     logged_in = p.member[:, SHOPIFY] & p.member[:, WEB] & (p.login_ms < p.t_end)
-    for source, share in ((AMAZON, 0.6), (INSTAGRAM, 0.5)):
+    for source, share in ((AMAZON, 0.6), (INSTAGRAM, 0.7)):
         who = np.flatnonzero(logged_in & p.member[:, source] & (rng.random(len(p)) < share))
         ts = _uniform_in(rng, np.maximum(p.t0[who], p.login_ms[who]), p.t_end[who])
         ev.add(ALIAS, WEB, who, ts, device=0, ref=source)
+    # The order system maps a marketplace order to the store customer with the same shipping
+    # name and postcode (the relay address alone says nothing) and records the mapping; one in
+    # twenty ships elsewhere (a gift, the office) and stays unmapped.
+    store = p.member[:, SHOPIFY]
+    for source in (AMAZON, TIKTOK):
+        who = np.flatnonzero(store & p.member[:, source] & (rng.random(len(p)) < 0.95))
+        ts = _uniform_in(rng, p.t0[who], p.t_end[who])
+        ev.add(ALIAS, SHOPIFY, who, ts, ref=source)
+    # Instagram followers without a store account ask the DM automation for a product link;
+    # the link carries a reference, and the landing page identifies the browser as them.
+    who = np.flatnonzero(
+        ~store & p.member[:, INSTAGRAM] & p.member[:, WEB] & (rng.random(len(p)) < 0.6)
+    )
+    ts = _uniform_in(rng, p.t0[who], p.t_end[who])
+    ev.add(ALIAS, WEB, who, ts, device=0, user=False, ref=INSTAGRAM)
+    # Marketplace buyers without a store account register the product's warranty from the
+    # parcel insert (eight in ten): on the web store, else by replying to a newsletter, by
+    # WhatsApp or in an Instagram DM, giving the order number that the order system maps back
+    # to their marketplace account.
+    for source in (AMAZON, TIKTOK):
+        who = np.flatnonzero(~store & p.member[:, source] & (rng.random(len(p)) < 0.8))
+        ts = _uniform_in(rng, p.t0[who], p.t_end[who])
+        for channel in (WEB, EMAIL, WHATSAPP, INSTAGRAM):
+            on = p.member[who, channel]
+            device = 0 if channel == WEB else -1
+            ev.add(ALIAS, channel, who[on], ts[on], device=device, user=channel != WEB, ref=source)
+            who, ts = who[~on], ts[~on]
+
+
+def _chat_button(ev: EventBuilder, rng: np.random.Generator, p: People) -> None:
+    """The web store's WhatsApp button: the chat starts with a reference to the browser, and
+    the WhatsApp integration identifies that browser with the number (``phone_shown[WEB]``)."""
+    who = np.flatnonzero(p.phone_shown[:, WEB])
+    ts = _uniform_in(rng, p.t0[who], p.t_end[who])
+    device = (rng.random(len(who)) * p.devices[who]).astype(np.int64)
+    ev.add(IDENTIFY, WEB, who, ts, device=device, user=False)
 
 
 def _identifies(ev: EventBuilder, rng: np.random.Generator, p: People, table: EventTable) -> None:
@@ -262,6 +305,7 @@ def make_events(
     _whatsapp(ev, rng, p, c, orders)
     _community(ev, rng, p, orders)
     _account_links(ev, rng, p)
+    _chat_button(ev, rng, p)
     ev.add(CONSENT_UPDATED, c.source, c.person, c.ts, ref=np.arange(len(c.person)))
     table = ev.build()
     ident = EventBuilder()

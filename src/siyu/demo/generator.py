@@ -22,7 +22,7 @@ from siyu.demo.calendar import Window
 from siyu.demo.catalogue import catalogue
 from siyu.demo.consents import Consents, make_consents
 from siyu.demo.events import ALIAS, IDENTIFY, TABLET, EventTable
-from siyu.demo.markets import AMAZON, EMAIL, SOURCE_NAMES, WEB
+from siyu.demo.markets import AMAZON, EMAIL, INSTAGRAM, SHOPIFY, SOURCE_NAMES, TIKTOK, WEB
 from siyu.demo.orders import Orders, make_orders
 from siyu.demo.people import BLOCK, People, make_people
 from siyu.demo.records import Writer
@@ -208,10 +208,19 @@ def _truth_rows(block: Block, lo: int, hi: int) -> list[tuple[str, str, str, str
         if s == EMAIL and p.typo_source[i] == EMAIL:
             flag = "typo_email"
         found.setdefault((i, s, kind, value), flag)
-    for key in np.unique((ev.person * 8 + ev.ref)[keep & (ev.kind == ALIAS)]).tolist():
-        i, s = divmod(key, 8)
-        value = p.amazon_id[i] if s == AMAZON else p.instagram_id[i]
-        found.setdefault((i, WEB, USER_ID_KIND[s], value), None)
+    alias = keep & (ev.kind == ALIAS)
+    for key in np.unique((ev.person * 64 + ev.source * 8 + ev.ref)[alias]).tolist():
+        i, rest = divmod(key, 64)
+        source, s = divmod(rest, 8)
+        value = (
+            p.amazon_id[i] if s == AMAZON else p.tiktok_id[i] if s == TIKTOK else p.instagram_id[i]
+        )
+        found.setdefault((i, source, USER_ID_KIND[s], value), None)
+        if source == WEB and s != INSTAGRAM and not p.member[i, SHOPIFY]:
+            # The warranty registration form (records.Writer._alias) asks e-mail and phone.
+            typo = "typo_email" if p.typo_source[i] == WEB else None
+            found.setdefault((i, WEB, "email", p.email_on(i, WEB)), typo)
+            found.setdefault((i, WEB, "phone", "+" + p.phone_digits[i]), flag_phone(i))
     web = keep & (ev.source == WEB)
     for key in np.unique(ev.person[web] * 4 + ev.device[web]).tolist():
         i, d = divmod(key, 4)

@@ -223,15 +223,17 @@ def make_people(rng: np.random.Generator, block: int, seed: int, window: Window)
     fav2 = (fav1 + rng.integers(1, len(CATEGORIES), n)) % len(CATEGORIES)
     u = rng.random((n, 8))
     phone_shown = np.zeros((n, 7), dtype=np.bool_)
-    phone_shown[:, SHOPIFY] = u[:, 0] < 0.7
+    # Checkout asks for a phone (shipping updates): buyers almost always give one.
+    phone_shown[:, SHOPIFY] = u[:, 0] < np.where(buyer, 0.92, 0.5)
     phone_shown[:, WHATSAPP] = True
-    phone_shown[:, TIKTOK] = u[:, 1] < 0.6
+    # Seller-fulfilled TikTok Shop orders (cash on delivery) carry the recipient's phone.
+    phone_shown[:, TIKTOK] = u[:, 1] < 0.8
     phone_shown[:, AMAZON] = u[:, 2] < 0.4
     phone_format = np.zeros((n, 7), dtype=np.int64)
     phone_format[:, SHOPIFY] = np.where(u[:, 3] < 0.3, PHONE_LOCAL, PHONE_E164)
     phone_format[:, WHATSAPP] = np.searchsorted([0.6, 0.8], u[:, 4], side="right")
     phone_format[:, AMAZON] = np.where(u[:, 5] < 0.5, PHONE_LOCAL, PHONE_E164)
-    email_draw = rng.random((n, 2))
+    email_draw = rng.random((n, 3))
     p = People(
         pid=pid,
         market=market,
@@ -264,11 +266,23 @@ def make_people(rng: np.random.Generator, block: int, seed: int, window: Window)
     m = p.member
     p.email_shown[:, SHOPIFY] = m[:, SHOPIFY]
     p.email_shown[:, EMAIL] = m[:, EMAIL]
-    p.email_shown[:, WHATSAPP] = m[:, WHATSAPP] & (email_draw[:, 0] < 0.4)
-    p.email_shown[:, INSTAGRAM] = m[:, INSTAGRAM] & (email_draw[:, 1] < 0.45)
-    p.email_shown[:, WEB] = m[:, WEB] & m[:, EMAIL] & ~m[:, SHOPIFY]  # newsletter sign-up
+    # Click-to-WhatsApp from a campaign or order e-mail: the referral carries the address.
+    known = m[:, EMAIL] | m[:, SHOPIFY]
+    p.email_shown[:, WHATSAPP] = m[:, WHATSAPP] & (email_draw[:, 0] < np.where(known, 0.9, 0.4))
+    # The DM automation asks for an e-mail to send the discount code to.
+    p.email_shown[:, INSTAGRAM] = m[:, INSTAGRAM] & (email_draw[:, 1] < np.where(known, 0.85, 0.6))
+    # Newsletter sign-up, and the ESP's click tracking identifying the browser on each click.
+    p.email_shown[:, WEB] = m[:, WEB] & m[:, EMAIL]
+    # The web store's chat button opens WhatsApp with a reference to the browser.
+    p.phone_shown[:, WEB] = m[:, WEB] & m[:, WHATSAPP] & (email_draw[:, 2] < 0.8)
+    # Instagram DMs handed over to WhatsApp ("continue on WhatsApp" with a reference): the
+    # integration identifies the Instagram account with the number.
+    p.phone_shown[:, INSTAGRAM] = m[:, INSTAGRAM] & m[:, WHATSAPP] & (email_draw[:, 2] > 0.2)
     p.devices = np.where(m[:, WEB], 1 + (rng.random(n) < 0.2), 0).astype(np.int64)
-    login_delay = (rng.uniform(0, 20, n) * DAY_MS).astype(np.int64)
+    # Most account holders sign in on their first visit (or check out, which identifies the
+    # browser too); the rest browse anonymously for a while first.
+    late = rng.random(n) < 0.25
+    login_delay = (np.where(late, rng.uniform(0, 20, n), 0.0) * DAY_MS).astype(np.int64)
     p.login_ms = np.where(m[:, SHOPIFY] & m[:, WEB], p.t0 + login_delay, np.iinfo(np.int64).max)
     us = p.market == 0
     p.tax_rate = np.where(us, _US_SALES_TAX[rng.integers(0, len(_US_SALES_TAX), n)], 0.0)

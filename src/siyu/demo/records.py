@@ -360,4 +360,24 @@ class Writer:
     def _alias(self, r: int, msg: Record) -> None:
         i = self.person[r]
         p = self.p
-        msg["previousId"] = p.amazon_id[i] if self.ref[r] == AMAZON else p.instagram_id[i]
+        ref = self.ref[r]
+        other = (
+            p.amazon_id[i]
+            if ref == AMAZON
+            else p.tiktok_id[i]
+            if ref == TIKTOK
+            else p.instagram_id[i]
+        )
+        if self.source[r] == WEB and not self.user[r]:
+            # A visitor without a store account: an alias needs a userId, so the page identifies
+            # the browser as the other account instead; the warranty registration form (a
+            # marketplace account) also asks e-mail and phone (see ``generator._truth_rows``).
+            msg["type"] = "identify"
+            msg["userId"] = other
+            traits: Record = {"country": MARKETS[self.market[i]].code}
+            if ref != INSTAGRAM:
+                traits["email"] = p.email_on(i, WEB)
+                traits["phone"] = "+" + p.phone_digits[i]
+            msg["traits"] = traits
+            return
+        msg["previousId"] = other

@@ -39,6 +39,14 @@ class Evaluation:
     linkable_pairs: int
     """True pairs connected by some chain of evidence at all (the raw graph, ignoring rules): the
     recall any rule set could reach on this data is ``linkable_pairs / true_pairs``."""
+    component_pairs: int = 0
+    """Pairs the raw connected components (no limits, no weak-identifier rule) would put
+    together: what a merge-everything resolver would claim."""
+
+    @property
+    def unruled_precision(self) -> float:
+        """Precision of plain connected components: what the merge rules protect against."""
+        return self.linkable_pairs / self.component_pairs if self.component_pairs else 1.0
 
     @property
     def recall_ceiling(self) -> float:
@@ -112,4 +120,5 @@ def evaluate(conn: sa.Connection, workspace_id: str) -> Evaluation:
         predicted_pairs=predicted,
         correct_pairs=correct,
         linkable_pairs=_pairs(linked),
+        component_pairs=_pairs(r),
     )
