@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from siyu.collect.rows import customer_key
 from siyu.identity.follow import TableFollower
 from siyu.identity.graph import resolve_workspace, split
+from siyu.loyalty.ledger import balances, earn
 from siyu.registry import registry
 from siyu.runtime import Runtime
 from siyu.segments.tables import customer_tags
@@ -74,6 +75,9 @@ def _load(rt: Runtime) -> tuple[str, str]:
             ),
             {"ws": ws, "c": insta, "t": T0},
         )
+    # Points on both accounts, through the loyalty ledger: two lots for Shopify, one for Instagram.
+    for customer, points, key in ((shop, 120, "s-1"), (shop, 30, "s-2"), (insta, 50, "i-1")):
+        earn(rt.db, ws, customer, points, key=key, reason="order", now=T0)
     return shop, insta
 
 
@@ -85,6 +89,9 @@ def _state(rt: Runtime) -> dict[str, set[tuple[Any, ...]]]:
         "tags": "SELECT tag_id, customer_id, since FROM customer_tags",
         "scores": "SELECT customer_id, clv_12m FROM customer_scores",
         "customers": "SELECT customer_id, email FROM customers",
+        "points": "SELECT idempotency_key, line_no, customer_id, amount, lot_id, expires_at "
+        "FROM points_ledger",
+        "accounts": "SELECT customer_id FROM loyalty_accounts",
     }
     with rt.db.engine.connect() as conn:
         return {k: {tuple(r) for r in conn.execute(sa.text(q))} for k, q in queries.items()}
@@ -139,10 +146,16 @@ def test_merge_moves_every_record_and_split_puts_it_back(rt: Runtime) -> None:
     doc = evidence if isinstance(evidence, dict) else __import__("json").loads(evidence)
     assert doc["rule"] == "identity_merge"
     assert _latest_consent(rt, shop, "sms")[0] == "denied"  # one record only: unchanged
+    # Points: the whole ledger moves, so the survivor's balance is the sum of both accounts.
+    with rt.db.engine.connect() as conn:
+        assert balances(conn, ws, [shop, insta]) == {shop: 200, insta: 0}
+    assert merged["accounts"] == {(shop,)}
 
     with rt.db.engine.begin() as conn:
         split(conn, ws, "email:mia@mail.co", "test")
     assert _state(rt) == before
+    with rt.db.engine.connect() as conn:
+        assert balances(conn, ws, [shop, insta]) == {shop: 150, insta: 50}
 
 
 def test_a_later_explicit_grant_wins_over_the_merge_state(rt: Runtime) -> None:
