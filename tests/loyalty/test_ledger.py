@@ -11,11 +11,13 @@ import sqlalchemy as sa
 from siyu.errors import Conflict, InvalidInput
 from siyu.loyalty.ledger import (
     InsufficientPoints,
+    _reverse_in_database,
     balances,
     earn,
     earn_many,
     ensure_accounts,
     expire,
+    locked,
     redeem,
     reverse,
     short_key,
@@ -142,3 +144,65 @@ def test_bulk_paths_beyond_one_statements_parameters(rt: Runtime) -> None:
     # FIFO: a claw-back of 45 takes the 30 expiring first, then 15 of the later lot.
     assert _lines(rt, "rev:b045") == [("lot:a:b045", -30, 0), ("lot:b:b045", -15, 0)]
     assert _lines(rt, "rev:b099") == [("lot:a:b099", -30, 0), ("lot:b:b099", -50, 0), (None, 0, 19)]
+
+
+def test_claw_back_in_the_database_posts_what_the_vectorised_path_posts(rt: Runtime) -> None:
+    # The same lots for two groups; group p goes through the pandas path, group s through the
+    # in-database path: their lines must be the same (preferred lot first, FIFO, shortfall).
+    ws = rt.workspace().workspace_id
+    n = 40
+    rows = []
+    for g in ("p", "s"):
+        for i in range(n):
+            for j, (pts, exp) in enumerate(((30, 6), (50, 9), (20, 12))):
+                rows.append(
+                    {
+                        "customer_id": f"{g}{i:02d}",
+                        "points": pts,
+                        "key": f"lot{j}:{g}{i:02d}",
+                        "reference": None,
+                        "expires_at": datetime(2026, exp, 1),
+                    }
+                )
+    with rt.db.engine.begin() as conn:
+        ensure_accounts(conn, ws, sorted({r["customer_id"] for r in rows}))
+        earn_many(conn, ws, pd.DataFrame(rows), reason="order", now=T0)
+
+    def demands(g: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "customer_id": [f"{g}{i:02d}" for i in range(n)],
+                "key": [f"rev:{g}{i:02d}" for i in range(n)],
+                "want": [(i * 7) % 120 + 1 for i in range(n)],
+                "preferred_lot": [f"lot1:{g}{i:02d}" if i % 3 == 0 else "" for i in range(n)],
+                "reference": "o",
+            }
+        )
+
+    assert reverse(rt.db, ws, demands("p"), now=T0) == n
+    with locked(rt.db, ws, [f"s{i:02d}" for i in range(n)]) as conn:
+        assert _reverse_in_database(conn, ws, demands("s"), T0) == n
+
+    def lines(g: str) -> list[tuple[str, int, str | None, int, int]]:
+        with rt.db.engine.connect() as conn:
+            got = conn.execute(
+                sa.select(
+                    points_ledger.c.idempotency_key,
+                    points_ledger.c.line_no,
+                    points_ledger.c.lot_id,
+                    points_ledger.c.amount,
+                    points_ledger.c.shortfall,
+                )
+                .where(points_ledger.c.kind == "reverse", points_ledger.c.customer_id.like(g + "%"))
+                .order_by(points_ledger.c.idempotency_key, points_ledger.c.line_no)
+            ).all()
+        return [
+            (k[5:], int(n), lot and lot[:5] + lot[6:], int(a), int(s)) for k, n, lot, a, s in got
+        ]
+
+    assert lines("p") == lines("s")
+    assert lines("p")[:3] == [
+        ("00", 0, "lot1:00", -1, 0),
+        ("01", 0, "lot0:01", -8, 0),
+        ("02", 0, "lot0:02", -15, 0),
+    ]

@@ -19,6 +19,8 @@ request or a concurrent duplicate can never post twice.
 from __future__ import annotations
 
 import hashlib
+import io
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -545,10 +548,117 @@ def reverse(db: Database, workspace_id: str, demands: pd.DataFrame, *, now: date
         todo = demands[~demands["key"].isin(done)].copy()
         todo["round"] = todo.groupby("customer_id").cumcount()
         for _, batch in todo.groupby("round", sort=True):
+            if len(batch) > SMALL_BATCH:
+                posted += _reverse_in_database(conn, workspace_id, batch, now)
+                continue
             lots = open_lots(conn, workspace_id, batch["customer_id"].tolist(), now)
             takes, summary = allocate(lots, batch[["customer_id", "want", "preferred_lot"]])
             posted += _post_batch(conn, workspace_id, batch, takes, summary, now)
     return posted
+
+
+_stage_names = itertools.count()
+
+# FIFO claw-back of one round (one demand per customer) as one INSERT ... SELECT: the lots of
+# the staged customers, ordered like :func:`allocate` (preferred lot, expiry, age, id), a running
+# sum per customer, each lot giving min(remainder, what is still wanted); a shortfall line per
+# demand not met in full; line numbers per key in that order.
+_REVERSE_SQL = """
+INSERT INTO points_ledger (workspace_id, idempotency_key, line_no, customer_id, kind, amount,
+                           contra_account, lot_id, expires_at, reason, reference, shortfall,
+                           created_at)
+WITH lots AS (
+    SELECT l.customer_id, l.lot_id, MAX(l.expires_at) AS expires_at,
+           MIN(l.created_at) AS created_at, SUM(l.amount) AS remaining
+    FROM points_ledger l
+    WHERE l.workspace_id = :ws AND l.lot_id IS NOT NULL
+      AND l.customer_id IN (SELECT customer_id FROM {stage})
+    GROUP BY l.customer_id, l.lot_id
+    HAVING SUM(l.amount) > 0 AND (MAX(l.expires_at) IS NULL OR MAX(l.expires_at) > :now)),
+ordered AS (
+    SELECT d.customer_id, d.idempotency_key, d.want, d.reference, o.lot_id, o.remaining,
+           SUM(o.remaining) OVER (
+               PARTITION BY d.customer_id
+               ORDER BY CASE WHEN o.lot_id = d.preferred_lot THEN 0 ELSE 1 END,
+                        o.expires_at NULLS LAST, o.created_at, o.lot_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum
+    FROM lots o JOIN {stage} d ON d.customer_id = o.customer_id),
+takes AS (
+    SELECT customer_id, idempotency_key, reference, lot_id, cum,
+           LEAST(remaining, want - (cum - remaining)) AS take
+    FROM ordered WHERE want - (cum - remaining) > 0),
+short AS (
+    SELECT d.customer_id, d.idempotency_key, d.reference,
+           d.want - COALESCE(t.taken, 0) AS shortfall
+    FROM {stage} d
+    LEFT JOIN (SELECT idempotency_key, SUM(take) AS taken FROM takes
+               GROUP BY idempotency_key) t ON t.idempotency_key = d.idempotency_key
+    WHERE d.want - COALESCE(t.taken, 0) > 0),
+lines AS (
+    SELECT customer_id, idempotency_key, reference, lot_id, -take AS amount,
+           CAST(0 AS BIGINT) AS shortfall, 0 AS grp, cum FROM takes
+    UNION ALL
+    SELECT customer_id, idempotency_key, reference, NULL, CAST(0 AS BIGINT), shortfall, 1, 0
+    FROM short)
+SELECT :ws, idempotency_key,
+       CAST(ROW_NUMBER() OVER (PARTITION BY idempotency_key ORDER BY grp, cum) - 1 AS INTEGER),
+       customer_id, 'reverse', amount, 'reversed:refund', lot_id, CAST(NULL AS TIMESTAMP),
+       'refund', reference, shortfall, :now
+FROM lines
+ON CONFLICT DO NOTHING
+RETURNING idempotency_key
+"""
+
+
+def _reverse_in_database(
+    conn: sa.Connection, workspace_id: str, batch: pd.DataFrame, now: datetime
+) -> int:
+    """One round of :func:`reverse` for many customers, allocated inside the database."""
+    data = pa.table(
+        {
+            "customer_id": pa.array(batch["customer_id"].astype(str).tolist(), pa.string()),
+            "idempotency_key": pa.array(batch["key"].astype(str).tolist(), pa.string()),
+            "want": pa.array(batch["want"].astype("int64").to_numpy(), pa.int64()),
+            "preferred_lot": pa.array(
+                [None if pd.isna(x) or x == "" else str(x) for x in batch["preferred_lot"]],
+                pa.string(),
+            ),
+            "reference": pa.array(
+                [None if pd.isna(x) else str(x) for x in batch["reference"]], pa.string()
+            ),
+        }
+    )
+    name = f"loyalty_demands_{next(_stage_names)}"
+    if conn.dialect.name == "duckdb":
+        raw = conn.connection.driver_connection
+        raw.register(name, data)  # type: ignore[union-attr]
+    else:
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {name} (customer_id VARCHAR(40), idempotency_key VARCHAR(200), "
+            "want BIGINT, preferred_lot VARCHAR(200), reference VARCHAR(200)) ON COMMIT DROP"
+        )
+        buffer = io.BytesIO()
+        pacsv.write_csv(
+            data.combine_chunks(),
+            buffer,
+            write_options=pacsv.WriteOptions(include_header=False, quoting_style="all_valid"),
+        )
+        raw_pg = conn.connection.driver_connection
+        with (
+            raw_pg.cursor() as cur,  # type: ignore[union-attr]
+            cur.copy(f"COPY {name} FROM STDIN (FORMAT csv)") as copy,
+        ):
+            copy.write(buffer.getvalue())
+    try:
+        keys = conn.execute(
+            sa.text(_REVERSE_SQL.format(stage=name)), {"ws": workspace_id, "now": now}
+        ).all()
+    finally:
+        if conn.dialect.name == "duckdb":
+            conn.connection.driver_connection.unregister(name)  # type: ignore[union-attr]
+        else:
+            conn.exec_driver_sql(f"DROP TABLE {name}")
+    return len({k for (k,) in keys})
 
 
 def _post_batch(
