@@ -262,6 +262,12 @@ class Settings(BaseSettings):
         description="First retry delay after a transient provider error; doubles each attempt, "
         "with jitter.",
     )
+    messaging_email_tracking: bool = Field(
+        True,
+        description="Rewrite links of HTML emails through /t/c and add an open pixel (/t/o), "
+        "recording Email Clicked / Email Opened for journey measurement. Turn off where opens "
+        "may not be tracked without consent.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging level of the CLI and server."
     )

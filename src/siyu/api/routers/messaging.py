@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -30,6 +30,8 @@ from siyu.messaging.templates import (
     template_from_doc,
     template_to_doc,
 )
+from siyu.messaging.tracking import PIXEL, TrackToken, record_hit
+from siyu.messaging.tracking import read_token as track_token
 from siyu.messaging.unsubscribe import read_token, withdraw
 from siyu.registry import registry
 
@@ -78,6 +80,29 @@ async def unsubscribe(token: str, rt: RuntimeDep) -> str:
         "Unsubscribed",
         f"<p>You will no longer receive marketing messages by {html.escape(t.channel)}.</p>",
     )
+
+
+@router.get("/t/o/{token}")
+async def track_open(token: str, rt: RuntimeDep) -> Response:
+    """The open pixel of an email: records Email Opened (once) and answers a 1x1 GIF."""
+    t = track_token(rt.settings, token)
+    await run_in_threadpool(_record, rt, t)
+    headers = {"Cache-Control": "no-store, private"}
+    return Response(PIXEL, media_type="image/gif", headers=headers)
+
+
+@router.get("/t/c/{token}")
+async def track_click(token: str, rt: RuntimeDep) -> RedirectResponse:
+    """A tracked link: records Email Clicked and redirects to the link's signed target."""
+    t = track_token(rt.settings, token)
+    await run_in_threadpool(_record, rt, t)
+    return RedirectResponse(t.url, status_code=302)
+
+
+def _record(rt: Any, t: TrackToken) -> None:
+    with rt.db.engine.connect() as conn:
+        ws = get_workspace_by_id(conn, t.workspace_id)
+    record_hit(rt.db.engine, rt.pipeline(ws).ingest, t, _now())
 
 
 @router.get("/api/templates")

@@ -53,7 +53,12 @@ def build_email(m: Outgoing, settings: Settings, env: ChannelEnv) -> EmailMessag
     text = m.text if m.text is not None else _TAG.sub("", m.html or "")
     msg.set_content(text)
     if m.html:
-        msg.add_alternative(m.html, subtype="html")
+        html = m.html
+        if settings.messaging_email_tracking:
+            from siyu.messaging.tracking import instrument_html
+
+            html = instrument_html(settings, m.workspace_id, m.message_id, html, m.unsubscribe_url)
+        msg.add_alternative(html, subtype="html")
     return msg
 
 
