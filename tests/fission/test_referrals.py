@@ -294,3 +294,51 @@ def test_two_referred_identities_of_one_friend_keep_the_first_referral(rt: Runti
     assert report.qualified == 1
     assert _state(rt, early["referral_id"]) == ("qualified", None)
     assert _state(rt, late["referral_id"]) == ("rejected", "duplicate_friend")
+
+
+def test_many_referrals_move_in_one_set_based_statement(rt: Runtime) -> None:
+    """Past 20 rows the updates and the state log go through staged Arrow tables."""
+    ws = rt.workspace().workspace_id
+    code = invite_code(rt.db, ws, customer(rt, "koc", device="koc-phone")).code
+    ids = [
+        refer(rt.db, ws, code, customer(rt, f"m{i}"), now=T0)[0]["referral_id"] for i in range(24)
+    ]
+    idle = [
+        refer(rt.db, ws, code, customer(rt, f"n{i}"), now=T0)[0]["referral_id"] for i in range(22)
+    ]
+    ingest(
+        rt,
+        *[
+            order(f"m{i}", f"om{i}", 30 + i, at=T0 + D + i * H, ip=f"198.51.100.{i}")
+            for i in range(23)
+        ],
+        order("m23", "om23", 30, at=T0 + D, payment="shared-card"),
+        order("koc", "o-koc", 30, at=T0 - D, payment="shared-card"),
+    )
+    report = process_referrals(rt.db, ws, now=T0 + 30 * D + H)
+    assert report.qualified == 23
+    assert report.rejected == {"shared_payment": 1, "attribution_expired": 22}
+    with rt.db.engine.connect() as conn:
+        rows = {r["referral_id"]: r for r in list_referrals(conn, ws, limit=1000)}
+        logged = conn.execute(
+            sa.text("SELECT state, count(*) FROM referral_changes GROUP BY state ORDER BY state")
+        ).all()
+    assert [(s, int(n)) for s, n in logged] == [
+        ("created", 46),
+        ("qualified", 23),
+        ("rejected", 23),
+    ]
+    first = rows[ids[5]]
+    assert (first["state"], first["order_id"], first["order_ip"]) == (
+        "qualified",
+        "om5",
+        "198.51.100.5",
+    )
+    assert float(first["order_total"]) == 35
+    assert first["hold_until"] == T0 + D + 5 * H + 30 * D
+    assert (rows[ids[23]]["state"], rows[ids[23]]["reason"]) == ("rejected", "shared_payment")
+    assert rows[ids[23]]["hold_until"] is None
+    assert {rows[i]["reason"] for i in idle} == {"attribution_expired"}
+    # A second run changes nothing (the staged updates are guarded by the state they leave).
+    again = process_referrals(rt.db, ws, now=T0 + 30 * D + H)
+    assert (again.qualified, sum(again.rejected.values())) == (0, 0)

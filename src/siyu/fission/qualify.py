@@ -26,7 +26,9 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.sql.elements import BindParameter
 
 from siyu.errors import SiyuError
 from siyu.fission.common import grant_reward, utcnow, writing
@@ -34,6 +36,7 @@ from siyu.fission.fraud import ip_bursts, shared_fingerprints
 from siyu.fission.program import ReferralProgram, load_program
 from siyu.fission.referrals import record_change
 from siyu.fission.tables import referrals
+from siyu.store.bulk import stage, unstage
 from siyu.store.database import Database
 
 
@@ -111,22 +114,75 @@ def _reasons(df: pd.DataFrame, program: ReferralProgram, shared: dict[str, str])
     return reason.mask(reason == "shared", df["referral_id"].map(shared))
 
 
+_BULK = 20
+"""More rows than this go through one staged, set-based UPDATE (an Arrow table) instead of one
+statement per row (which costs about 5 ms a row on DuckDB)."""
+
+
+def _cell(column: sa.Column[Any], value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
+        return None
+    if isinstance(column.type, sa.DateTime):
+        return pd.Timestamp(value).to_pydatetime()
+    if isinstance(column.type, sa.Numeric):
+        return float(value)
+    return str(value)
+
+
+def _arrow_type(column: sa.Column[Any]) -> pa.DataType:
+    if isinstance(column.type, sa.DateTime):
+        return pa.timestamp("us")
+    if isinstance(column.type, sa.Numeric):
+        return pa.float64()
+    return pa.string()
+
+
 def _update(conn: sa.Connection, rows: list[dict[str, Any]], values: dict[str, Any]) -> None:
     """UPDATE referrals for the ``rows`` (each with ``rid`` and its own values), only while the
-    referral is still in the state this run read (``from_state``)."""
+    referral is still in the state this run read (``from_state``, the same for all rows)."""
     if not rows:
         return
     r = referrals
-    stmt = (
-        r.update()
-        .where(
-            r.c.workspace_id == sa.bindparam("ws"),
-            r.c.referral_id == sa.bindparam("rid"),
-            r.c.state == sa.bindparam("from_state"),
+    if len(rows) <= _BULK:
+        stmt = (
+            r.update()
+            .where(
+                r.c.workspace_id == sa.bindparam("ws"),
+                r.c.referral_id == sa.bindparam("rid"),
+                r.c.state == sa.bindparam("from_state"),
+            )
+            .values(**values)
         )
-        .values(**values)
+        conn.execute(stmt, rows)
+        return
+    per_row = {c: v.key for c, v in values.items() if isinstance(v, BindParameter)}
+    constants = {c: v for c, v in values.items() if c not in per_row}
+    data = pa.table(
+        {
+            "referral_id": pa.array([str(x["rid"]) for x in rows], pa.string()),
+            **{
+                c: pa.array([_cell(r.c[c], x[key]) for x in rows], _arrow_type(r.c[c]))
+                for c, key in per_row.items()
+            },
+        }
     )
-    conn.execute(stmt, rows)
+    sets = [f"{c} = s.{c}" for c in per_row] + [f"{c} = :k_{c}" for c in constants]
+    name = stage(conn, r, data)
+    try:
+        conn.execute(
+            sa.text(
+                f"UPDATE referrals SET {', '.join(sets)} FROM {name} s "
+                "WHERE referrals.workspace_id = :ws AND referrals.referral_id = s.referral_id "
+                "AND referrals.state = :from_state"
+            ),
+            {
+                "ws": rows[0]["ws"],
+                "from_state": rows[0]["from_state"],
+                **{f"k_{c}": v for c, v in constants.items()},
+            },
+        )
+    finally:
+        unstage(conn, name)
 
 
 def _step_pending(

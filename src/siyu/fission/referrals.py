@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -22,6 +23,7 @@ from siyu.errors import Conflict, InvalidInput, NotFound
 from siyu.fission.common import for_update, new_id, require_customer, utcnow, writing
 from siyu.fission.tables import referral_changes, referral_codes, referrals
 from siyu.store import schema
+from siyu.store.bulk import append_new
 from siyu.store.database import Database
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -72,8 +74,23 @@ def record_change(
     workspace_id: str,
     rows: list[dict[str, Any]],
 ) -> None:
-    """Log states entered ({referral_id, state, reason, changed_at}); a repeat is ignored."""
-    if rows:
+    """Log states entered ({referral_id, state, reason, changed_at}); a repeat is ignored.
+
+    Many rows go in as one Arrow table (one statement), a few as parameters."""
+    if len(rows) > 20:
+        data = pa.table(
+            {
+                "workspace_id": pa.array([workspace_id] * len(rows), pa.string()),
+                "referral_id": pa.array([str(r["referral_id"]) for r in rows], pa.string()),
+                "state": pa.array([str(r["state"]) for r in rows], pa.string()),
+                "reason": pa.array(
+                    [None if r["reason"] is None else str(r["reason"]) for r in rows], pa.string()
+                ),
+                "changed_at": pa.array([r["changed_at"] for r in rows], pa.timestamp("us")),
+            }
+        )
+        append_new(conn, referral_changes, data)
+    elif rows:
         conn.execute(
             pg_insert(referral_changes).on_conflict_do_nothing(),
             [{"workspace_id": workspace_id, **r} for r in rows],
