@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -37,14 +37,38 @@ def segments(
     per_market: Annotated[
         bool, typer.Option("--per-market", help="RFM quintiles within each market.")
     ] = False,
+    engine: Annotated[
+        str, typer.Option(help="database (the one in use) or spark (over --parquet).")
+    ] = "database",
+    parquet: Annotated[
+        Path | None,
+        typer.Option(help="With --engine spark: the folder of 'siyu segments export-tables'."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --engine spark: where to write the results (default PARQUET/results)."
+        ),
+    ] = None,
 ) -> None:
-    """Compute RFM and lifecycle tiers for every customer; record tier changes."""
+    """Compute RFM and lifecycle tiers for every customer; record tier changes.
+
+    With --engine spark the same computation, and every tag, runs on Apache Spark over exported
+    Parquet tables; the results are written as Parquet (nothing is stored in the database).
+    """
     try:
         when = datetime.fromisoformat(as_of) if as_of else None
     except ValueError:
         raise InvalidInput(
             f"--as-of {as_of!r} is not a date or time.", hint="Use YYYY-MM-DD.", field="as_of"
         ) from None
+    if engine == "spark":
+        _run_on_spark(parquet, out, when, TierConfig(model=model), RfmConfig(per_market=per_market))
+        return
+    if engine != "database":
+        raise InvalidInput(
+            f"Engine {engine!r} is not known.", hint="Use database or spark.", field="engine"
+        )
     with runtime() as rt:
         report = run_segments(
             rt.db,
@@ -64,6 +88,43 @@ def segments(
         for name, n in counts.items():
             table.add_row(name, f"{n:,}")
         console.print(table)
+
+
+def _run_on_spark(
+    parquet: Path | None,
+    out: Path | None,
+    when: datetime | None,
+    tier_config: TierConfig,
+    rfm_config: RfmConfig,
+) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from siyu.compute.spark import run_on_spark, spark_session
+
+    if parquet is None:
+        raise InvalidInput(
+            "--engine spark needs --parquet DIR.",
+            hint="Export the tables first: siyu segments export-tables DIR.",
+            field="parquet",
+        )
+    as_of = when or datetime.now(UTC).replace(tzinfo=None)
+    result = run_on_spark(spark_session(), parquet, as_of, tier_config, rfm_config)
+    folder = out or parquet / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(result.segments, folder / "segments.parquet")
+    pq.write_table(result.tags, folder / "tags.parquet")
+    console.print(
+        f"Spark ({tier_config.model}, as of {as_of:%Y-%m-%d %H:%M}): "
+        f"{result.segments.num_rows:,} customers, {result.tags.num_columns - 1} tags; "
+        f"wrote {folder / 'segments.parquet'} and {folder / 'tags.parquet'}."
+    )
+    table = Table()
+    table.add_column("tier")
+    table.add_column("customers", justify="right")
+    for row in pc.value_counts(result.segments["tier"]).to_pylist():
+        table.add_row(str(row["values"]), f"{row['counts']:,}")
+    console.print(table)
 
 
 segments_app = typer.Typer(
@@ -213,6 +274,22 @@ def export_cmd(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(f"Wrote {report.rows:,} customers to {report.path} ({report.format}).")
+
+
+@segments_app.command("export-tables")
+def export_tables_cmd(
+    folder: Annotated[Path, typer.Argument(help="Folder to write <table>.parquet files into.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Export the tables segments and tags read, for 'siyu run segments --engine spark'."""
+    from siyu.compute.spark import export_tables
+    from siyu.segments.tagging import all_tags
+
+    with runtime() as rt:
+        ws = rt.workspace(workspace).workspace_id
+        counts = export_tables(rt.db, ws, folder, all_tags(rt.db, ws))
+    rows = ", ".join(f"{n:,} {name}" for name, n in counts.items() if n)
+    console.print(f"Exported to {folder}: {rows or 'no rows'}.")
 
 
 @segments_app.command("refresh")

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from siyu.access import Workspace
-from siyu.compute import tables
+from siyu.compute import WorkspaceTables, tables
 from siyu.segments.features import customer_features
 from siyu.segments.rfm import RfmConfig, rfm
 from siyu.segments.tables import customer_segments, segment_runs, tier_history
@@ -45,7 +45,13 @@ def segments_expr(
     rfm_config: RfmConfig,
 ) -> ir.Table:
     """Per customer: tier, high-value flag and RFM (null for non-buyers)."""
-    t = tables(db, workspace_id)
+    return segments_of(tables(db, workspace_id), as_of, tier_config, rfm_config)
+
+
+def segments_of(
+    t: WorkspaceTables, as_of: datetime, tier_config: TierConfig, rfm_config: RfmConfig
+) -> ir.Table:
+    """:func:`segments_expr` over any workspace tables (the database's, or Spark's Parquet)."""
     features = customer_features(t, as_of)
     scores = rfm(features, as_of, rfm_config).drop("country")
     with_scores = features.left_join(scores, "customer_id").drop("customer_id_right")
@@ -161,4 +167,4 @@ def _record_transitions(
         unstage(conn, name)
 
 
-__all__ = ["RunReport", "run_segments", "segments_expr", "tier_history"]
+__all__ = ["RunReport", "run_segments", "segments_expr", "segments_of", "tier_history"]

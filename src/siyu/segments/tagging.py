@@ -9,14 +9,16 @@ additions and removals against the stored membership, set-based.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import ibis.expr.types as ir
 import pyarrow as pa
 import sqlalchemy as sa
 
 from siyu.access import Workspace, utcnow
-from siyu.compute import tables
+from siyu.compute import WorkspaceTables, tables
 from siyu.errors import Conflict, NotFound
 from siyu.segments.attributes import tag_attributes, tag_schema
 from siyu.segments.catalogue import TagDef, builtin_tags
@@ -87,20 +89,24 @@ def add_tag(
     return tag
 
 
-def run_tags(db: Database, workspace: Workspace, *, as_of: datetime | None = None) -> TagRunReport:
-    """Evaluate every tag now; store current members and what was added or removed."""
-    as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
-    ws = workspace.workspace_id
-    t = tables(db, ws)
-    tags = all_tags(db, ws)
+def tags_expr(t: WorkspaceTables, tags: Sequence[TagDef], as_of: datetime) -> ir.Table:
+    """``customer_id`` + one boolean column per tag, for every customer: one query."""
     definitions = inline_references({tag.tag_id: tag.rule for tag in tags}, schema=tag_schema())
-    wide = compile_tags(
+    return compile_tags(
         definitions,
         customers=tag_attributes(t, as_of),
         events=t.events,
         as_of=as_of,
         schema=tag_schema(),
-    ).to_pyarrow()
+    )
+
+
+def run_tags(db: Database, workspace: Workspace, *, as_of: datetime | None = None) -> TagRunReport:
+    """Evaluate every tag now; store current members and what was added or removed."""
+    as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
+    ws = workspace.workspace_id
+    tags = all_tags(db, ws)
+    wide = tags_expr(tables(db, ws), tags, as_of).to_pyarrow()
     ids = wide["customer_id"]
     parts = []
     counts: dict[str, int] = {}
@@ -194,4 +200,12 @@ def explain_tag(
     )
 
 
-__all__ = ["TagRunReport", "add_tag", "all_tags", "explain_tag", "find_tag", "run_tags"]
+__all__ = [
+    "TagRunReport",
+    "add_tag",
+    "all_tags",
+    "explain_tag",
+    "find_tag",
+    "run_tags",
+    "tags_expr",
+]

@@ -291,9 +291,30 @@ class Compiler:
         return self.value(node, ctx, t).isnull()
 
 
+def _get_json_object(json: str, path: str) -> str:
+    """Spark's native JSON path read (no Python UDF); only the signature is used."""
+    raise NotImplementedError
+
+
+_json_path: Any = ibis.udf.scalar.builtin(_get_json_object, name="get_json_object")
+
+
 def _unwrap(t: Any, parts: tuple[str, ...], want: ValueType | None) -> Any:
-    """``t.<json column>[key]...`` read as ``want`` (boolean when used alone as a condition)."""
+    """``t.<json column>[key]...`` read as ``want`` (boolean when used alone as a condition).
+
+    JSON columns use Ibis's JSON operations. A JSON document held as text (Spark reading the
+    Parquet export, where Ibis's JSON support goes through Python UDFs) is read with the
+    engine's own ``get_json_object``; text comes back for any scalar, so numbers and booleans
+    are cast from it.
+    """
     raw = t[parts[0]]
+    if raw.type().is_string():
+        text = _json_path(raw, "$." + ".".join(parts[1:]))
+        if want == "number":
+            return text.cast("float64")
+        if want == "boolean" or want is None:
+            return text.isin(["true", "false"]).ifelse(text == "true", ibis.null("boolean"))
+        return text
     for part in parts[1:]:
         raw = raw[part]
     if want == "string":
