@@ -633,6 +633,9 @@ def _reverse_in_database(
         raw = conn.connection.driver_connection
         raw.register(name, data)  # type: ignore[union-attr]
     else:
+        # The running sums sort every lot of the round: keep the sorts in memory (transaction
+        # only), and give the planner the demands' real size.
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         conn.exec_driver_sql(
             f"CREATE TEMP TABLE {name} (customer_id VARCHAR(40), idempotency_key VARCHAR(200), "
             "want BIGINT, preferred_lot VARCHAR(200), reference VARCHAR(200)) ON COMMIT DROP"
@@ -649,6 +652,7 @@ def _reverse_in_database(
             cur.copy(f"COPY {name} FROM STDIN (FORMAT csv)") as copy,
         ):
             copy.write(buffer.getvalue())
+        conn.exec_driver_sql(f"ANALYZE {name}")
     try:
         keys = conn.execute(
             sa.text(_REVERSE_SQL.format(stage=name)), {"ws": workspace_id, "now": now}
