@@ -127,6 +127,21 @@ class Settings(BaseSettings):
         description="How often 'siyu serve' resolves newly received events when "
         "identity_resolve is 'background'.",
     )
+    predict_min_buyers: int = Field(
+        500,
+        ge=1,
+        description="CLV and its evaluation refuse (not_enough_data) below this many buyers.",
+    )
+    predict_min_history_days: int = Field(
+        180,
+        ge=1,
+        description="CLV and its evaluation refuse below this many days of purchase history.",
+    )
+    predict_min_repeat_buyers: int = Field(
+        50,
+        ge=1,
+        description="CLV refuses below this many repeat buyers (the spend model needs them).",
+    )
     journeys_every_seconds: float = Field(
         30.0,
         ge=0,

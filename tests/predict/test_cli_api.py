@@ -52,6 +52,12 @@ def test_cli(demo_rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     rule_id = added.split()[1].rstrip(":")
     assert rule_id in _cli("reco", "rule", "list")
     assert "Removed" in _cli("reco", "rule", "remove", rule_id)
+    # The minimums are settings: above the demo's buyer count the CLI refuses and says why.
+    monkeypatch.setenv("SIYU_PREDICT_MIN_BUYERS", "100000")
+    refused = runner.invoke(app, ["predict", "evaluate"])
+    assert refused.exit_code != 0
+    assert "the model needs at least 100000" in refused.output + str(refused.exception)
+    monkeypatch.delenv("SIYU_PREDICT_MIN_BUYERS")
     bad = runner.invoke(app, ["predict", "churn", "--as-of", "30/06/2025"])
     assert bad.exit_code != 0
     assert "is not a date" in str(bad.exception)

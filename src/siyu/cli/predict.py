@@ -12,7 +12,7 @@ from rich.table import Table
 from siyu.cli.common import WorkspaceOpt, console, runtime
 from siyu.errors import InvalidInput
 from siyu.money import format_money
-from siyu.predict.scores import score_customers
+from siyu.predict.scores import Minimums, score_customers
 
 predict_app = typer.Typer(
     help="Predictions: customer lifetime value (BG/NBD + Gamma-Gamma), validation, churn risk."
@@ -44,7 +44,14 @@ def clv(
         raise InvalidInput(f"--as-of {as_of!r} is not a date.", field="as_of") from None
     with runtime() as rt:
         ws = rt.workspace(workspace)
-        report = score_customers(rt.db, ws, as_of=when, months=months, discount_rate=discount)
+        report = score_customers(
+            rt.db,
+            ws,
+            as_of=when,
+            months=months,
+            discount_rate=discount,
+            minimums=Minimums.from_settings(rt.settings),
+        )
     params = ", ".join(f"{k}={v:.4g}" for k, v in report.purchase_params.items())
     spend = ", ".join(f"{k}={v:.4g}" for k, v in report.spend_params.items())
     console.print(f"Scored {report.customers:,} buyers ({report.model_version}).")
@@ -79,6 +86,7 @@ def evaluate(
             calibration_end=_date(calibration_end, "--calibration-end"),
             holdout_end=_date(holdout_end, "--holdout-end"),
             period_days=period_days,
+            minimums=Minimums.from_settings(rt.settings),
         )
     if as_json:
         console.print_json(json.dumps(result.to_dict(), default=str))

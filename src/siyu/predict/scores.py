@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from siyu.access import Workspace
 from siyu.compute import tables
+from siyu.config import Settings
 from siyu.errors import InvalidInput
 from siyu.predict.btyd import BetaGeoFitter, GammaGammaFitter, customer_lifetime_value
 from siyu.predict.store_scores import CLV_COLUMNS, write_family
@@ -40,6 +41,15 @@ class Minimums:
     buyers: int = 500
     history_days: int = 180
     repeat_buyers: int = 50
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Minimums:
+        """The minimums configured (settings predict_min_*)."""
+        return cls(
+            settings.predict_min_buyers,
+            settings.predict_min_history_days,
+            settings.predict_min_repeat_buyers,
+        )
 
 
 @dataclass(frozen=True)
