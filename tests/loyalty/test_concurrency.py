@@ -134,3 +134,37 @@ def test_parallel_checkouts_never_exceed_coupon_limits(settings: Settings, rt: R
             sa.text("SELECT campaign_id, COUNT(*) FROM coupon_redemptions GROUP BY campaign_id")
         ).all()
     assert sorted((c or "", int(n)) for c, n in per_campaign) == [("", 2), ("FLASH", 3)]
+
+
+def test_parallel_reward_redemptions_give_one_coupon_per_points_spent(
+    settings: Settings, rt: Runtime
+) -> None:
+    # 8 simultaneous requests for the 300-point free-shipping reward on a balance of 700, plus
+    # 4 retries of one request: two rewards are paid, each with exactly one coupon.
+    ws = rt.workspace().workspace_id
+    cid = customer(rt, "bea", at=NOW)
+    earn(rt.db, ws, cid, 700, key="seed", reason="signup", now=NOW)
+    with rt.db.engine.begin() as conn:
+        _, secret = create_key(conn, ws, "test", frozenset({"write"}))
+    headers = {"Authorization": f"Bearer {secret}"}
+    with TestClient(create_app(settings, rt)) as client:
+
+        def take(i: int) -> tuple[int, str | None]:
+            key = f"redeem-{i}" if i < 8 else "redeem-retried"
+            r = client.post(
+                f"/api/loyalty/members/{cid}/rewards/free-shipping",
+                json={"idempotency_key": key},
+                headers=headers,
+            )
+            coupon = r.json().get("coupon") if r.status_code == 201 else None
+            return r.status_code, coupon["code"] if coupon else None
+
+        results = _together(12, take)
+    paid = [code for status, code in results if status == 201]
+    assert sorted(status for status, _ in results).count(409) == len(results) - len(paid)
+    with rt.db.engine.connect() as conn:
+        balance = conn.execute(sa.text("SELECT SUM(amount) FROM points_ledger")).scalar_one()
+        issued = conn.execute(sa.text("SELECT code FROM coupons ORDER BY code")).scalars().all()
+    assert int(balance) == 100  # 700 - 2 x 300: never overspent
+    assert sorted(set(paid)) == list(issued)  # every 201 names a coupon that exists
+    assert len(issued) == 2  # one coupon per reward paid, retries included
