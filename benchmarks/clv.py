@@ -256,7 +256,9 @@ def child_siyu(database: Path, pareto: bool) -> dict[str, Any]:
     return out
 
 
-def run_lifetimes(python: str, parquet: Path, pareto: bool) -> dict[str, Any] | None:
+def run_lifetimes(
+    python: str, parquet: Path, pareto: bool, ours: dict[str, Any]
+) -> dict[str, Any] | None:
     """lifetimes in its own interpreter; None (with the reason printed) when unavailable."""
     if not (Path(python).exists() or shutil.which(python)):
         print(f"  lifetimes baseline UNAVAILABLE: no interpreter at {python}.")
@@ -283,6 +285,9 @@ def run_lifetimes(python: str, parquet: Path, pareto: bool) -> dict[str, Any] | 
                 f"{result['end_to_end_cpu']:7.2f} s cpu",
                 flush=True,
             )
+            # Compared now: the Pareto/NBD fit that follows takes minutes at 1M.
+            compare("BG/NBD", ours["bgnbd"], result["bgnbd"])
+            compare("Gamma-Gamma", ours["gammagamma"], result["gammagamma"])
         elif kind == "RESULT":
             result = json.loads(rest)
     _, err = proc.communicate()
@@ -338,7 +343,9 @@ def main() -> None:
             print(line)
     ours: dict[str, Any] = json.loads(proc.stdout.splitlines()[-1][len("RESULT ") :])
     print("lifetimes 0.11.3:", flush=True)
-    theirs = None if args.skip_lifetimes else run_lifetimes(args.lifetimes_python, parquet, pareto)
+    theirs = (
+        None if args.skip_lifetimes else run_lifetimes(args.lifetimes_python, parquet, pareto, ours)
+    )
 
     print("results:")
     e2e = ours["end_to_end"]
