@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from siyu.access.workspaces import Workspace, utcnow
 from siyu.cli.common import WorkspaceOpt, console, progress_bar, runtime
-from siyu.errors import InvalidInput
+from siyu.errors import InvalidInput, SiyuError
+from siyu.runtime import Runtime
 
 
 def demo(
@@ -44,25 +46,8 @@ def demo(
                 as_of=day,
                 on_records=lambda n: bar.advance(task, n),
             )
-        console.print("Resolving identities (One-ID) ...")
-        from siyu.identity.graph import resolve_workspace
-        from siyu.segments import run_segments
-        from siyu.segments.tagging import run_tags
-
-        with rt.db.write_lock, rt.db.engine.begin() as conn:
-            resolved = resolve_workspace(conn, result.workspace.workspace_id)
-        console.print(
-            f"  {resolved.identifiers:,} identifiers -> {resolved.customers:,} customers "
-            f"({resolved.merges:,} merges, {resolved.conflicts:,} conflicts kept apart)."
-        )
-        console.print("Computing RFM, lifecycle tiers and tags ...")
         as_of_time = None if day is None else datetime.combine(day, time())
-        tiers = run_segments(rt.db, result.workspace, as_of=as_of_time)
-        tags = run_tags(rt.db, result.workspace, as_of=as_of_time)
-        console.print(
-            f"  {tiers.customers:,} customers in tiers {tiers.tiers}; "
-            f"{tags.memberships:,} tags on customers."
-        )
+        _downstream(rt, result.workspace, as_of_time)
     console.print(
         f"Demo brand ready: {report.read:,} records read, {report.stored:,} stored, "
         f"{report.duplicates:,} duplicates, {report.quarantined:,} quarantined; "
@@ -72,3 +57,60 @@ def demo(
         from siyu.cli import serve as serve_cmd
 
         serve_cmd(host=None, port=None)
+
+
+def _downstream(rt: Runtime, ws: Workspace, as_of: datetime | None) -> None:
+    """Run the loop after collection on the demo data: One-ID, tiers and tags, predictions, loyalty.
+
+    A stage the data cannot support (for example CLV on a brand with too few repeat buyers) is
+    reported with the reason and skipped: the demo shows what siyu says to a real small brand.
+    """
+    from siyu.identity.graph import resolve_workspace
+    from siyu.loyalty.sync import sync as loyalty_sync
+    from siyu.predict.churn import score_churn
+    from siyu.predict.reco import recommend_all
+    from siyu.predict.scores import score_customers
+    from siyu.segments import run_segments
+    from siyu.segments.tagging import run_tags
+
+    console.print("Resolving identities (One-ID) ...")
+    with rt.db.write_lock, rt.db.engine.begin() as conn:
+        resolved = resolve_workspace(conn, ws.workspace_id)
+    console.print(
+        f"  {resolved.identifiers:,} identifiers -> {resolved.customers:,} customers "
+        f"({resolved.merges:,} merges, {resolved.conflicts:,} conflicts kept apart)."
+    )
+    console.print("Predicting CLV, churn risk and recommendations ...")
+    try:
+        clv = score_customers(rt.db, ws, as_of=as_of)
+        console.print(f"  12-month CLV of {clv.customers:,} buyers ({clv.model_version}).")
+    except SiyuError as exc:
+        console.print(f"  CLV skipped: {exc}", markup=False, highlight=False)
+    try:
+        churn = score_churn(rt.db, ws, as_of=as_of)
+        console.print(f"  churn risk of {churn.customers:,} customers ({churn.method}).")
+    except SiyuError as exc:
+        console.print(f"  churn model skipped: {exc}", markup=False, highlight=False)
+        churn = score_churn(rt.db, ws, as_of=as_of, rules=True)
+        console.print(f"  churn risk of {churn.customers:,} customers by the transparent rules.")
+    try:
+        reco = recommend_all(rt.db, ws, as_of=as_of)
+        console.print(f"  {reco.rows:,} recommendations for {reco.customers:,} customers.")
+    except SiyuError as exc:
+        console.print(f"  recommendations skipped: {exc}", markup=False, highlight=False)
+    console.print("Computing RFM, lifecycle tiers and tags ...")
+    tiers = run_segments(rt.db, ws, as_of=as_of)
+    tags = run_tags(rt.db, ws, as_of=as_of)
+    console.print(
+        f"  {tiers.customers:,} customers in tiers {tiers.tiers}; "
+        f"{tags.memberships:,} tags on customers."
+    )
+    console.print("Loyalty: points from orders, member tiers ...")
+    points = loyalty_sync(rt.db, ws.workspace_id, now=as_of or utcnow(), settings=rt.settings)
+    console.print(
+        f"  {points.orders_earned:,} orders earned points; {points.tier_upgrades:,} tier upgrades."
+    )
+    console.print(
+        "Next: 'siyu journeys library' lists ready journeys and 'siyu journeys enable NAME' "
+        "publishes one; channels (SMTP, WhatsApp, SMS) are set up as docs/messaging.md says."
+    )
