@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from siyu.config import Settings
 from siyu.journeys.localtime import COUNTRY_ZONES, zone_of
-from siyu.messaging.tables import messages, suppressions
+from siyu.messaging.tables import any_of, messages, suppressions
 from siyu.store.schema import consents
 
 Regime = Literal["opt_in", "opt_out", "separate"]
@@ -226,7 +226,7 @@ def load_facts(
         )
         .where(
             consents.c.workspace_id == workspace_id,
-            consents.c.customer_id.in_(ids),
+            any_of(consents.c.customer_id, ids),
             consents.c.channel.in_(chans),
         )
         .subquery()
@@ -240,7 +240,7 @@ def load_facts(
         s = suppressions
         for row in conn.execute(
             sa.select(s.c.channel, s.c.address, s.c.reason).where(
-                s.c.workspace_id == workspace_id, s.c.address.in_(addr)
+                s.c.workspace_id == workspace_id, any_of(s.c.address, addr)
             )
         ):
             out.suppressed[(row.channel, row.address)] = row.reason
@@ -248,7 +248,7 @@ def load_facts(
     for row in conn.execute(
         sa.select(m.c.customer_id, m.c.channel, m.c.sent_at).where(
             m.c.workspace_id == workspace_id,
-            m.c.customer_id.in_(ids),
+            any_of(m.c.customer_id, ids),
             m.c.channel.in_(sorted(set(send_channels))),
             m.c.purpose == "marketing",
             m.c.status.in_(SENT_LIKE),

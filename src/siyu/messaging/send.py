@@ -42,7 +42,7 @@ from siyu.messaging import policy as pol
 from siyu.messaging.channels.base import Channel, ChannelEnv, Delivery, Outgoing
 from siyu.messaging.content import ContentInput
 from siyu.messaging.contract import SendOutcome, SendRequest, SendStatus
-from siyu.messaging.tables import messages, suppressions
+from siyu.messaging.tables import any_of, messages, suppressions
 from siyu.messaging.templates import MessageTemplate, load_templates, render_for
 from siyu.messaging.unsubscribe import unsubscribe_url
 from siyu.registry import registry
@@ -194,7 +194,7 @@ class _Batch:
                     messages.update()
                     .where(
                         _M.workspace_id == self.ws,
-                        _M.message_id.in_(rest),
+                        any_of(_M.message_id, rest),
                         _M.status == "sending",
                         _M.updated_at < stale,
                         _M.channel.not_in(_resend_safe()),
@@ -214,7 +214,7 @@ class _Batch:
                     messages.update()
                     .where(
                         _M.workspace_id == self.ws,
-                        _M.message_id.in_(rest),
+                        any_of(_M.message_id, rest),
                         sa.or_(
                             sa.and_(_M.status.in_(("deferred", "retry")), due),
                             sa.and_(_M.status == "claimed", _M.updated_at < stale),
@@ -235,7 +235,7 @@ class _Batch:
                         row.message_id: row
                         for row in conn.execute(
                             sa.select(messages).where(
-                                _M.workspace_id == self.ws, _M.message_id.in_(others)
+                                _M.workspace_id == self.ws, any_of(_M.message_id, others)
                             )
                         )
                     }
@@ -257,7 +257,7 @@ class _Batch:
                 row["customer_id"]: dict(row)
                 for row in conn.execute(
                     sa.select(customers).where(
-                        customers.c.workspace_id == self.ws, customers.c.customer_id.in_(ids)
+                        customers.c.workspace_id == self.ws, any_of(customers.c.customer_id, ids)
                     )
                 ).mappings()
             }

@@ -26,7 +26,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from siyu.messaging.channels.whatsapp import ERRORS as WA_ERRORS
-from siyu.messaging.tables import messages
+from siyu.messaging.tables import any_of, messages
 from siyu.store import bulk
 from siyu.store.schema import events
 
@@ -210,7 +210,7 @@ def catch_up_whatsapp(conn: sa.Connection, workspace_id: str, wamids: Sequence[s
     keys = {f"whatsapp:{w}:{st}": (w, st) for w in wamids for st in (*RANK, "failed")}
     found = conn.execute(
         sa.select(events.c.message_id, events.c.timestamp, events.c.properties).where(
-            events.c.workspace_id == workspace_id, events.c.message_id.in_(sorted(keys))
+            events.c.workspace_id == workspace_id, any_of(events.c.message_id, keys)
         )
     ).all()
     updates = []

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from siyu.config import Settings
 from siyu.messaging.channels.base import ChannelEnv, Delivery, DeliveryStatus, Outgoing
 from siyu.messaging.channels.sms import phone_address
+from siyu.messaging.tables import any_of
 from siyu.store.schema import events
 
 SERVICE_WINDOW = timedelta(hours=24)
@@ -107,12 +108,12 @@ def last_inbound(
     )
     by_customer = (
         sa.select(e.customer_id, sa.func.max(e.timestamp))
-        .where(base, e.customer_id.in_(sorted(set(customer_ids))))
+        .where(base, any_of(e.customer_id, customer_ids))
         .group_by(e.customer_id)
     )
     by_number = (
         sa.select(e.user_id, sa.func.max(e.timestamp))
-        .where(base, e.user_id.in_(sorted(set(wa_ids))))
+        .where(base, any_of(e.user_id, wa_ids))
         .group_by(e.user_id)
     )
     out: dict[str, datetime] = {}
