@@ -27,7 +27,7 @@ import ibis
 
 from siyu.errors import SiyuError
 from siyu.segments.lang.checker import Checker, Context, parse_temporal
-from siyu.segments.lang.functions import lookup
+from siyu.segments.lang.functions import count_reducer, lookup
 from siyu.segments.lang.nodes import (
     Between,
     BoolOp,
@@ -105,6 +105,7 @@ class Compiler:
     ) -> None:
         self.customers = customers
         self.events = events
+        self._native_count_if = _backend_name(events) == "duckdb"
         self.as_of = naive_utc(as_of)
         self.schema = schema
         self.resolver = resolver
@@ -201,6 +202,10 @@ class Compiler:
         hit = self.condition(args[0], "event", e) if args else e.timestamp.notnull()
         if call.window is not None:
             hit = hit & (e.timestamp > ibis.literal(window_start(call.window, self.as_of)))
+        if function.reduce is count_reducer and self._native_count_if:
+            # DuckDB's count_if skips unknown conditions itself and takes about half the CPU
+            # of SUM(CASE WHEN COALESCE(...) THEN 1 ELSE 0 END) over tens of millions of events.
+            return _count_if(hit)
         return function.reduce(hit.fill_null(False), value, e.timestamp, self.as_of)
 
     # -- expressions -----------------------------------------------------------------------------
@@ -289,6 +294,22 @@ class Compiler:
             # A JSON null is SQL NULL on DuckDB but the value 'null' in PostgreSQL jsonb.
             return raw.isnull() | (raw.cast("string") == "null").fill_null(False)
         return self.value(node, ctx, t).isnull()
+
+
+def _count_if_signature(condition: bool) -> int:
+    """DuckDB's native ``count_if`` aggregate; only the signature is used."""
+    raise NotImplementedError
+
+
+_count_if: Any = ibis.udf.agg.builtin(_count_if_signature, name="count_if")
+
+
+def _backend_name(expr: Any) -> str | None:
+    """The engine an expression is bound to (None for an unbound one)."""
+    try:
+        return str(ibis.get_backend(expr).name)
+    except Exception:  # unbound tables (ibis.table) have no backend
+        return None
 
 
 def _get_json_object(json: str, path: str) -> str:

@@ -52,6 +52,10 @@ def _count(hit: Any, value: Any, ts: Any, as_of: datetime) -> Any:
     return hit.ifelse(1, 0).sum()
 
 
+#: The built-in ``count`` reducer, which the compiler may replace with an engine's native one.
+count_reducer = _count
+
+
 def _sum(hit: Any, value: Any, ts: Any, as_of: datetime) -> Any:
     return hit.ifelse(value, ibis.null("float64")).sum()
 
