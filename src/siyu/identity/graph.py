@@ -108,7 +108,12 @@ def resolve_new_events(
                 "UNION SELECT i3.component_id FROM identities i3 JOIN identity_anchors a3 "
                 "ON a3.workspace_id = i3.workspace_id AND a3.kind = i3.kind "
                 f"AND a3.value = i3.value JOIN {rname} r ON r.user_id = a3.user_id "
-                "OR r.user_id = a3.anonymous_id WHERE i3.workspace_id = :ws)"
+                "WHERE i3.workspace_id = :ws "
+                # Two equality joins, not one ON ... OR ...: an OR join is a nested loop.
+                "UNION SELECT i4.component_id FROM identities i4 JOIN identity_anchors a4 "
+                "ON a4.workspace_id = i4.workspace_id AND a4.kind = i4.kind "
+                f"AND a4.value = i4.value JOIN {rname} r4 ON r4.user_id = a4.anonymous_id "
+                "WHERE i4.workspace_id = :ws)"
             ),
             {"ws": workspace_id},
         ).all()
