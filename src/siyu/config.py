@@ -182,6 +182,11 @@ class Settings(BaseSettings):
         description="Public URL of this siyu server, used in links sent to customers "
         "(unsubscribe). Use https in production.",
     )
+    referral_landing_url: str = Field(
+        "",
+        description="Store page that invite links (/r/CODE) lead to; siyu appends ref=CODE "
+        "(empty: invite links answer 404 until it is set).",
+    )
     smtp_host: str = Field("127.0.0.1", description="SMTP server the email channel sends through.")
     smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP server.")
     smtp_from: str = Field(

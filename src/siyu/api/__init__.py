@@ -22,6 +22,7 @@ from siyu.api.routers import (
     tracking,
     webhooks,
 )
+from siyu.api.routers import invites as invites_router
 from siyu.api.routers import journeys as journeys_router
 from siyu.api.routers import loyalty as loyalty_router
 from siyu.api.routers import messaging as messaging_router
@@ -79,6 +80,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(loyalty_router.router)
     app.include_router(journeys_router.router)
     app.include_router(fission_router.router)
+    app.include_router(invites_router.router)
     app.include_router(messaging_router.router)
     app.include_router(predict.router)
     app.include_router(identity.router)
