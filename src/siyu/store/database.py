@@ -9,6 +9,7 @@ data and no second file lock is taken.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ibis.backends import BaseBackend
 
 EngineKind = Literal["duckdb", "postgres"]
+_CLOSE_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,20 @@ class Database:
             self._ibis = None
         self.engine.dispose()
         if self._root is not None:
-            self._root.close()
+            import duckdb
+
+            # A background pass of 'siyu serve' (journeys, One-ID, fission) runs in a thread that
+            # cancelling its task does not stop; DuckDB refuses to close under a running call, so
+            # wait for it to finish (bounded) instead of failing the shutdown.
+            deadline = time.monotonic() + _CLOSE_WAIT_SECONDS
+            while True:
+                try:
+                    self._root.close()
+                    break
+                except duckdb.Error:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
             self._root = None
 
     def __enter__(self) -> Database:
