@@ -340,9 +340,11 @@ def _products_rows(ws: str, lines: pa.Table, now: datetime) -> pa.Table:
 
 def _customers_rows(ws: str, events: pa.Table, now: datetime) -> pa.Table:
     """One row per customer: seen times of the batch, identify traits merged latest last."""
+    # Acero's thread pool costs milliseconds of hand-off per call: worth it only for a big
+    # chunk, and a small one (an HTTP request's) is latency-bound.
     seen = (
         events.filter(pc.is_valid(events["customer_id"]))
-        .group_by("customer_id")
+        .group_by("customer_id", use_threads=events.num_rows > rows.THREADED_GROUP_BY)
         .aggregate(
             [
                 ("timestamp", "min"),

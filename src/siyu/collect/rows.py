@@ -31,6 +31,7 @@ from siyu.collect.validate import ValidCall
 MONEY = pa.decimal128(18, 4)
 TS = pa.timestamp("us")
 Q = Decimal("0.0001")
+THREADED_GROUP_BY = 20_000  # rows from which a group-by uses Acero's threads
 
 
 def customer_key(workspace_id: str, user_id: str | None, anonymous_id: str | None) -> str | None:
@@ -308,9 +309,11 @@ def customers_table(
     Seen times aggregate columnar over the chunk's events; only identify calls (few) are
     visited one by one to merge their traits in time order.
     """
+    # Acero's thread pool costs milliseconds of hand-off per call: worth it only for a big
+    # chunk, and a small one (an HTTP request's) is latency-bound.
     seen = (
         events.filter(pc.is_valid(events["customer_id"]))
-        .group_by("customer_id")
+        .group_by("customer_id", use_threads=events.num_rows > THREADED_GROUP_BY)
         .aggregate(
             [
                 ("timestamp", "min"),
