@@ -32,7 +32,7 @@ from siyu.gcpause import collector_paused
 from siyu.identity.hook import after_ingest
 from siyu.money.fx import fill_base_values
 from siyu.store import schema
-from siyu.store.bulk import append, append_new, insert_new, stage, unstage, upsert
+from siyu.store.bulk import append, insert_new, stage, unstage, upsert
 from siyu.store.database import Database
 
 Progress = Callable[[int], None]
@@ -139,17 +139,17 @@ class Pipeline:
         rejected = list(result.rejected)
         ws = self.workspace.workspace_id
         with self.db.write_lock, self.db.engine.begin() as conn:
-            existing = _existing(conn, schema.events, ws, "message_id", list(unique))
-            report.duplicates += len(existing)
-            new = [v for k, v in unique.items() if k not in existing]
-            new, order_report = self._orders(conn, new, rejected, source_id, now)
-            report.orders, report.refunds = order_report
-            events = rows.events_table(ws, new, source_id, now)
             if self.db.kind == "duckdb":
-                # One writer process (and the write lock held): what was not stored a moment
-                # ago is new; ON CONFLICT stays as the guard, without returning every key.
-                append_new(conn, schema.events, events)
+                new, events = self._insert_events_first(
+                    conn, unique, rejected, report, source_id, now
+                )
             else:
+                existing = _existing(conn, schema.events, ws, "message_id", list(unique))
+                report.duplicates += len(existing)
+                new = [v for k, v in unique.items() if k not in existing]
+                new, order_report = self._orders(conn, new, rejected, source_id, now)
+                report.orders, report.refunds = order_report
+                events = rows.events_table(ws, new, source_id, now)
                 inserted = insert_new(conn, schema.events, events, ("message_id",))
                 inserted_ids = {str(r[0]) for r in inserted}
                 # A concurrent writer may have stored some meanwhile: those are duplicates.
@@ -167,6 +167,39 @@ class Pipeline:
             )
             report.quarantined = len(rejected)
         return report
+
+    def _insert_events_first(
+        self,
+        conn: sa.Connection,
+        unique: dict[str, ValidCall],
+        rejected: list[Rejection],
+        report: IngestReport,
+        source_id: str | None,
+        now: datetime,
+    ) -> tuple[list[ValidCall], pa.Table]:
+        """DuckDB: insert the chunk's events, keep those the key did not refuse, then orders.
+
+        DuckDB looks a composite key up by index only when checking a conflict: a separate
+        "which are stored?" query scans every stored event, so each call, however small,
+        would cost more as the table grows. The insert's own conflict check (ON CONFLICT DO
+        NOTHING RETURNING) answers the same question through the primary-key index. Events of
+        orders or refunds then refused (conflicting totals, unknown orders) are deleted again
+        in the same transaction, so the outcome equals checking first.
+        """
+        ws = self.workspace.workspace_id
+        candidates = list(unique.values())
+        events = rows.events_table(ws, candidates, source_id, now)
+        inserted = {str(r[0]) for r in insert_new(conn, schema.events, events, ("message_id",))}
+        report.duplicates += len(candidates) - len(inserted)
+        new = [v for v in candidates if v.message_id in inserted]
+        kept, order_report = self._orders(conn, new, rejected, source_id, now)
+        report.orders, report.refunds = order_report
+        if len(kept) != len(new):
+            keep_ids = {v.message_id for v in kept}
+            refused = [v.message_id for v in new if v.message_id not in keep_ids]
+            e = schema.events
+            conn.execute(e.delete().where(e.c.workspace_id == ws, e.c.message_id.in_(refused)))
+        return kept, events
 
     def _orders(
         self,
