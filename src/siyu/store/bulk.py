@@ -118,23 +118,49 @@ def insert_new(
     if data.num_rows == 0:
         return []
     keys = ", ".join(_quote(k) for k in key)
-    if conn.dialect.name == "duckdb":
-        stage = _stage_duckdb(conn, data)
-        source = stage
-    else:
-        stage = _quote(_stage_postgres(conn, table, data))
-        source = stage
+    duckdb = conn.dialect.name == "duckdb"
+    stage = _stage_duckdb(conn, data) if duckdb else _quote(_stage_postgres(conn, table, data))
+    unique_sets = [
+        cols for cols in _unique_column_sets(table) if all(c in data.column_names for c in cols)
+    ]
     try:
-        result = conn.exec_driver_sql(
-            f"INSERT INTO {_quote(table.name)} ({_columns(data)}) "
-            f"SELECT {_columns(data)} FROM {source} ON CONFLICT DO NOTHING RETURNING {keys}"
-        )
+        if duckdb and len(unique_sets) > 1:
+            # DuckDB's ON CONFLICT gets slower with every stored row when a table has more than
+            # one unique index (0.014 s -> 0.18 s per 1,000 rows at 60,000 stored, measured),
+            # while an anti-join per unique key stays flat. The unique constraints still hold:
+            # a concurrent in-process writer inserting the same key fails instead of doubling.
+            absent = " AND ".join(
+                f"NOT EXISTS (SELECT 1 FROM {_quote(table.name)} t WHERE "
+                + " AND ".join(f"t.{_quote(c)} = s.{_quote(c)}" for c in cols)
+                + ")"
+                for cols in unique_sets
+            )
+            sql = (
+                f"INSERT INTO {_quote(table.name)} ({_columns(data)}) "
+                f"SELECT {_columns(data)} FROM {stage} s WHERE {absent} RETURNING {keys}"
+            )
+        else:
+            sql = (
+                f"INSERT INTO {_quote(table.name)} ({_columns(data)}) "
+                f"SELECT {_columns(data)} FROM {stage} ON CONFLICT DO NOTHING RETURNING {keys}"
+            )
+        result = conn.exec_driver_sql(sql)
         return [tuple(row) for row in result]
     finally:
-        if conn.dialect.name == "duckdb":
+        if duckdb:
             _unstage_duckdb(conn, stage)
         else:
             conn.exec_driver_sql(f"DROP TABLE {stage}")
+
+
+def _unique_column_sets(table: sa.Table) -> list[tuple[str, ...]]:
+    """The column sets of the primary key and of every unique constraint of ``table``."""
+    sets = [tuple(c.name for c in table.primary_key.columns)] if table.primary_key else []
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint):
+            sets.append(tuple(c.name for c in constraint.columns))
+    sets += [tuple(c.name for c in ix.columns) for ix in table.indexes if ix.unique]
+    return [s for s in dict.fromkeys(sets) if s]
 
 
 def stage(conn: sa.Connection, like: sa.Table, data: pa.Table) -> str:
