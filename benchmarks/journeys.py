@@ -15,7 +15,7 @@ times, in one process:
 
 Prints each figure, the ratio against the baseline and the peak memory of the process.
 
-    python benchmarks/journeys.py [--customers 100000] [--batch 1000] [--baseline 300]
+    python benchmarks/journeys.py [--customers 100000] [--batch 5000] [--baseline 300]
     python benchmarks/journeys.py --quick          # 10,000 customers, baseline of 100
 
 Targets (issue 7): triggers evaluated for 100,000 customers; >= 2,000 messages/s dispatched.
@@ -180,7 +180,9 @@ def baseline(rt: Runtime, subset: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=1000, help="step runs per worker batch")
+    parser.add_argument(
+        "--batch", type=int, default=5000, help="step runs per worker batch (the default setting)"
+    )
     parser.add_argument("--baseline", type=int, default=300, help="customers of the naive loop")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--quick", action="store_true", help="10,000 customers, baseline 100")

@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         "'siyu fission process').",
     )
     journeys_batch_size: int = Field(
-        1000,
+        5000,
         ge=1,
         le=100_000,
         description="Step runs a journeys worker claims and executes per batch.",

@@ -44,7 +44,7 @@ class RunReport:
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    batch_size: int = 1000
+    batch_size: int = 5000
     lease: timedelta = timedelta(minutes=5)
     max_attempts: int = 5
     max_batches: int = 1000  # per call, so a cron run ends
