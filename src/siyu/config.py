@@ -127,6 +127,12 @@ class Settings(BaseSettings):
         description="How often 'siyu serve' resolves newly received events when "
         "identity_resolve is 'background'.",
     )
+    identity_limit_windows: dict[str, int] = Field(
+        {},
+        description="One-ID per-kind limits counted per time window: kind -> days, e.g. "
+        '{"email": 30} allows at most max_per_customer (5) emails first seen within any 30 '
+        "days instead of 5 ever; 0 removes a kind's own window.",
+    )
     predict_min_buyers: int = Field(
         500,
         ge=1,

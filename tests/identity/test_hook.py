@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
 from siyu.config import Settings
 from siyu.identity.hook import resolve_all_pending, resolve_pending
 from siyu.runtime import Runtime
-from tests.identity.helpers import customers_of_events, identify, ingest, scalar
+from tests.identity.helpers import customers_of_events, identify, ingest, scalar, track
 
 
 def test_ingest_mode_resolves_each_chunk(settings: Settings) -> None:
@@ -32,3 +39,51 @@ def test_background_mode_resolves_what_arrived_since_the_watermark(rt: Runtime) 
     ingest(rt, "web", [identify(anonymous_id="tab-82", email="eli@mail.co", day=3)])
     assert resolve_all_pending(rt) == 1
     assert len(set(customers_of_events(rt).values())) == 1
+
+
+def test_background_passes_resolve_each_event_once(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-back window is re-read on every pass (late commits), yet an event already
+    resolved is never handed to the resolver again, and a late one inside the window is."""
+    import siyu.identity.graph as graph
+
+    handed: list[str] = []
+    real = graph.resolve_new_events
+
+    def spy(conn: sa.Connection, workspace_id: str, ids: Sequence[str], **kw: Any) -> object:
+        handed.extend(ids)
+        return real(conn, workspace_id, ids, **kw)
+
+    monkeypatch.setattr(graph, "resolve_new_events", spy)
+    ws = rt.workspace().workspace_id
+    ingest(rt, "shopify", [identify("6100000083", email="ida@mail.co", day=1, message_id="w-1")])
+    ingest(rt, "instagram", [identify("17841400000000083", email="ida@mail.co", message_id="w-2")])
+    with rt.db.engine.begin() as conn:
+        assert resolve_pending(conn, ws) == 2
+        assert resolve_pending(conn, ws) == 0  # the window holds w-1 and w-2: both skipped
+    assert sorted(handed) == ["w-1", "w-2"]
+    ingest(rt, "web", [identify(anonymous_id="tab-83", email="ida@mail.co", message_id="w-3")])
+    ingest(rt, "web", [track(anonymous_id="tab-83", message_id="w-4")])
+    mark = scalar(rt, "SELECT resolved_until FROM identity_state")
+    with rt.db.engine.begin() as conn:
+        # w-4 committed late: stamped before the watermark, but inside the look-back window.
+        conn.execute(
+            sa.text("UPDATE events SET received_at = :t WHERE message_id = 'w-4'"),
+            {"t": mark - timedelta(minutes=1)},
+        )
+        assert resolve_pending(conn, ws) == 2
+        assert resolve_pending(conn, ws) == 0
+    assert sorted(handed) == ["w-1", "w-2", "w-3", "w-4"]
+    assert len(set(customers_of_events(rt).values())) == 1
+    # Recorded events that fell out of the window are forgotten as the watermark moves on.
+    with rt.db.engine.begin() as conn:
+        for table in ("events", "identity_resolved"):
+            conn.execute(
+                sa.text(f"UPDATE {table} SET received_at = received_at - INTERVAL '1 hour'")
+            )
+    ingest(rt, "web", [track(anonymous_id="tab-83", message_id="w-5")])
+    with rt.db.engine.begin() as conn:
+        assert resolve_pending(conn, ws) == 1
+    assert handed[-1] == "w-5"
+    assert scalar(rt, "SELECT message_id FROM identity_resolved") == "w-5"

@@ -22,7 +22,9 @@ def resolve_cmd(workspace: WorkspaceOpt = None) -> None:
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.begin() as conn:
-            report = resolve_workspace(conn, ws.workspace_id)
+            report = resolve_workspace(
+                conn, ws.workspace_id, windows=rt.settings.identity_limit_windows
+            )
     console.print(
         f"{report.identifiers} identifiers, {report.links} links -> {report.customers} customers; "
         f"{report.merges} merges recorded, {report.conflicts} links refused by rules, "
@@ -94,7 +96,9 @@ def split_cmd(
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.begin() as conn:
-            key = split(conn, ws.workspace_id, identifier, note)
+            key = split(
+                conn, ws.workspace_id, identifier, note, windows=rt.settings.identity_limit_windows
+            )
     console.print(f"Detached {key}; customers re-resolved.")
 
 
@@ -169,7 +173,13 @@ def _decide(
         workspace = rt.workspace(ws)
         with rt.db.engine.begin() as conn:
             result = decide(
-                conn, workspace.workspace_id, customer_a, customer_b, decision, note=note
+                conn,
+                workspace.workspace_id,
+                customer_a,
+                customer_b,
+                decision,
+                note=note,
+                windows=rt.settings.identity_limit_windows,
             )
     ids = " and ".join(result["identifiers"])
     if decision == "confirm":

@@ -8,7 +8,7 @@ so both paths give the same customers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -70,17 +70,27 @@ def _detached(conn: sa.Connection, workspace_id: str, graph: Graph) -> list[int]
     return [index[f"{k}{SEP}{v}"] for k, v in rows if f"{k}{SEP}{v}" in index]
 
 
-def resolve_workspace(conn: sa.Connection, workspace_id: str) -> ResolveReport:
-    """Rebuild the identity graph of a workspace from all its events and apply it."""
+def resolve_workspace(
+    conn: sa.Connection, workspace_id: str, *, windows: Mapping[str, int] | None = None
+) -> ResolveReport:
+    """Rebuild the identity graph of a workspace from all its events and apply it.
+
+    ``windows`` is the ``identity_limit_windows`` setting (kind -> days); every path that
+    resolves a workspace must pass the same one, or full and incremental runs could differ.
+    """
     graph = build_graph(workspace_id, fetch_tuples(conn, workspace_id), _region(conn, workspace_id))
     previous = _old_mapping(conn, workspace_id)
     for table in (t.identities, t.identity_links, t.identity_anchors, t.identity_conflicts):
         conn.execute(table.delete().where(table.c.workspace_id == workspace_id))
-    return _apply(conn, workspace_id, graph, previous)
+    return _apply(conn, workspace_id, graph, previous, windows=windows)
 
 
 def resolve_new_events(
-    conn: sa.Connection, workspace_id: str, message_ids: Sequence[str]
+    conn: sa.Connection,
+    workspace_id: str,
+    message_ids: Sequence[str],
+    *,
+    windows: Mapping[str, int] | None = None,
 ) -> ResolveReport:
     """Resolve a newly ingested batch, touching only the components it reaches.
 
@@ -126,7 +136,7 @@ def resolve_new_events(
         unstage(conn, name)
         unstage(conn, rname)
     previous = _forget(conn, workspace_id, graph)
-    return _apply(conn, workspace_id, graph, previous, incremental=True)
+    return _apply(conn, workspace_id, graph, previous, incremental=True, windows=windows)
 
 
 def _keys_table(workspace_id: str, keys: list[str]) -> pa.Table:
@@ -212,10 +222,11 @@ def _apply(
     previous: dict[str, str],
     *,
     incremental: bool = False,
+    windows: Mapping[str, int] | None = None,
 ) -> ResolveReport:
     now = _now()
     add_operator_links(conn, workspace_id, graph)
-    res = resolve(graph, _detached(conn, workspace_id, graph))
+    res = resolve(graph, _detached(conn, workspace_id, graph), windows)
     node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
     write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
     only = [str(a["anchor_id"]) for a in graph.anchors] if incremental else None
@@ -335,7 +346,14 @@ def parse_identifier(text: str) -> tuple[str, str]:
     return spec.same_values_as or spec.name, normalised
 
 
-def split(conn: sa.Connection, workspace_id: str, identifier: str, note: str | None = None) -> str:
+def split(
+    conn: sa.Connection,
+    workspace_id: str,
+    identifier: str,
+    note: str | None = None,
+    *,
+    windows: Mapping[str, int] | None = None,
+) -> str:
     """Detach an identifier from every merge, re-resolve, and record the split; return its key."""
     kind, value = parse_identifier(identifier)
     i = t.identities
@@ -364,7 +382,7 @@ def split(conn: sa.Connection, workspace_id: str, identifier: str, note: str | N
             created_at=now,
         )
     )
-    resolve_workspace(conn, workspace_id)
+    resolve_workspace(conn, workspace_id, windows=windows)
     after = conn.execute(
         sa.select(i.c.customer_id).where(
             i.c.workspace_id == workspace_id, i.c.kind == kind, i.c.value == value

@@ -8,7 +8,8 @@
   watermark (``identity_state``) with the same incremental path, in one transaction with the
   watermark update, so a crash re-resolves the batch (resolution is idempotent). The window
   starts :data:`OVERLAP` before the watermark because concurrent PostgreSQL writers can commit
-  events stamped slightly earlier than ones already seen.
+  events stamped slightly earlier than ones already seen; the events of that window already
+  resolved are kept in ``identity_resolved`` and skipped, so each event is resolved once.
 - ``"manual"``: only ``siyu identity resolve`` (full rebuild), e.g. around bulk back-fills.
 
 Only the components a batch reaches are read and rewritten, so the cost follows the batch, not
@@ -19,13 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
 import sqlalchemy as sa
 
 from siyu.config import Settings
+from siyu.store.bulk import append
 
 if TYPE_CHECKING:
     from siyu.runtime import Runtime
@@ -43,32 +46,57 @@ def after_ingest(
         return
     from siyu.identity.graph import resolve_new_events
 
-    resolve_new_events(conn, workspace_id, message_ids)
+    resolve_new_events(conn, workspace_id, message_ids, windows=settings.identity_limit_windows)
 
 
-def resolve_pending(conn: sa.Connection, workspace_id: str) -> int:
-    """Resolve events received since the watermark (at most MAX_BATCH); return how many."""
+def resolve_pending(
+    conn: sa.Connection, workspace_id: str, windows: Mapping[str, int] | None = None
+) -> int:
+    """Resolve events received since the watermark (at most MAX_BATCH); return how many.
+
+    Reads the look-back window (:data:`OVERLAP` before the watermark) less the events already
+    resolved in it, resolves those, records them, moves the watermark to the newest one and
+    forgets the recorded events that fell out of the window.
+    """
     from siyu.identity.graph import resolve_new_events
-    from siyu.identity.tables import identity_state
+    from siyu.identity.tables import identity_resolved, identity_state
     from siyu.store import schema
 
-    s, e = identity_state, schema.events
+    s, e, done = identity_state, schema.events, identity_resolved
     mark = conn.execute(
         sa.select(s.c.resolved_until).where(s.c.workspace_id == workspace_id)
     ).scalar()
     query = sa.select(e.c.message_id, e.c.received_at).where(e.c.workspace_id == workspace_id)
     if mark is not None:
-        query = query.where(e.c.received_at > mark - OVERLAP)
-    rows = conn.execute(query.order_by(e.c.received_at).limit(MAX_BATCH)).all()
-    fresh = [r for r in rows if mark is None or r.received_at > mark]
-    if not fresh:
+        seen = sa.select(done.c.message_id).where(
+            done.c.workspace_id == workspace_id, done.c.message_id == e.c.message_id
+        )
+        query = query.where(e.c.received_at > mark - OVERLAP, ~seen.exists())
+    rows = conn.execute(query.order_by(e.c.received_at, e.c.message_id).limit(MAX_BATCH)).all()
+    if not rows:
         return 0
-    resolve_new_events(conn, workspace_id, [str(r.message_id) for r in rows])
-    until = max(r.received_at for r in rows)
+    resolve_new_events(conn, workspace_id, [str(r.message_id) for r in rows], windows=windows)
+    until = max([r.received_at for r in rows] + ([mark] if mark is not None else []))
     now = datetime.now(UTC).replace(tzinfo=None)
+    append(
+        conn,
+        done,
+        pa.table(
+            {
+                "workspace_id": pa.array([workspace_id] * len(rows), pa.string()),
+                "message_id": pa.array([str(r.message_id) for r in rows], pa.string()),
+                "received_at": pa.array([r.received_at for r in rows], pa.timestamp("us")),
+            }
+        ),
+    )
+    conn.execute(
+        done.delete().where(
+            done.c.workspace_id == workspace_id, done.c.received_at <= until - OVERLAP
+        )
+    )
     conn.execute(s.delete().where(s.c.workspace_id == workspace_id))
     conn.execute(s.insert().values(workspace_id=workspace_id, resolved_until=until, updated_at=now))
-    return len(fresh)
+    return len(rows)
 
 
 def resolve_all_pending(rt: Runtime) -> int:
@@ -80,7 +108,7 @@ def resolve_all_pending(rt: Runtime) -> int:
     total = 0
     for workspace_id in workspaces:
         with rt.db.write_lock, rt.db.engine.begin() as conn:
-            total += resolve_pending(conn, workspace_id)
+            total += resolve_pending(conn, workspace_id, rt.settings.identity_limit_windows)
     return total
 
 

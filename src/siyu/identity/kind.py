@@ -71,6 +71,9 @@ class IdentifierKind:
     max_per_customer: int | None
     """Distinct values one customer may hold before a merge is refused (None: unlimited).
     For ``namespace_by_source`` kinds the limit applies per source."""
+    limit_window_days: int | None = None
+    """When set, ``max_per_customer`` counts only values first seen within any window of this
+    many days (at most 5 new emails in 30 days) instead of all values ever."""
     namespace_by_source: bool = False
     """Values are only unique within their source, so they are stored as 'source:value'."""
     uses_region: bool = False
@@ -89,6 +92,8 @@ class IdentifierKind:
             raise ConfigError(f"Identifier kind name {self.name!r} is not snake_case.")
         if self.max_per_customer is not None and self.max_per_customer < 1:
             raise ConfigError(f"Identifier kind {self.name!r}: max_per_customer must be >= 1.")
+        if self.limit_window_days is not None and self.limit_window_days < 1:
+            raise ConfigError(f"Identifier kind {self.name!r}: limit_window_days must be >= 1.")
         for pattern in self.blocked_patterns:
             compile_pattern(pattern)
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))

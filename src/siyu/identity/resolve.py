@@ -10,6 +10,9 @@
    several signed-in shoppers) is a conflict, and the weak nodes stay a customer of their own.
 
 Limits: each kind's ``max_per_customer`` distinct values, and one account (userId) per source.
+A kind's limit can count per time window instead (``limit_window_days`` or the
+``identity_limit_windows`` setting: at most 5 emails first seen within any 30 days), judged on
+each identifier's first-seen time, which is a property of the graph like everything else here.
 The result depends only on the graph's content, never on the order events arrived, so a full
 rebuild and incremental runs agree.
 """
@@ -17,8 +20,8 @@ rebuild and incremental runs agree.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -61,26 +64,66 @@ def components(n: int, a: Ints, b: Ints) -> Ints:
     return out
 
 
-def _classes(graph: Graph) -> tuple[list[tuple[str, ...]], dict[str, int]]:
-    """Limit classes of each node, and each class's maximum."""
-    limits: dict[str, int] = {}
+@dataclass
+class Limits:
+    """Each limit class's maximum, and the window (seconds) of the classes counted per window."""
+
+    most: dict[str, int] = field(default_factory=dict)
+    window: dict[str, int] = field(default_factory=dict)
+    seen: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """First-seen time of every node, in seconds."""
+
+    def count(self, cls: str, times: list[int]) -> int:
+        """Values of a class one customer would hold, as the limit counts them."""
+        span = self.window.get(cls)
+        if span is None or len(times) <= self.most[cls]:
+            return len(times)
+        ordered = np.sort(np.asarray(times, dtype=np.int64))
+        ends = np.searchsorted(ordered, ordered + span, side="left")
+        return int((ends - np.arange(len(ordered))).max())
+
+
+def window_days(windows: Mapping[str, int] | None, kind: str) -> int | None:
+    """The window of a kind's limit: the setting's value when it names the kind, else the
+    kind's own ``limit_window_days`` (0 in the setting: no window)."""
+    if windows is not None and kind in windows:
+        return int(windows[kind]) or None
+    return get_kind(kind).limit_window_days
+
+
+def _classes(
+    graph: Graph, windows: Mapping[str, int] | None = None
+) -> tuple[list[tuple[str, ...]], Limits]:
+    """Limit classes of each node, and each class's maximum (and window)."""
+    limits = Limits()
     out: list[tuple[str, ...]] = []
     for i, key in enumerate(graph.keys):
         kind = get_kind(key.split("\x1f", 1)[0])
         mine: list[str] = []
         if kind.max_per_customer is not None:
-            limits[kind.name] = kind.max_per_customer
+            limits.most[kind.name] = kind.max_per_customer
+            days = window_days(windows, kind.name)
+            if days is not None:
+                limits.window[kind.name] = days * 86_400
             mine.append(kind.name)
         if graph.account_source[i]:
             cls = f"account:{graph.account_source[i]}"
-            limits[cls] = ACCOUNT_LIMIT
+            limits.most[cls] = ACCOUNT_LIMIT
             mine.append(cls)
         out.append(tuple(mine))
+    if limits.window:
+        seen = np.array(graph.first_seen, dtype="datetime64[s]").astype(np.int64)
+        limits.seen = seen
     return out, limits
 
 
-def resolve(graph: Graph, detached: Collection[int] = ()) -> Resolution:
-    """Group the graph's nodes into customers; ``detached`` nodes join nobody (operator split)."""
+def resolve(
+    graph: Graph, detached: Collection[int] = (), windows: Mapping[str, int] | None = None
+) -> Resolution:
+    """Group the graph's nodes into customers; ``detached`` nodes join nobody (operator split).
+
+    ``windows`` (kind -> days) makes those kinds' limits count per time window.
+    """
     n = len(graph.keys)
     a, b = graph.link_a, graph.link_b
     cut = np.zeros(n, dtype=bool)
@@ -93,7 +136,7 @@ def resolve(graph: Graph, detached: Collection[int] = ()) -> Resolution:
     strong = strong.astype(bool) if n else np.zeros(0, dtype=bool)
     ss = strong[a] & strong[b]
     comp = components(n, a[ss], b[ss])
-    classes, limits = _classes(graph)
+    classes, limits = _classes(graph, windows)
     contested = _contested(comp, classes, limits)
     conflicts: list[Conflict] = []
     label = comp.copy()
@@ -107,11 +150,44 @@ def resolve(graph: Graph, detached: Collection[int] = ()) -> Resolution:
     return Resolution(group.astype(np.int64), raw, conflicts)
 
 
-def _contested(comp: Ints, classes: list[tuple[str, ...]], limits: dict[str, int]) -> Ints:
+def _contested(comp: Ints, classes: list[tuple[str, ...]], limits: Limits) -> Ints:
     """Components holding more values of some limit class than the limit allows."""
     pairs = Counter((int(comp[i]), c) for i, cs in enumerate(classes) for c in cs)
-    bad = {c for (c, cls), count in pairs.items() if count > limits[cls]}
+    bad: set[int] = set()
+    windowed: dict[str, set[int]] = {}
+    for (c, cls), count in pairs.items():
+        if count <= limits.most[cls]:
+            continue
+        if cls in limits.window:
+            windowed.setdefault(cls, set()).add(c)
+        else:
+            bad.add(c)
+    for cls, candidates in sorted(windowed.items()):
+        bad |= _over_in_window(comp, classes, limits, cls, candidates)
     return np.array(sorted(bad), dtype=np.int64)
+
+
+def _over_in_window(
+    comp: Ints, classes: list[tuple[str, ...]], limits: Limits, cls: str, candidates: set[int]
+) -> set[int]:
+    """Candidate components holding more values of a windowed class in some window than allowed.
+
+    Set-based: the class's nodes sorted by (component, first seen); for each node, the number of
+    its component's nodes first seen in [t, t + window) is one ``searchsorted`` away.
+    """
+    span = limits.window[cls]
+    nodes = np.array(
+        [i for i, cs in enumerate(classes) if cls in cs and int(comp[i]) in candidates],
+        dtype=np.int64,
+    )
+    c, t = comp[nodes], limits.seen[nodes]
+    order = np.lexsort((t, c))
+    c, t = c[order], t[order] - t.min()
+    key = c * (int(t.max()) + span + 1) + t
+    counts = np.searchsorted(key, key + span, side="left") - np.arange(len(key))
+    worst = np.zeros(int(c.max()) + 1, dtype=np.int64)
+    np.maximum.at(worst, c, counts)
+    return {int(x) for x in np.unique(c) if worst[x] > limits.most[cls]}
 
 
 def _replay(
@@ -121,7 +197,7 @@ def _replay(
     links: Ints,
     link_ids: Ints,
     classes: list[tuple[str, ...]],
-    limits: dict[str, int],
+    limits: Limits,
     nodes: npt.NDArray[np.bool_],
     conflicts: list[Conflict],
 ) -> Ints:
@@ -180,11 +256,18 @@ def _replay(
 
 
 class _UnionFind:
-    """Union-find over a few contested nodes, with each group's counts per limit class."""
+    """Union-find over a few contested nodes, with each group's values per limit class.
 
-    def __init__(self, classes: list[tuple[str, ...]], limits: dict[str, int], nodes: Ints) -> None:
+    Counts suffice for plain limits; a windowed class keeps its values' first-seen times.
+    """
+
+    def __init__(self, classes: list[tuple[str, ...]], limits: Limits, nodes: Ints) -> None:
         self.parent: dict[int, int] = {int(i): int(i) for i in nodes}
         self.counts: dict[int, Counter[str]] = {int(i): Counter(classes[i]) for i in nodes}
+        self.times: dict[int, dict[str, list[int]]] = {
+            int(i): {c: [int(limits.seen[i])] for c in classes[i] if c in limits.window}
+            for i in nodes
+        }
         self.sizes: dict[int, int] = {int(i): 1 for i in nodes}
         self.limits = limits
 
@@ -197,25 +280,39 @@ class _UnionFind:
     def size(self, x: int) -> int:
         return self.sizes[self.find(x)]
 
+    def _breach(self, rx: int, ry: int) -> tuple[Counter[str], dict[str, list[int]], list[str]]:
+        merged = self.counts[rx] + self.counts[ry]
+        tx, ty = self.times[rx], self.times[ry]
+        times = {c: tx.get(c, []) + ty.get(c, []) for c in tx.keys() | ty.keys()}
+        broken = sorted(
+            c
+            for c, k in merged.items()
+            if k > self.limits.most[c]
+            and (c not in times or self.limits.count(c, times[c]) > self.limits.most[c])
+        )
+        return merged, times, broken
+
     def union(self, x: int, y: int, keys: list[str]) -> str | None:
         """Join the groups of x and y; return the broken limit class instead when one would be."""
         rx, ry = self.find(x), self.find(y)
         if rx == ry:
             return None
-        merged = self.counts[rx] + self.counts[ry]
-        broken = sorted(c for c, k in merged.items() if k > self.limits[c])
+        merged, times, broken = self._breach(rx, ry)
         if broken:
             return broken[0]
         keep, gone = (rx, ry) if keys[rx] <= keys[ry] else (ry, rx)
         self.parent[gone] = keep
         self.counts[keep] = merged
+        self.times[keep] = times
         self.sizes[keep] = self.sizes[rx] + self.sizes[ry]
         return None
 
     def would_break(self, x: int, y: int) -> tuple[str, int] | None:
-        merged = self.counts[self.find(x)] + self.counts[self.find(y)]
-        broken = sorted(c for c, k in merged.items() if k > self.limits[c])
-        return (broken[0], merged[broken[0]]) if broken else None
+        merged, times, broken = self._breach(self.find(x), self.find(y))
+        if not broken:
+            return None
+        cls = broken[0]
+        return cls, self.limits.count(cls, times[cls]) if cls in times else merged[cls]
 
 
 def _limit_conflict(
@@ -224,7 +321,10 @@ def _limit_conflict(
     found = uf.would_break(int(a[j]), int(b[j]))
     cls, count = found if found else ("limit", 0)
     what = cls.split(":")[0]
-    reason = f"merging would give one customer {count} {what} values (at most {uf.limits.get(cls)})"
+    span = uf.limits.window.get(cls)
+    within = f" first seen within {span // 86_400} days" if span else ""
+    most = uf.limits.most.get(cls)
+    reason = f"merging would give one customer {count} {what} values{within} (at most {most})"
     return Conflict(int(a[j]), int(b[j]), f"limit:{what}", reason, _msg(graph, link_ids, j))
 
 

@@ -19,6 +19,7 @@ manual link the graph keeps on every rebuild) or reject (never suggested again).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -274,8 +275,10 @@ def decide(
     *,
     note: str | None = None,
     score: float | None = None,
+    windows: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Record confirm or reject on a pair of customers; a confirm re-resolves the workspace."""
+    """Record confirm or reject on a pair of customers; a confirm re-resolves the workspace
+    (with the ``identity_limit_windows`` setting as ``windows``)."""
     if decision not in ("confirm", "reject"):
         raise InvalidInput(f"Unknown decision {decision!r}.", hint="Use confirm or reject.")
     if customer_a == customer_b:
@@ -317,7 +320,7 @@ def decide(
     if decision == "confirm":
         from siyu.identity.graph import resolve_workspace
 
-        resolve_workspace(conn, workspace_id)
+        resolve_workspace(conn, workspace_id, windows=windows)
         i = t.identities
         survivor = conn.execute(
             sa.select(i.c.customer_id).where(

@@ -142,6 +142,18 @@ identity_state = sa.Table(
 )
 """Background resolution's watermark: events received up to ``resolved_until`` are resolved."""
 
+identity_resolved = sa.Table(
+    "identity_resolved",
+    metadata,
+    _ws(),
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.Column("received_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "message_id"),
+)
+"""Events the background resolver resolved that were received within its look-back window
+before the watermark: the window is re-read on every pass (late commits), and these are skipped,
+so each event is resolved once. Older rows are pruned as the watermark moves."""
+
 identity_row_archive = sa.Table(
     "identity_row_archive",
     metadata,
@@ -187,6 +199,7 @@ IDENTITY_TABLES = (
     identity_audit,
     identity_customer_archive,
     identity_state,
+    identity_resolved,
     identity_row_archive,
     identity_decisions,
 )

@@ -39,7 +39,13 @@ def confirm(body: DecisionIn, ws: WriteWorkspace, rt: RuntimeDep) -> dict[str, A
     """Link the two customers (a manual link kept on every rebuild) and re-resolve."""
     with rt.db.write_lock, rt.db.engine.begin() as conn:
         return decide(
-            conn, ws.workspace_id, body.customer_a, body.customer_b, "confirm", note=body.note
+            conn,
+            ws.workspace_id,
+            body.customer_a,
+            body.customer_b,
+            "confirm",
+            note=body.note,
+            windows=rt.settings.identity_limit_windows,
         )
 
 
@@ -48,7 +54,13 @@ def reject(body: DecisionIn, ws: WriteWorkspace, rt: RuntimeDep) -> dict[str, An
     """Record that the two customers are different people: never suggested again."""
     with rt.db.write_lock, rt.db.engine.begin() as conn:
         return decide(
-            conn, ws.workspace_id, body.customer_a, body.customer_b, "reject", note=body.note
+            conn,
+            ws.workspace_id,
+            body.customer_a,
+            body.customer_b,
+            "reject",
+            note=body.note,
+            windows=rt.settings.identity_limit_windows,
         )
 
 
