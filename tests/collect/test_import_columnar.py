@@ -138,11 +138,33 @@ def test_plain_orders_take_the_arrow_path_and_the_rest_go_as_messages(tmp_path: 
     context = ColumnContext("ws", "USD", now, timedelta(minutes=5), 32_000)
     batch, records = spec.build_columns(table, 2, context)
     assert batch is not None
-    assert batch.orders.num_rows == 32
-    assert {r.payload["properties"]["order_id"] for r in records if r.payload.get("event")
-            == "Order Completed"} == {"5000000000", "5000000017"}  # fmt: skip
+    # Refunded orders are columns too: the order, and its refund as a refunds row.
+    assert batch.orders.num_rows == 34
+    assert records == []
+    assert batch.refunds["order_id"].to_pylist() == ["5000000000", "5000000017"]
+    assert batch.refunds["amount"].to_pylist() == [Decimal("15.0000"), Decimal("125.0000")]
     # File rows: order 1 starts on row 3 (header, then the one line of order 0).
-    assert batch.orders["position"].to_pylist()[0] == 3
+    assert batch.orders["position"].to_pylist()[1] == 3
+
+
+def test_checkouts_and_bad_rows_go_as_messages() -> None:
+    spec = registry.importers.get("shopify-orders")
+    table = spec.prepare(pa.Table.from_batches(list(batches(FIXTURES / "shopify_orders.csv", ","))))
+    now = datetime.now(UTC).replace(tzinfo=None)
+    context = ColumnContext("ws", "USD", now, timedelta(minutes=5), 32_000)
+    batch, records = spec.build_columns(table, 2, context)
+    assert batch is not None
+    # Refunded (#1002), partially refunded (#1003), refunded and cancelled (#1004): columns.
+    assert sorted(batch.orders["order_id"].to_pylist()) == [
+        "5100000001", "5100000002", "5100000003", "5100000004",
+    ]  # fmt: skip
+    assert sorted(
+        zip(batch.refunds["order_id"].to_pylist(), batch.refunds["seq"].to_pylist(), strict=True)
+    ) == [("5100000002", 0), ("5100000003", 0), ("5100000004", 0), ("5100000004", 1)]
+    # A date in no known format (#1005) and a pending checkout (#1006): messages.
+    assert {r.payload["properties"].get("order_id") for r in records if "event" in r.payload} == {
+        "5100000005", "5100000006",
+    }  # fmt: skip
 
 
 def test_a_changed_total_in_a_later_export_is_quarantined_as_a_conflict(

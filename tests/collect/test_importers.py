@@ -142,7 +142,8 @@ def test_woocommerce_and_tiktok(rt: Runtime) -> None:
     assert "203" not in got  # failed payment: Checkout Started
     assert got["576461234567890001"][:2] == ("IDR", Decimal("25.98"))
     assert got["576461234567890002"][3] == "refunded"  # cancelled
-    tt = next(e for e in events(rt) if e["message_id"].startswith("import:tiktok_shop:5764")
+    tt = next(e for e in events(rt)
+              if e["message_id"].startswith("import:tiktok_shop:576461234567890001:")
               and e["event"] == "Order Completed")  # fmt: skip
     assert tt["timestamp"].isoformat().startswith("2025-03-01T22:15:30")
     assert quarantine(rt) == []  # TikTok's column-description row is skipped, not quarantined

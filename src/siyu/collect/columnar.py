@@ -11,10 +11,12 @@ The per-record work is column kernels and SQL; Python touches only conflicting o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -38,15 +40,19 @@ class ColumnarBatch:
     """Validated messages as columns.
 
     ``events``: one row per message, the events-table columns plus ``position`` (input row),
-    ``kind`` (order | identify | consent), ``order_id`` (order messages), ``t_*`` (identify
-    traits) and ``c_*`` (consent channel, status, evidence JSON). ``orders``: one row per order
-    message (amounts in the order currency, ``message_id``, ``position``). ``lines``: the
-    order lines, with ``raw_price`` (as sent), ``props_currency`` and ``placed_at``.
+    ``kind`` (order | identify | consent | refund), ``order_id`` (order and refund messages),
+    ``t_*`` (identify traits) and ``c_*`` (consent channel, status, evidence JSON). ``orders``:
+    one row per order message (amounts in the order currency, ``message_id``, ``position``).
+    ``lines``: the order lines, with ``raw_price`` (as sent), ``props_currency`` and
+    ``placed_at``. ``refunds``: one row per Order Refunded / Order Cancelled message
+    (``amount`` null: the rest of the order; ``currency`` as sent; ``seq`` orders the messages
+    of one order).
     """
 
     events: pa.Table
     orders: pa.Table
     lines: pa.Table
+    refunds: pa.Table = field(default_factory=lambda: pa.table({}))
 
 
 def _first_of_each(events: pa.Table) -> pa.Table:
@@ -62,171 +68,249 @@ def _first_of_each(events: pa.Table) -> pa.Table:
     return events.take(pa.array(np.sort(first.to_numpy()), pa.int64()))  # keep input order
 
 
-def stored_keys(
-    conn: sa.Connection, table: sa.Table, workspace_id: str, column: str, keys: pa.Array
-) -> pa.Array:
-    """Which of ``keys`` are stored in ``table.column`` for the workspace (one set query)."""
-    if len(keys) == 0:
-        return pa.array([], pa.string())
-    probe = pa.table({"workspace_id": pa.array([workspace_id] * len(keys)), column: keys})
-    name = stage(conn, table, probe)
-    try:
-        result = conn.exec_driver_sql(
-            f'SELECT t."{column}" FROM "{table.name}" t JOIN {name} s '
-            f'ON t.workspace_id = s.workspace_id AND t."{column}" = s."{column}"'
-        )
-        return pa.array([str(r[0]) for r in result], pa.string())
-    finally:
-        unstage(conn, name)
+def _arrow(conn: sa.Connection, sql: str) -> pa.Table:
+    """The result of ``sql`` as an Arrow table (DuckDB hands it over without Python rows)."""
+    if conn.dialect.name == "duckdb":
+        raw = conn.connection.driver_connection
+        with warnings.catch_warnings():
+            # "makes an extra copy": of the few rows a look-up or RETURNING yields, accepted.
+            warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+            table: pa.Table = raw.execute(sql).to_arrow_table()  # type: ignore[union-attr]
+        return table
+    result = conn.exec_driver_sql(sql)
+    names = list(result.keys())
+    got = [tuple(r) for r in result]
+    return pa.table({n: [r[i] for r in got] for i, n in enumerate(names)})
 
 
-def _known_orders(
-    conn: sa.Connection, workspace_id: str, orders: pa.Table
-) -> list[tuple[str, Decimal, str, bool]]:
-    """Stored orders among ``orders``: (order_id, total, currency, conflicts with the batch)."""
-    if orders.num_rows == 0:
-        return []
-    probe = pa.table(
+def _stored_orders(conn: sa.Connection, workspace_id: str, order_ids: pa.Array) -> pa.Table:
+    """(order_id, total, currency, refunded) of the stored orders among ``order_ids``."""
+    empty = pa.table(
         {
-            "workspace_id": pa.array([workspace_id] * orders.num_rows, pa.string()),
-            "order_id": orders["order_id"],
-            "total": orders["total"],
-            "currency": orders["currency"],
+            "order_id": pa.array([], pa.string()),
+            "total": pa.array([], rows.MONEY),
+            "currency": pa.array([], pa.string()),
+            "refunded": pa.array([], rows.MONEY),
         }
     )
+    if len(order_ids) == 0:
+        return empty
+    probe = pa.table(
+        {"workspace_id": pa.array([workspace_id] * len(order_ids), pa.string()),
+         "order_id": order_ids}
+    )  # fmt: skip
     name = stage(conn, schema.orders, probe)
     try:
-        result = conn.exec_driver_sql(
-            f"SELECT o.order_id, o.total, o.currency, "
-            f"(o.total <> s.total OR o.currency <> s.currency) FROM orders o JOIN {name} s "
-            "ON o.workspace_id = s.workspace_id AND o.order_id = s.order_id"
+        got = _arrow(
+            conn,
+            f"SELECT o.order_id, o.total, o.currency, o.refunded FROM orders o JOIN {name} s "
+            "ON o.workspace_id = s.workspace_id AND o.order_id = s.order_id",
         )
-        return [(str(r[0]), Decimal(r[1]).quantize(rows.Q), str(r[2]), bool(r[3])) for r in result]
     finally:
         unstage(conn, name)
+    if got.num_rows == 0:
+        return empty
+    return pa.table(
+        {
+            "order_id": pc.cast(got["order_id"], pa.string()),
+            "total": pc.cast(got["total"], rows.MONEY),
+            "currency": pc.cast(got["currency"], pa.string()),
+            "refunded": pc.cast(got["refunded"], rows.MONEY),
+        }
+    )
+
+
+def _payload(e: dict[str, Any]) -> str:
+    """The message of one stored-event row, as the quarantine keeps it."""
+    payload: dict[str, Any] = {
+        "type": "track",
+        "event": e["event"],
+        "messageId": e["message_id"],
+        "timestamp": e["timestamp"].isoformat() + "Z",
+        "properties": orjson.loads(e["properties"]),
+    }
+    if e["user_id"]:
+        payload["userId"] = e["user_id"]
+    else:
+        payload["anonymousId"] = e["anonymous_id"]
+    return orjson.dumps(payload).decode()
 
 
 def _conflicts(
-    orders: pa.Table, known: list[tuple[str, Decimal, str, bool]], events: pa.Table
+    orders: pa.Table, known: pa.Table, events: pa.Table
 ) -> tuple[list[Rejection], list[str]]:
     """A quarantine record (and the message id) per order message whose order is stored with
     another total or currency."""
-    stored = {k[0]: k for k in known if k[3]}
-    if not stored:
+    if known.num_rows == 0 or orders.num_rows == 0:
         return [], []
-    bad = orders.filter(pc.is_in(orders["order_id"], pa.array(list(stored), pa.string())))
+    at = pc.index_in(orders["order_id"], value_set=known["order_id"])
+    found = pc.is_valid(at)
+    stored_total = pc.take(known["total"], at)
+    stored_currency = pc.take(known["currency"], at)
+    differs = pc.or_(
+        pc.not_equal(pc.cast(orders["total"], rows.MONEY), stored_total),
+        pc.not_equal(orders["currency"], stored_currency),
+    )
+    bad_mask = pc.fill_null(pc.and_(found, differs), False)
+    if not pc.any(bad_mask).as_py():
+        return [], []
+    bad = orders.filter(bad_mask)
+    state = {
+        r["order_id"]: r for r in known.filter(pc.is_in(known["order_id"], bad["order_id"]))
+        .to_pylist()
+    }  # fmt: skip
     messages = events.filter(pc.is_in(events["message_id"], bad["message_id"]))
     by_id = {r["message_id"]: r for r in messages.to_pylist()}
     out, ids = [], []
-    for o in bad.to_pylist():
-        _, total, currency, _ = stored[o["order_id"]]
-        e = by_id[o["message_id"]]
-        payload = {
-            "type": "track",
-            "event": "Order Completed",
-            "messageId": e["message_id"],
-            "timestamp": e["timestamp"].isoformat() + "Z",
-            "properties": orjson.loads(e["properties"]),
-        }
-        if e["user_id"]:
-            payload["userId"] = e["user_id"]
-        else:
-            payload["anonymousId"] = e["anonymous_id"]
-        ids.append(e["message_id"])
+    for o in bad.to_pylist():  # conflicts only: a handful
+        stored = state[o["order_id"]]
+        total = Decimal(stored["total"]).quantize(rows.Q)
+        ids.append(o["message_id"])
         out.append(
             Rejection(
                 int(o["position"]),
                 "order_conflict",
-                f"order {o['order_id']} is already stored with total {total} {currency}; "
-                f"this record says {Decimal(o['total']).quantize(rows.Q)} {o['currency']}. "
+                f"order {o['order_id']} is already stored with total {total} "
+                f"{stored['currency']}; this record says "
+                f"{Decimal(o['total']).quantize(rows.Q)} {o['currency']}. "
                 "Send 'Order Updated' for a change, or correct the record and replay it",
-                orjson.dumps(payload).decode(),
+                _payload(by_id[o["message_id"]]),
                 "properties.total",
             )
         )
     return out, ids
 
 
-def ingest_columns(
-    pipeline: Pipeline,
-    batch: ColumnarBatch,
-    *,
-    source_id: str | None,
-    origin: str,
-    received_at: datetime | None = None,
-) -> IngestReport:
-    """Store ``batch`` in one transaction; return what happened to each of its messages."""
-    from siyu.collect.pipeline import IngestReport
+_UNITS = pa.scalar(Decimal(10_000), pa.decimal128(5, 0))
 
-    ws = pipeline.workspace.workspace_id
-    base = pipeline.workspace.base_currency
-    now = received_at or datetime.now(UTC).replace(tzinfo=None)
-    report = IngestReport(read=batch.events.num_rows)
-    if batch.events.num_rows == 0:
-        return report
-    events = _first_of_each(batch.events)
-    report.duplicates = batch.events.num_rows - events.num_rows
-    db = pipeline.db
-    with db.write_lock, db.engine.begin() as conn:
-        existing = stored_keys(conn, schema.events, ws, "message_id", events["message_id"])
-        if len(existing):
-            events = events.filter(pc.invert(pc.is_in(events["message_id"], existing)))
-            report.duplicates += len(existing)
-        orders = batch.orders.filter(pc.is_in(batch.orders["message_id"], events["message_id"]))
-        known = _known_orders(conn, ws, orders)
-        rejected, dropped = _conflicts(orders, known, events)
-        if rejected:
-            drop = pa.array(dropped, pa.string())
-            events = events.filter(pc.invert(pc.is_in(events["message_id"], drop)))
-            orders = orders.filter(pc.invert(pc.is_in(orders["message_id"], drop)))
-        fresh = orders.filter(
-            pc.invert(pc.is_in(orders["order_id"], pa.array([k[0] for k in known], pa.string())))
-        )
-        if fresh.num_rows:
-            _insert_orders(conn, _orders_rows(ws, fresh, source_id, base, now))
-            lines = batch.lines.filter(pc.is_in(batch.lines["order_id"], fresh["order_id"]))
-            append(conn, schema.order_lines, _lines_rows(ws, lines))
-        report.orders = fresh.num_rows
-        stored = _store_events(conn, ws, events, source_id, now)
-        report.duplicates += events.num_rows - stored.num_rows
-        report.stored = stored.num_rows
-        report.stored_ids = stored["message_id"].to_pylist()
-        order_ids = stored.filter(pc.equal(stored["kind"], "order"))["order_id"]
-        lines = batch.lines.filter(pc.is_in(batch.lines["order_id"], order_ids))
-        from siyu.collect.pipeline import upsert_customers, upsert_products
 
-        upsert_products(conn, _products_rows(ws, lines, now))
-        upsert_customers(conn, _customers_rows(ws, stored, now))
-        consents = stored.filter(pc.equal(stored["kind"], "consent"))
-        if consents.num_rows:
-            insert_new(
-                conn, schema.consents, _consent_rows(ws, consents, source_id), ("consent_id",)
+def _units(values: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, Any]:
+    """Amounts (MONEY) as integer ten-thousandths; null -> -1 (amounts are never negative)."""
+    scaled = pc.cast(pc.multiply(pc.cast(values, rows.MONEY), _UNITS), pa.int64())
+    return np.array(pc.fill_null(scaled, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _money(units: np.ndarray[Any, Any]) -> pa.Array:
+    scaled = pc.cast(pa.array(units, pa.int64()), pa.decimal128(19, 0))
+    return pc.cast(pc.divide(scaled, _UNITS), rows.MONEY)
+
+
+@dataclass
+class _Refunds:
+    """What the refunds of a batch do: applied rows, refunded sums, rejections."""
+
+    applied: pa.Table  # message_id, order_id, refunded_at, currency, amount
+    refunded: pa.Table  # order_id, refunded (sum over stored and applied refunds)
+    rejected: list[Rejection]
+    dropped: list[str]
+
+
+def _apply_refunds(refunds: pa.Table, state: pa.Table, events: pa.Table) -> _Refunds:
+    """Apply refunds in message order against each order's state (total, currency, refunded),
+    as the message path does one by one: a refund larger than what is left, in another
+    currency, or of an unknown order is quarantined; a cancellation refunds what is left.
+
+    One pass per rank (the n-th refund of an order in the batch), each a vector operation.
+    """
+    refunds = refunds.take(pc.sort_indices(refunds, [("position", "ascending"),
+                                                     ("seq", "ascending")]))  # fmt: skip
+    n = refunds.num_rows
+    at = pc.index_in(refunds["order_id"], value_set=state["order_id"])
+    known = np.asarray(pc.is_valid(at).to_numpy(zero_copy_only=False), dtype=bool)
+    idx = np.asarray(pc.fill_null(at, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    total = _units(state["total"])
+    done = _units(state["refunded"])
+    amount = _units(refunds["amount"])
+    state_currency = np.asarray(state["currency"].to_numpy(zero_copy_only=False), dtype=object)
+    sent = pc.fill_null(refunds["currency"], "")
+    same_currency = np.asarray(
+        pc.or_(pc.equal(sent, ""), pc.equal(sent, pa.array(state_currency[idx], pa.string())))
+        .to_numpy(zero_copy_only=False),
+        dtype=bool,
+    ) if len(state_currency) else np.ones(n, dtype=bool)  # fmt: skip
+    # Rank of each refund within its order (refunds sorted by position, then seq).
+    order_key = np.where(known, idx, -1 - np.arange(n))
+    by_order = np.argsort(order_key, kind="stable")
+    sorted_key = order_key[by_order]
+    first = np.r_[True, sorted_key[1:] != sorted_key[:-1]]
+    group_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_order] = np.arange(n) - group_start
+    applied_amount = np.zeros(n, dtype=np.int64)
+    left_at = np.zeros(n, dtype=np.int64)
+    reason = np.zeros(n, dtype=np.int8)  # 0 applied, 1 unknown, 2 currency, 3 exceeds
+    reason[~known] = 1
+    for r in range(int(rank.max()) + 1 if n else 0):
+        sel = np.flatnonzero((rank == r) & known)
+        left = total[idx[sel]] - done[idx[sel]]
+        want = np.where(amount[sel] < 0, left, amount[sel])
+        bad_currency = ~same_currency[sel]
+        exceeds = ~bad_currency & (want > left)
+        ok = ~bad_currency & ~exceeds
+        reason[sel[bad_currency]] = 2
+        reason[sel[exceeds]] = 3
+        applied_amount[sel] = want
+        left_at[sel] = left
+        done[idx[sel[ok]]] += want[ok]
+    good = reason == 0
+    applied = pa.table(
+        {
+            "message_id": refunds["message_id"],
+            "order_id": refunds["order_id"],
+            "refunded_at": refunds["refunded_at"],
+            "currency": pa.array(
+                np.where(known, state_currency[idx] if len(state_currency) else "", ""), pa.string()
+            ),
+            "amount": _money(applied_amount),
+        }
+    ).filter(pa.array(good))
+    touched = pc.is_in(state["order_id"], applied["order_id"])
+    refunded = pa.table({"order_id": state["order_id"], "refunded": _money(done)}).filter(touched)
+    rejected, dropped = [], []
+    bad_rows = np.flatnonzero(~good)
+    if len(bad_rows):  # quarantined refunds: a handful, described one by one
+        take = pa.array(bad_rows, pa.int64())
+        bad = refunds.take(take).to_pylist()
+        messages = events.filter(pc.is_in(events["message_id"], refunds.take(take)["message_id"]))
+        by_id = {r["message_id"]: r for r in messages.to_pylist()}
+        for j, row in zip(bad_rows.tolist(), bad, strict=True):
+            oid, code = row["order_id"], int(reason[j])
+            currency = state_currency[idx[j]] if known[j] else None
+            asked = Decimal(int(applied_amount[j])) / 10_000
+            left = (Decimal(int(left_at[j])) / 10_000).quantize(rows.Q)
+            if code == 1:
+                why = ("refund_unknown_order",
+                       f"refund for order {oid}, which is not stored; import the order first, "
+                       "then replay this record", "properties.order_id")  # fmt: skip
+            elif code == 2:
+                why = ("invalid", f"refund currency {row['currency']} differs from order "
+                       f"{oid}'s currency {currency}", "properties.currency")  # fmt: skip
+            else:
+                amount_text = row["amount"] if row["amount"] is not None else asked
+                why = ("refund_exceeds_order",
+                       f"refund of {amount_text} {currency} exceeds the {left} {currency} "
+                       f"left to refund on order {oid}", "properties.total")  # fmt: skip
+            dropped.append(row["message_id"])
+            rejected.append(
+                Rejection(
+                    int(row["position"]),
+                    why[0],
+                    why[1],
+                    _payload(by_id[row["message_id"]]),
+                    why[2],
+                )
             )
-        _after_ingest(conn, ws, report.stored_ids, pipeline)
-        report.quarantine_ids = store_rejections(
-            conn, ws, rejected, source_id=source_id, origin=origin, received_at=now
-        )
-        report.quarantined = len(rejected)
-    return report
+    return _Refunds(applied, refunded, rejected, dropped)
 
 
-def _after_ingest(conn: sa.Connection, ws: str, ids: list[str], pipeline: Pipeline) -> None:
-    """The identity slice's post-ingest hook: the same call Pipeline makes per chunk."""
-    try:
-        from siyu.identity.hook import after_ingest
-    except ImportError:  # an identity slice without the hook
-        return
-    after_ingest(conn, ws, ids, pipeline.settings)
-
-
-def _ws(ws: str, n: int) -> pa.Array:
-    return pa.array([ws] * n, pa.string())
-
-
-def _store_events(
+def _insert_events(
     conn: sa.Connection, ws: str, events: pa.Table, source_id: str | None, now: datetime
 ) -> pa.Table:
-    """Append the events; return those stored (a concurrent PostgreSQL writer may win some)."""
+    """Insert the events whose message id is not stored yet; return those inserted.
+
+    The key's own conflict check decides, through its index: no query compares the batch
+    with every stored event, so the cost follows the batch, not the table.
+    """
     n = events.num_rows
     data = pa.table(
         {
@@ -243,28 +327,221 @@ def _store_events(
         }
     )
     if conn.dialect.name == "duckdb":
-        append_new(conn, schema.events, data)
-        return events
-    inserted = insert_new(conn, schema.events, data, ("message_id",))
+        name = stage(conn, schema.events, data)
+        cols = ", ".join(f'"{c}"' for c in data.column_names)
+        try:
+            inserted = _arrow(
+                conn,
+                f"INSERT INTO events ({cols}) SELECT {cols} FROM {name} "
+                "ON CONFLICT DO NOTHING RETURNING message_id",
+            )["message_id"]
+        finally:
+            unstage(conn, name)
+    else:
+        got = insert_new(conn, schema.events, data, ("message_id",))
+        inserted = pa.chunked_array([pa.array([str(r[0]) for r in got], pa.string())])
     if len(inserted) == n:
         return events
-    keep = pa.array([str(r[0]) for r in inserted], pa.string())
-    return events.filter(pc.is_in(events["message_id"], keep))
+    return events.filter(pc.is_in(events["message_id"], pc.cast(inserted, pa.string())))
+
+
+def _delete_events(conn: sa.Connection, ws: str, message_ids: list[str]) -> None:
+    """Remove events inserted first and then refused (conflicts, refunds that cannot apply)."""
+    if message_ids:
+        e = schema.events
+        conn.execute(e.delete().where(e.c.workspace_id == ws, e.c.message_id.in_(message_ids)))
+
+
+def _empty_refunds() -> pa.Table:
+    return pa.table(
+        {
+            "message_id": pa.array([], pa.string()),
+            "order_id": pa.array([], pa.string()),
+            "amount": pa.array([], rows.MONEY),
+            "currency": pa.array([], pa.string()),
+            "refunded_at": pa.array([], rows.TS),
+            "position": pa.array([], pa.int64()),
+            "seq": pa.array([], pa.int32()),
+        }
+    )
+
+
+def ingest_columns(
+    pipeline: Pipeline,
+    batch: ColumnarBatch,
+    *,
+    source_id: str | None,
+    origin: str,
+    received_at: datetime | None = None,
+    before_commit: Callable[[sa.Connection, IngestReport], None] | None = None,
+) -> IngestReport:
+    """Store ``batch`` in one transaction; return what happened to each of its messages.
+
+    ``before_commit`` runs last in the same transaction (an import saves its checkpoint
+    there, so a slice and its checkpoint are committed together).
+    """
+    from siyu.collect.pipeline import IngestReport
+
+    now = received_at or datetime.now(UTC).replace(tzinfo=None)
+    db = pipeline.db
+    with db.write_lock, db.engine.begin() as conn:
+        report = (
+            store_columns(conn, pipeline, batch, source_id=source_id, origin=origin, now=now)
+            if batch.events.num_rows
+            else IngestReport()
+        )
+        if before_commit is not None:
+            before_commit(conn, report)
+    return report
+
+
+def store_columns(
+    conn: sa.Connection,
+    pipeline: Pipeline,
+    batch: ColumnarBatch,
+    *,
+    source_id: str | None,
+    origin: str,
+    now: datetime,
+) -> IngestReport:
+    """The storage steps of :func:`ingest_columns` inside the caller's transaction."""
+    from siyu.collect.pipeline import IngestReport, upsert_customers, upsert_products
+
+    ws = pipeline.workspace.workspace_id
+    base = pipeline.workspace.base_currency
+    report = IngestReport(read=batch.events.num_rows)
+    events = _first_of_each(batch.events)
+    report.duplicates = batch.events.num_rows - events.num_rows
+    unique = events.num_rows
+    # Events first: the primary key says which are new (see _insert_events).
+    events = _insert_events(conn, ws, events, source_id, now)
+    report.duplicates += unique - events.num_rows
+    new_ids = events["message_id"]
+    orders = batch.orders.filter(pc.is_in(batch.orders["message_id"], new_ids))
+    refunds = batch.refunds if batch.refunds.num_columns else _empty_refunds()
+    refunds = refunds.filter(pc.is_in(refunds["message_id"], new_ids))
+    wanted = pc.unique(pa.chunked_array([orders["order_id"], refunds["order_id"]], pa.string()))
+    known = _stored_orders(conn, ws, wanted)
+    rejected, dropped = _conflicts(orders, known, events)
+    fresh = orders.filter(pc.invert(pc.is_in(orders["order_id"], known["order_id"])))
+    outcome = None
+    if refunds.num_rows:
+        state = pa.concat_tables(
+            [
+                known,
+                pa.table(
+                    {
+                        "order_id": fresh["order_id"],
+                        "total": pc.cast(fresh["total"], rows.MONEY),
+                        "currency": fresh["currency"],
+                        "refunded": pa.array(np.zeros(fresh.num_rows, np.int64), pa.int64())
+                        .cast(pa.decimal128(19, 0))
+                        .cast(rows.MONEY),
+                    }
+                ),
+            ]
+        )
+        outcome = _apply_refunds(refunds, state, events)
+        rejected += outcome.rejected
+        dropped += outcome.dropped
+    if dropped:
+        _delete_events(conn, ws, dropped)
+        events = events.filter(pc.invert(pc.is_in(events["message_id"], pa.array(dropped))))
+    if fresh.num_rows:
+        refunded = outcome.refunded if outcome is not None else None
+        _insert_orders(conn, _orders_rows(ws, fresh, source_id, base, now, refunded))
+        lines = batch.lines.filter(pc.is_in(batch.lines["order_id"], fresh["order_id"]))
+        append(conn, schema.order_lines, _lines_rows(ws, lines))
+    report.orders = fresh.num_rows
+    if outcome is not None and outcome.applied.num_rows:
+        applied = outcome.applied
+        append(
+            conn,
+            schema.refunds,
+            pa.table(
+                {
+                    "workspace_id": _ws(ws, applied.num_rows),
+                    **{c: applied[c] for c in applied.column_names},
+                }
+            ),
+        )
+        report.refunds = applied.num_rows
+        earlier = (
+            pc.unique(applied["order_id"])
+            .filter(pc.is_in(pc.unique(applied["order_id"]), known["order_id"]))
+            .to_pylist()
+        )  # orders stored before this batch: a few
+        if earlier:
+            from siyu.collect.pipeline import _recompute_refunded
+            from siyu.money.fx import fill_base_values
+
+            _recompute_refunded(conn, ws, sorted(earlier))
+            fill_base_values(conn, ws, sorted(earlier))
+    report.stored = events.num_rows
+    report.stored_ids = events["message_id"].to_pylist()
+    order_ids = events.filter(pc.equal(events["kind"], "order"))["order_id"]
+    lines = batch.lines.filter(pc.is_in(batch.lines["order_id"], order_ids))
+    upsert_products(conn, _products_rows(ws, lines, now))
+    upsert_customers(conn, _customers_rows(ws, events, now))
+    consents = events.filter(pc.equal(events["kind"], "consent"))
+    if consents.num_rows:
+        append_new(conn, schema.consents, _consent_rows(ws, consents, source_id))
+    _after_ingest(conn, ws, report.stored_ids, pipeline)
+    report.quarantine_ids = store_rejections(
+        conn, ws, rejected, source_id=source_id, origin=origin, received_at=now
+    )
+    report.quarantined = len(rejected)
+    return report
+
+
+def _after_ingest(conn: sa.Connection, ws: str, ids: list[str], pipeline: Pipeline) -> None:
+    """The identity slice's post-ingest hook: the same call Pipeline makes per chunk."""
+    try:
+        from siyu.identity.hook import after_ingest
+    except ImportError:  # an identity slice without the hook
+        return
+    after_ingest(conn, ws, ids, pipeline.settings)
+
+
+def _ws(ws: str, n: int) -> pa.Array:
+    return pa.array([ws] * n, pa.string())
 
 
 def _orders_rows(
-    ws: str, orders: pa.Table, source_id: str | None, base: str, now: datetime
-) -> pa.Table:
+    ws: str, orders: pa.Table, source_id: str | None, base: str, now: datetime,
+    refunded: pa.Table | None = None,
+) -> pa.Table:  # fmt: skip
+    """Order rows; ``refunded`` (order_id, refunded) gives the refunds applied in the batch,
+    and the status follows as in ``pipeline._recompute_refunded``."""
     n = orders.num_rows
     cols = [c for c in orders.column_names if c != "position"]
+    zero = pa.scalar(Decimal(0), rows.MONEY)
+    status: pa.Array | pa.ChunkedArray = pa.array(["completed"] * n, pa.string())
+    amount: pa.Array | pa.ChunkedArray
+    if refunded is not None and refunded.num_rows:
+        at = pc.index_in(orders["order_id"], value_set=refunded["order_id"])
+        amount = pc.take(refunded["refunded"], at)
+        total = pc.cast(orders["total"], rows.MONEY)
+        status = pc.if_else(
+            pc.is_null(at),
+            "completed",
+            pc.if_else(
+                pc.greater_equal(amount, total),
+                "refunded",
+                pc.if_else(pc.greater(amount, zero), "partially_refunded", "completed"),
+            ),
+        )
+        amount = pc.fill_null(amount, zero)
+    else:
+        amount = pa.array([Decimal(0)] * n, rows.MONEY)
     return pa.table(
         {
             "workspace_id": _ws(ws, n),
             **{c: orders[c] for c in cols},
             "source_id": pa.array([source_id] * n, pa.string()),
             "base_currency": pa.array([base] * n, pa.string()),
-            "refunded": pa.array([Decimal(0)] * n, rows.MONEY),
-            "status": pa.array(["completed"] * n, pa.string()),
+            "refunded": amount,
+            "status": status,
             "updated_at": pa.array([now] * n, rows.TS),
         }
     )

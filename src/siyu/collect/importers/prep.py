@@ -46,20 +46,36 @@ def timestamps(
     Values without an offset are read in ``tz`` (the shop's time zone).
     """
     out = pa.nulls(len(values), pa.timestamp("s", tz="UTC"))
+    empty = pc.equal(values, "")
+    todo = values
     for fmt in formats:
-        parsed = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
+        parsed = pc.strptime(todo, format=fmt, unit="s", error_is_null=True)
         if parsed.type.tz is None:
             parsed = pc.assume_timezone(parsed, tz, ambiguous="earliest", nonexistent="earliest")
         out = pc.coalesce(out, parsed.cast(pa.timestamp("s", tz="UTC")))
-    iso = pc.strftime(out, format="%Y-%m-%dT%H:%M:%SZ")
-    empty = pc.equal(values, "")
+        # Values parsed (or empty) are left out of the next formats: most files use one.
+        left = pc.and_(pc.is_null(out), pc.invert(empty))
+        if not pc.any(left).as_py():
+            break
+        todo = pc.if_else(left, values, pa.scalar(None, pa.string()))
+    # The cast of a naive timestamp to text is several times faster than strftime.
+    text = pc.cast(out.cast(pa.timestamp("s")), pa.string())
+    iso = pc.binary_join_element_wise(
+        pc.utf8_replace_slice(text, start=10, stop=11, replacement="T"), "Z", ""
+    )
     return pc.if_else(empty, pa.scalar(None, pa.string()), pc.coalesce(iso, values))
+
+
+_PLAIN = r"^\d+(\.\d+)?$"
 
 
 def money(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Amounts as plain decimal text: currency symbols, spaces and thousands separators removed,
     a decimal comma read as the point; empty -> null. Values without digits stay as written
     for the pipeline to reject, naming the field."""
+    if pc.all(pc.or_(pc.equal(values, ""), pc.match_substring_regex(values, _PLAIN))).as_py():
+        # Plain amounts throughout (most exports): only empty values change.
+        return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
     # A decimal comma ("1.030,50", "12,5"): drop the dots, then read the comma as the point.
     european = pc.match_substring_regex(values, pattern=r"^[^,]*\d,\d{1,2}\s*[^\d,.]*$")
     swapped = pc.replace_substring(pc.replace_substring(values, ".", ""), ",", ".")

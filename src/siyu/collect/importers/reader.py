@@ -56,7 +56,7 @@ def header(path: Path, delimiter: str) -> list[str]:
     return [c.strip() for c in first]
 
 
-def batches(path: Path, delimiter: str, block_size: int = 1 << 20) -> Iterator[pa.RecordBatch]:
+def batches(path: Path, delimiter: str, block_size: int = 4 << 20) -> Iterator[pa.RecordBatch]:
     """Record batches of the data rows, all columns ``string`` (no type guessing)."""
     names = header(path, delimiter)
     if len(set(names)) != len(names):

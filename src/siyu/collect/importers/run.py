@@ -23,7 +23,7 @@ from siyu.collect.columnar import ColumnarBatch, ingest_columns
 from siyu.collect.importers.columnar import ColumnContext
 from siyu.collect.importers.orders import group_starts
 from siyu.collect.importers.reader import batches, file_hash
-from siyu.collect.pipeline import Pipeline
+from siyu.collect.pipeline import IngestReport, Pipeline
 from siyu.collect.tables import import_checkpoints
 from siyu.collect.validate import Record
 from siyu.errors import NotFound
@@ -95,6 +95,12 @@ def _load(conn: sa.Connection, key: dict[str, str]) -> Any:
 
 def _save(engine: sa.Engine, key: dict[str, str], name: str, s: ImportSummary, rows: int,
           finished: bool) -> None:  # fmt: skip
+    with engine.begin() as conn:
+        _write_checkpoint(conn, key, name, s, rows, finished)
+
+
+def _write_checkpoint(conn: sa.Connection, key: dict[str, str], name: str, s: ImportSummary,
+                      rows: int, finished: bool) -> None:  # fmt: skip
     t = import_checkpoints
     values = {
         "file_name": name[:500],
@@ -105,22 +111,35 @@ def _save(engine: sa.Engine, key: dict[str, str], name: str, s: ImportSummary, r
         "quarantined": s.quarantined,
         "updated_at": _now(),
     }
-    with engine.begin() as conn:
-        if _load(conn, key) is None:
-            conn.execute(t.insert().values(**key, **values))
-        else:
-            conn.execute(t.update().where(*(t.c[k] == v for k, v in key.items())).values(**values))
+    if _load(conn, key) is None:
+        conn.execute(t.insert().values(**key, **values))
+    else:
+        conn.execute(t.update().where(*(t.c[k] == v for k, v in key.items())).values(**values))
 
 
-def _cuts(table: pa.Table, group_field: str | None, rows: int) -> tuple[list[int], int]:
-    """Slice ends of about ``rows`` rows at order boundaries, and where the held-back (possibly
-    incomplete) last order begins."""
+def _cuts(table: pa.Table, group_field: str | None, rows: int, final: bool) -> list[int]:
+    """Ends of slices of about ``rows`` rows, each at an order boundary.
+
+    Rows after the last end are carried into the next call: the last order may continue in
+    the next block, and a short remainder is better ingested with the next slice than alone.
+    On the ``final`` call the last slice ends at the table's end.
+    """
     n = table.num_rows
-    starts = group_starts(table[group_field]) if group_field else np.arange(n, dtype=np.int64)
-    complete = int(starts[-1]) if group_field and len(starts) else n
-    targets = np.arange(rows, complete, rows)
-    ends = sorted({int(starts[np.searchsorted(starts, t)]) for t in targets if t < complete})
-    return [e for e in ends if 0 < e < complete] + ([complete] if complete else []), complete
+    if n == 0:
+        return []
+    if group_field:
+        candidates = group_starts(table[group_field])[1:]
+        if final:
+            candidates = np.append(candidates, n)
+    else:
+        candidates = np.arange(1, n + 1, dtype=np.int64)
+    if len(candidates) == 0:
+        return []
+    targets = np.arange(rows, int(candidates[-1]) + 1, rows)
+    ends = sorted(set(candidates[np.searchsorted(candidates, targets)].tolist()))
+    if final and (not ends or ends[-1] != n):
+        ends.append(n)
+    return [int(e) for e in ends]
 
 
 def run_import(
@@ -158,27 +177,56 @@ def run_import(
     done = skip  # data rows fully ingested (from the start of the file)
     carry: pa.Table | None = None
 
+    def count(report: IngestReport) -> None:
+        summary.messages += report.read
+        summary.stored += report.stored
+        summary.duplicates += report.duplicates
+        summary.quarantined += report.quarantined
+
     def flush(table: pa.Table) -> None:
         nonlocal done
         origin_row = done + 2  # header is row 1
-        reports = []
+        rows_done = done + table.num_rows
         if isinstance(importer, ColumnarImporter):
             batch, records = importer.build_columns(table, origin_row, _context(pipeline))
-            if batch is not None:
-                reports.append(ingest_columns(pipeline, batch, source_id=source_id, origin=origin))
         else:
-            records = list(importer.build(table, origin_row=origin_row))
-        reports.append(pipeline.ingest(records, source_id=source_id, origin=origin))
-        for report in reports:
-            summary.messages += report.read
-            summary.stored += report.stored
-            summary.duplicates += report.duplicates
-            summary.quarantined += report.quarantined
-        done += table.num_rows
-        _save(engine, key, path.name, summary, done, False)
+            batch, records = None, list(importer.build(table, origin_row=origin_row))
+        if batch is not None and not records:
+            # The whole slice is columns: its checkpoint commits in the same transaction.
+            def checkpoint(conn: sa.Connection, report: IngestReport) -> None:
+                count(report)
+                _write_checkpoint(conn, key, path.name, summary, rows_done, False)
+
+            ingest_columns(
+                pipeline, batch, source_id=source_id, origin=origin, before_commit=checkpoint
+            )
+        else:
+            if batch is not None:
+                count(ingest_columns(pipeline, batch, source_id=source_id, origin=origin))
+            count(pipeline.ingest(records, source_id=source_id, origin=origin))
+            _save(engine, key, path.name, summary, rows_done, False)
+        done = rows_done
         if on_checkpoint is not None:
             on_checkpoint(done)
 
+    def process(raw: list[pa.RecordBatch], final: bool) -> None:
+        """Prepare the raw batches read so far and ingest their complete orders."""
+        nonlocal carry
+        table = importer.prepare(pa.Table.from_batches(raw)) if raw else None
+        if carry is not None:
+            table = pa.concat_tables([carry, table]) if table is not None else carry
+        if table is None:
+            return
+        begin = 0
+        for end in _cuts(table, importer.group_field, batch_rows, final):
+            flush(table.slice(begin, end - begin))
+            begin = end
+        carry = table.slice(begin) if begin < table.num_rows else None
+
+    # The reader's blocks are a few MiB; slices of ``batch_rows`` rows are gathered before
+    # preparing, so per-slice costs (statements, commits, checkpoints) are paid per slice.
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
     for batch in batches(path, importer.delimiter):
         n = batch.num_rows
         if skip >= n:
@@ -187,17 +235,13 @@ def run_import(
         if skip:
             batch, skip = batch.slice(skip), 0
         summary.rows += batch.num_rows
-        prepared = importer.prepare(batch)
-        table = pa.concat_tables([carry, prepared]) if carry is not None else prepared
-        ends, complete = _cuts(table, importer.group_field, batch_rows)
-        begin = 0
-        for end in ends:
-            flush(table.slice(begin, end - begin))
-            begin = end
-        carry = table.slice(complete) if complete < table.num_rows else None
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        if pending_rows >= batch_rows:
+            process(pending, final=False)
+            pending, pending_rows = [], 0
         if progress is not None:
             progress(n)
-    if carry is not None and carry.num_rows:
-        flush(carry)
+    process(pending, final=True)
     _save(engine, key, path.name, summary, done, True)
     return summary
