@@ -7,7 +7,7 @@ must give the published estimates.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -16,9 +16,10 @@ import sqlalchemy as sa
 
 from siyu.compute import tables
 from siyu.errors import InvalidInput
-from siyu.predict import BetaGeoFitter
+from siyu.predict import BetaGeoFitter, rfm_summary, store_summary
 from siyu.predict.store_summary import calibration_summary
 from siyu.runtime import Runtime
+from siyu.store.schema import orders
 
 
 def _messages(transactions: pd.DataFrame) -> list[dict[str, object]]:
@@ -78,3 +79,82 @@ def test_bad_periods_are_refused(rt: Runtime) -> None:
         calibration_summary(t, calibration_end=date(2025, 1, 1), holdout_end=date(2024, 1, 1))
     with pytest.raises(InvalidInput, match="time_unit"):
         calibration_summary(t, calibration_end=date(2025, 1, 1), time_unit="M")  # type: ignore[arg-type]
+
+
+def _order(
+    ws: str, n: int, customer: str | None, at: str, total: float, **extra: object
+) -> dict[str, object]:
+    return {
+        "workspace_id": ws,
+        "order_id": f"o{n}",
+        "customer_id": customer,
+        "message_id": f"m{n}",
+        "placed_at": datetime.fromisoformat(at),
+        "currency": "USD",
+        "total": total,
+        "line_count": 1,
+        "base_currency": "USD",
+        "fx_rate": 1,
+        "total_base": total,
+        "refunded": extra.get("refunded_base", 0),
+        "refunded_base": extra.get("refunded_base", 0),
+        "status": extra.get("status", "completed"),
+        "updated_at": datetime.fromisoformat(at),
+    }
+
+
+@pytest.mark.parametrize("bitstring", [True, False], ids=["bitstring", "two-group-bys"])
+def test_summary_counts_days_once_and_leaves_out_cancelled_and_refunded(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, bitstring: bool
+) -> None:
+    # Both ways of counting days on DuckDB (the bitstring, and the two group-bys that
+    # PostgreSQL and long histories use) give the same summary as rfm_summary.
+    if not bitstring:
+        monkeypatch.setattr(store_summary, "MAX_BITSTRING_DAYS", -1)
+    ws = rt.workspace().workspace_id
+    log = [
+        # a: two orders on her first day (one summed transaction), one later, one after the cut-off
+        ("a", "2025-01-01T08:00:00", 10.0, {}),
+        ("a", "2025-01-01T23:59:59", 5.0, {}),
+        ("a", "2025-02-01T12:00:00", 30.0, {}),
+        ("a", "2025-04-01T00:00:00", 99.0, {}),
+        # b: a cancelled and a fully refunded order left out, a partial refund netted
+        ("b", "2024-12-01T10:00:00", 20.0, {}),
+        ("b", "2024-12-05T10:00:00", 50.0, {"status": "cancelled"}),
+        ("b", "2024-12-06T10:00:00", 50.0, {"status": "refunded", "refunded_base": 50.0}),
+        ("b", "2025-01-10T10:00:00", 40.0, {"status": "partially_refunded", "refunded_base": 15.0}),
+        ("b", "2025-01-10T18:00:00", 5.0, {}),
+        ("b", "2025-03-31T23:59:59", 12.0, {}),
+        # c: one order only; d: only after the cut-off (not a customer yet); no customer at all
+        ("c", "2025-03-01T09:00:00", 7.0, {}),
+        ("d", "2025-04-02T09:00:00", 7.0, {}),
+        (None, "2025-03-02T09:00:00", 7.0, {}),
+    ]
+    with rt.db.engine.begin() as conn:
+        conn.execute(
+            sa.insert(orders),
+            [_order(ws, i, c, at, total, **extra) for i, (c, at, total, extra) in enumerate(log)],
+        )
+    t = tables(rt.db, ws)
+    got = (
+        calibration_summary(t, calibration_end=date(2025, 3, 31), time_unit="D")
+        .to_pyarrow()
+        .to_pandas()
+        .set_index("customer_id")
+        .sort_index()
+    )
+    counted = pd.DataFrame(
+        [
+            (c, at, total - extra.get("refunded_base", 0.0))
+            for c, at, total, extra in log
+            if c is not None and extra.get("status") not in ("cancelled", "refunded")
+        ],
+        columns=["customer_id", "date", "amount"],
+    )
+    expected = rfm_summary(counted, calibration_end="2025-03-31", time_unit="D").sort_index()
+    assert list(got.index) == ["a", "b", "c"] == list(expected.index)
+    for column in ("frequency", "recency", "T", "monetary_value"):
+        np.testing.assert_allclose(got[column].astype(float), expected[column], atol=1e-9)
+    assert got.loc["a"].tolist() == [1, 31.0, 89.0, 30.0]
+    # b: days 12-01 (20), 01-10 (25 + 5), 03-31 (12): two repeat days worth 42
+    assert got.loc["b"].tolist() == [2, 120.0, 120.0, 21.0]

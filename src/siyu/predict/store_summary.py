@@ -4,11 +4,21 @@ Same contract as :func:`siyu.predict.summary.rfm_summary` (columns frequency, re
 monetary_value, and the holdout columns), computed by the database in use: orders that were
 cancelled or refunded in full are left out, values are net of refunds in the base currency, and
 purchases on the same UTC calendar day are one transaction.
+
+Per customer it needs the number of distinct days with an order, the first and last of them, the
+total value and the first day's value (the first transaction is not a repeat purchase). The plain
+way is two group-bys, per (customer, day) and then per customer; the first one has about as many
+groups as there are orders, which makes it most of the cost (5.5 s CPU for 20M orders of 1M
+customers on DuckDB). On DuckDB the days are instead counted in one pass per customer as the
+bits set in a bitstring over the observed range of days (``bit_count(bitstring_agg(day))``,
+exact), and the first day's value comes from a join of the orders with each customer's first day:
+3.2 s for the same data (measured 2026-12-06). PostgreSQL has no bitstring aggregate and keeps the
+two group-bys.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import ibis
 import ibis.expr.types as ir
@@ -17,9 +27,39 @@ from siyu.compute import WorkspaceTables
 from siyu.errors import InvalidInput
 from siyu.predict.summary import DAYS_PER_UNIT, TimeUnit
 
+#: The longest range of order days (about 11 years) counted with a bitstring per customer on
+#: DuckDB: the aggregate holds one bit per day of the range for every customer while it runs
+#: (500 bytes each here, 500 MB for a million customers). Longer histories use the two group-bys.
+MAX_BITSTRING_DAYS = 4000
+
+
+@ibis.udf.agg.builtin(name="bitstring_agg")  # type: ignore[untyped-decorator]
+def _bitstring_agg(value: int, low: int, high: int) -> str:  # type: ignore[empty-body]
+    """DuckDB: a bitstring with bit ``value - low`` set for every value in the group."""
+
+
+@ibis.udf.scalar.builtin(name="bit_count")  # type: ignore[untyped-decorator]
+def _bit_count(bits: str) -> int:  # type: ignore[empty-body]
+    """DuckDB: the number of bits set."""
+
 
 def _days(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
     return later.delta(earlier, unit="day")
+
+
+def _orders(t: WorkspaceTables, until: date | None = None) -> ir.Table:
+    """The orders that count, one row each: (customer_id, day, value); up to the day ``until``.
+
+    The cut-off is a comparison of ``placed_at`` itself, not of its date: DuckDB then filters in
+    the table scan (comparing the cast date cost 5.6 s CPU instead of 3.5 s for the summary of
+    20M orders, measured 2026-12-06).
+    """
+    o = t.orders
+    o = o.filter(o.customer_id.notnull() & ~o.status.isin(["refunded", "cancelled"]))
+    if until is not None:
+        o = o.filter(o.placed_at < ibis.timestamp(until + timedelta(days=1)))
+    value = o.total_base.cast("float64") - o.refunded_base.cast("float64").fill_null(0.0)
+    return o.select("customer_id", day=o.placed_at.date(), value=value)
 
 
 def daily_transactions(t: WorkspaceTables) -> ir.Table:
@@ -28,14 +68,51 @@ def daily_transactions(t: WorkspaceTables) -> ir.Table:
     Cancelled and fully refunded orders are left out; amounts are net of refunds in the base
     currency.
     """
-    o = t.orders
-    o = o.filter(o.customer_id.notnull() & ~o.status.isin(["refunded", "cancelled"]))
-    value = o.total_base.cast("float64") - o.refunded_base.cast("float64").fill_null(0.0)
-    return (
-        o.mutate(day=o.placed_at.date(), value=value)
-        .group_by(["customer_id", "day"])
-        .aggregate(amount=lambda x: x.value.sum())
+    o = _orders(t)
+    return o.group_by(["customer_id", "day"]).aggregate(amount=lambda x: x.value.sum())
+
+
+def _per_customer(t: WorkspaceTables, calibration_end: date) -> ir.Table:
+    """customer_id, n_days, first_day, last_day, total, first_total over the calibration period."""
+    # Every customer kept has her first purchase on or before the cut-off, so her first day and
+    # its amount are found among the calibration days: no join back to later orders.
+    calib = _orders(t, calibration_end)
+    first = _first_order_day(t, calib)
+    if first is not None and (calibration_end - first).days <= MAX_BITSTRING_DAYS:
+        offset = _days(calib.day, ibis.date(first))
+        per = calib.group_by("customer_id").aggregate(
+            n_days=_bit_count(_bitstring_agg(offset, 0, (calibration_end - first).days)),
+            last_day=calib.day.max(),
+            first_day=calib.day.min(),
+            total=calib.value.sum(),
+        )
+        starts = per.select(first_customer="customer_id", start="first_day")
+        on_first = calib.join(
+            starts, (calib.customer_id == starts.first_customer) & (calib.day == starts.start)
+        )
+        first_total = on_first.group_by("first_customer").aggregate(
+            first_total=on_first.value.sum()
+        )
+        joined = per.join(first_total, per.customer_id == first_total.first_customer)
+        return joined.select(
+            "customer_id", "n_days", "last_day", "first_day", "total", "first_total"
+        )
+    daily = calib.group_by(["customer_id", "day"]).aggregate(amount=calib.value.sum())
+    return daily.group_by("customer_id").aggregate(
+        n_days=daily.count(),
+        last_day=daily.day.max(),
+        first_day=daily.day.min(),
+        total=daily.amount.sum(),
+        first_total=daily.amount.argmin(daily.day),
     )
+
+
+def _first_order_day(t: WorkspaceTables, calib: ir.Table) -> date | None:
+    """On DuckDB, the first day of any order counted (one quick scan); None elsewhere or if none."""
+    if ibis.get_backend(calib).name != "duckdb":
+        return None
+    first = t.execute(calib.day.min())
+    return None if first is None or first != first else date.fromisoformat(str(first)[:10])
 
 
 def calibration_summary(
@@ -51,18 +128,8 @@ def calibration_summary(
     if holdout_end is not None and holdout_end <= calibration_end:
         raise InvalidInput("holdout_end must come after calibration_end.", field="holdout_end")
     unit = float(DAYS_PER_UNIT[time_unit])
-    daily = daily_transactions(t)
     cal_end = ibis.date(calibration_end)
-    # Every customer kept has her first purchase on or before the cut-off, so her first day and
-    # its amount are found among the calibration days: one group-by, no join back.
-    calib = daily.filter(daily.day <= cal_end)
-    summary = calib.group_by("customer_id").aggregate(
-        n_days=calib.count(),
-        last_day=calib.day.max(),
-        first_day=calib.day.min(),
-        total=calib.amount.sum(),
-        first_total=calib.amount.argmin(calib.day),
-    )
+    summary = _per_customer(t, calibration_end)
     frequency = summary.n_days - 1
     result = summary.select(
         "customer_id",
@@ -75,6 +142,7 @@ def calibration_summary(
     )
     if holdout_end is None:
         return result
+    daily = daily_transactions(t)
     hold = daily.filter((daily.day > cal_end) & (daily.day <= ibis.date(holdout_end)))
     holdout = hold.group_by("customer_id").aggregate(
         frequency_holdout=hold.count(), monetary_value_holdout=hold.amount.mean()

@@ -23,6 +23,7 @@ from typing import ClassVar, Self
 import numpy as np
 import pandas as pd
 from scipy import linalg, optimize
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from siyu.errors import InvalidInput
 from siyu.predict.btyd.data import FloatArray
@@ -37,6 +38,12 @@ LOG_BOUND = float(np.log(1e9))
 _Z95 = 1.959963984540054
 _HESSIAN_STEP = 1e-4
 _NEWTON_STEPS = 4
+#: Newton steps stop when the decrement g'H^-1 g per customer is below this: the estimates are
+#: then within about 1e-8 (relative) of the maximum.
+_NEWTON_TOLERANCE = 1e-18
+#: The Hessian is recomputed at the optimum when the Newton steps moved any log-parameter by
+#: more than this (the observed information changes by about as much, relatively).
+_REUSE_HESSIAN_WITHIN = 1e-4
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,16 @@ def maximise(
     objective: Objective, start: FloatArray, names: tuple[str, ...], n_customers: float
 ) -> tuple[FloatArray, FloatArray, float]:
     """Maximum-likelihood log-parameters, the Hessian there and the maximised log-likelihood."""
+    # L-BFGS-B calls BLAS on vectors of 4 numbers; OpenBLAS's worker threads then cost more
+    # than the likelihood itself: 0.27 of a 0.32 s fit at 100,000 customers was spent waking
+    # them (measured 2026-12-06), and more on a loaded machine. One thread is the right size.
+    with threadpool_limits(limits=1, user_api="blas"):
+        z = _search(objective, start, n_customers)
+        return _polish(objective, z, names, n_customers)
+
+
+def _search(objective: Objective, start: FloatArray, n_customers: float) -> FloatArray:
+    """L-BFGS-B on the mean log-likelihood, from ``start`` to close to the optimum."""
     scale = 1.0 / n_customers
 
     def scaled(z: FloatArray) -> tuple[float, FloatArray]:
@@ -83,27 +100,48 @@ def maximise(
         bounds=bounds,
         options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-10},
     )
-    z = np.asarray(result.x, dtype=np.float64)
+    return np.asarray(result.x, dtype=np.float64)
+
+
+def _polish(
+    objective: Objective, z: FloatArray, names: tuple[str, ...], n_customers: float
+) -> tuple[FloatArray, FloatArray, float]:
+    """Newton steps with the observed information until the Newton decrement is negligible.
+
+    The Hessian (8 evaluations of the likelihood for 4 parameters) is needed for the standard
+    errors anyway; it is computed once and reused for the steps, which near the optimum are
+    tiny, and computed again only if the steps moved the estimate noticeably. A step counts if
+    it lowers the objective or shrinks the decrement fourfold: at a million customers the
+    objective's rounding noise exceeds the improvement of a last step, and a test on the value
+    alone rejected good steps again and again (70 likelihood evaluations per fit instead of 27).
+    """
     value, grad = objective(z)
     h = hessian(objective, z)
+    z_at_h = z
+    tolerance = _NEWTON_TOLERANCE * n_customers
     for _ in range(_NEWTON_STEPS):
         try:
             factor = linalg.cho_factor(h)
         except linalg.LinAlgError:
             break
         step = linalg.cho_solve(factor, grad)
-        if float(grad @ step) < 1e-12:
+        decrement = float(grad @ step)
+        if decrement < tolerance:
             break
         shrink = 1.0
         while shrink > 1e-3:
             candidate = np.clip(z - shrink * step, -LOG_BOUND, LOG_BOUND)
             candidate_value, candidate_grad = objective(candidate)
-            if candidate_value <= value:
+            if np.isfinite(candidate_value) and (
+                candidate_value <= value
+                or float(candidate_grad @ linalg.cho_solve(factor, candidate_grad)) < decrement / 4
+            ):
                 z, value, grad = candidate, candidate_value, candidate_grad
                 break
             shrink /= 2
         else:
             break
+    if float(np.max(np.abs(z - z_at_h))) > _REUSE_HESSIAN_WITHIN:
         h = hessian(objective, z)
     _check_optimum(z, h, grad, names)
     return z, h, -value

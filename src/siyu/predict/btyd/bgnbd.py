@@ -14,6 +14,7 @@ from typing import Self
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from scipy import integrate
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
@@ -51,7 +52,27 @@ def _log_odds_dead(
     return np.where(rows.x > 0, log_odds, -np.inf)
 
 
-def _neg_log_likelihood(rows: RFMRows, z: FloatArray) -> tuple[float, FloatArray]:
+def _softplus_and_sigmoid(
+    log_odds: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """log(1 + exp(v)) and 1 / (1 + exp(-v)), from one exponential exp(-|v|), overflow-free.
+
+    numpy's logaddexp(0, v) and scipy's expit cost 20 ms per million values together, this 8 ms:
+    a third of a likelihood evaluation at a million customers (measured 2026-12-06).
+    """
+    e = np.abs(log_odds)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    softplus = np.log1p(e)
+    softplus += np.maximum(log_odds, 0.0)
+    inverse = e + 1.0
+    np.reciprocal(inverse, out=inverse)
+    e *= inverse
+    sigmoid = np.where(log_odds >= 0.0, inverse, e)
+    return softplus, sigmoid
+
+
+class _Likelihood:
     """Negative total log-likelihood (eq. 6, in log space) and its gradient in log-parameters.
 
     ln L = ln G(r+x) - ln G(r) + r ln alpha + ln B(a, b+x) - ln B(a, b) - (r+x) ln(alpha+T)
@@ -59,30 +80,67 @@ def _neg_log_likelihood(rows: RFMRows, z: FloatArray) -> tuple[float, FloatArray
     using B(a+1, b+x-1) / B(a, b+x) = a / (b+x-1). The last term is a softplus of
     :func:`_log_odds_dead`, so neither factor is ever exponentiated on its own and nothing
     overflows for large x or T. The gradient is analytic; pi = expit(log odds) is the posterior
-    probability of having dropped out. Terms that depend on x alone are summed per distinct x.
+    probability of having dropped out.
+
+    Work per evaluation is kept to what must be per row. Terms of x alone (gamma and beta
+    functions) are summed per distinct x; terms of T alone per distinct T (with whole days there
+    are a few hundred), the logarithms of alpha + T and alpha + t_x are taken per distinct value
+    and gathered; and the last term, zero without a repeat purchase, is computed for the rows
+    with one only.
     """
-    r, alpha, a, b = (float(v) for v in np.exp(z))
-    xv, idx, wx, w = rows.x_values, rows.x_index, rows.x_weights, rows.w
-    shape = r + rows.x
-    log_a_t = np.log(alpha + rows.T)
-    log_a_tx = np.log(alpha + rows.t_x)
-    log_odds = _log_odds_dead((r, alpha, a, b), rows, log_a_t, log_a_tx)
-    per_x = gammaln(r + xv) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xv) - betaln(a, b)
-    w_shape = w * shape
-    ll = dot(wx, per_x) + dot(w, np.logaddexp(0.0, log_odds)) - dot(w_shape, log_a_t)
-    w_pi = w * expit(log_odds)
-    w_pi_x = np.bincount(idx, weights=w_pi, minlength=xv.size)
-    inv_t, inv_tx = 1.0 / (alpha + rows.T), 1.0 / (alpha + rows.t_x)
-    d_r = dot(wx, (digamma(r + xv) - digamma(r) + np.log(alpha)))
-    d_r += dot(w_pi, log_a_t - log_a_tx) - dot(w, log_a_t)
-    d_alpha = r / alpha * rows.n_customers - dot(w_shape, inv_t)
-    d_alpha += dot(w_pi * shape, inv_t - inv_tx)
-    psi_ab, psi_abx = digamma(a + b), digamma(a + b + xv)
-    d_a = dot(wx, (psi_ab - psi_abx)) + float(w_pi.sum()) / a
-    d_b = dot(wx, (digamma(b + xv) - digamma(b) + psi_ab - psi_abx))
-    d_b -= dot(w_pi_x, (1.0 / (b + np.maximum(xv, 1.0) - 1.0)))
-    grad = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
-    return -ll, -grad
+
+    def __init__(self, rows: RFMRows) -> None:
+        self.n = rows.n_customers
+        self.xv, self.wx = rows.x_values, rows.x_weights
+        t_codes, self.t_values = pd.factorize(rows.T)
+        self.w_t = np.bincount(t_codes, weights=rows.w, minlength=self.t_values.size)
+        self.wx_t = np.bincount(t_codes, weights=rows.w * rows.x, minlength=self.t_values.size)
+        repeat = rows.x > 0
+        self.x = rows.x[repeat]
+        self.w = rows.w[repeat]
+        self.wx_row = self.w * self.x
+        self.x_index = rows.x_index[repeat]
+        self.t_index = np.asarray(t_codes[repeat], dtype=np.intp)
+        tx_codes, self.tx_values = pd.factorize(rows.t_x[repeat])
+        self.tx_index = np.asarray(tx_codes, dtype=np.intp)
+
+    def __call__(self, z: FloatArray) -> tuple[float, FloatArray]:
+        r, alpha, a, b = (float(v) for v in np.exp(z))
+        xv, wx = self.xv, self.wx
+        log_t, inv_t = np.log(alpha + self.t_values), 1.0 / (alpha + self.t_values)
+        log_tx, inv_tx = np.log(alpha + self.tx_values), 1.0 / (alpha + self.tx_values)
+        w_log_t, wx_log_t = dot(self.w_t, log_t), dot(self.wx_t, log_t)
+        w_inv_t, wx_inv_t = dot(self.w_t, inv_t), dot(self.wx_t, inv_t)
+        # Rows with a repeat purchase: the drop-out term.
+        log_ratio = np.log(a) - np.log(b + np.maximum(xv, 1.0) - 1.0)
+        diff = log_t[self.t_index]
+        diff -= log_tx[self.tx_index]
+        log_odds = self.x + r
+        log_odds *= diff
+        log_odds += log_ratio[self.x_index]
+        softplus, pi = _softplus_and_sigmoid(log_odds)
+        w_pi = pi
+        w_pi *= self.w
+        per_x = gammaln(r + xv) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xv) - betaln(a, b)
+        ll = dot(wx, per_x) + dot(self.w, softplus) - (r * w_log_t + wx_log_t)
+        d_inv = inv_t[self.t_index]
+        d_inv -= inv_tx[self.tx_index]
+        w_pi_x = np.bincount(self.x_index, weights=w_pi, minlength=xv.size)
+        d_r = dot(wx, (digamma(r + xv) - digamma(r) + np.log(alpha)))
+        d_r += dot(w_pi, diff) - w_log_t
+        d_alpha = r / alpha * self.n - (r * w_inv_t + wx_inv_t)
+        d_alpha += r * dot(w_pi, d_inv) + dot(w_pi * self.x, d_inv)
+        psi_ab, psi_abx = digamma(a + b), digamma(a + b + xv)
+        d_a = dot(wx, (psi_ab - psi_abx)) + float(w_pi.sum()) / a
+        d_b = dot(wx, (digamma(b + xv) - digamma(b) + psi_ab - psi_abx))
+        d_b -= dot(w_pi_x, (1.0 / (b + np.maximum(xv, 1.0) - 1.0)))
+        grad = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
+        return -ll, -grad
+
+
+def _neg_log_likelihood(rows: RFMRows, z: FloatArray) -> tuple[float, FloatArray]:
+    """One evaluation of :class:`_Likelihood` (a fit builds it once and calls it many times)."""
+    return _Likelihood(rows)(z)
 
 
 class BetaGeoFitter(BaseFitter):
@@ -104,9 +162,7 @@ class BetaGeoFitter(BaseFitter):
         rows, alpha0 = purchase_fit_rows(frequency, recency, T, weights)
         # Start at a mean purchase rate r / alpha equal to the observed one, a = b = 1.
         start = np.log(np.array([1.0, max(alpha0, 1e-6), 1.0, 1.0]))
-        z, h, ll = maximise(
-            lambda v: _neg_log_likelihood(rows, v), start, self.param_names, rows.n_customers
-        )
+        z, h, ll = maximise(_Likelihood(rows), start, self.param_names, rows.n_customers)
         self._result = make_result(self.param_names, z, h, ll, rows.n_customers, rows.n_rows)
         return self
 
