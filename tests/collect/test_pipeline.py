@@ -266,3 +266,62 @@ def test_chunking_changes_nothing(rt: Runtime, chunk: int) -> None:
     batch = [track(f"m{i % 150}") for i in range(300)] + [order("o1", total=1)]
     report = pipeline.ingest(batch)
     assert (report.stored, report.duplicates) == (151, 150)
+
+
+def test_chunks_prepared_ahead_are_written_in_order(rt: Runtime) -> None:
+    """Several chunks (the next one is validated in a worker while the current one is written):
+    duplicates across chunk boundaries, a refund two chunks after its order and a bad record
+    all end as a plain chunk-by-chunk loop would leave them."""
+    from siyu.collect import Pipeline
+    from siyu.config import Settings
+
+    settings = Settings(**{**rt.settings.model_dump(), "ingest_chunk_size": 100})
+    pipeline = Pipeline(rt.db, rt.workspace(), settings)
+    batch: list[dict[str, Any]] = [order("o1", total=10)]
+    batch += [track(f"m{i % 120}") for i in range(1, 250)]  # m1..m119 again from 121 on
+    batch += [{**track("bad"), "timestamp": "yesterday"}]  # position 251
+    batch += [refund("o1", 4, mid="r1")] + [track(f"n{i}") for i in range(98)]
+    seen: list[int] = []
+    report = pipeline.ingest(batch, progress=seen.append)
+    assert seen == [100, 100, 100, 50]
+    assert (report.read, report.stored, report.quarantined) == (350, 1 + 120 + 1 + 98, 1)
+    assert report.duplicates == 249 - 120
+    assert (report.orders, report.refunds) == (1, 1)
+    assert set(reasons(rt)) == {251}
+    assert count(rt, "events") == report.stored
+    assert rows(rt, "SELECT refunded, status FROM orders") == [
+        (Decimal("4.0000"), "partially_refunded")
+    ]
+
+
+def test_base_rate_is_the_nearest_earlier_day_per_currency(rt: Runtime) -> None:
+    from siyu.money.fx import fill_base_values, parse_rates_csv, store_rates
+
+    ws = rt.workspace()
+    csv = (
+        "date,currency,rate\n2025-02-20,EUR,1.00\n2025-02-27,EUR,1.10\n2025-03-05,EUR,1.50\n"
+        "2025-02-28,GBP,1.25\n2025-03-02,GBP,2.00\n"
+    )
+    table, errors = parse_rates_csv(csv, "USD")
+    assert not errors
+    with rt.db.engine.begin() as conn:
+        store_rates(conn, ws.workspace_id, table, "test")
+    rt.pipeline().ingest(  # orders of 2025-03-01
+        [
+            order("eur", total=10, currency="EUR"),
+            order("gbp", total=10, currency="GBP"),
+            order("usd", total=10, currency="USD"),
+        ]
+    )
+    got = {
+        oid: (Decimal(rate), Decimal(base))
+        for oid, rate, base in rows(rt, "SELECT order_id, fx_rate, total_base FROM orders")
+    }
+    assert got == {
+        "eur": (Decimal("1.1"), Decimal("11")),
+        "gbp": (Decimal("1.25"), Decimal("12.5")),
+        "usd": (Decimal(1), Decimal(10)),
+    }
+    with rt.db.engine.begin() as conn:  # nothing left to fill: a second pass changes nothing
+        assert fill_base_values(conn, ws.workspace_id) == 0
+        assert fill_base_values(conn, ws.workspace_id, ["eur", "gbp"]) == 0

@@ -34,3 +34,14 @@ def test_demo_loads_through_the_pipeline(rt: Runtime) -> None:
     again = load_demo(rt, rt.workspace(), customers=300, seed=3, as_of=date(2025, 6, 30))
     assert again.stored == 0
     assert again.duplicates == again.read
+
+
+def test_generate_with_truth_is_generate_and_truth_in_one_pass() -> None:
+    from siyu.demo import generate, generate_with_truth, truth
+
+    args = (1_200, 5, date(2025, 6, 30))
+    both = list(generate_with_truth(*args, chunk_customers=500))
+    assert [(c.source, c.records) for chunks, _ in both for c in chunks] == [
+        (c.source, c.records) for c in generate(*args, chunk_customers=500)
+    ]
+    assert [t for _, t in both] == list(truth(*args, chunk_customers=500))

@@ -12,6 +12,7 @@ stores nothing twice because every derived row is keyed by the event that produc
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -32,7 +33,7 @@ from siyu.gcpause import collector_paused
 from siyu.identity.hook import after_ingest
 from siyu.money.fx import fill_base_values
 from siyu.store import schema
-from siyu.store.bulk import append, insert_new, stage, unstage, upsert
+from siyu.store.bulk import append, insert_new, insert_new_keys, stage, unstage, upsert
 from siyu.store.database import Database
 
 Progress = Callable[[int], None]
@@ -72,6 +73,18 @@ class IngestReport:
         }
 
 
+@dataclass
+class _Prepared:
+    """A chunk validated and deduplicated within itself, ready to be written."""
+
+    read: int
+    now: datetime  # received_at of the chunk's records
+    calls: list[ValidCall]  # valid, first of each messageId, customer_id set
+    events: pa.Table  # the event rows of ``calls``, in their order
+    rejected: list[Rejection]
+    duplicates: int  # repeats of a messageId within the chunk
+
+
 class Pipeline:
     """Ingest records into one workspace of one database."""
 
@@ -91,29 +104,59 @@ class Pipeline:
         progress: Progress | None = None,
         keep_ids: bool = False,
     ) -> IngestReport:
-        """Ingest ``records`` (dicts, JSON text or :class:`Record`); return what happened."""
+        """Ingest ``records`` (dicts, JSON text or :class:`Record`); return what happened.
+
+        With more than one chunk, the next chunk is validated and turned into rows in a worker
+        thread while this thread writes the current one: the database work (DuckDB's engine,
+        PostgreSQL's COPY and round trips) runs without the GIL, so on two cores the Python
+        work of one chunk overlaps the database work of the previous one. Chunks are still
+        written one at a time and in input order, so the outcome is that of a plain loop.
+        """
         report = IngestReport()
         stream = iter(records)
-        position = start_position  # of the chunk's first record when it is not a Record
-        while chunk := list(islice(stream, self.settings.ingest_chunk_size)):
-            with collector_paused():
-                part = self._ingest_chunk(chunk, position, source_id, origin, received_at)
-            position += len(chunk)
+        size = self.settings.ingest_chunk_size
+
+        def finish(part: IngestReport, n: int) -> None:
             if not keep_ids:
                 part.stored_ids = []
             report.add(part)
             if progress is not None:
-                progress(len(chunk))
+                progress(n)
+
+        chunk = list(islice(stream, size))
+        if len(chunk) < size:  # one chunk (an HTTP batch): no thread hand-off on its latency
+            if chunk:
+                prepared = self._prepare(chunk, start_position, source_id, received_at)
+                finish(self._write(prepared, source_id, origin), len(chunk))
+            return report
+        position = start_position  # of the chunk's first record when it is not a Record
+        with ThreadPoolExecutor(1, thread_name_prefix="siyu-ingest") as pool:
+            pending: Future[_Prepared] | None = pool.submit(
+                self._prepare, chunk, position, source_id, received_at
+            )
+            while pending is not None:
+                position += len(chunk)
+                chunk = list(islice(stream, size))  # read here: the input may not be threadsafe
+                following = (
+                    pool.submit(self._prepare, chunk, position, source_id, received_at)
+                    if chunk
+                    else None
+                )
+                prepared = pending.result()
+                finish(self._write(prepared, source_id, origin), prepared.read)
+                pending = following
         return report
 
-    def _ingest_chunk(
-        self,
-        chunk: list[Any],
-        start: int,
-        source_id: str | None,
-        origin: str,
-        received_at: datetime | None,
-    ) -> IngestReport:
+    def _prepare(
+        self, chunk: list[Any], start: int, source_id: str | None, received_at: datetime | None
+    ) -> _Prepared:
+        """Validate a chunk, deduplicate it and build its event rows (no database access)."""
+        with collector_paused():
+            return self._prepare_chunk(chunk, start, source_id, received_at)
+
+    def _prepare_chunk(
+        self, chunk: list[Any], start: int, source_id: str | None, received_at: datetime | None
+    ) -> _Prepared:
         now = received_at or datetime.now(UTC).replace(tzinfo=None)
         result = validate_chunk(
             chunk,
@@ -122,7 +165,7 @@ class Pipeline:
             max_event_bytes=self.settings.max_event_bytes,
             max_future_skew=timedelta(seconds=self.settings.max_future_skew_seconds),
         )
-        report = IngestReport(read=len(chunk))
+        duplicates = 0
         unique: dict[str, ValidCall] = {}
         ws_id = self.workspace.workspace_id
         keys: dict[tuple[str | None, str | None], str | None] = {}  # senders repeat in a chunk
@@ -133,32 +176,31 @@ class Pipeline:
                 key = keys[sender] = rows.customer_key(ws_id, *sender)
             v.customer_id = key
             if v.message_id in unique:
-                report.duplicates += 1
+                duplicates += 1
             else:
                 unique[v.message_id] = v
-        rejected = list(result.rejected)
+        calls = list(unique.values())
+        events = rows.events_table(ws_id, calls, source_id, now)
+        return _Prepared(len(chunk), now, calls, events, list(result.rejected), duplicates)
+
+    def _write(self, prepared: _Prepared, source_id: str | None, origin: str) -> IngestReport:
+        """Store one prepared chunk in one transaction; return what happened to its records."""
+        with collector_paused():
+            return self._write_chunk(prepared, source_id, origin)
+
+    def _write_chunk(self, prepared: _Prepared, source_id: str | None, origin: str) -> IngestReport:
+        report = IngestReport(read=prepared.read, duplicates=prepared.duplicates)
+        rejected = prepared.rejected
+        now = prepared.now
         ws = self.workspace.workspace_id
         with self.db.write_lock, self.db.engine.begin() as conn:
-            if self.db.kind == "duckdb":
-                new, events = self._insert_events_first(
-                    conn, unique, rejected, report, source_id, now
-                )
-            else:
-                existing = _existing(conn, schema.events, ws, "message_id", list(unique))
-                report.duplicates += len(existing)
-                new = [v for k, v in unique.items() if k not in existing]
-                new, order_report = self._orders(conn, new, rejected, source_id, now)
-                report.orders, report.refunds = order_report
-                events = rows.events_table(ws, new, source_id, now)
-                inserted = insert_new(conn, schema.events, events, ("message_id",))
-                inserted_ids = {str(r[0]) for r in inserted}
-                # A concurrent writer may have stored some meanwhile: those are duplicates.
-                report.duplicates += len(new) - len(inserted_ids)
-                new = [v for v in new if v.message_id in inserted_ids]
+            new, events = self._insert_events_first(
+                conn, prepared.calls, prepared.events, rejected, report, source_id, now
+            )
             report.stored = len(new)
             report.stored_ids = [v.message_id for v in new]
             if len(new) != events.num_rows:
-                keep = pa.array([v.message_id for v in new], pa.string())
+                keep = pa.array(report.stored_ids, pa.string())
                 events = events.filter(pc.is_in(events["message_id"], value_set=keep))
             self._profiles(conn, new, events, source_id, now)
             after_ingest(conn, ws, report.stored_ids, self.settings)  # One-ID, incremental
@@ -171,27 +213,32 @@ class Pipeline:
     def _insert_events_first(
         self,
         conn: sa.Connection,
-        unique: dict[str, ValidCall],
+        candidates: list[ValidCall],
+        events: pa.Table,
         rejected: list[Rejection],
         report: IngestReport,
         source_id: str | None,
         now: datetime,
     ) -> tuple[list[ValidCall], pa.Table]:
-        """DuckDB: insert the chunk's events, keep those the key did not refuse, then orders.
+        """Insert the chunk's events, keep those the key did not refuse, then orders.
 
-        DuckDB looks a composite key up by index only when checking a conflict: a separate
-        "which are stored?" query scans every stored event, so each call, however small,
-        would cost more as the table grows. The insert's own conflict check (ON CONFLICT DO
-        NOTHING RETURNING) answers the same question through the primary-key index. Events of
-        orders or refunds then refused (conflicting totals, unknown orders) are deleted again
-        in the same transaction, so the outcome equals checking first.
+        The insert's own conflict check (ON CONFLICT DO NOTHING RETURNING) says which events
+        are new, through the primary-key index, in the statement that stores them. A separate
+        "which are stored?" query first would cost a second pass: on DuckDB a scan of every
+        stored event (it looks a composite key up by index only when checking a conflict), on
+        PostgreSQL a second staging copy and round trips. Events of orders or refunds then
+        refused (conflicting totals, unknown orders) are deleted again in the same transaction,
+        so the outcome equals checking first; a concurrent writer's events are refused by the
+        key, so they count as duplicates.
         """
         ws = self.workspace.workspace_id
-        candidates = list(unique.values())
-        events = rows.events_table(ws, candidates, source_id, now)
-        inserted = {str(r[0]) for r in insert_new(conn, schema.events, events, ("message_id",))}
-        report.duplicates += len(candidates) - len(inserted)
-        new = [v for v in candidates if v.message_id in inserted]
+        keys = insert_new_keys(conn, schema.events, events, ("message_id",))
+        report.duplicates += len(candidates) - keys.num_rows
+        if keys.num_rows == len(candidates):
+            new = candidates
+        else:
+            inserted = set(keys.column(0).to_pylist())
+            new = [v for v in candidates if v.message_id in inserted]
         kept, order_report = self._orders(conn, new, rejected, source_id, now)
         report.orders, report.refunds = order_report
         if len(kept) != len(new):
@@ -389,29 +436,6 @@ def upsert_customers(conn: sa.Connection, data: pa.Table) -> None:
             "updated_at": "excluded.updated_at",
         },
     )
-
-
-def _existing(
-    conn: sa.Connection, table: sa.Table, workspace_id: str, column: str, keys: list[str]
-) -> set[str]:
-    """Which of ``keys`` are stored in ``table.column`` for the workspace (one set query)."""
-    if not keys:
-        return set()
-    probe = pa.table(
-        {
-            "workspace_id": pa.array([workspace_id] * len(keys), pa.string()),
-            column: pa.array(keys, pa.string()),
-        }
-    )
-    name = stage(conn, table, probe)
-    try:
-        result = conn.exec_driver_sql(
-            f'SELECT t."{column}" FROM "{table.name}" t JOIN {name} s '
-            f'ON t.workspace_id = s.workspace_id AND t."{column}" = s."{column}"'
-        )
-        return {str(r[0]) for r in result}
-    finally:
-        unstage(conn, name)
 
 
 def _lookup_orders(

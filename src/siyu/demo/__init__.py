@@ -8,7 +8,7 @@ Same arguments, same bytes: demos, tests and benchmarks can rely on it.
 """
 
 from siyu.demo.fx import fx_rates
-from siyu.demo.generator import DemoChunk, generate, person_id, truth
+from siyu.demo.generator import DemoChunk, generate, generate_with_truth, person_id, truth
 from siyu.demo.markets import MARKETS, SOURCES, Market
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "Market",
     "fx_rates",
     "generate",
+    "generate_with_truth",
     "person_id",
     "truth",
 ]

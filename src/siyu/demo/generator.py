@@ -140,28 +140,7 @@ def generate(
     _validate(customers, seed, chunk_customers)
     window = _window(as_of)
     for parts in _chunks(customers, seed, window, chunk_customers):
-        by_source: list[list[tuple[Ints, list[dict[str, Any]]]]] = [[] for _ in SOURCE_NAMES]
-        for block, lo, hi in parts:
-            ev = block.events
-            rows = np.flatnonzero((ev.person >= lo) & (ev.person < hi))
-            rows = rows[
-                np.lexsort((block.seq[rows], ev.person[rows], ev.ts[rows], ev.source[rows]))
-            ]
-            records = block.writer.write(rows)
-            bounds = np.searchsorted(ev.source[rows], np.arange(len(SOURCE_NAMES) + 1))
-            for s in range(len(SOURCE_NAMES)):
-                a, z = int(bounds[s]), int(bounds[s + 1])
-                if z > a:
-                    by_source[s].append((ev.ts[rows[a:z]], records[a:z]))
-        for s, pieces in enumerate(by_source):
-            if not pieces:
-                continue
-            if len(pieces) == 1:
-                yield DemoChunk(SOURCE_NAMES[s], pieces[0][1])
-                continue
-            order = np.argsort(np.concatenate([ts for ts, _ in pieces]), kind="stable")
-            merged = [rec for _, recs in pieces for rec in recs]
-            yield DemoChunk(SOURCE_NAMES[s], [merged[i] for i in order.tolist()])
+        yield from _messages(parts)
 
 
 def truth(
@@ -179,13 +158,59 @@ def truth(
     _validate(customers, seed, chunk_customers)
     window = _window(as_of)
     for parts in _chunks(customers, seed, window, chunk_customers):
-        rows: list[tuple[str, str, str, str, str | None]] = []
-        for block, lo, hi in parts:
-            rows.extend(_truth_rows(block, lo, hi))
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 5
-        yield pa.Table.from_arrays(
-            [pa.array(list(col), type=pa.string()) for col in columns], schema=TRUTH_SCHEMA
-        )
+        yield _truth_table(parts)
+
+
+def generate_with_truth(
+    customers: int = 50_000,
+    seed: int = 7,
+    as_of: dt.date | None = None,
+    *,
+    chunk_customers: int = 5_000,
+) -> Iterator[tuple[list[DemoChunk], pa.Table]]:
+    """:func:`generate` and :func:`truth` in one pass: each chunk's messages and its truth.
+
+    Both are read from the same generated blocks, so a loader that needs both builds every
+    block once instead of twice (the block simulation is most of the generator's time).
+    """
+    _validate(customers, seed, chunk_customers)
+    window = _window(as_of)
+    for parts in _chunks(customers, seed, window, chunk_customers):
+        yield list(_messages(parts)), _truth_table(parts)
+
+
+def _messages(parts: list[tuple[Block, int, int]]) -> Iterator[DemoChunk]:
+    """The chunk's messages, one DemoChunk per source, each in time order."""
+    by_source: list[list[tuple[Ints, list[dict[str, Any]]]]] = [[] for _ in SOURCE_NAMES]
+    for block, lo, hi in parts:
+        ev = block.events
+        rows = np.flatnonzero((ev.person >= lo) & (ev.person < hi))
+        rows = rows[np.lexsort((block.seq[rows], ev.person[rows], ev.ts[rows], ev.source[rows]))]
+        records = block.writer.write(rows)
+        bounds = np.searchsorted(ev.source[rows], np.arange(len(SOURCE_NAMES) + 1))
+        for s in range(len(SOURCE_NAMES)):
+            a, z = int(bounds[s]), int(bounds[s + 1])
+            if z > a:
+                by_source[s].append((ev.ts[rows[a:z]], records[a:z]))
+    for s, pieces in enumerate(by_source):
+        if not pieces:
+            continue
+        if len(pieces) == 1:
+            yield DemoChunk(SOURCE_NAMES[s], pieces[0][1])
+            continue
+        order = np.argsort(np.concatenate([ts for ts, _ in pieces]), kind="stable")
+        merged = [rec for _, recs in pieces for rec in recs]
+        yield DemoChunk(SOURCE_NAMES[s], [merged[i] for i in order.tolist()])
+
+
+def _truth_table(parts: list[tuple[Block, int, int]]) -> pa.Table:
+    rows: list[tuple[str, str, str, str, str | None]] = []
+    for block, lo, hi in parts:
+        rows.extend(_truth_rows(block, lo, hi))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+    return pa.Table.from_arrays(
+        [pa.array(list(col), type=pa.string()) for col in columns], schema=TRUTH_SCHEMA
+    )
 
 
 def _truth_rows(block: Block, lo: int, hi: int) -> list[tuple[str, str, str, str, str | None]]:

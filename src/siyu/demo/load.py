@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,6 +19,7 @@ from siyu.store import schema
 from siyu.store.bulk import append
 
 HISTORY_DAYS = 800
+T = TypeVar("T")
 
 
 def load_demo(
@@ -29,7 +32,7 @@ def load_demo(
     on_records: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Generate and ingest the demo brand; store FX rates first and the true persons aside."""
-    from siyu.demo import SOURCES, fx_rates, generate, truth
+    from siyu.demo import SOURCES, fx_rates, generate_with_truth
 
     day = as_of or datetime.now(UTC).date()
     ws = workspace.workspace_id
@@ -44,21 +47,38 @@ def load_demo(
         store_rates(conn, ws, rates.select(["day", "currency", "base_currency", "rate"]), "demo")
     pipeline = rt.pipeline(workspace)
     report = IngestReport()
-    for chunk in generate(customers, seed, day):
-        part = pipeline.ingest(
-            chunk.records, source_id=sources[chunk.source], origin=f"demo:{chunk.source}"
-        )
-        report.add(part)
-        if on_records is not None:
-            on_records(len(chunk.records))
-    with rt.db.engine.begin() as conn:
-        for table in truth(customers, seed, day):
-            n = table.num_rows
-            data = table.select(["person_id", "kind", "value", "source", "adversarial"])
+    for chunks, people in _ahead(generate_with_truth(customers, seed, day)):
+        chunks.reverse()
+        while chunks:  # popped: a source's messages are freed once ingested
+            chunk = chunks.pop()
+            part = pipeline.ingest(
+                chunk.records, source_id=sources[chunk.source], origin=f"demo:{chunk.source}"
+            )
+            report.add(part)
+            if on_records is not None:
+                on_records(len(chunk.records))
+        n = people.num_rows
+        data = people.select(["person_id", "kind", "value", "source", "adversarial"])
+        with rt.db.write_lock, rt.db.engine.begin() as conn:
             append(
                 conn,
                 schema.demo_truth,
                 data.add_column(0, "workspace_id", pa.array([ws] * n, pa.string())),
             )
+    with rt.db.engine.begin() as conn:
         fill_base_values(conn, ws)
     return report
+
+
+def _ahead(items: Iterator[T]) -> Iterator[T]:
+    """Yield ``items`` while a worker thread already makes the next one.
+
+    The generator is plain Python, the pipeline's writes mostly database work without the GIL:
+    making chunk n+1 during the writes of chunk n uses the second core. At most one item is
+    made ahead, so memory holds two chunks at most.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="siyu-demo") as pool:
+        pending = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item

@@ -48,28 +48,74 @@ def _rate_subquery(day_expr: sa.ColumnElement[date]) -> sa.ScalarSelect[Decimal]
 def fill_base_values(
     conn: sa.Connection, workspace_id: str, order_ids: Sequence[str] | None = None
 ) -> int:
-    """Fill fx_rate and base values of orders still lacking them; return orders updated."""
+    """Fill fx_rate and base values of orders still lacking them; return orders updated.
+
+    ``order_ids`` limits the work to those orders (the pipeline passes a chunk's orders); they
+    are staged as a relation rather than bound one parameter each. On DuckDB the rate of the
+    order's day or the nearest earlier one is found with an ASOF join: the portable correlated
+    "latest day <= order day" subquery joined every order with every earlier rate of its
+    currency (5.3 s for the 13 chunks of a 20,000-customer demo, measured, growing with the
+    rate history). PostgreSQL answers that subquery from the fx_rates primary key.
+    """
     o = schema.orders
-    scope = [o.c.workspace_id == workspace_id, o.c.fx_rate.is_(None)]
+    ws = sa.literal(workspace_id)
+    name: str | None = None
     if order_ids is not None:
-        scope.append(o.c.order_id.in_(list(order_ids)))
-    same = conn.execute(
-        o.update().where(*scope, o.c.currency == o.c.base_currency).values(fx_rate=1)
-    ).rowcount
-    other = conn.execute(
-        o.update()
-        .where(*scope, o.c.currency != o.c.base_currency)
-        .values(fx_rate=_rate_subquery(sa.cast(o.c.placed_at, sa.Date)))
-    ).rowcount
-    conn.execute(
-        o.update()
-        .where(*scope[:1], o.c.fx_rate.is_not(None), o.c.total_base.is_(None))
-        .values(
-            total_base=sa.func.round(o.c.total * o.c.fx_rate, 4),
-            refunded_base=sa.func.round(o.c.refunded * o.c.fx_rate, 4),
+        ids = sorted(set(order_ids))
+        if not ids:
+            return 0
+        probe = pa.table(
+            {
+                "workspace_id": pa.array([workspace_id] * len(ids), pa.string()),
+                "order_id": pa.array(ids, pa.string()),
+            }
         )
-    )
+        name = stage(conn, o, probe)
+    try:
+        scope: list[sa.ColumnElement[bool]] = [o.c.workspace_id == ws]
+        if name is not None:
+            scope.append(
+                o.c.order_id.in_(sa.select(sa.column("order_id")).select_from(sa.text(name)))
+            )
+        missing = [*scope, o.c.fx_rate.is_(None)]
+        same = conn.execute(
+            o.update().where(*missing, o.c.currency == o.c.base_currency).values(fx_rate=1)
+        ).rowcount
+        if conn.dialect.name == "duckdb":
+            other = _fill_rates_asof(conn, workspace_id, name)
+        else:
+            other = conn.execute(
+                o.update()
+                .where(*missing, o.c.currency != o.c.base_currency)
+                .values(fx_rate=_rate_subquery(sa.cast(o.c.placed_at, sa.Date)))
+            ).rowcount
+        conn.execute(
+            o.update()
+            .where(*scope, o.c.fx_rate.is_not(None), o.c.total_base.is_(None))
+            .values(
+                total_base=sa.func.round(o.c.total * o.c.fx_rate, 4),
+                refunded_base=sa.func.round(o.c.refunded * o.c.fx_rate, 4),
+            )
+        )
+    finally:
+        if name is not None:
+            unstage(conn, name)
     return int(same or 0) + int(other or 0)
+
+
+def _fill_rates_asof(conn: sa.Connection, workspace_id: str, staged: str | None) -> int:
+    """DuckDB: set fx_rate of foreign-currency orders lacking it from the latest earlier rate."""
+    only = f"AND o.order_id IN (SELECT order_id FROM {staged})" if staged else ""
+    result = conn.exec_driver_sql(
+        "UPDATE orders SET fx_rate = m.rate FROM ("
+        "SELECT o.order_id, f.rate FROM orders o ASOF JOIN fx_rates f "
+        "ON f.workspace_id = o.workspace_id AND f.currency = o.currency "
+        "AND f.base_currency = o.base_currency AND CAST(o.placed_at AS DATE) >= f.day "
+        "WHERE o.workspace_id = $1 AND o.fx_rate IS NULL AND o.currency <> o.base_currency "
+        f"{only}) m WHERE orders.workspace_id = $1 AND orders.order_id = m.order_id",
+        (workspace_id,),
+    )
+    return int(result.rowcount or 0)
 
 
 @dataclass
