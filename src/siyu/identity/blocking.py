@@ -96,6 +96,29 @@ def _screen(patterns: tuple[str, ...]) -> tuple[re.Pattern[str] | None, tuple[st
 # --- batches ------------------------------------------------------------------------------------
 
 
+def blocked_many(kind: IdentifierKind | str, normalised: Sequence[str]) -> list[str | None]:
+    """:func:`is_blocked` with the default patterns over a column of normalised values.
+
+    One search of the patterns' alternation settles almost every value; the few it matches (and
+    patterns with back-references) are then checked one by one, in order, as ``is_blocked`` does.
+    """
+    resolved = get_kind(kind)
+    patterns = default_blocked_patterns(resolved)
+    screen, rest = _screen(patterns)
+    compiled_rest = [compile_pattern(p) for p in rest]
+    out: list[str | None] = []
+    for value in normalised:
+        candidates = [value]
+        if resolved.namespace_by_source and ":" in value:
+            candidates.append(value.split(":", 1)[1])
+        hit = screen is None or any(screen.search(c) for c in candidates)
+        if not hit and not any(r.search(c) for r in compiled_rest for c in candidates):
+            out.append(None)
+            continue
+        out.append(is_blocked(resolved, value, patterns))
+    return out
+
+
 def normalise_many(
     kind: IdentifierKind | str,
     values: Sequence[str],

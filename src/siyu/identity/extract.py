@@ -16,12 +16,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from siyu.collect.rows import customer_key
-from siyu.identity.blocking import normalise_many
-from siyu.identity.kind import get_kind
+from siyu.identity.blocking import blocked_many, normalise_many
+from siyu.identity.fastpath import fast_namespaced, fast_values
+from siyu.identity.kind import IdentifierKind, get_kind
 from siyu.identity.tables import identity_anchors
 from siyu.store import schema
 from siyu.store.bulk import stage, unstage
@@ -106,8 +109,19 @@ class Graph:
     """anchor_id, source_id, user_id, anonymous_id, node (-1: none), provisional_id, first_seen."""
     refused: list[tuple[str, str, str, str]] = field(default_factory=list)
     """(kind, raw value, reason, message_id) of values that were invalid or blocked."""
-    raw_nodes: dict[str, set[int]] = field(default_factory=dict)
-    """Raw value as the events carry it -> nodes it became (for evaluation against a truth)."""
+    raw_pairs: tuple[list[str], Ints] = field(
+        default_factory=lambda: ([], np.zeros(0, dtype=np.int64))
+    )
+    """(raw value as the events carry it, node it became) per occurrence, for evaluation."""
+
+    @property
+    def raw_nodes(self) -> dict[str, set[int]]:
+        """Raw value -> nodes it became (for evaluation against a truth)."""
+        out: dict[str, set[int]] = {}
+        raws, nodes = self.raw_pairs
+        for raw, node in zip(raws, nodes.tolist(), strict=True):
+            out.setdefault(raw, set()).add(node)
+        return out
 
     def kind(self, i: int) -> str:
         return self.keys[i].split(SEP, 1)[0]
@@ -121,21 +135,51 @@ def _node_kind(kind: str) -> str:
     return get_kind(kind).same_values_as or kind
 
 
+TUPLE_COLUMNS = (
+    "source_id",
+    "source_kind",
+    "user_id",
+    "anonymous_id",
+    "previous_id",
+    "email",
+    "phone",
+    "country",
+    "first_seen",
+    "last_seen",
+    "message_id",
+)
+
+
+def _query(conn: sa.Connection, sql: str, params: dict[str, Any]) -> pa.Table:
+    """Run a query into an Arrow table: DuckDB hands Arrow over directly, others row by row."""
+    if conn.dialect.name == "duckdb":
+        duck: Any = conn.connection.driver_connection
+        named = sql
+        for key in params:
+            named = named.replace(f":{key}", f"${key}")
+        table: pa.Table = duck.sql(named, params=params).to_arrow_table()
+        return table
+    result = conn.execute(sa.text(sql), params)
+    names = list(result.keys())
+    rows = result.all()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
+
+
 def fetch_tuples(
     conn: sa.Connection,
     workspace_id: str,
     message_ids: Sequence[str] | None = None,
     anchors: Sequence[tuple[str | None, str | None, str | None]] = (),
-) -> list[dict[str, Any]]:
-    """The distinct identifier tuples, as dictionaries (few: one per sender and traits variant).
+) -> pa.Table:
+    """The distinct identifier tuples as an Arrow table (one row per sender and traits variant).
 
     With ``message_ids``, only those events plus every event of the given ``anchors``
     ((source_id, user_id, anonymous_id) senders) are read: an incremental run.
     """
     dialect = conn.dialect.name
     if message_ids is None:
-        result = conn.execute(sa.text(tuples_sql(dialect, None)), {"ws": workspace_id})
-        return [dict(row._mapping) for row in result]
+        return _tuples(_query(conn, tuples_sql(dialect, None), {"ws": workspace_id}))
     ids = pa.table({"message_id": pa.array(sorted(set(message_ids)), pa.string())})
     senders = pa.table(
         {
@@ -148,182 +192,403 @@ def fetch_tuples(
     anchors_name = stage(conn, identity_anchors, senders)
     try:
         sql = tuples_sql(dialect, (ids_name, anchors_name))
-        result = conn.execute(sa.text(sql), {"ws": workspace_id})
-        return [dict(row._mapping) for row in result]
+        return _tuples(_query(conn, sql, {"ws": workspace_id}))
     finally:
         unstage(conn, ids_name)
         unstage(conn, anchors_name)
 
 
-def build_graph(workspace_id: str, rows: list[dict[str, Any]], default_region: str | None) -> Graph:
-    """Normalise the tuples' values (distinct values only) and derive nodes, links, anchors."""
-    raw: list[tuple[int, str, str, str, str | None]] = []  # row, slot, kind, value, region
-    specific_users: dict[str, set[str]] = {}
-    for r_i, row in enumerate(rows):
-        region = row["country"] if row["country"] and len(row["country"]) == 2 else default_region
-        source_kind = row["source_kind"] or "other"
-        if row["user_id"]:
-            kind = USER_ID_KIND_BY_SOURCE.get(source_kind)
-            if kind is None and source_kind not in GENERIC_SOURCES:
-                kind = "user_id"
-            if kind is not None:
-                raw.append((r_i, "user", kind, row["user_id"], source_kind))
-        for slot in ("email", "phone"):
-            if row[slot]:
-                raw.append((r_i, slot, slot, str(row[slot]), region))
-        if row["anonymous_id"]:
-            raw.append((r_i, "anon", "anonymous_id", row["anonymous_id"], None))
-    keys_by_slot, refused = _normalise(raw, rows)
-    for (r_i, slot), key in keys_by_slot.items():
-        if slot == "user":
-            specific_users.setdefault(rows[r_i]["user_id"], set()).add(key)
-    anon_keys = {
-        rows[r_i]["anonymous_id"]: key
-        for (r_i, slot), key in keys_by_slot.items()
-        if slot == "anon"
+def _tuples(table: pa.Table) -> pa.Table:
+    """The tuple columns with stable types (an empty PostgreSQL result has none)."""
+    out = {}
+    for name in TUPLE_COLUMNS:
+        kind = pa.timestamp("us") if name in ("first_seen", "last_seen") else pa.string()
+        col = table.column(name) if name in table.column_names else pa.nulls(table.num_rows)
+        out[name] = pc.cast(col, kind) if col.type != kind else col
+    return pa.table(out)
+
+
+def _strings(table: pa.Table, name: str) -> npt.NDArray[np.object_]:
+    return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=object)
+
+
+SLOTS = ("user", "anon", "email", "phone", "prev")
+"""Identifier slots of a tuple, in the order a tuple's hub is chosen and links are listed."""
+
+
+@dataclass
+class _Occurrences:
+    """Identifier occurrences: which tuple row, which slot, which raw value became which key."""
+
+    row: list[Ints] = field(default_factory=list)
+    slot: list[Ints] = field(default_factory=list)
+    key: list[npt.NDArray[np.object_]] = field(default_factory=list)
+    raw: list[npt.NDArray[np.object_]] = field(default_factory=list)
+    refused: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    def add(self, rows: Ints, slot: int, keys: npt.NDArray[np.object_], raws: Any) -> None:
+        self.row.append(rows)
+        self.slot.append(np.full(len(rows), slot, dtype=np.int64))
+        self.key.append(keys)
+        self.raw.append(np.asarray(raws, dtype=object))
+
+
+def build_graph(workspace_id: str, tuples: pa.Table, default_region: str | None) -> Graph:
+    """Normalise the tuples' values (distinct values only) and derive nodes, links, anchors.
+
+    Column-wise: Python touches each *distinct* raw value once (normalisation); occurrences,
+    nodes, links and anchors are NumPy and pandas group-bys over the tuples.
+    """
+    t = _tuples(tuples)
+    source_kind = _strings(t, "source_kind")
+    source_kind = np.where(pd.isna(source_kind), "other", source_kind).astype(object)
+    country = pc.utf8_upper(t.column("country"))
+    two = pc.fill_null(pc.equal(pc.utf8_length(country), 2), False)
+    region_arr = pc.if_else(two, country, pa.scalar(default_region, pa.string()))
+    region = np.asarray(region_arr.to_numpy(zero_copy_only=False), dtype=object)
+    user = _strings(t, "user_id")
+    anon = _strings(t, "anonymous_id")
+    prev = _strings(t, "previous_id")
+    messages = _strings(t, "message_id")
+    generic = np.isin(source_kind, list(GENERIC_SOURCES))
+    occ = _Occurrences()
+    # Specific userIds: the source's own kind (or user_id namespaced by source).
+    has_user = ~pd.isna(user) & (user != "")
+    kinds_of = {
+        sk: USER_ID_KIND_BY_SOURCE.get(sk) or (None if sk in GENERIC_SOURCES else "user_id")
+        for sk in set(source_kind[has_user].tolist())
     }
-    # Generic userIds and alias previousIds: the one node with that raw id, else namespaced.
-    late: list[tuple[int, str, str, str, str | None]] = []
-    for r_i, row in enumerate(rows):
-        source_kind = row["source_kind"] or "other"
-        wanted = [("user", row["user_id"])] if source_kind in GENERIC_SOURCES else []
-        wanted.append(("prev", row["previous_id"]))
-        for slot, value in wanted:
-            if not value:
-                continue
-            found = specific_users.get(value, set())
-            if len(found) == 1:
-                keys_by_slot[(r_i, slot)] = next(iter(found))
-            elif slot == "prev" and value in anon_keys:
-                keys_by_slot[(r_i, slot)] = anon_keys[value]
-            else:
-                late.append((r_i, slot, "user_id", value, source_kind))
-    more, more_refused = _normalise(late, rows)
-    keys_by_slot.update(more)
-    refused.extend(more_refused)
-    return _assemble(workspace_id, rows, keys_by_slot, refused)
+    for sk, kind in sorted(kinds_of.items()):
+        if kind is None:
+            continue
+        rows = np.flatnonzero(has_user & (source_kind == sk))
+        _slot(occ, kind, rows, 0, user[rows], np.full(len(rows), sk, dtype=object), messages)
+    for slot, column in ((2, "email"), (3, "phone")):
+        values = _strings(t, column)
+        rows = np.flatnonzero(~pd.isna(values) & (values != ""))
+        _slot(occ, column, rows, slot, values[rows], region[rows], messages)
+    rows = np.flatnonzero(~pd.isna(anon) & (anon != ""))
+    _slot(occ, "anonymous_id", rows, 1, anon[rows], np.full(len(rows), None), messages)
+    _late(occ, user, anon, prev, generic, has_user, source_kind, messages)
+    return _assemble(workspace_id, t, occ, source_kind, generic, user, anon)
 
 
-def _normalise(
-    raw: list[tuple[int, str, str, str, str | None]], rows: list[dict[str, Any]]
-) -> tuple[dict[tuple[int, str], str], list[tuple[str, str, str, str]]]:
-    """Normalise per kind over distinct (value, region-or-source) pairs, in one batch per kind."""
-    by_kind: dict[str, list[tuple[int, str, str, str | None]]] = {}
-    for r_i, slot, kind, value, extra in raw:
-        by_kind.setdefault(kind, []).append((r_i, slot, value, extra))
-    keys: dict[tuple[int, str], str] = {}
-    refused: list[tuple[str, str, str, str]] = []
-    for kind, items in by_kind.items():
-        spec = get_kind(kind)
-        distinct = sorted({(value, extra) for _, _, value, extra in items}, key=str)
-        out: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
-        if spec.namespace_by_source:
-            for source in sorted({e for _, e in distinct}, key=str):
-                vals = [v for v, e in distinct if e == source]
-                norm, why = normalise_many(kind, vals, source=source)
-                out.update({(v, source): (n, w) for v, n, w in zip(vals, norm, why, strict=True)})
-        else:
-            vals = [v for v, _ in distinct]
-            regions = [e for _, e in distinct] if spec.uses_region else None
-            norm, why = normalise_many(kind, vals, region=regions)
-            out.update({d: (n, w) for d, n, w in zip(distinct, norm, why, strict=True)})
-        node_kind = _node_kind(kind)
-        for r_i, slot, value, extra in items:
-            normalised, reason = out[(value, extra)]
-            if normalised is None:
-                refused.append((kind, value, reason or "refused", rows[r_i]["message_id"]))
-                continue
-            if node_kind == "email" and "@marketplace.amazon." in normalised:
-                keys[(r_i, slot)] = f"amazon_buyer{SEP}{normalised}"
+def _slot(
+    occ: _Occurrences,
+    kind: str,
+    rows: Ints,
+    slot: int,
+    values: npt.NDArray[np.object_],
+    extra: npt.NDArray[np.object_],
+    messages: npt.NDArray[np.object_],
+) -> None:
+    """Normalise one slot's values (each distinct (value, region-or-source) once) into keys."""
+    if not len(rows):
+        return
+    spec = get_kind(kind)
+    va = pa.array(values, pa.string())
+    ea = pa.array(extra, pa.string())
+    combined = pc.binary_join_element_wise(va, pc.fill_null(ea, "\x00"), "\x1e")
+    encoded = pc.dictionary_encode(combined)
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    _, first_of = np.unique(codes, return_index=True)
+    distinct_v = va.take(pa.array(first_of))
+    distinct_e = ea.take(pa.array(first_of))
+    distinct: list[tuple[str, str | None]] = list(
+        zip(distinct_v.to_pylist(), distinct_e.to_pylist(), strict=True)
+    )
+    norm: list[str | None] = [None] * len(distinct)
+    why: list[str | None] = [None] * len(distinct)
+    if spec.namespace_by_source:
+        for source in sorted({e for _, e in distinct}, key=str):
+            picked = [i for i, (_, e) in enumerate(distinct) if e == source]
+            got, reasons = _namespaced(spec, [distinct[i][0] for i in picked], source)
+            for i, g, r in zip(picked, got, reasons, strict=True):
+                norm[i], why[i] = g, r
+    else:
+        regions = [e for _, e in distinct] if spec.uses_region else None
+        norm, why = normalise_distinct(spec, [v for v, _ in distinct], regions)
+    node_kind = _node_kind(kind)
+    keys = np.array(
+        [
+            None
+            if v is None
+            else f"amazon_buyer{SEP}{v}"
+            if node_kind == "email" and "@marketplace.amazon." in v
+            else f"{node_kind}{SEP}{v}"
+            for v in norm
+        ],
+        dtype=object,
+    )
+    per_row = keys[codes]
+    ok = ~pd.isna(per_row)
+    occ.add(rows[ok], slot, per_row[ok], values[ok])
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        # One entry per (kind, value, reason), with the value's first message.
+        first: dict[tuple[str, str], str] = {}
+        refusals: set[tuple[str, str, str]] = set()
+        for j in bad.tolist():
+            d = int(codes[j])
+            k = (kind, distinct[d][0])
+            m = str(messages[rows[j]])
+            first[k] = min(m, first.get(k, m))
+            refusals.add((*k, why[d] or "refused"))
+        occ.refused.extend((k, v, r, first[(k, v)]) for k, v, r in sorted(refusals))
+
+
+def _late(
+    occ: _Occurrences,
+    user: npt.NDArray[np.object_],
+    anon: npt.NDArray[np.object_],
+    prev: npt.NDArray[np.object_],
+    generic: npt.NDArray[np.bool_],
+    has_user: npt.NDArray[np.bool_],
+    source_kind: npt.NDArray[np.object_],
+    messages: npt.NDArray[np.object_],
+) -> None:
+    """Generic userIds and alias previousIds: the one node with that raw id, else namespaced.
+
+    The raw id is looked up among the specific userIds (the one key they became, when exactly
+    one), then (previousIds only) among anonymous ids; otherwise it is a ``user_id`` of the
+    event's source.
+    """
+    rows_all = np.concatenate(occ.row) if occ.row else np.zeros(0, dtype=np.int64)
+    slots_all = np.concatenate(occ.slot) if occ.slot else np.zeros(0, dtype=np.int64)
+    keys_all = np.concatenate(occ.key) if occ.key else np.zeros(0, dtype=object)
+    specific = pd.DataFrame(
+        {"raw": user[rows_all[slots_all == 0]], "key": keys_all[slots_all == 0]}
+    ).drop_duplicates()
+    counts = specific.groupby("raw", sort=False)["key"].transform("size")
+    unique_user = pd.Series(
+        specific["key"].to_numpy()[counts.to_numpy() == 1],
+        index=specific["raw"].to_numpy()[counts.to_numpy() == 1],
+        dtype=object,
+    )
+    anon_rows = rows_all[slots_all == 1]
+    anon_key = pd.Series(keys_all[slots_all == 1], index=anon[anon_rows], dtype=object)
+    anon_key = anon_key[~anon_key.index.duplicated()]
+    wanted = [(0, np.flatnonzero(has_user & generic), user)]
+    wanted.append((4, np.flatnonzero(~pd.isna(prev) & (prev != "")), prev))
+    for slot, rows, column in wanted:
+        if not len(rows):
+            continue
+        raw = column[rows]
+        found = unique_user.reindex(raw).to_numpy(dtype=object, copy=True)
+        if slot == 4:
+            missing = pd.isna(found)
+            found[missing] = anon_key.reindex(raw[missing]).to_numpy(dtype=object)
+        hit = ~pd.isna(found)
+        occ.add(rows[hit], slot, found[hit], raw[hit])
+        rest = np.flatnonzero(~hit)
+        for sk in sorted(set(source_kind[rows[rest]].tolist())):
+            mine = rest[source_kind[rows[rest]] == sk]
+            _slot(
+                occ,
+                "user_id",
+                rows[mine],
+                slot,
+                raw[mine],
+                np.full(len(mine), sk, dtype=object),
+                messages,
+            )
+
+
+def _namespaced(
+    spec: IdentifierKind, values: list[str], source: str | None
+) -> tuple[list[str | None], list[str | None]]:
+    """Namespaced values of one source: plain ones column-wise, the rest one by one."""
+    if source is None:
+        return normalise_many(spec, values, source=source)
+    settled, fast = fast_namespaced(spec, pa.array(values, pa.string()), source)
+    return _merge(spec, values, None, settled, fast, source)
+
+
+def normalise_distinct(
+    spec: IdentifierKind, values: list[str], regions: list[str | None] | None
+) -> tuple[list[str | None], list[str | None]]:
+    """:func:`normalise_many` over distinct values, the common spellings settled column-wise.
+
+    :mod:`siyu.identity.fastpath` settles plain addresses and phones in E.164 or a simple
+    national format (the same result as the per-value normaliser); the rest go one by one.
+    """
+    arrow_regions = None if regions is None else pa.array(regions, pa.string())
+    settled, fast = fast_values(spec, pa.array(values, pa.string()), arrow_regions)
+    return _merge(spec, values, regions, settled, fast, None)
+
+
+def _merge(
+    spec: IdentifierKind,
+    values: list[str],
+    regions: list[str | None] | None,
+    settled: npt.NDArray[np.bool_],
+    fast: pa.Array,
+    source: str | None,
+) -> tuple[list[str | None], list[str | None]]:
+    """Fast results (blocked values still refused) and the one-by-one results of the rest."""
+    norm: list[str | None] = [None] * len(values)
+    why: list[str | None] = [None] * len(values)
+    slow = np.flatnonzero(~settled).tolist()
+    if slow:
+        picked = None if regions is None else [regions[i] for i in slow]
+        n2, w2 = normalise_many(spec, [values[i] for i in slow], region=picked, source=source)
+        for i, n_, w_ in zip(slow, n2, w2, strict=True):
+            norm[i], why[i] = n_, w_
+    quick = np.flatnonzero(settled)
+    if quick.size:
+        found = fast.take(pa.array(quick)).to_pylist()
+        for i, value, pattern in zip(quick.tolist(), found, blocked_many(spec, found), strict=True):
+            if pattern is None:
+                norm[i] = value
             else:
-                keys[(r_i, slot)] = f"{node_kind}{SEP}{normalised}"
-    unique_refused = sorted({(k, v, r, "") for k, v, r, _ in refused})
-    first_msg: dict[tuple[str, str], str] = {}
-    for k, v, _, m in refused:
-        first_msg[(k, v)] = min(m, first_msg.get((k, v), m))
-    return keys, [(k, v, r, first_msg[(k, v)]) for k, v, r, _ in unique_refused]
+                why[i] = f"{spec.name} {value!r} is blocked by pattern {pattern!r}"
+    return norm, why
 
 
 def _assemble(
     workspace_id: str,
-    rows: list[dict[str, Any]],
-    keys_by_slot: dict[tuple[int, str], str],
-    refused: list[tuple[str, str, str, str]],
+    t: pa.Table,
+    occ: _Occurrences,
+    source_kind: npt.NDArray[np.object_],
+    generic: npt.NDArray[np.bool_],
+    user: npt.NDArray[np.object_],
+    anon: npt.NDArray[np.object_],
 ) -> Graph:
-    keys = sorted(set(keys_by_slot.values()))
-    index = {k: i for i, k in enumerate(keys)}
+    """Nodes, their first/last seen, source and account, links with evidence, and anchors."""
+    n_rows = t.num_rows
+    row = np.concatenate(occ.row) if occ.row else np.zeros(0, dtype=np.int64)
+    slot = np.concatenate(occ.slot) if occ.slot else np.zeros(0, dtype=np.int64)
+    key = np.concatenate(occ.key) if occ.key else np.zeros(0, dtype=object)
+    raw = np.concatenate(occ.raw) if occ.raw else np.zeros(0, dtype=object)
+    node_of, keys_index = pd.factorize(key, sort=True)
+    node = np.asarray(node_of, dtype=np.int64)
+    keys = [str(k) for k in keys_index.tolist()]
     n = len(keys)
-    first: list[datetime | None] = [None] * n
-    last: list[datetime | None] = [None] * n
-    source: list[str | None] = [None] * n
-    account: list[str | None] = [None] * n
-    raw_nodes: dict[str, set[int]] = {}
-    links: dict[tuple[int, int], tuple[datetime, str, str]] = {}
-    anchors: dict[str, dict[str, Any]] = {}
-    slots = ("user", "anon", "email", "phone", "prev")
-    raw_col = {"user": "user_id", "anon": "anonymous_id", "prev": "previous_id"}
-    for r_i, row in enumerate(rows):
-        nodes = {s: index[keys_by_slot[(r_i, s)]] for s in slots if (r_i, s) in keys_by_slot}
-        t0, t1, msg = row["first_seen"], row["last_seen"], row["message_id"]
-        for slot, i in nodes.items():
-            first[i] = t0 if first[i] is None or t0 < first[i] else first[i]
-            last[i] = t1 if last[i] is None or t1 > last[i] else last[i]
-            source[i] = _min(source[i], row["source_id"])
-            raw_nodes.setdefault(str(row[raw_col.get(slot, slot)]), set()).add(i)
-        if "user" in nodes and row["source_id"]:
-            generic = (row["source_kind"] or "other") in GENERIC_SOURCES
-            i = nodes["user"]
-            mark = ("1" if generic else "0") + row["source_id"]
-            account[i] = _min(account[i], mark)
-        hub = nodes.get("user", nodes.get("anon"))
-        if hub is None and nodes:
-            hub = nodes[next(s for s in slots if s in nodes)]
-        for slot, i in nodes.items():
-            if hub is None or i == hub:
-                continue
-            pair = (min(hub, i), max(hub, i))
-            rule = "alias" if slot == "prev" else "same_event"
-            seen = links.get(pair)
-            if seen is None or (t0, msg) < seen[:2]:
-                links[pair] = (t0, msg, rule)
-        if row["user_id"] or row["anonymous_id"]:
-            user = row["user_id"] or None
-            anchor_id = f"u|{row['source_id']}|{user}" if user else f"a|{row['anonymous_id']}"
-            node = nodes.get("user" if user else "anon", -1)
-            found = anchors.get(anchor_id)
-            if found is None:
-                anchors[anchor_id] = {
-                    "anchor_id": anchor_id,
-                    "source_id": row["source_id"] if user else None,
-                    "user_id": user,
-                    "anonymous_id": None if user else row["anonymous_id"],
-                    "node": node,
-                    "provisional_id": customer_key(workspace_id, user, row["anonymous_id"]),
-                    "first_seen": t0,
+    t0 = np.asarray(t.column("first_seen").to_numpy(), dtype="datetime64[us]")
+    t1 = np.asarray(t.column("last_seen").to_numpy(), dtype="datetime64[us]")
+    source = _strings(t, "source_id")
+    messages = _strings(t, "message_id")
+    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, node, t0[row].astype(np.int64))
+    last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, node, t1[row].astype(np.int64))
+    src = _min_text(node, source[row], n)
+    is_user = (slot == 0) & ~pd.isna(source[row]) & (source[row] != "")
+    marks = np.where(generic[row[is_user]], "1", "0").astype(object) + source[row[is_user]]
+    account = [None if m is None else m[1:] for m in _min_text(node[is_user], marks, n)]
+    # Per tuple row, the node of each slot (-1: none); the hub is the first present slot.
+    per_slot = np.full((len(SLOTS), n_rows), -1, dtype=np.int64)
+    per_slot[slot, row] = node
+    hub = np.full(n_rows, -1, dtype=np.int64)
+    for s in range(len(SLOTS)):
+        hub = np.where((hub < 0) & (per_slot[s] >= 0), per_slot[s], hub)
+    link_frames = []
+    for s in range(len(SLOTS)):
+        rows = np.flatnonzero((per_slot[s] >= 0) & (hub >= 0) & (per_slot[s] != hub))
+        if not rows.size:
+            continue
+        other = per_slot[s, rows]
+        link_frames.append(
+            pd.DataFrame(
+                {
+                    "a": np.minimum(hub[rows], other),
+                    "b": np.maximum(hub[rows], other),
+                    "t0": t0[rows].astype(np.int64),
+                    "msg": pd.Series(messages[rows], dtype=object),
+                    "row": rows,
+                    "slot": s,
                 }
-            elif t0 < found["first_seen"]:
-                found["first_seen"] = t0
-    pairs = sorted(links)
+            )
+        )
+    if link_frames:
+        links = pd.concat(link_frames, ignore_index=True)
+        links = links.sort_values(["a", "b", "t0", "msg", "row", "slot"], kind="stable")
+        links = links.drop_duplicates(["a", "b"], keep="first")
+    else:
+        links = pd.DataFrame({"a": [], "b": [], "t0": [], "msg": [], "row": [], "slot": []}).astype(
+            {"a": np.int64, "b": np.int64, "t0": np.int64, "slot": np.int64}
+        )
+    link_a = links["a"].to_numpy(dtype=np.int64)
+    link_b = links["b"].to_numpy(dtype=np.int64)
     return Graph(
         keys=keys,
-        first_seen=first,  # type: ignore[arg-type]
-        last_seen=last,  # type: ignore[arg-type]
-        source_id=source,
-        account_source=[a[1:] if a else None for a in account],
-        link_a=np.array([p[0] for p in pairs], dtype=np.int64),
-        link_b=np.array([p[1] for p in pairs], dtype=np.int64),
-        link_message=[links[p][1] for p in pairs],
-        link_rule=[links[p][2] for p in pairs],
-        link_seen=[links[p][0] for p in pairs],
-        anchors=sorted(anchors.values(), key=lambda a: str(a["anchor_id"])),
-        refused=refused,
-        raw_nodes=raw_nodes,
+        first_seen=first.astype("datetime64[us]").tolist(),
+        last_seen=last.astype("datetime64[us]").tolist(),
+        source_id=src,
+        account_source=account,
+        link_a=link_a,
+        link_b=link_b,
+        link_message=[str(m) for m in links["msg"].tolist()],
+        link_rule=["alias" if s == 4 else "same_event" for s in links["slot"].tolist()],
+        link_seen=links["t0"].to_numpy().astype("datetime64[us]").tolist(),
+        anchors=_anchors(workspace_id, t0, source, user, anon, per_slot),
+        refused=sorted(occ.refused),
+        raw_pairs=([str(r) for r in raw.tolist()], node),
     )
 
 
-def _min(a: str | None, b: str | None) -> str | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
+def _min_text(group: Ints, text: npt.NDArray[np.object_], n: int) -> list[str | None]:
+    """The least non-empty text per group 0..n-1 (None where a group has none), vectorised."""
+    codes, uniques = pd.factorize(pd.Series(text, dtype=object), sort=True)
+    codes = np.asarray(codes, dtype=np.int64)
+    none = len(uniques)
+    best = np.full(n, none, dtype=np.int64)
+    np.minimum.at(best, group, np.where(codes < 0, none, codes))
+    names = [str(u) for u in uniques.tolist()] + [None]
+    return [names[b] for b in best.tolist()]
+
+
+def _anchors(
+    workspace_id: str,
+    t0: npt.NDArray[np.datetime64],
+    source: npt.NDArray[np.object_],
+    user: npt.NDArray[np.object_],
+    anon: npt.NDArray[np.object_],
+    per_slot: Ints,
+) -> list[dict[str, Any]]:
+    """One anchor per sender ((source, userId) or anonymousId): its node and provisional id."""
+    has_user = ~pd.isna(user) & (user != "")
+    has_anon = ~pd.isna(anon) & (anon != "")
+    rows = np.flatnonzero(has_user | has_anon)
+    if not rows.size:
+        return []
+    u = has_user[rows]
+    src = pa.array(source[rows], pa.string())
+    as_user = pc.binary_join_element_wise(
+        "u", pc.fill_null(src, "None"), pa.array(user[rows], pa.string()), "|"
+    )
+    as_anon = pc.binary_join_element_wise("a", pa.array(anon[rows], pa.string()), "|")
+    ids = np.asarray(
+        pc.if_else(pa.array(u), as_user, as_anon).to_numpy(zero_copy_only=False), dtype=object
+    )
+    frame = pd.DataFrame(
+        {
+            "id": pd.Series(ids, dtype=object),
+            "row": rows,
+            "t0": t0[rows].astype(np.int64),
+            "node": np.where(u, per_slot[0, rows], per_slot[1, rows]),
+        }
+    )
+    firsts = frame.groupby("id", sort=True).agg(
+        row=("row", "min"), t0=("t0", "min"), node=("node", "first")
+    )
+    out = []
+    seen = firsts["t0"].to_numpy().astype("datetime64[us]").tolist()
+    for anchor_id, r, node, when in zip(
+        firsts.index.tolist(), firsts["row"].tolist(), firsts["node"].tolist(), seen, strict=True
+    ):
+        has = bool(has_user[r])
+        uid = str(user[r]) if has else None
+        aid = None if pd.isna(anon[r]) else str(anon[r])
+        out.append(
+            {
+                "anchor_id": str(anchor_id),
+                "source_id": (None if pd.isna(source[r]) else str(source[r])) if has else None,
+                "user_id": uid,
+                "anonymous_id": None if has else aid,
+                "node": int(node),
+                "provisional_id": customer_key(workspace_id, uid, aid),
+                "first_seen": when,
+            }
+        )
+    return out

@@ -104,7 +104,14 @@ def resolve_new_events(
     keys = _keys_table(workspace_id, first.keys)
     # Generic userIds and alias previousIds are read against other senders' raw ids, so senders
     # with the same raw id are affected too, even when no identity node is shared yet.
-    raw = sorted({str(r[c]) for r in tuples for c in ("user_id", "previous_id") if r[c]})
+    raw = sorted(
+        {
+            str(v)
+            for c in ("user_id", "previous_id")
+            for v in tuples.column(c).drop_null().to_pylist()
+            if v
+        }
+    )
     name = stage(conn, t.identities, keys)
     rname = stage(conn, t.identity_anchors, pa.table({"user_id": pa.array(raw, pa.string())}))
     try:

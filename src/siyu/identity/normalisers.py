@@ -66,6 +66,7 @@ def opaque(max_length: int, *, fold_uuid: bool) -> Normaliser:
             return value.lower()
         return value
 
+    normalise.fast = ("opaque", max_length, fold_uuid)  # type: ignore[attr-defined]
     return normalise
 
 
@@ -92,6 +93,7 @@ def digits(label: str, min_digits: int, max_digits: int) -> Normaliser:
             raise NormaliseError(f"a {label} has {span} digits, this has {len(value)}")
         return value
 
+    normalise.fast = ("digits", min_digits, max_digits)  # type: ignore[attr-defined]
     return normalise
 
 
@@ -103,6 +105,9 @@ def shopify_customer_id(value: str, ctx: NormaliseContext) -> str:
     """Numeric id; the Admin GraphQL form ``gid://shopify/Customer/123`` is accepted as ``123``."""
     match = _SHOPIFY_GID.match(value)
     return _shopify_digits(match.group(1) if match else value, ctx)
+
+
+shopify_customer_id.fast = ("digits", 1, 20)  # type: ignore[attr-defined]
 
 
 _TIKTOK = re.compile(r"^[A-Za-z0-9._=\-]{1,128}$")
