@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from siyu.errors import Conflict, InvalidInput
 from siyu.runtime import Runtime
+from siyu.segments import tagging
 from siyu.segments.attributes import tag_schema
 from siyu.segments.catalogue import builtin_tags
 from siyu.segments.lang import validate
@@ -107,3 +108,77 @@ def test_explain_and_workspace_tags(rt: Runtime) -> None:
     assert any("= 2" in line for line in why.lines())
     lacks = explain_tag(rt.db, ws, customer, "repeat_buyer", as_of=AS_OF)
     assert not lacks.matched
+
+
+def _stored(rt: Runtime) -> tuple[set[tuple[str, str]], dict[str, int]]:
+    with rt.db.engine.connect() as conn:
+        pairs = {
+            (r[0], r[1])
+            for r in conn.execute(sa.text("SELECT tag_id, customer_id FROM customer_tags"))
+        }
+        history = dict(
+            conn.execute(sa.text("SELECT change, count(*) FROM tag_history GROUP BY change")).all()
+        )
+    return pairs, {str(k): int(v) for k, v in history.items()}
+
+
+def test_members_are_written_a_group_of_tags_at_a_time(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunked writes (one transaction per group of tags) store what one group would."""
+    rt.pipeline().ingest(
+        [
+            *[
+                {**view("mum", d, i), "properties": {"category": "baby"}}
+                for i, d in enumerate((1, 2, 3))
+            ],
+            view("dad", 1),
+            buy("solo", 40, 30),
+            buy("solo", 20, 30, 1),
+        ]
+    )
+    ws = rt.workspace()
+    monkeypatch.setattr(tagging, "CHUNK_PAIRS", 10**9)
+    whole = run_tags(rt.db, ws, as_of=AS_OF)
+    expected, _ = _stored(rt)
+    later = AS_OF + timedelta(days=40)
+    run_tags(rt.db, ws, as_of=later)
+    expected_later, history_whole = _stored(rt)
+    with rt.db.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM customer_tags"))
+        conn.execute(sa.text("DELETE FROM tag_history"))
+
+    monkeypatch.setattr(tagging, "CHUNK_PAIRS", 1)  # every tag in its own transaction
+    chunked = run_tags(rt.db, ws, as_of=AS_OF)
+    assert (chunked.added, chunked.memberships, chunked.counts) == (
+        whole.added,
+        whole.memberships,
+        whole.counts,
+    )
+    assert _stored(rt)[0] == expected
+    second = run_tags(rt.db, ws, as_of=later)
+    assert second.removed > 0
+    assert _stored(rt) == (expected_later, history_whole)
+
+
+def test_members_of_a_tag_no_longer_defined_are_removed(rt: Runtime) -> None:
+    rt.pipeline().ingest([view("u", 1)])
+    ws = rt.workspace()
+    run_tags(rt.db, ws, as_of=AS_OF)
+    with rt.db.engine.begin() as conn:
+        customer = conn.execute(sa.text("SELECT customer_id FROM customers")).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO customer_tags (workspace_id, tag_id, customer_id, since) "
+                "VALUES (:ws, 'retired_tag', :c, :at)"
+            ),
+            {"ws": ws.workspace_id, "c": customer, "at": AS_OF},
+        )
+    report = run_tags(rt.db, ws, as_of=AS_OF)
+    assert report.removed == 1
+    assert _members(rt, "retired_tag") == set()
+    with rt.db.engine.connect() as conn:
+        change = conn.execute(
+            sa.text("SELECT change FROM tag_history WHERE tag_id = 'retired_tag'")
+        ).scalar_one()
+    assert change == "removed"
