@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from time import perf_counter
 from typing import Annotated
 
 import typer
@@ -36,6 +37,7 @@ def demo(
         if result.admin_key:
             console.print("Admin API key (shown once):")
             console.print(result.admin_key, markup=False, highlight=False)
+        started = perf_counter()
         with progress_bar() as bar:
             task = bar.add_task(f"Demo brand: {customers:,} people, records", total=None)
             report = load_demo(
@@ -46,6 +48,10 @@ def demo(
                 as_of=day,
                 on_records=lambda n: bar.advance(task, n),
             )
+        console.print(
+            f"  {report.read:,} records through the pipeline in {_since(started)}; "
+            "each stage below says how long it took."
+        )
         as_of_time = None if day is None else datetime.combine(day, time())
         _downstream(rt, result.workspace, as_of_time)
     console.print(
@@ -74,43 +80,62 @@ def _downstream(rt: Runtime, ws: Workspace, as_of: datetime | None) -> None:
     from siyu.segments.tagging import run_tags
 
     console.print("Resolving identities (One-ID) ...")
+    started = perf_counter()
     with rt.db.write_lock, rt.db.engine.begin() as conn:
         resolved = resolve_workspace(conn, ws.workspace_id)
     console.print(
         f"  {resolved.identifiers:,} identifiers -> {resolved.customers:,} customers "
-        f"({resolved.merges:,} merges, {resolved.conflicts:,} conflicts kept apart)."
+        f"({resolved.merges:,} merges, {resolved.conflicts:,} conflicts kept apart; "
+        f"{_since(started)})."
     )
     console.print("Predicting CLV, churn risk and recommendations ...")
+    started = perf_counter()
     try:
         clv = score_customers(rt.db, ws, as_of=as_of)
-        console.print(f"  12-month CLV of {clv.customers:,} buyers ({clv.model_version}).")
+        console.print(
+            f"  12-month CLV of {clv.customers:,} buyers ({clv.model_version}; {_since(started)})."
+        )
     except SiyuError as exc:
         console.print(f"  CLV skipped: {exc}", markup=False, highlight=False)
+    started = perf_counter()
     try:
         churn = score_churn(rt.db, ws, as_of=as_of)
-        console.print(f"  churn risk of {churn.customers:,} customers ({churn.method}).")
+        console.print(
+            f"  churn risk of {churn.customers:,} customers ({churn.method}; {_since(started)})."
+        )
     except SiyuError as exc:
         console.print(f"  churn model skipped: {exc}", markup=False, highlight=False)
         churn = score_churn(rt.db, ws, as_of=as_of, rules=True)
         console.print(f"  churn risk of {churn.customers:,} customers by the transparent rules.")
+    started = perf_counter()
     try:
         reco = recommend_all(rt.db, ws, as_of=as_of)
-        console.print(f"  {reco.rows:,} recommendations for {reco.customers:,} customers.")
+        console.print(
+            f"  {reco.rows:,} recommendations for {reco.customers:,} customers ({_since(started)})."
+        )
     except SiyuError as exc:
         console.print(f"  recommendations skipped: {exc}", markup=False, highlight=False)
     console.print("Computing RFM, lifecycle tiers and tags ...")
+    started = perf_counter()
     tiers = run_segments(rt.db, ws, as_of=as_of)
     tags = run_tags(rt.db, ws, as_of=as_of)
     console.print(
         f"  {tiers.customers:,} customers in tiers {tiers.tiers}; "
-        f"{tags.memberships:,} tags on customers."
+        f"{tags.memberships:,} tags on customers ({_since(started)})."
     )
     console.print("Loyalty: points from orders, member tiers ...")
+    started = perf_counter()
     points = loyalty_sync(rt.db, ws.workspace_id, now=as_of or utcnow(), settings=rt.settings)
     console.print(
-        f"  {points.orders_earned:,} orders earned points; {points.tier_upgrades:,} tier upgrades."
+        f"  {points.orders_earned:,} orders earned points; {points.tier_upgrades:,} tier upgrades "
+        f"({_since(started)})."
     )
     console.print(
         "Next: 'siyu journeys library' lists ready journeys and 'siyu journeys enable NAME' "
         "publishes one; channels (SMTP, WhatsApp, SMS) are set up as docs/messaging.md says."
     )
+
+
+def _since(started: float) -> str:
+    """Wall time since ``started`` for the stage lines: the demo's cost, stage by stage."""
+    return f"{perf_counter() - started:,.1f} s"
