@@ -221,14 +221,9 @@ class BetaGeoFitter(BaseFitter):
         """
         horizon = check_horizon(t)
         rows = prediction_rows(frequency, recency, T, horizon)
-        r, alpha, a, b = self._values()
-        if abs(a - 1.0) < 1e-7:
-            low = _expected_alive(rows, horizon, (r, alpha, 1.0 - 1e-7, b))
-            high = _expected_alive(rows, horizon, (r, alpha, 1.0 + 1e-7, b))
-            expected = (low + high) / 2
-        else:
-            expected = _expected_alive(rows, horizon, (r, alpha, a, b))
-        return rows.expand(expected * expit(-_log_odds_dead((r, alpha, a, b), rows)))
+        params = self._values()
+        expected = _expected_alive(rows, horizon, params)
+        return rows.expand(expected * expit(-_log_odds_dead(params, rows)))
 
     def time_to_expected_purchases(
         self,
@@ -244,21 +239,13 @@ class BetaGeoFitter(BaseFitter):
         by ``steps`` halvings (resolution max_t / 2^steps); NaN where not reached by max_t.
 
         The expectation is P(alive) times a term of (x, T, t) alone (eq. 10), increasing in t:
-        P(alive) is computed once and only that term inside the bisection, all customers at once.
+        P(alive) is computed once and only that term inside the bisection, once per distinct
+        (x, t_x, T) and only for the customers who reach the target by ``max_t``.
         """
-        rows = rfm_rows(frequency, recency, T, allow_empty=True, compressed=False)
+        rows = rfm_rows(frequency, recency, T, allow_empty=True)
         params = self._values()
-        if abs(params[2] - 1.0) < 1e-7:
-            params = (params[0], params[1], 1.0 + 1e-7, params[3])
         needed = target / expit(-_log_odds_dead(params, rows))
-        reach = _expected_alive_at(rows.x, rows.T, np.full(rows.n_rows, max_t), params)
-        low, high = np.zeros(rows.n_rows), np.full(rows.n_rows, float(max_t))
-        for _ in range(steps):
-            mid = (low + high) / 2
-            hit = _expected_alive_at(rows.x, rows.T, mid, params) >= needed
-            high = np.where(hit, mid, high)
-            low = np.where(hit, low, mid)
-        return np.where(reach >= needed, high, np.nan)
+        return rows.expand(_time_to_reach(rows.x, rows.T, needed, params, max_t, steps))
 
     def expected_purchases(self, t: npt.ArrayLike) -> FloatArray:
         """E[X(t)]: expected repeat purchases of a new customer in (0, t] (eq. 9).
@@ -277,9 +264,51 @@ def _expected_alive(rows: RFMRows, t: FloatArray, params: tuple[float, ...]) -> 
     which makes month-by-month CLV cheap.
     """
     if t.ndim >= 1 and t.shape[-1] > 1:
-        return _expected_alive_at(rows.x, rows.T, t, params)
+        return _alive_purchases(rows.x, rows.T, t, params)
     (x, t_end), _, inverse = compress([rows.x, rows.T], np.ones(rows.n_rows))
-    out: FloatArray = _expected_alive_at(x, t_end, t, params)[..., inverse]
+    out: FloatArray = _alive_purchases(x, t_end, t, params)[..., inverse]
+    return out
+
+
+def _alive_purchases(
+    x: FloatArray, t_end: FloatArray, t: FloatArray, params: tuple[float, ...]
+) -> FloatArray:
+    """:func:`_expected_alive_at`, also at a = 1, where the closed form has a removable
+    singularity: there the average of a +- 1e-7 is used, the limit to about 1e-8 relative."""
+    r, alpha, a, b = params
+    if abs(a - 1.0) < 1e-7:
+        low = _expected_alive_at(x, t_end, t, (r, alpha, 1.0 - 1e-7, b))
+        high = _expected_alive_at(x, t_end, t, (r, alpha, 1.0 + 1e-7, b))
+        out: FloatArray = (low + high) / 2
+        return out
+    return _expected_alive_at(x, t_end, t, params)
+
+
+def _time_to_reach(
+    x: FloatArray,
+    t_end: FloatArray,
+    needed: FloatArray,
+    params: tuple[float, ...],
+    max_t: float,
+    steps: int,
+) -> FloatArray:
+    """Per row, the smallest t in (0, max_t] with :func:`_alive_purchases` >= ``needed``, by
+    ``steps`` halvings of (0, max_t] (the upper end of the last interval); NaN if not reached.
+
+    The expectation grows with t, so whether a row gets there at all is one evaluation at max_t;
+    only those rows are bisected.
+    """
+    out = np.full(x.size, np.nan)
+    reach = _alive_purchases(x, t_end, np.full(x.size, float(max_t)), params)
+    todo = np.flatnonzero(reach >= needed)
+    x, t_end, needed = x[todo], t_end[todo], needed[todo]
+    low, high = np.zeros(todo.size), np.full(todo.size, float(max_t))
+    for _ in range(steps):
+        mid = (low + high) / 2
+        hit = _alive_purchases(x, t_end, mid, params) >= needed
+        high = np.where(hit, mid, high)
+        low = np.where(hit, low, mid)
+    out[todo] = high
     return out
 
 

@@ -46,6 +46,18 @@ class SpendModel(Protocol):
     ) -> FloatArray: ...
 
 
+def check_clv_arguments(months: int, discount_rate: float, time_unit: str) -> None:
+    """:class:`InvalidInput` unless months >= 1 is whole, discount_rate > -1 and the unit known."""
+    if not (isinstance(months, int) and months >= 1):
+        raise InvalidInput(f"months must be a whole number >= 1, got {months!r}.", field="months")
+    if not (np.isfinite(discount_rate) and discount_rate > -1.0):
+        raise InvalidInput(
+            f"discount_rate must be a number > -1, got {discount_rate!r}.", field="discount_rate"
+        )
+    if time_unit not in UNITS_PER_MONTH:
+        raise InvalidInput(f"time_unit must be 'D' or 'W', got {time_unit!r}.", field="time_unit")
+
+
 def customer_lifetime_value(
     transaction_model: PurchaseModel,
     spend_model: SpendModel,
@@ -63,14 +75,7 @@ def customer_lifetime_value(
     ``time_unit`` is the unit of recency and T (and so of the fitted transaction model).
     ``discount_rate`` is per month (0.01 is about 12.7% a year).
     """
-    if not (isinstance(months, int) and months >= 1):
-        raise InvalidInput(f"months must be a whole number >= 1, got {months!r}.", field="months")
-    if not (np.isfinite(discount_rate) and discount_rate > -1.0):
-        raise InvalidInput(
-            f"discount_rate must be a number > -1, got {discount_rate!r}.", field="discount_rate"
-        )
-    if time_unit not in UNITS_PER_MONTH:
-        raise InvalidInput(f"time_unit must be 'D' or 'W', got {time_unit!r}.", field="time_unit")
+    check_clv_arguments(months, discount_rate, time_unit)
     x = as_array(frequency, "frequency", allow_empty=True)
     spend = spend_model.conditional_expected_average_profit(
         x, as_array(monetary_value, "monetary_value", allow_empty=True)

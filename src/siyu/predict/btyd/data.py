@@ -254,7 +254,9 @@ def rfm_rows(
         (x, t_x, t_end), w, inverse = compress([x[keep], t_x[keep], t_end[keep]], w[keep])
         customers = np.full(keep.size, -1, dtype=np.intp)
         customers[keep] = inverse
-    x_values, x_index = np.unique(x, return_inverse=True)
+    # Distinct frequencies by hash (their order does not matter): a sort cost 0.1 s at a million.
+    codes, x_values = pd.factorize(x)
+    x_index = np.asarray(codes, dtype=np.intp)
     x_weights = np.asarray(
         np.bincount(x_index, weights=w, minlength=x_values.size), dtype=np.float64
     )

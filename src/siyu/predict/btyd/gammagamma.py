@@ -19,6 +19,7 @@ from typing import Literal, Self
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from scipy.special import digamma, gammaln
 
 from siyu.predict.btyd.base import BaseFitter, make_result, maximise
@@ -34,7 +35,8 @@ class _SpendRows:
         self.x, self.m, self.w = x, m, w
         self.mx = m * x
         self.n = float(w.sum())
-        self.x_values, x_index = np.unique(x, return_inverse=True)
+        # Distinct x by hash (their order does not matter): a sort cost 0.1 s at a million.
+        x_index, self.x_values = pd.factorize(x)
         self.x_weights = np.bincount(x_index, weights=w, minlength=self.x_values.size)
         # sum w [(px-1) log m + px log x] = p sum w x log(m x) - sum w log m
         self.sum_x_log_mx = dot(w, (x * np.log(self.mx)))
