@@ -97,6 +97,19 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests a source may send at once above tracking_rate_limit before 429.",
     )
+    tracking_spool_dir: str = Field(
+        "",
+        description="Directory of the tracking API's durable spool (requests are answered once "
+        "their records are fsynced there, and stored from it in batches). Empty: beside the "
+        "DuckDB file ('<file>.spool'), or siyu-data/spool-<hash of the URL> for PostgreSQL. "
+        "One server process per directory.",
+    )
+    tracking_spool_max_mb: int = Field(
+        1024,
+        ge=1,
+        description="Most not-yet-stored data the tracking spool may hold, in MB; beyond it the "
+        "tracking API answers 503 with Retry-After until the database catches up.",
+    )
     segments_every_days: int = Field(
         7,
         ge=0,

@@ -72,9 +72,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 app.state.runtime.db.close()
 
     app = FastAPI(title="siyu", version=__version__, lifespan=lifespan)
+    app.add_middleware(tracking.FastPath)
     if runtime is not None:
         app.state.runtime = runtime
     errors.install(app)
+    # The tracking API first: routes are matched in order, and it takes most requests.
+    app.include_router(tracking.router)
+    app.include_router(tracking.status_router)
     app.include_router(health.router)
     app.include_router(manage.router)
     app.include_router(loyalty_router.router)
@@ -86,7 +90,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(identity.router)
     app.include_router(profiles.router)
     app.include_router(segments.router)
-    app.include_router(tracking.router)
     app.include_router(webhooks.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
