@@ -423,7 +423,7 @@ def main() -> None:
     print(
         f"  lifetimes end to end: {theirs['end_to_end']:.2f} s wall, "
         f"{theirs['end_to_end_cpu']:.2f} s cpu, peak RSS {theirs['peak_rss_mb']:,.0f} MB "
-        "(with the log read from Parquet); siyu {e2e:.2f} s wall, "
+        f"(with the log read from Parquet); siyu {e2e:.2f} s wall, "
         f"{ours['end_to_end_cpu']:.2f} s cpu: siyu is {ratio:.1f}x faster in wall time, "
         f"{cpu_ratio:.1f}x in CPU time (target >= 5x: {'met' if ratio >= 5 else 'NOT met'})"
     )
