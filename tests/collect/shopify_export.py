@@ -7,6 +7,7 @@ only the first row of an order carries totals, status and customer, as in real e
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 HEADER = [
@@ -118,3 +119,39 @@ def write_shopify_orders(path: Path, n: int, *, bom: bool = True) -> Path:
         for i in range(n):
             writer.writerows(order_rows(i))
     return path
+
+
+def repeat_export(
+    source: Path, target: Path, copies: int, *, delimiter: str, vary: tuple[str, ...],
+    keep_first: int = 0,
+) -> Path:  # fmt: skip
+    """``source``'s data rows ``copies`` times, the ``vary`` columns suffixed with the copy
+    number (new orders, customers), its quirks included; the first ``keep_first`` data rows
+    (e.g. TikTok's column descriptions) are written once. For benchmarks of every importer.
+
+    Tab-separated files are unquoted (as Amazon writes them): split on tabs, not parsed as CSV.
+    """
+    raw = source.read_bytes()
+    bom = raw.startswith(b"\xef\xbb\xbf")
+    text = raw.decode("utf-8-sig")
+    if delimiter == "\t":
+        rows = [line.split("\t") for line in text.splitlines()]
+    else:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    header, kept, data = rows[0], rows[1 : 1 + keep_first], rows[1 + keep_first :]
+    data = [r for r in data if any(r)]
+    at = [header.index(c) for c in vary]
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    write = (lambda r: out.write("\t".join(r) + "\n")) if delimiter == "\t" else writer.writerow
+    for row in (header, *kept):
+        write(row)
+    for k in range(copies):
+        for row in data:
+            copy = list(row)
+            for i in at:
+                if copy[i]:
+                    copy[i] = f"{k}x{copy[i]}" if "@" in copy[i] else f"{copy[i]}-{k}"
+            write(copy)
+    target.write_text(out.getvalue(), encoding="utf-8-sig" if bom else "utf-8", newline="")
+    return target

@@ -7,6 +7,7 @@ derived table must come out the same, on DuckDB and PostgreSQL.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -22,7 +23,7 @@ from siyu.collect.importers import run_import
 from siyu.collect.importers.columnar import ColumnContext
 from siyu.collect.importers.orders import OrderSpec
 from siyu.collect.importers.reader import batches
-from siyu.collect.importers.run import ColumnarImporter
+from siyu.collect.importers.run import ColumnarImporter, ahead
 from siyu.collect.tables import import_checkpoints
 from siyu.registry import registry
 from siyu.runtime import Runtime
@@ -189,3 +190,77 @@ def test_a_changed_total_in_a_later_export_is_quarantined_as_a_conflict(
     assert "99.0000" in q[1]
     assert q[2] == 3
     assert Decimal(total) == Decimal("40.00")
+
+
+def _later_export(first: Path, later: Path, changes: dict[str, dict[str, str]]) -> Path:
+    """``first`` with some orders' first-row columns changed (as a later export shows them)."""
+    with first.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = list(reader.fieldnames or []), list(reader)
+    seen: set[str] = set()
+    for row in rows:
+        if row["Name"] in changes and row["Name"] not in seen:
+            row.update(changes[row["Name"]])
+            seen.add(row["Name"])
+    with later.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return later
+
+
+def test_refunds_of_orders_stored_by_an_earlier_export_store_the_same_either_way(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    first = write_shopify_orders(tmp_path / "a.csv", 6)
+    later = _later_export(
+        first,
+        tmp_path / "b.csv",
+        {
+            "#1001": {"Financial Status": "partially_refunded", "Refunded Amount": "10.00"},
+            "#1002": {"Financial Status": "refunded", "Refunded Amount": "999.00"},  # too much
+            "#1003": {"Cancelled at": "2025-03-05 10:00:00 +0000"},
+        },
+    )
+    spec = registry.importers.get("shopify-orders")
+    assert isinstance(spec, OrderSpec)
+    results = []
+    for way in (MessagesOnly(spec), spec):
+        summaries = [run_import(rt.pipeline(), way, f, batch_rows=4) for f in (first, later)]
+        results.append(([(s.stored, s.duplicates, s.quarantined) for s in summaries],
+                        snapshot(rt)))  # fmt: skip
+        wipe(rt)
+    assert results[0] == results[1]
+    counts, tables = results[1]
+    assert counts[1][2] == 1  # the refund larger than the order is quarantined
+    [q] = tables["quarantine"]
+    assert "refund_exceeds_order" in q
+    names = [c.name for c in schema.orders.columns if c.name not in IGNORED]
+    status = {r[names.index("order_id")]: r[names.index("status")] for r in tables["orders"]}
+    assert status["5000000001"] == "partially_refunded"
+    assert status["5000000002"] == "completed"
+    assert status["5000000003"] == "refunded"  # cancelled: the rest is refunded
+
+
+def test_ahead_keeps_order_raises_the_workers_error_and_stops_with_the_consumer() -> None:
+    assert list(ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise ValueError("bad block")
+
+    items = ahead(failing())
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="bad block"):
+        next(items)
+    produced: list[int] = []
+
+    def many() -> Iterator[int]:
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    consumer = ahead(many())
+    assert next(consumer) == 0
+    consumer.close()  # the worker stops instead of running to the end
+    assert len(produced) < 10

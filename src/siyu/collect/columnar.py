@@ -57,15 +57,11 @@ class ColumnarBatch:
 
 def _first_of_each(events: pa.Table) -> pa.Table:
     """The first row of each message id (a resent message within the batch is a duplicate)."""
-    index = pa.array(np.arange(events.num_rows), pa.int64())
-    first = (
-        pa.table({"m": events["message_id"], "i": index})
-        .group_by("m", use_threads=False)
-        .aggregate([("i", "min")])["i_min"]
-    )
+    codes = pc.dictionary_encode(events["message_id"]).combine_chunks().indices
+    _, first = np.unique(np.asarray(codes), return_index=True)
     if len(first) == events.num_rows:
         return events
-    return events.take(pa.array(np.sort(first.to_numpy()), pa.int64()))  # keep input order
+    return events.take(pa.array(np.sort(first), pa.int64()))  # keep input order
 
 
 def _arrow(conn: sa.Connection, sql: str) -> pa.Table:
@@ -286,7 +282,8 @@ def _apply_refunds(refunds: pa.Table, state: pa.Table, events: pa.Table) -> _Ref
                 why = ("invalid", f"refund currency {row['currency']} differs from order "
                        f"{oid}'s currency {currency}", "properties.currency")  # fmt: skip
             else:
-                amount_text = row["amount"] if row["amount"] is not None else asked
+                sent = orjson.loads(by_id[row["message_id"]]["properties"]).get("total")
+                amount_text = Decimal(sent) if sent is not None else asked  # as sent
                 why = ("refund_exceeds_order",
                        f"refund of {amount_text} {currency} exceeds the {left} {currency} "
                        f"left to refund on order {oid}", "properties.total")  # fmt: skip
@@ -319,9 +316,9 @@ def _insert_events(
                 c: events[c]
                 for c in ("message_id", "type", "event", "user_id", "anonymous_id", "customer_id")
             },
-            "source_id": pa.array([source_id] * n, pa.string()),
+            "source_id": pa.repeat(pa.scalar(source_id, pa.string()), n),
             "timestamp": events["timestamp"],
-            "received_at": pa.array([now] * n, rows.TS),
+            "received_at": pa.repeat(pa.scalar(now, rows.TS), n),
             "properties": events["properties"],
             "traits": events["traits"],
         }
@@ -504,7 +501,7 @@ def _after_ingest(conn: sa.Connection, ws: str, ids: list[str], pipeline: Pipeli
 
 
 def _ws(ws: str, n: int) -> pa.Array:
-    return pa.array([ws] * n, pa.string())
+    return pa.repeat(pa.scalar(ws, pa.string()), n)
 
 
 def _orders_rows(
@@ -516,7 +513,7 @@ def _orders_rows(
     n = orders.num_rows
     cols = [c for c in orders.column_names if c != "position"]
     zero = pa.scalar(Decimal(0), rows.MONEY)
-    status: pa.Array | pa.ChunkedArray = pa.array(["completed"] * n, pa.string())
+    status: pa.Array | pa.ChunkedArray = pa.repeat(pa.scalar("completed"), n)
     amount: pa.Array | pa.ChunkedArray
     if refunded is not None and refunded.num_rows:
         at = pc.index_in(orders["order_id"], value_set=refunded["order_id"])
@@ -533,16 +530,16 @@ def _orders_rows(
         )
         amount = pc.fill_null(amount, zero)
     else:
-        amount = pa.array([Decimal(0)] * n, rows.MONEY)
+        amount = pa.repeat(zero, n)
     return pa.table(
         {
             "workspace_id": _ws(ws, n),
             **{c: orders[c] for c in cols},
-            "source_id": pa.array([source_id] * n, pa.string()),
-            "base_currency": pa.array([base] * n, pa.string()),
+            "source_id": pa.repeat(pa.scalar(source_id, pa.string()), n),
+            "base_currency": pa.repeat(pa.scalar(base), n),
             "refunded": amount,
             "status": status,
-            "updated_at": pa.array([now] * n, rows.TS),
+            "updated_at": pa.repeat(pa.scalar(now, rows.TS), n),
         }
     )
 
@@ -610,7 +607,7 @@ def _products_rows(ws: str, lines: pa.Table, now: datetime) -> pa.Table:
             "price": pc.cast(latest["raw_price"], rows.MONEY),
             "currency": latest["props_currency"],
             "first_seen_at": latest["placed_at"],
-            "updated_at": pa.array([now] * n, rows.TS),
+            "updated_at": pa.repeat(pa.scalar(now, rows.TS), n),
         }
     )
 
@@ -664,7 +661,7 @@ def _customers_rows(ws: str, events: pa.Table, now: datetime) -> pa.Table:
             "traits": pc.if_else(has, doc, null),
             "first_seen_at": table["timestamp_min"],
             "last_seen_at": table["timestamp_max"],
-            "updated_at": pa.array([now] * n, rows.TS),
+            "updated_at": pa.repeat(pa.scalar(now, rows.TS), n),
         }
     )
 
@@ -678,10 +675,10 @@ def _consent_rows(ws: str, consents: pa.Table, source_id: str | None) -> pa.Tabl
             "customer_id": consents["customer_id"],
             "user_id": consents["user_id"],
             "anonymous_id": consents["anonymous_id"],
-            "purpose": pa.array(["marketing"] * n, pa.string()),
+            "purpose": pa.repeat(pa.scalar("marketing"), n),
             "channel": consents["c_channel"],
             "status": consents["c_status"],
-            "source_id": pa.array([source_id] * n, pa.string()),
+            "source_id": pa.repeat(pa.scalar(source_id, pa.string()), n),
             "message_id": consents["message_id"],
             "timestamp": consents["timestamp"],
             "evidence": consents["c_evidence"],

@@ -63,9 +63,20 @@ _HEAD_TEXT = (
 )
 
 
-def _digests(text: Col) -> list[str]:
-    """A short content digest of each value (the message-id suffix)."""
-    return [hashlib.blake2b(s.encode(), digest_size=16).hexdigest() for s in text.to_pylist()]
+def _digests(text: Col, *, repeats: bool = False) -> pa.Array:
+    """A short content digest of each value (the message-id suffix).
+
+    ``repeats``: values recur (a customer's identify details on each of their orders), so
+    each distinct value is hashed once.
+    """
+    if repeats:
+        distinct = pc.unique(text)
+        hashed = _digests(distinct)
+        return pc.take(hashed, pc.index_in(text, value_set=distinct))
+    return pa.array(
+        [hashlib.blake2b(s.encode(), digest_size=16).hexdigest() for s in text.to_pylist()],
+        pa.string(),
+    )
 
 
 def _blank(values: Col) -> Col:
@@ -100,8 +111,8 @@ class OrderKeys:
     user_id: pa.Array  # userId of the order's messages, or null
     anonymous_id: pa.Array  # anonymousId when there is no userId
     traits: pa.Table  # identify traits (email lower-cased; null where empty)
-    order_digest: list[str]
-    identify_digest: list[str]
+    order_digest: pa.Array
+    identify_digest: pa.Array
 
     @property
     def count(self) -> int:
@@ -157,8 +168,8 @@ def order_keys(spec: OrderSpec, table: pa.Table, starts: np.ndarray[Any, Any]) -
         user_id=_array(user_id),
         anonymous_id=_array(anonymous_id),
         traits=traits,
-        order_digest=_digests(order_text),
-        identify_digest=_digests(identify_text),
+        order_digest=_array(_digests(order_text)),
+        identify_digest=_array(_digests(identify_text, repeats=True)),
     )
 
 
@@ -366,9 +377,8 @@ def build_batch(
     anonymous_id = keys.anonymous_id.take(take)
     customer_id = _customer_ids(workspace_id, user_id, anonymous_id)
     order_ids = h["order_id"]
-    order_digest = [keys.order_digest[i] for i in take.to_pylist()]
     base = pc.binary_join_element_wise(f"import:{spec.vendor}:", order_ids, "")
-    order_mid = pc.binary_join_element_wise(base, pa.array(order_digest, pa.string()), ":")
+    order_mid = pc.binary_join_element_wise(base, keys.order_digest.take(take), ":")
     position = pa.array(origin_row + keys.starts[plain], pa.int64())
     # Amounts by the Segment convention (see rows.order_row).
     money = {k: pc.cast(h[k], rows.MONEY) for k in ("total", "subtotal", "shipping", "tax",
@@ -576,15 +586,20 @@ def _base_columns(
     m = len(message_id)
     return {
         "message_id": message_id,
-        "type": pa.array(["identify" if kind == "identify" else "track"] * m, pa.string()),
-        "event": pa.array([event] * m, pa.string()),
+        "type": _const("identify" if kind == "identify" else "track", m),
+        "event": _const(event, m),
         "user_id": user_id,
         "anonymous_id": anonymous_id,
         "customer_id": customer_id,
         "timestamp": placed,
         "position": position,
-        "kind": pa.array([kind] * m, pa.string()),
+        "kind": _const(kind, m),
     }
+
+
+def _const(value: str | None, m: int) -> pa.Array:
+    """A text column of one value (without a Python list of m items)."""
+    return pa.repeat(pa.scalar(value, pa.string()), m)
 
 
 def _order_events(
@@ -606,7 +621,7 @@ def _identify_events(
     has = pc.is_valid(traits["email"])
     for k in _TRAITS[1:]:
         has = pc.or_(has, pc.is_valid(traits[k]))
-    digest = pa.array([keys.identify_digest[i] for i in take.to_pylist()], pa.string())
+    digest = keys.identify_digest.take(take)
     mid = pc.binary_join_element_wise(f"import:{spec.vendor}:identify:", digest, "")
     doc = _object(*(_member(k, traits[k]) for k in _TRAITS))
     cols = _base_columns(
@@ -625,12 +640,12 @@ def _consent_events(
     status = pc.if_else(accepted, "granted", "denied")
     mid = pc.binary_join_element_wise(base, f"consent:{channel}", status, ":")
     evidence = f"{spec.name} export: accepts {channel} marketing column"
-    props = pc.binary_join_element_wise(
-        f'{{"purpose":"marketing","channel":"{channel}","status":"',
-        status,
-        f'","evidence":"{evidence}"}}',
-        "",
-    )
+
+    def doc(value: str) -> str:
+        return orjson.dumps({"purpose": "marketing", "channel": channel, "status": value,
+                             "evidence": evidence}).decode()  # fmt: skip
+
+    props = pc.if_else(accepted, doc("granted"), doc("denied"))
     cols = _base_columns(
         mid, "consent", "Consent Updated", placed, user_id, anonymous_id, customer_id, position
     )

@@ -182,6 +182,8 @@ class OrderBuilder:
         accepts = flag(keys.heads["accepts_email"].take(pick), YES).to_pylist()
         accepts_sms = flag(keys.heads["accepts_sms"].take(pick), YES).to_pylist()
         lines = table.select(list(LINE_FIELDS)).take(pa.array(row_index, pa.int64())).to_pylist()
+        order_digests = keys.order_digest.take(pick).to_pylist()
+        identify_digests = keys.identify_digest.take(pick).to_pylist()
         bounds = np.append(np.cumsum(sizes[chosen]) - sizes[chosen], len(rows_of)).tolist()
         for j, head in enumerate(heads):
             k = int(chosen[j])
@@ -194,7 +196,7 @@ class OrderBuilder:
             ids = {"userId": user_ids[j]} if user_ids[j] else {"anonymousId": anonymous_ids[j]}
             traits = {t: v for t, v in traits_of[j].items() if v}
             yield from self._order(
-                head, group, row, ids, traits, (keys.order_digest[k], keys.identify_digest[k])
+                head, group, row, ids, traits, (order_digests[j], identify_digests[j])
             )
 
     def _order(

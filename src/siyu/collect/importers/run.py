@@ -9,11 +9,13 @@ deterministic: the result equals an uninterrupted import.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -142,6 +144,53 @@ def _cuts(table: pa.Table, group_field: str | None, rows: int, final: bool) -> l
     return [int(e) for e in ends]
 
 
+T = TypeVar("T")
+_END = object()
+
+
+def ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """Iterate ``items`` in a worker thread, at most ``depth`` items ahead of the consumer.
+
+    Arrow kernels and the database both release the GIL, so building the next slice runs
+    while the current one is stored. An error in the worker is raised here; when the
+    consumer stops early (an error, an interrupt), the worker stops after its current item.
+    """
+    channel: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, _END))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((False, exc))
+
+    worker = threading.Thread(target=work, name="siyu-import-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = channel.get()
+            if not ok:
+                raise item
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def run_import(
     pipeline: Pipeline,
     importer: Importer,
@@ -175,7 +224,53 @@ def run_import(
         skip = summary.resumed_at = int(saved.rows_done)
     origin = f"import:{importer.name}:{path.name}"
     done = skip  # data rows fully ingested (from the start of the file)
-    carry: pa.Table | None = None
+
+    def slices() -> Iterator[tuple[pa.Table, int]]:
+        """Prepared slices of about ``batch_rows`` rows of complete orders, each with the
+        number of data rows before it. The reader's blocks are a few MiB; they are gathered
+        up to ``batch_rows`` rows before preparing, so per-slice costs (statements, commits,
+        checkpoints) are paid per slice."""
+        to_skip, before = skip, skip
+        carry: pa.Table | None = None
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+
+        def cut(raw: list[pa.RecordBatch], final: bool) -> Iterator[tuple[pa.Table, int]]:
+            nonlocal carry, before
+            table = importer.prepare(pa.Table.from_batches(raw)) if raw else None
+            if carry is not None:
+                table = pa.concat_tables([carry, table]) if table is not None else carry
+            if table is None:
+                return
+            begin = 0
+            for end in _cuts(table, importer.group_field, batch_rows, final):
+                yield table.slice(begin, end - begin), before
+                before += end - begin
+                begin = end
+            carry = table.slice(begin) if begin < table.num_rows else None
+
+        for batch in batches(path, importer.delimiter):
+            n = batch.num_rows
+            if to_skip >= n:
+                to_skip -= n
+                continue
+            if to_skip:
+                batch, to_skip = batch.slice(to_skip), 0
+            summary.rows += batch.num_rows
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= batch_rows:
+                yield from cut(pending, final=False)
+                pending, pending_rows = [], 0
+        yield from cut(pending, final=True)
+
+    def build(table: pa.Table, before: int) -> tuple[int, ColumnarBatch | None, list[Record]]:
+        """The columns and messages of one slice (no database access: runs ahead)."""
+        origin_row = before + 2  # header is row 1
+        if isinstance(importer, ColumnarImporter):
+            batch, records = importer.build_columns(table, origin_row, _context(pipeline))
+            return table.num_rows, batch, records
+        return table.num_rows, None, list(importer.build(table, origin_row=origin_row))
 
     def count(report: IngestReport) -> None:
         summary.messages += report.read
@@ -183,14 +278,9 @@ def run_import(
         summary.duplicates += report.duplicates
         summary.quarantined += report.quarantined
 
-    def flush(table: pa.Table) -> None:
+    def store(rows: int, batch: ColumnarBatch | None, records: list[Record]) -> None:
         nonlocal done
-        origin_row = done + 2  # header is row 1
-        rows_done = done + table.num_rows
-        if isinstance(importer, ColumnarImporter):
-            batch, records = importer.build_columns(table, origin_row, _context(pipeline))
-        else:
-            batch, records = None, list(importer.build(table, origin_row=origin_row))
+        rows_done = done + rows
         if batch is not None and not records:
             # The whole slice is columns: its checkpoint commits in the same transaction.
             def checkpoint(conn: sa.Connection, report: IngestReport) -> None:
@@ -208,40 +298,11 @@ def run_import(
         done = rows_done
         if on_checkpoint is not None:
             on_checkpoint(done)
-
-    def process(raw: list[pa.RecordBatch], final: bool) -> None:
-        """Prepare the raw batches read so far and ingest their complete orders."""
-        nonlocal carry
-        table = importer.prepare(pa.Table.from_batches(raw)) if raw else None
-        if carry is not None:
-            table = pa.concat_tables([carry, table]) if table is not None else carry
-        if table is None:
-            return
-        begin = 0
-        for end in _cuts(table, importer.group_field, batch_rows, final):
-            flush(table.slice(begin, end - begin))
-            begin = end
-        carry = table.slice(begin) if begin < table.num_rows else None
-
-    # The reader's blocks are a few MiB; slices of ``batch_rows`` rows are gathered before
-    # preparing, so per-slice costs (statements, commits, checkpoints) are paid per slice.
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-    for batch in batches(path, importer.delimiter):
-        n = batch.num_rows
-        if skip >= n:
-            skip -= n
-            continue
-        if skip:
-            batch, skip = batch.slice(skip), 0
-        summary.rows += batch.num_rows
-        pending.append(batch)
-        pending_rows += batch.num_rows
-        if pending_rows >= batch_rows:
-            process(pending, final=False)
-            pending, pending_rows = [], 0
         if progress is not None:
-            progress(n)
-    process(pending, final=True)
+            progress(rows)
+
+    # Reading, preparing and building the next slice overlaps with storing this one.
+    for item in ahead(build(table, before) for table, before in slices()):
+        store(*item)
     _save(engine, key, path.name, summary, done, True)
     return summary
