@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -133,6 +134,8 @@ def main() -> None:
                 f"  full resolution {t_full:.2f} s (target <= 60 s at 1M customers); "
                 f"incremental batch {t_batch:.2f} s (target <= 1 s)"
             )
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"  peak memory {peak:,.0f} MB; load average {os.getloadavg()[0]:.1f}")
             if args.evaluate or args.load == "pipeline":
                 quality, _ = timed("evaluate against the truth", lambda: evaluate(conn, wid))
                 print(

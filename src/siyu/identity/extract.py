@@ -65,14 +65,19 @@ def tuples_sql(dialect: str, staged: tuple[str, str] | None) -> str:
         f"right({_json_text(dialect, 'e.context', 'locale')}, 2)))"
     )
     where = "e.workspace_id = :ws"
+    picked = ""
     if staged is not None:
         ids, anchors = staged
-        where += (
-            f" AND (e.message_id IN (SELECT message_id FROM {ids})"
-            f" OR (e.user_id IS NOT NULL AND EXISTS (SELECT 1 FROM {anchors} a"
-            " WHERE a.user_id = e.user_id AND a.source_id = coalesce(e.source_id, '')))"
-            f" OR (e.user_id IS NULL AND EXISTS (SELECT 1 FROM {anchors} a"
-            " WHERE a.user_id IS NULL AND a.anonymous_id = e.anonymous_id)))"
+        # The batch's events and every event of the given senders, as a union of equality
+        # joins (an OR of EXISTS over the events table is a nested loop).
+        picked = (
+            f"JOIN (SELECT message_id FROM {ids} "
+            f"UNION SELECT x.message_id FROM events x JOIN {anchors} a ON a.user_id = x.user_id "
+            "AND a.source_id = coalesce(x.source_id, '') "
+            "WHERE x.workspace_id = :ws AND x.user_id IS NOT NULL "
+            f"UNION SELECT x.message_id FROM events x JOIN {anchors} a "
+            "ON a.anonymous_id = x.anonymous_id WHERE x.workspace_id = :ws "
+            "AND x.user_id IS NULL AND a.user_id IS NULL) m ON m.message_id = e.message_id"
         )
     return f"""
         SELECT e.source_id, s.kind AS source_kind, e.user_id, e.anonymous_id,
@@ -82,7 +87,7 @@ def tuples_sql(dialect: str, staged: tuple[str, str] | None) -> str:
                {country} AS country,
                min(e.timestamp) AS first_seen, max(e.timestamp) AS last_seen,
                min(e.message_id) AS message_id
-        FROM events e LEFT JOIN sources s
+        FROM events e {picked} LEFT JOIN sources s
           ON s.source_id = e.source_id AND s.workspace_id = e.workspace_id
         WHERE {where}
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
@@ -150,7 +155,7 @@ TUPLE_COLUMNS = (
 )
 
 
-def _query(conn: sa.Connection, sql: str, params: dict[str, Any]) -> pa.Table:
+def query_arrow(conn: sa.Connection, sql: str, params: dict[str, Any]) -> pa.Table:
     """Run a query into an Arrow table: DuckDB hands Arrow over directly, others row by row."""
     if conn.dialect.name == "duckdb":
         duck: Any = conn.connection.driver_connection
@@ -179,7 +184,7 @@ def fetch_tuples(
     """
     dialect = conn.dialect.name
     if message_ids is None:
-        return _tuples(_query(conn, tuples_sql(dialect, None), {"ws": workspace_id}))
+        return _tuples(query_arrow(conn, tuples_sql(dialect, None), {"ws": workspace_id}))
     ids = pa.table({"message_id": pa.array(sorted(set(message_ids)), pa.string())})
     senders = pa.table(
         {
@@ -192,7 +197,7 @@ def fetch_tuples(
     anchors_name = stage(conn, identity_anchors, senders)
     try:
         sql = tuples_sql(dialect, (ids_name, anchors_name))
-        return _tuples(_query(conn, sql, {"ws": workspace_id}))
+        return _tuples(query_arrow(conn, sql, {"ws": workspace_id}))
     finally:
         unstage(conn, ids_name)
         unstage(conn, anchors_name)

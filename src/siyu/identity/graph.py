@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from siyu.errors import InvalidInput
 from siyu.identity import tables as t
 from siyu.identity.consents import apply_merge_consents, clear_merge_consents
-from siyu.identity.extract import SEP, Graph, build_graph, fetch_tuples
+from siyu.identity.extract import SEP, Graph, build_graph, fetch_tuples, query_arrow
 from siyu.identity.follow import follow_merges, follow_splits
 from siyu.identity.kind import get_kind
 from siyu.identity.resolve import Resolution, resolve
@@ -173,19 +173,19 @@ def _forget(conn: sa.Connection, workspace_id: str, graph: Graph) -> dict[str, s
             ws,
         )
         previous = {str(p): str(c) for p, c in found}
-        comps = [
-            c
-            for (c,) in conn.execute(
-                sa.text(
-                    "SELECT DISTINCT i.component_id FROM identities i WHERE i.workspace_id = :ws "
-                    f"AND (EXISTS (SELECT 1 FROM {name} k WHERE k.kind = i.kind "
-                    "AND k.value = i.value) OR EXISTS (SELECT 1 FROM identity_anchors a "
-                    f"JOIN {aname} s ON s.anchor_id = a.anchor_id WHERE a.workspace_id = :ws "
-                    "AND a.kind = i.kind AND a.value = i.value))"
-                ),
-                ws,
-            )
-        ]
+        # The components the graph touches (two equality joins, not an OR of EXISTS), then
+        # every identifier of them plus the graph's own, staged once for the deletes.
+        gone = query_arrow(
+            conn,
+            "SELECT i.kind, i.value FROM identities i WHERE i.workspace_id = :ws "
+            "AND i.component_id IN (SELECT i2.component_id FROM identities i2 "
+            f"JOIN {name} k ON k.kind = i2.kind AND k.value = i2.value "
+            "WHERE i2.workspace_id = :ws UNION SELECT i3.component_id FROM identities i3 "
+            "JOIN identity_anchors a ON a.workspace_id = i3.workspace_id AND a.kind = i3.kind "
+            f"AND a.value = i3.value JOIN {aname} s ON s.anchor_id = a.anchor_id "
+            f"WHERE i3.workspace_id = :ws) UNION SELECT kind, value FROM {name}",
+            ws,
+        )
         conn.execute(
             sa.text(
                 f"DELETE FROM identity_anchors WHERE workspace_id = :ws "
@@ -193,21 +193,32 @@ def _forget(conn: sa.Connection, workspace_id: str, graph: Graph) -> dict[str, s
             ),
             ws,
         )
-        gone = (
-            "SELECT kind, value FROM identities WHERE workspace_id = :ws "
-            "AND component_id IN :comps UNION SELECT kind, value FROM " + name
+        gname = stage(
+            conn,
+            t.identities,
+            pa.table(
+                {
+                    "kind": gone.column("kind").cast(pa.string()),
+                    "value": gone.column("value").cast(pa.string()),
+                }
+            ),
         )
-        for table, kc, vc in (
-            ("identity_links", "kind_a", "value_a"),
-            ("identity_links", "kind_b", "value_b"),
-            ("identity_conflicts", "kind", "value"),
-            ("identities", "kind", "value"),
-        ):
-            stmt = sa.text(
-                f"DELETE FROM {table} WHERE workspace_id = :ws AND EXISTS (SELECT 1 FROM "
-                f"({gone}) g WHERE g.kind = {table}.{kc} AND g.value = {table}.{vc})"
-            ).bindparams(sa.bindparam("comps", expanding=True))
-            conn.execute(stmt, {**ws, "comps": comps or ["-"]})
+        try:
+            for table, kc, vc in (
+                ("identity_links", "kind_a", "value_a"),
+                ("identity_links", "kind_b", "value_b"),
+                ("identity_conflicts", "kind", "value"),
+                ("identities", "kind", "value"),
+            ):
+                conn.execute(
+                    sa.text(
+                        f"DELETE FROM {table} WHERE workspace_id = :ws AND EXISTS (SELECT 1 "
+                        f"FROM {gname} g WHERE g.kind = {table}.{kc} AND g.value = {table}.{vc})"
+                    ),
+                    ws,
+                )
+        finally:
+            unstage(conn, gname)
     finally:
         unstage(conn, name)
         unstage(conn, aname)

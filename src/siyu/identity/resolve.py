@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -91,30 +94,62 @@ def window_days(windows: Mapping[str, int] | None, kind: str) -> int | None:
     return get_kind(kind).limit_window_days
 
 
-def _classes(
-    graph: Graph, windows: Mapping[str, int] | None = None
-) -> tuple[list[tuple[str, ...]], Limits]:
+@dataclass
+class _Classes:
+    """Limit classes per node, as codes: the node's kind (when limited) and its account source.
+
+    Only the nodes of contested components ever need their classes by name (:meth:`of`).
+    """
+
+    kind: Ints
+    """Kind code per node; -1 when the kind has no limit."""
+    kind_names: list[str]
+    account: Ints
+    """Account-source code per node; -1 when the node is not a source's account."""
+    account_names: list[str]
+
+    def of(self, i: int) -> tuple[str, ...]:
+        out: list[str] = []
+        if self.kind[i] >= 0:
+            out.append(self.kind_names[int(self.kind[i])])
+        if self.account[i] >= 0:
+            out.append(f"account:{self.account_names[int(self.account[i])]}")
+        return tuple(out)
+
+
+def _node_kinds(graph: Graph) -> tuple[Ints, list[str]]:
+    """Kind code per node and the kind names (one Arrow split, no per-node Python)."""
+    if not graph.keys:
+        return np.zeros(0, dtype=np.int64), []
+    kinds = pc.list_element(pc.split_pattern(pa.array(graph.keys), "\x1f", max_splits=1), 0)
+    codes, names = pd.factorize(np.asarray(kinds.to_numpy(zero_copy_only=False), dtype=object))
+    return np.asarray(codes, dtype=np.int64), [str(x) for x in names]
+
+
+def _classes(graph: Graph, windows: Mapping[str, int] | None = None) -> tuple[_Classes, Limits]:
     """Limit classes of each node, and each class's maximum (and window)."""
     limits = Limits()
-    out: list[tuple[str, ...]] = []
-    for i, key in enumerate(graph.keys):
-        kind = get_kind(key.split("\x1f", 1)[0])
-        mine: list[str] = []
-        if kind.max_per_customer is not None:
-            limits.most[kind.name] = kind.max_per_customer
-            days = window_days(windows, kind.name)
-            if days is not None:
-                limits.window[kind.name] = days * 86_400
-            mine.append(kind.name)
-        if graph.account_source[i]:
-            cls = f"account:{graph.account_source[i]}"
-            limits.most[cls] = ACCOUNT_LIMIT
-            mine.append(cls)
-        out.append(tuple(mine))
+    codes, names = _node_kinds(graph)
+    limited = np.full(len(names), -1, dtype=np.int64)
+    for c, name in enumerate(names):
+        kind = get_kind(name)
+        if kind.max_per_customer is None:
+            continue
+        limited[c] = c
+        limits.most[kind.name] = kind.max_per_customer
+        days = window_days(windows, kind.name)
+        if days is not None:
+            limits.window[kind.name] = days * 86_400
+    account, sources = pd.factorize(pd.Series(graph.account_source, dtype=object))
+    account_names = [str(x) for x in sources]
+    for name in account_names:
+        limits.most[f"account:{name}"] = ACCOUNT_LIMIT
     if limits.window:
         seen = np.array(graph.first_seen, dtype="datetime64[s]").astype(np.int64)
         limits.seen = seen
-    return out, limits
+    kind_of = limited[codes] if len(codes) else codes
+    classes = _Classes(kind_of, names, np.asarray(account, dtype=np.int64), account_names)
+    return classes, limits
 
 
 def resolve(
@@ -132,8 +167,9 @@ def resolve(
     a, b = a[keep], b[keep]
     link_ids = np.flatnonzero(keep)
     raw = components(n, a, b)
-    strong = np.array([get_kind(k.split("\x1f", 1)[0]).is_person_level for k in graph.keys])
-    strong = strong.astype(bool) if n else np.zeros(0, dtype=bool)
+    codes, names = _node_kinds(graph)
+    person = np.array([get_kind(name).is_person_level for name in names], dtype=bool)
+    strong = person[codes] if n else np.zeros(0, dtype=bool)
     ss = strong[a] & strong[b]
     comp = components(n, a[ss], b[ss])
     classes, limits = _classes(graph, windows)
@@ -150,25 +186,40 @@ def resolve(
     return Resolution(group.astype(np.int64), raw, conflicts)
 
 
-def _contested(comp: Ints, classes: list[tuple[str, ...]], limits: Limits) -> Ints:
+def _over(comp: Ints, code: Ints, limit_of: Ints) -> tuple[Ints, Ints]:
+    """(component, class code) pairs whose count of nodes exceeds the class's limit."""
+    nodes = np.flatnonzero(code >= 0)
+    if not nodes.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    width = int(code.max()) + 1
+    pairs, counts = np.unique(comp[nodes] * width + code[nodes], return_counts=True)
+    over = counts > limit_of[pairs % width]
+    return pairs[over] // width, pairs[over] % width
+
+
+def _contested(comp: Ints, classes: _Classes, limits: Limits) -> Ints:
     """Components holding more values of some limit class than the limit allows."""
-    pairs = Counter((int(comp[i]), c) for i, cs in enumerate(classes) for c in cs)
+    kind_limit = np.array(
+        [limits.most.get(name, 0) for name in classes.kind_names] or [0], dtype=np.int64
+    )
     bad: set[int] = set()
+    comps, kinds = _over(comp, classes.kind, kind_limit)
     windowed: dict[str, set[int]] = {}
-    for (c, cls), count in pairs.items():
-        if count <= limits.most[cls]:
-            continue
-        if cls in limits.window:
-            windowed.setdefault(cls, set()).add(c)
+    for c, k in zip(comps.tolist(), kinds.tolist(), strict=True):
+        name = classes.kind_names[k]
+        if name in limits.window:
+            windowed.setdefault(name, set()).add(c)
         else:
             bad.add(c)
-    for cls, candidates in sorted(windowed.items()):
-        bad |= _over_in_window(comp, classes, limits, cls, candidates)
+    account_limit = np.full(max(len(classes.account_names), 1), ACCOUNT_LIMIT, dtype=np.int64)
+    bad |= set(_over(comp, classes.account, account_limit)[0].tolist())
+    for name, candidates in sorted(windowed.items()):
+        bad |= _over_in_window(comp, classes, limits, name, candidates)
     return np.array(sorted(bad), dtype=np.int64)
 
 
 def _over_in_window(
-    comp: Ints, classes: list[tuple[str, ...]], limits: Limits, cls: str, candidates: set[int]
+    comp: Ints, classes: _Classes, limits: Limits, cls: str, candidates: set[int]
 ) -> set[int]:
     """Candidate components holding more values of a windowed class in some window than allowed.
 
@@ -176,10 +227,8 @@ def _over_in_window(
     its component's nodes first seen in [t, t + window) is one ``searchsorted`` away.
     """
     span = limits.window[cls]
-    nodes = np.array(
-        [i for i, cs in enumerate(classes) if cls in cs and int(comp[i]) in candidates],
-        dtype=np.int64,
-    )
+    code = classes.kind_names.index(cls)
+    nodes = np.flatnonzero((classes.kind == code) & np.isin(comp, list(candidates)))
     c, t = comp[nodes], limits.seen[nodes]
     order = np.lexsort((t, c))
     c, t = c[order], t[order] - t.min()
@@ -196,7 +245,7 @@ def _replay(
     b: Ints,
     links: Ints,
     link_ids: Ints,
-    classes: list[tuple[str, ...]],
+    classes: _Classes,
     limits: Limits,
     nodes: npt.NDArray[np.bool_],
     conflicts: list[Conflict],
@@ -261,11 +310,11 @@ class _UnionFind:
     Counts suffice for plain limits; a windowed class keeps its values' first-seen times.
     """
 
-    def __init__(self, classes: list[tuple[str, ...]], limits: Limits, nodes: Ints) -> None:
+    def __init__(self, classes: _Classes, limits: Limits, nodes: Ints) -> None:
         self.parent: dict[int, int] = {int(i): int(i) for i in nodes}
-        self.counts: dict[int, Counter[str]] = {int(i): Counter(classes[i]) for i in nodes}
+        self.counts: dict[int, Counter[str]] = {int(i): Counter(classes.of(i)) for i in nodes}
         self.times: dict[int, dict[str, list[int]]] = {
-            int(i): {c: [int(limits.seen[i])] for c in classes[i] if c in limits.window}
+            int(i): {c: [int(limits.seen[i])] for c in classes.of(i) if c in limits.window}
             for i in nodes
         }
         self.sizes: dict[int, int] = {int(i): 1 for i in nodes}
