@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
@@ -33,23 +34,31 @@ def short_hash(*parts: str, prefix: str) -> str:
 
 
 def customer_ids(workspace_id: str, graph: Graph, res: Resolution) -> tuple[list[str], list[str]]:
-    """Surviving customer id per node and per anchor: the group's oldest provisional id."""
-    best: dict[int, tuple[datetime, str]] = {}
-    for anchor in graph.anchors:
-        if anchor["node"] < 0:
-            continue
-        g = int(res.group[anchor["node"]])
-        cand = (anchor["first_seen"], anchor["provisional_id"])
-        if g not in best or cand < best[g]:
-            best[g] = cand
-    nodes = [
-        best[int(g)][1]
-        if int(g) in best
-        else short_hash(workspace_id, graph.keys[i], prefix="cus_")
-        for i, g in enumerate(res.group.tolist())
-    ]
-    anchors = [nodes[a["node"]] if a["node"] >= 0 else a["provisional_id"] for a in graph.anchors]
-    return nodes, anchors
+    """Surviving customer id per node and per anchor: the group's oldest provisional id.
+
+    Set-based: anchors sorted by (group, first seen, provisional id), the first of each group
+    wins; a group no sender reaches gets an id derived from its first identifier.
+    """
+    anchors = graph.anchors
+    node = np.array([a["node"] for a in anchors], dtype=np.int64)
+    frame = pd.DataFrame(
+        {
+            "group": np.where(node >= 0, res.group[np.maximum(node, 0)], -1) if len(node) else [],
+            "seen": pd.Series([a["first_seen"] for a in anchors], dtype="datetime64[us]"),
+            "id": pd.Series([a["provisional_id"] for a in anchors], dtype=object),
+        }
+    )
+    frame = frame[frame["group"] >= 0].sort_values(["group", "seen", "id"], kind="stable")
+    best = frame.drop_duplicates("group", keep="first")
+    n_groups = int(res.group.max()) + 1 if len(res.group) else 0
+    by_group = np.full(n_groups, None, dtype=object)
+    by_group[best["group"].to_numpy(dtype=np.int64)] = best["id"].to_numpy(dtype=object)
+    per_node = by_group[res.group] if len(res.group) else np.zeros(0, dtype=object)
+    for i in np.flatnonzero(pd.isna(per_node)).tolist():
+        per_node[i] = short_hash(workspace_id, graph.keys[i], prefix="cus_")
+    nodes = [str(x) for x in per_node.tolist()]
+    out = [nodes[a["node"]] if a["node"] >= 0 else a["provisional_id"] for a in anchors]
+    return nodes, out
 
 
 def write_graph(
