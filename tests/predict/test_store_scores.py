@@ -77,12 +77,21 @@ def test_a_run_replaces_its_family_only(rt: Runtime) -> None:
         "c": (None, None, 70, "rules"),
         "d": (20.0, "v20", None, None),
     }
+    # The same customers again (nothing to insert, nothing stale): new values.
+    with rt.db.engine.begin() as conn:
+        write_family(conn, ws, CLV_COLUMNS, _clv(["d", "a"], 25.0))
+    assert _stored(rt, ws) == {
+        "a": (25.0, "v25", None, None),
+        "b": (None, None, 70, "rules"),
+        "c": (None, None, 70, "rules"),
+        "d": (25.0, "v25", None, None),
+    }
     # A churn run that scores only d: b and c have no family left and are removed.
     with rt.db.engine.begin() as conn:
         write_family(conn, ws, CHURN_COLUMNS, _churn(["d"], 30))
     assert _stored(rt, ws) == {
-        "a": (20.0, "v20", None, None),
-        "d": (20.0, "v20", 30, "rules"),
+        "a": (25.0, "v25", None, None),
+        "d": (25.0, "v25", 30, "rules"),
     }
 
 

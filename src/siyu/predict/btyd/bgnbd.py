@@ -292,22 +292,44 @@ def _time_to_reach(
     max_t: float,
     steps: int,
 ) -> FloatArray:
-    """Per row, the smallest t in (0, max_t] with :func:`_alive_purchases` >= ``needed``, by
-    ``steps`` halvings of (0, max_t] (the upper end of the last interval); NaN if not reached.
+    """Per row, the smallest t on the grid k max_t / 2^steps (k = 1 .. 2^steps) with
+    :func:`_alive_purchases` >= ``needed``; NaN if not reached by max_t.
 
-    The expectation grows with t, so whether a row gets there at all is one evaluation at max_t;
-    only those rows are bisected.
+    That is what ``steps`` halvings of (0, max_t] find (the upper end of the last interval),
+    because the expectation grows with t. It is found with fewer evaluations: first, once per
+    distinct (x, T), at the grid points max_t / 2^j (j = steps .. 0), which brackets every row
+    between two of them (rows that do not reach the target at max_t are done); then halvings
+    inside the bracket, as many as it has grid points (about 6 for a month, 11 for three years),
+    only for the rows still open.
     """
     out = np.full(x.size, np.nan)
-    reach = _alive_purchases(x, t_end, np.full(x.size, float(max_t)), params)
-    todo = np.flatnonzero(reach >= needed)
+    if x.size == 0:
+        return out
+    delta = float(max_t) / 2.0**steps
+    (pair_x, pair_t), _, pair = compress([x, t_end], np.ones(x.size))
+    levels = delta * 2.0 ** np.arange(steps + 1, dtype=np.float64)
+    grid = _alive_purchases(pair_x, pair_t, levels[:, None], params)
+    # The first level reaching the target (steps + 1: not reached by max_t).
+    level = np.zeros(x.size, dtype=np.intp)
+    for at_level in grid:
+        level += at_level[pair] < needed
+    # Rows in order of their level, so that those still open are always the tail: a row at
+    # level j needs j - 1 halvings of (max_t / 2^(j-1), max_t / 2^j].
+    todo = np.flatnonzero(level <= steps)
+    todo = todo[np.argsort(level[todo], kind="stable")]
+    level = level[todo]
     x, t_end, needed = x[todo], t_end[todo], needed[todo]
-    low, high = np.zeros(todo.size), np.full(todo.size, float(max_t))
-    for _ in range(steps):
-        mid = (low + high) / 2
-        hit = _alive_purchases(x, t_end, mid, params) >= needed
-        high = np.where(hit, mid, high)
-        low = np.where(hit, low, mid)
+    high = levels[level]
+    low = np.where(level > 0, high / 2, 0.0)
+    for i in range(steps):
+        first = int(np.searchsorted(level, i + 2))
+        if first == level.size:
+            break
+        tail = slice(first, None)
+        mid = (low[tail] + high[tail]) / 2
+        reached = _alive_purchases(x[tail], t_end[tail], mid, params) >= needed[tail]
+        high[tail] = np.where(reached, mid, high[tail])
+        low[tail] = np.where(reached, low[tail], mid)
     out[todo] = high
     return out
 
