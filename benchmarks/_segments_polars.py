@@ -164,13 +164,18 @@ def tiers(f: pl.LazyFrame) -> pl.LazyFrame:
     return f.select("customer_id", tier=tier, high_value=pl.col("spend_365") > 500)
 
 
-def segments(folder: Path, as_of: datetime) -> pl.LazyFrame:
-    """customer_id, tier, high_value, RFM: what ``siyu run segments`` computes."""
-    f = features(folder, as_of)
+def segments(folder: Path, as_of: datetime, f: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """customer_id, tier, high_value, RFM: what ``siyu run segments`` computes.
+
+    ``f``: the features when already computed (``features(...).collect().lazy()``).
+    """
+    f = f if f is not None else features(folder, as_of)
     return tiers(f).join(rfm(f), on="customer_id", how="left")
 
 
-def attributes(folder: Path, as_of: datetime, current: pl.LazyFrame) -> pl.LazyFrame:
+def attributes(
+    folder: Path, as_of: datetime, current: pl.LazyFrame, f: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """The tag attribute table (siyu.segments.attributes) from the Parquet tables."""
     customers = pl.scan_parquet(folder / "customers.parquet").filter(
         pl.col("first_seen_at") <= as_of
@@ -219,7 +224,7 @@ def attributes(folder: Path, as_of: datetime, current: pl.LazyFrame) -> pl.LazyF
             ]
         )
     )
-    f = features(folder, as_of).drop("country")
+    f = (f if f is not None else features(folder, as_of)).drop("country")
     table = customers
     for part in (f, current, categories, coupon, consent):
         table = table.join(part, on="customer_id", how="left")
@@ -320,14 +325,16 @@ class TagCompiler:
         return self.value(node, ctx)
 
 
-def tags(folder: Path, as_of: datetime, current: pl.LazyFrame) -> pl.LazyFrame:
-    """customer_id + one boolean column per built-in tag."""
+def tags(
+    folder: Path, as_of: datetime, current: pl.LazyFrame, f: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """customer_id + one boolean column per built-in tag (``f``: features already computed)."""
     definitions = {t.tag_id: t.rule for t in builtin_tags()}
     trees = inline_references(definitions, schema=tag_schema())
     compiler = TagCompiler(as_of)
     for tree in trees.values():
         compiler.register(tree)
-    table = attributes(folder, as_of, current).join(
+    table = attributes(folder, as_of, current, f).join(
         compiler.aggregate_table(folder), on="customer_id", how="left"
     )
     table = table.with_columns(*[pl.col(c).fill_null(0) for c in compiler.aggregates.values()])
@@ -338,7 +345,11 @@ def tags(folder: Path, as_of: datetime, current: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def run(folder: Path, as_of: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Segments, then tags over them, collected: the polars equivalent of a siyu run."""
-    current = segments(folder, as_of).collect()
-    wide = tags(folder, as_of, current.lazy()).collect()
+    """Segments, then tags over them, collected: the polars equivalent of a siyu run.
+
+    The features are collected once and read by both, as siyu's ``compute_all`` does.
+    """
+    f = features(folder, as_of).collect().lazy()
+    current = segments(folder, as_of, f).collect()
+    wide = tags(folder, as_of, current.lazy(), f).collect()
     return current, wide

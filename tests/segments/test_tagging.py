@@ -7,13 +7,15 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from siyu.compute import tables
 from siyu.errors import Conflict, InvalidInput
 from siyu.runtime import Runtime
-from siyu.segments import tagging
+from siyu.segments import RfmConfig, TierConfig, run_segments, segments_expr, tagging
 from siyu.segments.attributes import tag_schema
 from siyu.segments.catalogue import builtin_tags
 from siyu.segments.lang import validate
-from siyu.segments.tagging import add_tag, explain_tag, run_tags
+from siyu.segments.run import compute_all
+from siyu.segments.tagging import add_tag, all_tags, explain_tag, run_tags, tags_expr
 from tests.segments.test_tiers_rfm import AS_OF, buy, view
 
 
@@ -182,3 +184,35 @@ def test_members_of_a_tag_no_longer_defined_are_removed(rt: Runtime) -> None:
             sa.text("SELECT change FROM tag_history WHERE tag_id = 'retired_tag'")
         ).scalar_one()
     assert change == "removed"
+
+
+def test_compute_all_equals_the_separate_queries(rt: Runtime) -> None:
+    """Features and tiers computed once (temporary tables) give what the stored path gives."""
+    rt.pipeline().ingest(
+        [
+            {**view("mum", 1, 0), "properties": {"category": "baby"}},
+            {**view("mum", 2, 1), "properties": {"category": "baby"}},
+            view("dad", 100),
+            buy("solo", 40, 30),
+            buy("solo", 20, 300, 1),
+        ]
+    )
+    ws = rt.workspace()
+    run_segments(rt.db, ws, as_of=AS_OF)  # the stored tiers the separate tag query reads
+    t = tables(rt.db, ws.workspace_id)
+    tags = all_tags(rt.db, ws.workspace_id)
+    computed = compute_all(t, AS_OF, tags)
+    segments = segments_expr(rt.db, ws.workspace_id, AS_OF, TierConfig(), RfmConfig())
+    wide = tags_expr(t, tags, AS_OF)
+    assert computed.segments.sort_by("customer_id").equals(
+        segments.to_pyarrow().sort_by("customer_id")
+    )
+    assert computed.tags.sort_by("customer_id").equals(wide.to_pyarrow().sort_by("customer_id"))
+    apparel = compute_all(t, AS_OF, tags[:3], TierConfig(model="apparel"))
+    assert set(apparel.segments["tier"].to_pylist()) <= {
+        "diamond",
+        "gold",
+        "silver",
+        "churn_warning",
+        "unclassified",
+    }

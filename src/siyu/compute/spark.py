@@ -9,8 +9,9 @@ reads from Parquet, so one definition runs on all three engines.
   ``manifest.json`` (workspace, the tag definitions in force, row counts). JSON columns become
   text; the tag compiler reads text JSON with Spark's native ``get_json_object``.
 - :func:`spark_session` starts a local (or ``SIYU_SPARK_MASTER``) session in UTC;
-- :func:`run_on_spark` computes the default segments model first and gives the tags the tiers
-  it computed (the database path reads the stored ones), then collects both results as Arrow.
+- :func:`run_on_spark` runs ``compute_all``: the features and the default segments model are
+  computed once (cached DataFrames) and read by the segments result and by the tags, which use
+  the tiers computed there (the database path reads the stored ones); both come back as Arrow.
 
 PySpark is an optional dependency (``pip install 'siyu[spark]'``, Java 17+).
 """
@@ -166,25 +167,18 @@ def run_on_spark(
 ) -> SparkResult:
     """Segments (``tier_config``'s model) and every exported tag, computed by Spark."""
     from siyu.segments.catalogue import TagDef
-    from siyu.segments.rfm import RfmConfig
-    from siyu.segments.run import segments_of
-    from siyu.segments.tagging import tags_expr
-    from siyu.segments.tiers import TierConfig
+    from siyu.segments.run import compute_all
 
-    tier_config = tier_config or TierConfig()
-    rfm_config = rfm_config or RfmConfig()
     t = spark_tables(session, folder)
-    segments = segments_of(t, as_of, tier_config, rfm_config)
-    default = segments_of(t, as_of, TierConfig(), RfmConfig())
-    current = default.mutate(
-        workspace_id=ibis.literal(t.workspace_id), model=ibis.literal("default")
-    )
     tags = [
         TagDef(row["tag_id"], "exported", row["tag_id"], row["tag_id"], "", row["rule"])
         for row in read_manifest(folder)["tags"]
     ]
-    wide = tags_expr(t.with_table("customer_segments", current), tags, as_of)
-    return SparkResult(segments=segments.to_pyarrow(), tags=wide.to_pyarrow())
+    # One computation: the features and the default model's segments are cached DataFrames
+    # read by the segments result and by the tags (before, each Arrow result was its own
+    # Spark action over an uncached plan, and the segments were computed twice).
+    computed = compute_all(t, as_of, tags, tier_config, rfm_config)
+    return SparkResult(segments=computed.segments, tags=computed.tags)
 
 
 __all__ = [

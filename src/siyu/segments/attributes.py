@@ -73,12 +73,24 @@ def _consent(t: WorkspaceTables, as_of: datetime) -> ir.Table:
 
 
 def tag_attributes(
-    t: WorkspaceTables, as_of: datetime, categories: Sequence[str] = DEFAULT_CATEGORIES
+    t: WorkspaceTables,
+    as_of: datetime,
+    categories: Sequence[str] = DEFAULT_CATEGORIES,
+    *,
+    features: ir.Table | None = None,
+    current: ir.Table | None = None,
 ) -> ir.Table:
-    """One row per customer known by ``as_of`` with every taggable attribute."""
+    """One row per customer known by ``as_of`` with every taggable attribute.
+
+    ``features`` (``customer_features``) and ``current`` (tier and RFM per customer, default
+    model) may be given when already computed in the same run; by default the features are
+    computed here and the tiers read from the last stored segments run.
+    """
     base = customer_attributes(t.customers, as_of)
-    features = customer_features(t, as_of).drop("country")
-    current = t.customer_segments.filter(lambda s: s.model == "default").select(
+    features = (features if features is not None else customer_features(t, as_of)).drop("country")
+    if current is None:
+        current = t.customer_segments.filter(lambda s: s.model == "default")
+    current = current.select(
         "customer_id", "tier", "high_value", "r_score", "f_score", "m_score", "rfm_segment"
     )
     table = base

@@ -8,8 +8,10 @@ found by one set-based comparison with the previous state, inside the same trans
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import ibis.expr.types as ir
 import pyarrow as pa
@@ -18,12 +20,16 @@ import sqlalchemy as sa
 
 from siyu.access import Workspace
 from siyu.compute import WorkspaceTables, tables
+from siyu.segments.cache import materialised
 from siyu.segments.features import customer_features
 from siyu.segments.rfm import RfmConfig, rfm
 from siyu.segments.tables import customer_segments, segment_runs, tier_history
 from siyu.segments.tiers import TierConfig, tiers
 from siyu.store import Database
 from siyu.store.bulk import append, stage, unstage
+
+if TYPE_CHECKING:
+    from siyu.segments.catalogue import TagDef
 
 
 @dataclass(frozen=True)
@@ -49,10 +55,18 @@ def segments_expr(
 
 
 def segments_of(
-    t: WorkspaceTables, as_of: datetime, tier_config: TierConfig, rfm_config: RfmConfig
+    t: WorkspaceTables,
+    as_of: datetime,
+    tier_config: TierConfig,
+    rfm_config: RfmConfig,
+    *,
+    features: ir.Table | None = None,
 ) -> ir.Table:
-    """:func:`segments_expr` over any workspace tables (the database's, or Spark's Parquet)."""
-    features = customer_features(t, as_of)
+    """:func:`segments_expr` over any workspace tables (the database's, or Spark's Parquet).
+
+    ``features``: ``customer_features(t, as_of)`` when already computed (and cached).
+    """
+    features = features if features is not None else customer_features(t, as_of)
     scores = rfm(features, as_of, rfm_config).drop("country")
     with_scores = features.left_join(scores, "customer_id").drop("customer_id_right")
     tiered = tiers(with_scores, tier_config)
@@ -68,6 +82,42 @@ def segments_of(
         "m_score",
         "rfm_segment",
     )
+
+
+@dataclass(frozen=True)
+class Computed:
+    """RFM, tiers and tags of every customer, computed together (nothing stored)."""
+
+    segments: pa.Table  # customer_id, tier, high_value, recency ... rfm_segment
+    tags: pa.Table  # customer_id + one boolean column per tag
+
+
+def compute_all(
+    t: WorkspaceTables,
+    as_of: datetime,
+    tags: Sequence[TagDef],
+    tier_config: TierConfig | None = None,
+    rfm_config: RfmConfig | None = None,
+) -> Computed:
+    """Segments (``tier_config``'s model) and every tag in ``tags``, as Arrow, in one go.
+
+    The per-customer features are computed once and cached by the engine (a temporary table
+    on DuckDB and PostgreSQL, a cached DataFrame on Spark), and so are the default model's
+    tiers and RFM, which the tags read: each is computed once, however many results use it.
+    """
+    from siyu.segments.tagging import tags_expr
+
+    tier_config = tier_config or TierConfig()
+    rfm_config = rfm_config or RfmConfig()
+    with materialised(customer_features(t, as_of)) as features:
+        default = segments_of(t, as_of, TierConfig(), RfmConfig(), features=features)
+        with materialised(default) as current:
+            if tier_config == TierConfig() and rfm_config == RfmConfig():
+                segments = current
+            else:
+                segments = segments_of(t, as_of, tier_config, rfm_config, features=features)
+            wide = tags_expr(t, tags, as_of, features=features, current=current)
+            return Computed(segments=segments.to_pyarrow(), tags=wide.to_pyarrow())
 
 
 def run_segments(
@@ -167,4 +217,12 @@ def _record_transitions(
         unstage(conn, name)
 
 
-__all__ = ["RunReport", "run_segments", "segments_expr", "segments_of", "tier_history"]
+__all__ = [
+    "Computed",
+    "RunReport",
+    "compute_all",
+    "run_segments",
+    "segments_expr",
+    "segments_of",
+    "tier_history",
+]

@@ -90,12 +90,22 @@ def add_tag(
     return tag
 
 
-def tags_expr(t: WorkspaceTables, tags: Sequence[TagDef], as_of: datetime) -> ir.Table:
-    """``customer_id`` + one boolean column per tag, for every customer: one query."""
+def tags_expr(
+    t: WorkspaceTables,
+    tags: Sequence[TagDef],
+    as_of: datetime,
+    *,
+    features: ir.Table | None = None,
+    current: ir.Table | None = None,
+) -> ir.Table:
+    """``customer_id`` + one boolean column per tag, for every customer: one query.
+
+    ``features`` and ``current`` as in :func:`tag_attributes` (computed in the same run).
+    """
     definitions = inline_references({tag.tag_id: tag.rule for tag in tags}, schema=tag_schema())
     return compile_tags(
         definitions,
-        customers=tag_attributes(t, as_of),
+        customers=tag_attributes(t, as_of, features=features, current=current),
         events=t.events,
         as_of=as_of,
         schema=tag_schema(),

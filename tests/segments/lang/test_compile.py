@@ -6,6 +6,7 @@ second later is in, one at as_of is in and one after as_of never counts.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
@@ -386,3 +387,71 @@ def test_a_catalogue_of_tags_on_tags_is_one_query(community: WorkspaceTables) ->
     got = {tag: {names[c] for c in df.loc[df[tag], "customer_id"]} for tag in definitions}
     assert got["engaged"] == {"alice", "carol", "dave", "frank", "gina"}
     assert got["engaged_sea"] == {"alice", "carol", "dave", "gina"}
+
+
+#: Counts over several windows (and none), compiled together: the events are cut into time
+#: slices at the windows' starts, so each boundary event (day 30 exactly, 31 days, at as_of,
+#: after as_of) must land in exactly one slice and count for exactly the right windows.
+SLICED = {
+    "views_30": (
+        f'count(event == "{VIEW}", last 30d) == 6',
+        {"alice", "carol", "dave", "frank", "gina", "hank"},
+    ),
+    "views_all": (f'count(event == "{VIEW}") == 7', {"carol"}),
+    "posts_3d": (
+        f'count(event == "{POST}", last 3d) == 3',
+        {"alice", "bob", "carol", "dave", "frank", "gina"},
+    ),
+    "posts_30": (
+        f'count(event == "{POST}", last 30d) >= 3',
+        {"alice", "bob", "carol", "dave", "frank", "gina"},
+    ),
+    "posts_31": (
+        f'count(event == "{POST}", last 31d) == 3',
+        {"alice", "bob", "carol", "dave", "frank", "gina"},
+    ),
+    "posts_32": (
+        f'count(event == "{POST}", last 32d) == 3',
+        {"alice", "bob", "carol", "dave", "frank", "gina", "hank"},
+    ),
+    "posts_1w": (f'count(event == "{POST}", last 1w) == 2', {"hank"}),
+    "baby_4d": (
+        f'count(event == "{VIEW}" and properties.category == "baby", last 4d) == 5',
+        {"carol"},
+    ),
+    "baby_6d": (
+        f'count(event == "{VIEW}" and properties.category == "baby", last 6d) >= 6',
+        {"alice", "dave", "frank", "hank"},
+    ),
+    "recent_post": (
+        f'days_since(event == "{POST}", last 30d) == 2',
+        {"alice", "bob", "dave", "frank", "gina", "hank"},
+    ),
+    "any_event": ("count() == 1", {"erin"}),
+}
+
+
+def test_counts_over_many_windows_in_one_query(community: WorkspaceTables) -> None:
+    t = community
+    customers = customer_attributes(t.customers, AS_OF)
+    definitions = {name: text for name, (text, _) in SLICED.items()}
+    df = t.execute(compile_tags(definitions, customers=customers, events=t.events, as_of=AS_OF))
+    names = user_ids(t)
+    got = {tag: {names[c] for c in df.loc[df[tag], "customer_id"]} for tag in definitions}
+    assert got == {name: expected for name, (_, expected) in SLICED.items()}
+    for name, (text, expected) in SLICED.items():  # the same, each compiled alone
+        assert matched(t, text) == expected, name
+
+
+def test_slices_cut_at_window_starts() -> None:
+    from siyu.segments.lang.compiler import MAX_SLICES, _slices
+
+    week, month, year = AS_OF - 7 * DAY, AS_OF - 30 * DAY, AS_OF - 365 * DAY
+    assert _slices([(week, "a")], AS_OF) == [(week, None)]
+    two = _slices([(week, "a"), (month, "b"), (year, "c")], AS_OF)
+    assert len(two) <= MAX_SLICES
+    assert two[0][1] is None  # from as_of
+    assert two[-1][0] == year  # back to the oldest start
+    assert all(low == high for (low, _), (_, high) in itertools.pairwise(two))
+    open_ended = _slices([(week, "a"), (None, "b")], AS_OF)
+    assert open_ended[-1][0] is None  # a count without a window reads all older events
