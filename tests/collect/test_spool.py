@@ -215,18 +215,21 @@ class Crash(BaseException):
     """Stands for the process dying at this point (nothing after it runs)."""
 
 
-@pytest.mark.parametrize("crash_at", ["before_storing", "after_storing"])
+@pytest.mark.parametrize(("crash_at", "big"), [("before_storing", 3), ("after_storing", 3),
+                                              ("after_storing", 1200)])  # fmt: skip
 def test_a_batch_interrupted_by_a_crash_is_stored_exactly_once(
     rt: Runtime,
     tmp_path: Path,
     source: tuple[str, str],
     monkeypatch: pytest.MonkeyPatch,
     crash_at: str,
+    big: int,
 ) -> None:
+    """``big``: a request larger than ingest_chunk_size (500 here) spans several units."""
     ws, src = source
     queue = IngestQueue(rt, tmp_path / "spool", drain_delay=60)  # drains only when told
     queue.start()
-    _submit(queue, ws, src, [_messages("a", 3), _messages("b", 2)])
+    _submit(queue, ws, src, [_messages("a", big), _messages("b", 2)])
     qid = _reject(queue, ws, src)
     real_checkpoint = queue.spool.checkpoint
     real_apply = queue._apply
@@ -252,10 +255,11 @@ def test_a_batch_interrupted_by_a_crash_is_stored_exactly_once(
     again.start()
     again.flush()
     events, quarantined = _counts(rt)
-    assert len(events) == len(set(events)) == 7  # a0-a2, b0-b1 and two sent without messageId
-    assert {"a0", "a1", "a2", "b0", "b1"} <= set(events)
-    # Each invalid message once (position 5 of a, 4 of b), and the 400's row once.
-    assert quarantined == [("invalid", 1), ("invalid", 4), ("invalid", 5)]
+    # a0..a{big-1}, b0-b1 and the two sent without messageId, each once
+    assert len(events) == len(set(events)) == big + 4
+    assert {f"a{i}" for i in range(big)} | {"b0", "b1"} <= set(events)
+    # Each invalid message once (position big + 2 of a, 4 of b), and the 400's row once.
+    assert quarantined == sorted([("invalid", 1), ("invalid", 4), ("invalid", big + 2)])
     with rt.db.engine.connect() as conn:
         assert (
             conn.execute(

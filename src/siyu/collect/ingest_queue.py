@@ -102,14 +102,11 @@ class _Unit:
     source_id: str
     parts: list[_Part] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)  # pre-validated 400s
+    size: int = 0  # records in parts
 
     @property
     def records(self) -> list[Record]:
         return [r for p in self.parts for r in p.records]
-
-    @property
-    def size(self) -> int:
-        return sum(len(p.records) for p in self.parts) + len(self.rejections)
 
 
 class _Stopped(Exception):
@@ -331,6 +328,7 @@ class IngestQueue:
                     units.append(unit)
                 room = chunk - unit.size
                 unit.parts.append(_Part(parts, records[:room]))
+                unit.size += len(unit.parts[-1].records)
                 parts += 1
                 records = records[room:]
         return units
