@@ -343,10 +343,24 @@ def _insert_events(
 
 
 def _delete_events(conn: sa.Connection, ws: str, message_ids: list[str]) -> None:
-    """Remove events inserted first and then refused (conflicts, refunds that cannot apply)."""
-    if message_ids:
-        e = schema.events
-        conn.execute(e.delete().where(e.c.workspace_id == ws, e.c.message_id.in_(message_ids)))
+    """Remove events inserted first and then refused (conflicts, refunds that cannot apply),
+    through a staged key list: a re-export with every total changed refuses a whole slice,
+    more ids than a statement may bind."""
+    if not message_ids:
+        return
+    probe = pa.table({"workspace_id": _ws(ws, len(message_ids)),
+                      "message_id": pa.array(message_ids, pa.string())})  # fmt: skip
+    name = stage(conn, schema.events, probe)
+    try:
+        conn.execute(
+            sa.text(
+                "DELETE FROM events WHERE workspace_id = :ws "
+                f"AND message_id IN (SELECT message_id FROM {name})"
+            ),
+            {"ws": ws},
+        )
+    finally:
+        unstage(conn, name)
 
 
 def _empty_refunds() -> pa.Table:
@@ -472,8 +486,10 @@ def store_columns(
             from siyu.collect.pipeline import _recompute_refunded
             from siyu.money.fx import fill_base_values
 
-            _recompute_refunded(conn, ws, sorted(earlier))
-            fill_base_values(conn, ws, sorted(earlier))
+            ids = sorted(earlier)
+            for start in range(0, len(ids), 5_000):  # bound the statements' parameters
+                _recompute_refunded(conn, ws, ids[start : start + 5_000])
+                fill_base_values(conn, ws, ids[start : start + 5_000])
     report.stored = events.num_rows
     report.stored_ids = events["message_id"].to_pylist()
     order_ids = events.filter(pc.equal(events["kind"], "order"))["order_id"]
