@@ -155,7 +155,7 @@ def import_file(
     ] = None,
     batch_rows: Annotated[
         int, typer.Option(min=1, help="Rows per ingested slice and checkpoint.")
-    ] = 20_000,
+    ] = 100_000,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Import a store export through the pipeline: resumable, idempotent, with a summary."""
