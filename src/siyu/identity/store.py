@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from siyu.identity import tables as t
@@ -72,13 +73,15 @@ def write_graph(
 ) -> None:
     """Store nodes, links, anchors and conflicts (the caller deleted the rows they replace)."""
     n = len(graph.keys)
-    kinds = [k.split(SEP, 1)[0] for k in graph.keys]
-    values = [k.split(SEP, 1)[1] for k in graph.keys]
+    parts = pc.split_pattern(pa.array(graph.keys, pa.string()), SEP, max_splits=1)
+    kind_col = pc.list_element(parts, 0) if n else pa.array([], pa.string())
+    value_col = pc.list_element(parts, 1) if n else pa.array([], pa.string())
+    kinds = np.asarray(kind_col.to_numpy(zero_copy_only=False), dtype=object)
+    values = np.asarray(value_col.to_numpy(zero_copy_only=False), dtype=object)
     _, first_index = np.unique(res.component, return_index=True)
-    comp_name = {
-        int(res.component[i]): short_hash(workspace_id, graph.keys[i], prefix="cmp_")
-        for i in first_index.tolist()
-    }
+    comp_name = np.empty(int(res.component.max()) + 1 if n else 0, dtype=object)
+    for i in first_index.tolist():
+        comp_name[int(res.component[i])] = short_hash(workspace_id, graph.keys[i], prefix="cmp_")
     ws = pa.array([workspace_id] * n, pa.string())
     append(
         conn,
@@ -86,10 +89,10 @@ def write_graph(
         pa.table(
             {
                 "workspace_id": ws,
-                "kind": pa.array(kinds, pa.string()),
-                "value": pa.array(values, pa.string()),
+                "kind": kind_col,
+                "value": value_col,
                 "customer_id": pa.array(node_customers, pa.string()),
-                "component_id": pa.array([comp_name[int(c)] for c in res.component], pa.string()),
+                "component_id": pa.array(comp_name[res.component], pa.string()),
                 "source_id": pa.array(graph.source_id, pa.string()),
                 "account_source_id": pa.array(graph.account_source, pa.string()),
                 "first_seen_at": pa.array(graph.first_seen, TS),
@@ -98,17 +101,17 @@ def write_graph(
         ),
     )
     m = len(graph.link_a)
-    a, b = graph.link_a.tolist(), graph.link_b.tolist()
+    a, b = graph.link_a, graph.link_b
     append(
         conn,
         t.identity_links,
         pa.table(
             {
                 "workspace_id": pa.array([workspace_id] * m, pa.string()),
-                "kind_a": pa.array([kinds[i] for i in a], pa.string()),
-                "value_a": pa.array([values[i] for i in a], pa.string()),
-                "kind_b": pa.array([kinds[i] for i in b], pa.string()),
-                "value_b": pa.array([values[i] for i in b], pa.string()),
+                "kind_a": pa.array(kinds[a], pa.string()),
+                "value_a": pa.array(values[a], pa.string()),
+                "kind_b": pa.array(kinds[b], pa.string()),
+                "value_b": pa.array(values[b], pa.string()),
                 "message_id": pa.array(graph.link_message, pa.string()),
                 "rule": pa.array(graph.link_rule, pa.string()),
                 "seen_at": pa.array(graph.link_seen, TS),
