@@ -209,7 +209,7 @@ def child_siyu(database: Path, pareto: bool) -> dict[str, Any]:
     from siyu.predict.btyd.batch import predict_customers
     from siyu.predict.scores import Minimums, score_customers
     from siyu.predict.store_scores import CLV_COLUMNS, write_family
-    from siyu.predict.store_summary import calibration_summary
+    from siyu.predict.store_summary import calibration_summary_arrow
     from siyu.runtime import Runtime
 
     as_of = datetime.combine(END, datetime.max.time()).replace(microsecond=0)
@@ -247,7 +247,7 @@ def child_siyu(database: Path, pareto: bool) -> dict[str, Any]:
         t = tables(rt.db, ws.workspace_id)
         summary = _timed(
             "calibration summary (DuckDB SQL, to Arrow)",
-            lambda: calibration_summary(t, calibration_end=END, time_unit="D").to_pyarrow(),
+            lambda: calibration_summary_arrow(t, calibration_end=END, time_unit="D"),
             times,
         )
         x, t_x, big_t, m = (

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from siyu.compute import tables
 from siyu.errors import InvalidInput
 from siyu.predict import BetaGeoFitter, rfm_summary, store_summary
-from siyu.predict.store_summary import calibration_summary
+from siyu.predict.store_summary import calibration_summary, calibration_summary_arrow
 from siyu.runtime import Runtime
 from siyu.store.schema import orders
 
@@ -104,13 +104,17 @@ def _order(
 
 
 @pytest.mark.parametrize("bitstring", [True, False], ids=["bitstring", "two-group-bys"])
+@pytest.mark.parametrize("first_orders", [3, 1])
 def test_summary_counts_days_once_and_leaves_out_cancelled_and_refunded(
-    rt: Runtime, monkeypatch: pytest.MonkeyPatch, bitstring: bool
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, bitstring: bool, first_orders: int
 ) -> None:
     # Both ways of counting days on DuckDB (the bitstring, and the two group-bys that
     # PostgreSQL and long histories use) give the same summary as rfm_summary.
     if not bitstring:
         monkeypatch.setattr(store_summary, "MAX_BITSTRING_DAYS", -1)
+    # With one first order read, every customer with two orders on her first day takes the
+    # second query.
+    monkeypatch.setattr(store_summary, "FIRST_ORDERS", first_orders)
     ws = rt.workspace().workspace_id
     log = [
         # a: two orders on her first day (one summed transaction), one later, one after the cut-off
@@ -125,6 +129,12 @@ def test_summary_counts_days_once_and_leaves_out_cancelled_and_refunded(
         ("b", "2025-01-10T10:00:00", 40.0, {"status": "partially_refunded", "refunded_base": 15.0}),
         ("b", "2025-01-10T18:00:00", 5.0, {}),
         ("b", "2025-03-31T23:59:59", 12.0, {}),
+        # e: four orders on her first day (more than the first orders read in the fast path)
+        ("e", "2025-02-01T01:00:00", 1.0, {}),
+        ("e", "2025-02-01T02:00:00", 2.0, {}),
+        ("e", "2025-02-01T03:00:00", 4.0, {}),
+        ("e", "2025-02-01T04:00:00", 8.0, {}),
+        ("e", "2025-02-03T04:00:00", 16.0, {}),
         # c: one order only; d: only after the cut-off (not a customer yet); no customer at all
         ("c", "2025-03-01T09:00:00", 7.0, {}),
         ("d", "2025-04-02T09:00:00", 7.0, {}),
@@ -143,6 +153,13 @@ def test_summary_counts_days_once_and_leaves_out_cancelled_and_refunded(
         .set_index("customer_id")
         .sort_index()
     )
+    arrow = (
+        calibration_summary_arrow(t, calibration_end=date(2025, 3, 31), time_unit="D")
+        .to_pandas()
+        .set_index("customer_id")
+        .sort_index()
+    )
+    pd.testing.assert_frame_equal(arrow, got, check_dtype=False)
     counted = pd.DataFrame(
         [
             (c, at, total - extra.get("refunded_base", 0.0))
@@ -152,9 +169,10 @@ def test_summary_counts_days_once_and_leaves_out_cancelled_and_refunded(
         columns=["customer_id", "date", "amount"],
     )
     expected = rfm_summary(counted, calibration_end="2025-03-31", time_unit="D").sort_index()
-    assert list(got.index) == ["a", "b", "c"] == list(expected.index)
+    assert list(got.index) == ["a", "b", "c", "e"] == list(expected.index)
     for column in ("frequency", "recency", "T", "monetary_value"):
         np.testing.assert_allclose(got[column].astype(float), expected[column], atol=1e-9)
     assert got.loc["a"].tolist() == [1, 31.0, 89.0, 30.0]
     # b: days 12-01 (20), 01-10 (25 + 5), 03-31 (12): two repeat days worth 42
     assert got.loc["b"].tolist() == [2, 120.0, 120.0, 21.0]
+    assert got.loc["e"].tolist() == [1, 2.0, 58.0, 16.0]

@@ -21,7 +21,7 @@ from siyu.errors import InvalidInput
 from siyu.predict.btyd import BetaGeoFitter, GammaGammaFitter
 from siyu.predict.btyd.batch import predict_customers
 from siyu.predict.store_scores import CLV_COLUMNS, write_family
-from siyu.predict.store_summary import calibration_summary
+from siyu.predict.store_summary import calibration_summary_arrow
 from siyu.store import Database
 
 UNITS_PER_YEAR = 365.25
@@ -102,7 +102,7 @@ def score_customers(
     as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
     minimums = minimums or Minimums()
     t = tables(db, workspace.workspace_id)
-    summary = calibration_summary(t, calibration_end=as_of.date(), time_unit="D").to_pyarrow()
+    summary = calibration_summary_arrow(t, calibration_end=as_of.date(), time_unit="D")
     x, t_x, big_t, m = (
         summary[c].to_numpy().astype(np.float64)
         for c in ("frequency", "recency", "T", "monetary_value")
