@@ -31,6 +31,7 @@ test: lint typecheck
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
