@@ -210,14 +210,15 @@ def calibration_summary_arrow(
     epoch = np.datetime64("1970-01-01", "D")
     first_day = (per["first_day"].to_numpy().astype("datetime64[D]") - epoch).astype(np.int64)
     last_day = (per["last_day"].to_numpy().astype("datetime64[D]") - epoch).astype(np.int64)
-    # The first day's value from the first orders: those on the first day, summed per customer.
+    # The first day's value from the first orders: those on the first day, summed per customer
+    # (an order without a base-currency value adds nothing, as SQL's SUM skips it).
     values, days = per["first_values"].combine_chunks(), per["first_days"].combine_chunks()
     owner = pc.list_parent_indices(values).to_numpy()
     listed_days = pc.list_flatten(days).cast(pa.int32()).to_numpy().astype(np.int64)
     on_first = listed_days == first_day[owner]
     first_total = np.bincount(
         owner,
-        weights=np.where(on_first, pc.list_flatten(values).to_numpy(), 0.0),
+        weights=np.where(on_first, pc.fill_null(pc.list_flatten(values), 0.0).to_numpy(), 0.0),
         minlength=per.num_rows,
     )
     full = np.bincount(owner, weights=on_first, minlength=per.num_rows) >= FIRST_ORDERS
