@@ -30,9 +30,15 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/python -m pytest -n 2 -q
 
-bench: $(STAMP)
+# lifetimes (the CLV benchmark's baseline) does not import with siyu's NumPy/pandas/SciPy.
+LT_VENV := .venv-lifetimes
+$(LT_VENV)/bin/python:
+	$(PY) -m venv $(LT_VENV)
+	$(LT_VENV)/bin/pip install -q lifetimes==0.11.3 'pandas<2.2' 'numpy<2' 'scipy<1.14' 'pyarrow<17'
+
+bench: $(STAMP) $(LT_VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev,bench]'
-	$(BIN)/python benchmarks/run_all.py
+	SIYU_LIFETIMES_PYTHON=$(abspath $(LT_VENV))/bin/python $(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) siyu-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LT_VENV) siyu-data .pytest_cache .mypy_cache .ruff_cache
