@@ -141,3 +141,28 @@ def test_the_spool_status_route(
     assert status["drain_error"] is None
     _flush(app_client)
     assert app_client.get("/api/tracking/spool", headers=admin).json()["pending_records"] == 0
+
+
+def test_the_routes_answer_alike_without_the_fast_path(
+    settings: Settings, rt: Runtime, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The FastAPI routes stay the reference (OpenAPI, apps without the middleware)."""
+    from siyu.api.routers.tracking import FastPath
+
+    def unused(*args: Any) -> None:
+        raise AssertionError("the fast path should not be in this app")
+
+    monkeypatch.setattr(FastPath, "__call__", unused)
+    app = create_app(settings, rt)
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not FastPath]
+    with TestClient(app) as client:
+        ok = {"userId": "u1", "event": "Page Viewed", "messageId": "r-1"}
+        assert client.post("/v1/track", json=ok, headers=auth).json() == {"success": True}
+        batch = {"batch": [{"type": "track", "userId": "u2", "event": "X", "messageId": "r-2"}]}
+        assert client.post("/v1/import", json=batch, headers=auth).status_code == 200
+        bad = {"event": "Page Viewed"}
+        error = assert_error(client.post("/v1/page", json=bad, headers=auth), 400, "invalid")
+        assert error["details"]["quarantine_id"].startswith("q_")
+        assert_error(client.post("/v1/track", json=ok), 401, "unauthorized")
+        _flush(client)
+    assert {"r-1", "r-2"} <= _events(rt)
