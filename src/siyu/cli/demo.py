@@ -82,7 +82,9 @@ def _downstream(rt: Runtime, ws: Workspace, as_of: datetime | None) -> None:
     console.print("Resolving identities (One-ID) ...")
     started = perf_counter()
     with rt.db.write_lock, rt.db.engine.begin() as conn:
-        resolved = resolve_workspace(conn, ws.workspace_id)
+        resolved = resolve_workspace(
+            conn, ws.workspace_id, windows=rt.settings.identity_limit_windows
+        )
     console.print(
         f"  {resolved.identifiers:,} identifiers -> {resolved.customers:,} customers "
         f"({resolved.merges:,} merges, {resolved.conflicts:,} conflicts kept apart; "
