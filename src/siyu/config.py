@@ -310,6 +310,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging level of the CLI and server."
     )
+    access_log: bool = Field(
+        False,
+        description="Log one line per HTTP request (uvicorn's access log). Off by default: the "
+        "tracking API takes thousands of requests per second and the line costs CPU on each.",
+    )
 
     @field_validator("base_currency")
     @classmethod

@@ -117,7 +117,13 @@ def serve(
     bind_host = host or settings.host
     bind_port = settings.port if port is None else port
     console.print(f"siyu {__version__} serving at http://{bind_host}:{bind_port}")
-    uvicorn.run(app_, host=bind_host, port=bind_port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        app_,
+        host=bind_host,
+        port=bind_port,
+        log_level=settings.log_level.lower(),
+        access_log=settings.access_log,
+    )
 
 
 @app.command()
