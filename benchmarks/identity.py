@@ -27,11 +27,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
+import pyarrow as pa
 import sqlalchemy as sa
 
 from siyu.config import load_settings
@@ -47,15 +48,52 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._identity_data import build
 
 R = TypeVar("R")
+PEAK_MB = [0.0]
+"""The largest step peak so far (resetting the high-water mark also resets ru_maxrss)."""
+
+
+def _reset_peak() -> None:
+    """Reset the kernel's resident high-water mark (Linux), so each step's peak is its own."""
+    with suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_mb() -> float:
+    """Peak resident memory since the last reset (VmHWM; ru_maxrss where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def timed(label: str, fn: Callable[[], R]) -> tuple[R, float]:
-    """Run fn, print wall time and this process's CPU time."""
+    """Run fn, print wall time, this process's CPU time and the step's peak resident memory."""
+    _reset_peak()
     start, cpu = time.perf_counter(), time.process_time()
     out = fn()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    print(f"  {label:<48} {wall:7.3f} s wall {cpu:7.3f} s cpu")
+    peak = _peak_mb()
+    PEAK_MB[0] = max(PEAK_MB[0], peak)
+    print(f"  {label:<48} {wall:7.3f} s wall {cpu:7.3f} s cpu {peak:7,.0f} MB peak")
     return out, wall
+
+
+def _steps(wid: str, rows: pa.Table, region: str | None) -> None:
+    """Build the graph, resolve it under the rules and with the connected-components baseline."""
+    graph, _ = timed("normalise + build graph", lambda: build_graph(wid, rows, region))
+    print(f"  {len(graph.keys):,} identifiers, {len(graph.link_a):,} links")
+    res, t_rules = timed("resolve under the rules", lambda: resolve(graph))
+    labels, t_cc = timed(
+        "baseline: scipy connected_components",
+        lambda: components(len(graph.keys), graph.link_a, graph.link_b),
+    )
+    print(
+        f"  groups: rules {int(res.group.max()) + 1:,}, baseline {int(labels.max()) + 1:,};"
+        f" rules / baseline time = {t_rules / max(t_cc, 1e-9):.1f}x"
+    )
 
 
 def main() -> None:
@@ -101,19 +139,7 @@ def main() -> None:
             events = conn.execute(sa.text("SELECT count(*) FROM events")).scalar()
             print(f"  {events:,} events")
             rows, _ = timed("read distinct identifier tuples", lambda: fetch_tuples(conn, wid))
-            graph, _ = timed(
-                "normalise + build graph", lambda: build_graph(wid, rows, ws.default_region)
-            )
-            print(f"  {len(graph.keys):,} identifiers, {len(graph.link_a):,} links")
-            res, t_rules = timed("resolve under the rules", lambda: resolve(graph))
-            labels, t_cc = timed(
-                "baseline: scipy connected_components",
-                lambda: components(len(graph.keys), graph.link_a, graph.link_b),
-            )
-            print(
-                f"  groups: rules {int(res.group.max()) + 1:,}, baseline {int(labels.max()) + 1:,};"
-                f" rules / baseline time = {t_rules / max(t_cc, 1e-9):.1f}x"
-            )
+            _steps(wid, rows, ws.default_region)  # its graph is freed before the full run
             _, t_full = timed(
                 "full resolve_workspace (all steps)", lambda: resolve_workspace(conn, wid)
             )
@@ -134,8 +160,10 @@ def main() -> None:
                 f"  full resolution {t_full:.2f} s (target <= 60 s at 1M customers); "
                 f"incremental batch {t_batch:.2f} s (target <= 1 s)"
             )
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"  peak memory {peak:,.0f} MB; load average {os.getloadavg()[0]:.1f}")
+            print(
+                f"  peak memory (largest step) {PEAK_MB[0]:,.0f} MB; "
+                f"load average {os.getloadavg()[0]:.1f}"
+            )
             if args.evaluate or args.load == "pipeline":
                 quality, _ = timed("evaluate against the truth", lambda: evaluate(conn, wid))
                 print(

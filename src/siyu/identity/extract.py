@@ -96,13 +96,41 @@ def tuples_sql(dialect: str, staged: tuple[str, str] | None) -> str:
 
 
 @dataclass
+class Anchors:
+    """One row per sender ((source, userId) or anonymousId), as columns.
+
+    Arrow strings and NumPy ints/times: at 1M customers (~3M senders) a dict of Python strings
+    per sender took ~2 GB, these columns a tenth of that.
+    """
+
+    anchor_id: pa.Array
+    source_id: pa.Array
+    user_id: pa.Array
+    anonymous_id: pa.Array
+    node: Ints
+    """The sender's identity node (-1: none)."""
+    provisional_id: pa.Array
+    first_seen: npt.NDArray[np.datetime64]
+
+    def __len__(self) -> int:
+        return len(self.node)
+
+    @classmethod
+    def empty(cls) -> Anchors:
+        none = pa.array([], pa.string())
+        return cls(none, none, none, none, np.zeros(0, dtype=np.int64), none,
+                   np.zeros(0, dtype="datetime64[us]"))  # fmt: skip
+
+
+@dataclass
 class Graph:
     """Identity nodes, links between them and event anchors, as parallel columns."""
 
     keys: list[str]
     """'kind<US>value' per node, sorted: index order is key order on every subset."""
-    first_seen: list[datetime]
-    last_seen: list[datetime]
+    first_seen: npt.NDArray[np.datetime64]
+    """Per node, microseconds (NumPy, not a Python datetime per node)."""
+    last_seen: npt.NDArray[np.datetime64]
     source_id: list[str | None]
     account_source: list[str | None]
     link_a: Ints
@@ -110,12 +138,11 @@ class Graph:
     link_message: list[str]
     link_rule: list[str]
     link_seen: list[datetime]
-    anchors: list[dict[str, Any]]
-    """anchor_id, source_id, user_id, anonymous_id, node (-1: none), provisional_id, first_seen."""
+    anchors: Anchors
     refused: list[tuple[str, str, str, str]] = field(default_factory=list)
     """(kind, raw value, reason, message_id) of values that were invalid or blocked."""
-    raw_pairs: tuple[list[str], Ints] = field(
-        default_factory=lambda: ([], np.zeros(0, dtype=np.int64))
+    raw_pairs: tuple[pa.Array, Ints] = field(
+        default_factory=lambda: (pa.array([], pa.string()), np.zeros(0, dtype=np.int64))
     )
     """(raw value as the events carry it, node it became) per occurrence, for evaluation."""
 
@@ -124,7 +151,7 @@ class Graph:
         """Raw value -> nodes it became (for evaluation against a truth)."""
         out: dict[str, set[int]] = {}
         raws, nodes = self.raw_pairs
-        for raw, node in zip(raws, nodes.tolist(), strict=True):
+        for raw, node in zip(raws.to_pylist(), nodes.tolist(), strict=True):
             out.setdefault(raw, set()).add(node)
         return out
 
@@ -214,7 +241,24 @@ def _tuples(table: pa.Table) -> pa.Table:
 
 
 def _strings(table: pa.Table, name: str) -> npt.NDArray[np.object_]:
-    return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=object)
+    return _objects(table.column(name))
+
+
+def _objects(column: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.object_]:
+    """A string column as an object array whose repeated values share one Python string.
+
+    Decoded through the column's dictionary: each distinct value becomes one ``str`` and rows
+    hold references (8 bytes) to it, instead of one string object per row.
+    """
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    values = encoded.dictionary.to_numpy(zero_copy_only=False)
+    uniques: npt.NDArray[np.object_] = np.empty(len(values) + 1, dtype=object)
+    uniques[:-1] = values  # the last slot stays None: the code of a null
+    codes = pc.fill_null(encoded.indices, len(values)).to_numpy(zero_copy_only=False)
+    out: npt.NDArray[np.object_] = uniques[np.asarray(codes, dtype=np.int64)]
+    return out
 
 
 SLOTS = ("user", "anon", "email", "phone", "prev")
@@ -250,7 +294,7 @@ def build_graph(workspace_id: str, tuples: pa.Table, default_region: str | None)
     country = pc.utf8_upper(t.column("country"))
     two = pc.fill_null(pc.equal(pc.utf8_length(country), 2), False)
     region_arr = pc.if_else(two, country, pa.scalar(default_region, pa.string()))
-    region = np.asarray(region_arr.to_numpy(zero_copy_only=False), dtype=object)
+    region = _objects(region_arr)
     user = _strings(t, "user_id")
     anon = _strings(t, "anonymous_id")
     prev = _strings(t, "previous_id")
@@ -275,7 +319,7 @@ def build_graph(workspace_id: str, tuples: pa.Table, default_region: str | None)
     rows = np.flatnonzero(~pd.isna(anon) & (anon != ""))
     _slot(occ, "anonymous_id", rows, 1, anon[rows], np.full(len(rows), None), messages)
     _late(occ, user, anon, prev, generic, has_user, source_kind, messages)
-    return _assemble(workspace_id, t, occ, source_kind, generic, user, anon)
+    return _assemble(workspace_id, t, occ, generic, user, anon, messages)
 
 
 def _slot(
@@ -454,10 +498,10 @@ def _assemble(
     workspace_id: str,
     t: pa.Table,
     occ: _Occurrences,
-    source_kind: npt.NDArray[np.object_],
     generic: npt.NDArray[np.bool_],
     user: npt.NDArray[np.object_],
     anon: npt.NDArray[np.object_],
+    messages: npt.NDArray[np.object_],
 ) -> Graph:
     """Nodes, their first/last seen, source and account, links with evidence, and anchors."""
     n_rows = t.num_rows
@@ -472,7 +516,6 @@ def _assemble(
     t0 = np.asarray(t.column("first_seen").to_numpy(), dtype="datetime64[us]")
     t1 = np.asarray(t.column("last_seen").to_numpy(), dtype="datetime64[us]")
     source = _strings(t, "source_id")
-    messages = _strings(t, "message_id")
     first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first, node, t0[row].astype(np.int64))
     last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
@@ -487,48 +530,47 @@ def _assemble(
     hub = np.full(n_rows, -1, dtype=np.int64)
     for s in range(len(SLOTS)):
         hub = np.where((hub < 0) & (per_slot[s] >= 0), per_slot[s], hub)
-    link_frames = []
+    # Candidate links (hub, other slot) per row; per pair the earliest evidence wins, ties by
+    # message id (its rank among the rows, so the sort is over integers), row and slot.
+    cand_rows, cand_slots = [], []
     for s in range(len(SLOTS)):
         rows = np.flatnonzero((per_slot[s] >= 0) & (hub >= 0) & (per_slot[s] != hub))
-        if not rows.size:
-            continue
-        other = per_slot[s, rows]
-        link_frames.append(
-            pd.DataFrame(
-                {
-                    "a": np.minimum(hub[rows], other),
-                    "b": np.maximum(hub[rows], other),
-                    "t0": t0[rows].astype(np.int64),
-                    "msg": pd.Series(messages[rows], dtype=object),
-                    "row": rows,
-                    "slot": s,
-                }
-            )
-        )
-    if link_frames:
-        links = pd.concat(link_frames, ignore_index=True)
-        links = links.sort_values(["a", "b", "t0", "msg", "row", "slot"], kind="stable")
-        links = links.drop_duplicates(["a", "b"], keep="first")
-    else:
-        links = pd.DataFrame({"a": [], "b": [], "t0": [], "msg": [], "row": [], "slot": []}).astype(
-            {"a": np.int64, "b": np.int64, "t0": np.int64, "slot": np.int64}
-        )
-    link_a = links["a"].to_numpy(dtype=np.int64)
-    link_b = links["b"].to_numpy(dtype=np.int64)
+        cand_rows.append(rows)
+        cand_slots.append(np.full(len(rows), s, dtype=np.int64))
+    c_row = np.concatenate(cand_rows)
+    c_slot = np.concatenate(cand_slots)
+    other = per_slot[c_slot, c_row]
+    c_a = np.minimum(hub[c_row], other)
+    c_b = np.maximum(hub[c_row], other)
+    c_t0 = t0[c_row].astype(np.int64)
+    message_rank = pc.rank(
+        t.column("message_id").combine_chunks(), sort_keys="ascending", tiebreaker="dense"
+    )
+    rank = np.asarray(message_rank.to_numpy(), dtype=np.int64)
+    order = np.lexsort((c_slot, c_row, rank[c_row], c_t0, c_b, c_a))
+    c_a, c_b, c_row, c_slot, c_t0 = c_a[order], c_b[order], c_row[order], c_slot[order], c_t0[order]
+    first_of_pair = np.ones(len(order), dtype=bool)
+    first_of_pair[1:] = (c_a[1:] != c_a[:-1]) | (c_b[1:] != c_b[:-1])
+    link_a = c_a[first_of_pair]
+    link_b = c_b[first_of_pair]
+    link_row = c_row[first_of_pair]
+    link_slot = c_slot[first_of_pair]
+    link_t0 = c_t0[first_of_pair]
+    del c_a, c_b, c_row, c_slot, c_t0, order, other
     return Graph(
         keys=keys,
-        first_seen=first.astype("datetime64[us]").tolist(),
-        last_seen=last.astype("datetime64[us]").tolist(),
+        first_seen=first.astype("datetime64[us]"),
+        last_seen=last.astype("datetime64[us]"),
         source_id=src,
         account_source=account,
         link_a=link_a,
         link_b=link_b,
-        link_message=[str(m) for m in links["msg"].tolist()],
-        link_rule=["alias" if s == 4 else "same_event" for s in links["slot"].tolist()],
-        link_seen=links["t0"].to_numpy().astype("datetime64[us]").tolist(),
+        link_message=[str(m) for m in messages[link_row].tolist()],
+        link_rule=["alias" if s == 4 else "same_event" for s in link_slot.tolist()],
+        link_seen=link_t0.astype("datetime64[us]").tolist(),
         anchors=_anchors(workspace_id, t0, source, user, anon, per_slot),
         refused=sorted(occ.refused),
-        raw_pairs=([str(r) for r in raw.tolist()], node),
+        raw_pairs=(pa.array(raw, pa.string()), node),
     )
 
 
@@ -550,50 +592,54 @@ def _anchors(
     user: npt.NDArray[np.object_],
     anon: npt.NDArray[np.object_],
     per_slot: Ints,
-) -> list[dict[str, Any]]:
+) -> Anchors:
     """One anchor per sender ((source, userId) or anonymousId): its node and provisional id."""
     has_user = ~pd.isna(user) & (user != "")
     has_anon = ~pd.isna(anon) & (anon != "")
     rows = np.flatnonzero(has_user | has_anon)
     if not rows.size:
-        return []
+        return Anchors.empty()
     u = has_user[rows]
     src = pa.array(source[rows], pa.string())
     as_user = pc.binary_join_element_wise(
         "u", pc.fill_null(src, "None"), pa.array(user[rows], pa.string()), "|"
     )
     as_anon = pc.binary_join_element_wise("a", pa.array(anon[rows], pa.string()), "|")
-    ids = np.asarray(
-        pc.if_else(pa.array(u), as_user, as_anon).to_numpy(zero_copy_only=False), dtype=object
-    )
-    frame = pd.DataFrame(
+    # Group by sender id in Arrow (no Python string per row); ids sorted by code point, as
+    # Python sorts them. A sender's node is the one of its first (lowest) row.
+    senders = pa.table(
         {
-            "id": pd.Series(ids, dtype=object),
+            "id": pc.if_else(pa.array(u), as_user, as_anon),
             "row": rows,
             "t0": t0[rows].astype(np.int64),
-            "node": np.where(u, per_slot[0, rows], per_slot[1, rows]),
         }
     )
-    firsts = frame.groupby("id", sort=True).agg(
-        row=("row", "min"), t0=("t0", "min"), node=("node", "first")
+    del as_user, as_anon
+    grouped = senders.group_by("id", use_threads=False).aggregate([("row", "min"), ("t0", "min")])
+    del senders
+    grouped = grouped.take(pc.sort_indices(grouped, sort_keys=[("id", "ascending")]))
+    r = np.asarray(grouped.column("row_min").to_numpy(), dtype=np.int64)
+    first_row = np.searchsorted(rows, r)
+    node = np.where(u, per_slot[0, rows], per_slot[1, rows])[first_row]
+    has = has_user[r]
+    uid = user[r].copy()
+    uid[~has] = None
+    aid = anon[r].copy()
+    aid[has | pd.isna(aid)] = None
+    sid = source[r].copy()
+    sid[~has] = None
+    provisional = pa.array(
+        (customer_key(workspace_id, x, y) for x, y in zip(uid.tolist(), aid.tolist(), strict=True)),
+        pa.string(),
     )
-    out = []
-    seen = firsts["t0"].to_numpy().astype("datetime64[us]").tolist()
-    for anchor_id, r, node, when in zip(
-        firsts.index.tolist(), firsts["row"].tolist(), firsts["node"].tolist(), seen, strict=True
-    ):
-        has = bool(has_user[r])
-        uid = str(user[r]) if has else None
-        aid = None if pd.isna(anon[r]) else str(anon[r])
-        out.append(
-            {
-                "anchor_id": str(anchor_id),
-                "source_id": (None if pd.isna(source[r]) else str(source[r])) if has else None,
-                "user_id": uid,
-                "anonymous_id": None if has else aid,
-                "node": int(node),
-                "provisional_id": customer_key(workspace_id, uid, aid),
-                "first_seen": when,
-            }
-        )
-    return out
+    return Anchors(
+        anchor_id=grouped.column("id").combine_chunks(),
+        source_id=pa.array(sid, pa.string(), from_pandas=True),
+        user_id=pa.array(uid, pa.string(), from_pandas=True),
+        anonymous_id=pa.array(aid, pa.string(), from_pandas=True),
+        node=node.astype(np.int64),
+        provisional_id=provisional,
+        first_seen=np.asarray(grouped.column("t0_min").to_numpy(), dtype=np.int64).astype(
+            "datetime64[us]"
+        ),
+    )

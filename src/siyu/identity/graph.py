@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
@@ -159,9 +160,7 @@ def _keys_table(workspace_id: str, keys: list[str]) -> pa.Table:
 def _forget(conn: sa.Connection, workspace_id: str, graph: Graph) -> dict[str, str]:
     """Delete the stored rows the incremental graph replaces; return their old mapping."""
     name = stage(conn, t.identities, _keys_table(workspace_id, graph.keys))
-    anchors = pa.table(
-        {"anchor_id": pa.array([a["anchor_id"] for a in graph.anchors], pa.string())}
-    )
+    anchors = pa.table({"anchor_id": graph.anchors.anchor_id})
     aname = stage(conn, t.identity_anchors, anchors)
     ws = {"ws": workspace_id}
     try:
@@ -247,7 +246,7 @@ def _apply(
     res = resolve(graph, _detached(conn, workspace_id, graph), windows)
     node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
     write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
-    only = [str(a["anchor_id"]) for a in graph.anchors] if incremental else None
+    only = [str(a) for a in graph.anchors.anchor_id.to_pylist()] if incremental else None
     repointed = repoint(conn, workspace_id, only)
     moves = merge_customers(conn, workspace_id, now)
     followed = _follow(conn, workspace_id, moves)
@@ -285,19 +284,37 @@ def _audit_merges(
     now: datetime,
 ) -> int:
     """One audit row per customer whose set of merged provisional customers changed."""
+    # Only customers with two or more provisional ids can be a merge: found with pandas, so
+    # Python builds sets for merged customers only, not one per sender.
+    frame = pd.DataFrame(
+        {
+            "customer": pd.Series(anchor_customers, dtype=object),
+            "p": pd.Series(
+                graph.anchors.provisional_id.to_numpy(zero_copy_only=False), dtype=object
+            ),
+        }
+    )
+    distinct = frame.drop_duplicates()
+    many = distinct.groupby("customer", sort=False)["p"].transform("size").to_numpy() > 1
     members: dict[str, set[str]] = {}
-    for anchor, customer in zip(graph.anchors, anchor_customers, strict=True):
-        members.setdefault(customer, set()).add(anchor["provisional_id"])
+    for customer, p in zip(
+        distinct["customer"][many].tolist(), distinct["p"][many].tolist(), strict=True
+    ):
+        members.setdefault(str(customer), set()).add(str(p))
+    del distinct, many
     before: dict[str, set[str]] = {}
     for p, c in previous.items():
         before.setdefault(c, set()).add(p)
-    node_of = {c: i for i, c in enumerate(anchor_customers)}
-    changed = {c: ids for c, ids in members.items() if len(ids) > 1 and before.get(c) != ids}
-    wanted = {int(res.group[graph.anchors[node_of[c]]["node"]]): c for c in changed}
+    changed = {c: ids for c, ids in members.items() if before.get(c) != ids}
+    # A customer's group: that of its last anchor's node.
+    last = frame[frame["customer"].isin(list(changed))].drop_duplicates("customer", keep="last")
+    node_of = dict(zip(last["customer"].tolist(), last.index.tolist(), strict=True))
+    del frame, last
+    wanted = {int(res.group[graph.anchors.node[node_of[c]]]): c for c in changed}
     nodes_of: dict[int, list[int]] = {}
-    for i, g in enumerate(res.group.tolist()):
-        if g in wanted:
-            nodes_of.setdefault(g, []).append(i)
+    picked = np.flatnonzero(np.isin(res.group, np.array(list(wanted), dtype=np.int64)))
+    for i, g in zip(picked.tolist(), res.group[picked].tolist(), strict=True):
+        nodes_of.setdefault(g, []).append(i)
     evidence_of: dict[int, set[str]] = {}
     rules_of: dict[int, set[str]] = {}
     ga, gb = res.group[graph.link_a], res.group[graph.link_b]

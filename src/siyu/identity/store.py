@@ -41,16 +41,18 @@ def customer_ids(workspace_id: str, graph: Graph, res: Resolution) -> tuple[list
     wins; a group no sender reaches gets an id derived from its first identifier.
     """
     anchors = graph.anchors
-    node = np.array([a["node"] for a in anchors], dtype=np.int64)
+    node = anchors.node
+    provisional = np.asarray(anchors.provisional_id.to_numpy(zero_copy_only=False), dtype=object)
     frame = pd.DataFrame(
         {
             "group": np.where(node >= 0, res.group[np.maximum(node, 0)], -1) if len(node) else [],
-            "seen": pd.Series([a["first_seen"] for a in anchors], dtype="datetime64[us]"),
-            "id": pd.Series([a["provisional_id"] for a in anchors], dtype=object),
+            "seen": pd.Series(anchors.first_seen, dtype="datetime64[us]"),
+            "id": pd.Series(provisional, dtype=object),
         }
     )
     frame = frame[frame["group"] >= 0].sort_values(["group", "seen", "id"], kind="stable")
     best = frame.drop_duplicates("group", keep="first")
+    del frame
     n_groups = int(res.group.max()) + 1 if len(res.group) else 0
     by_group = np.full(n_groups, None, dtype=object)
     by_group[best["group"].to_numpy(dtype=np.int64)] = best["id"].to_numpy(dtype=object)
@@ -58,7 +60,11 @@ def customer_ids(workspace_id: str, graph: Graph, res: Resolution) -> tuple[list
     for i in np.flatnonzero(pd.isna(per_node)).tolist():
         per_node[i] = short_hash(workspace_id, graph.keys[i], prefix="cus_")
     nodes = [str(x) for x in per_node.tolist()]
-    out = [nodes[a["node"]] if a["node"] >= 0 else a["provisional_id"] for a in anchors]
+    if len(per_node):
+        mine = np.where(node >= 0, per_node[np.maximum(node, 0)], provisional)
+    else:
+        mine = provisional
+    out = [str(x) for x in mine.tolist()]
     return nodes, out
 
 
@@ -120,21 +126,22 @@ def write_graph(
         ),
     )
     an = graph.anchors
+    missing = pa.array(an.node, mask=an.node < 0)
     append(
         conn,
         t.identity_anchors,
         pa.table(
             {
                 "workspace_id": pa.array([workspace_id] * len(an), pa.string()),
-                "anchor_id": pa.array([x["anchor_id"] for x in an], pa.string()),
-                "source_id": pa.array([x["source_id"] for x in an], pa.string()),
-                "user_id": pa.array([x["user_id"] for x in an], pa.string()),
-                "anonymous_id": pa.array([x["anonymous_id"] for x in an], pa.string()),
-                "kind": pa.array([kinds[x["node"]] if x["node"] >= 0 else None for x in an]),
-                "value": pa.array([values[x["node"]] if x["node"] >= 0 else None for x in an]),
-                "provisional_id": pa.array([x["provisional_id"] for x in an], pa.string()),
+                "anchor_id": an.anchor_id,
+                "source_id": an.source_id,
+                "user_id": an.user_id,
+                "anonymous_id": an.anonymous_id,
+                "kind": kind_col.take(missing) if n else pa.nulls(len(an), pa.string()),
+                "value": value_col.take(missing) if n else pa.nulls(len(an), pa.string()),
+                "provisional_id": an.provisional_id,
                 "customer_id": pa.array(anchor_customers, pa.string()),
-                "first_seen_at": pa.array([x["first_seen"] for x in an], TS),
+                "first_seen_at": pa.array(an.first_seen, TS),
             }
         ).cast(_anchor_schema()),
     )
