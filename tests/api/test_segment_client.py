@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,18 +21,7 @@ from segment.analytics import Client
 from siyu.config import load_settings
 from siyu.runtime import Runtime
 from siyu.store import schema
-
-
-def _siyu() -> str:
-    found = shutil.which("siyu", path=str(Path(sys.executable).parent)) or shutil.which("siyu")
-    assert found, "the siyu console script is not installed"
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.subprocesses import free_port, siyu_script
 
 
 @pytest.fixture
@@ -53,16 +39,21 @@ def served(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[str, str, subp
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [_siyu(), *args], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+            [siyu_script(), *args],
+            cwd=tmp_path,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
 
     run("init")
     added = run("sources", "add", "site", "--kind", "web")
     key = re.search(r"\bwk_[A-Za-z0-9_-]+", added.stdout)
     assert key, added.stdout
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
-        [_siyu(), "serve", "--port", str(port)],
+        [siyu_script(), "serve", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,

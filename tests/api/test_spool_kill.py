@@ -14,11 +14,8 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,25 +25,14 @@ import sqlalchemy as sa
 from siyu.config import load_settings
 from siyu.runtime import Runtime
 from siyu.store import schema
-
-
-def _siyu() -> str:
-    found = shutil.which("siyu", path=str(Path(sys.executable).parent)) or shutil.which("siyu")
-    assert found, "the siyu console script is not installed"
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.subprocesses import free_port, siyu_script
 
 
 class Server:
     def __init__(self, cwd: Path, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = subprocess.Popen(
-            [_siyu(), "serve", "--port", str(self.port)],
+            [siyu_script(), "serve", "--port", str(self.port)],
             cwd=cwd,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -159,7 +145,7 @@ def test_sigkill_under_load_then_restart_stores_every_acknowledged_event_once(
                SIYU_FISSION_EVERY_SECONDS="0", SIYU_LOG_LEVEL="INFO")  # fmt: skip
 
     def run(*args: str) -> str:
-        return subprocess.run([_siyu(), *args], cwd=tmp_path, env=env, check=True,
+        return subprocess.run([siyu_script(), *args], cwd=tmp_path, env=env, check=True,
                               capture_output=True, text=True).stdout  # fmt: skip
 
     run("init")

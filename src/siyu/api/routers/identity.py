@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from siyu.api.deps import ReadWorkspace, RuntimeDep, WriteWorkspace
 from siyu.identity.explain import explain
 from siyu.identity.suggest import decide, suggest
+from siyu.runtime import Runtime
 
 router = APIRouter(prefix="/api/identity", tags=["identity"])
 
@@ -37,31 +38,13 @@ def list_suggestions(
 @router.post("/suggestions/confirm")
 def confirm(body: DecisionIn, ws: WriteWorkspace, rt: RuntimeDep) -> dict[str, Any]:
     """Link the two customers (a manual link kept on every rebuild) and re-resolve."""
-    with rt.db.write_lock, rt.db.engine.begin() as conn:
-        return decide(
-            conn,
-            ws.workspace_id,
-            body.customer_a,
-            body.customer_b,
-            "confirm",
-            note=body.note,
-            windows=rt.settings.identity_limit_windows,
-        )
+    return _decide(body, ws.workspace_id, rt, "confirm")
 
 
 @router.post("/suggestions/reject")
 def reject(body: DecisionIn, ws: WriteWorkspace, rt: RuntimeDep) -> dict[str, Any]:
     """Record that the two customers are different people: never suggested again."""
-    with rt.db.write_lock, rt.db.engine.begin() as conn:
-        return decide(
-            conn,
-            ws.workspace_id,
-            body.customer_a,
-            body.customer_b,
-            "reject",
-            note=body.note,
-            windows=rt.settings.identity_limit_windows,
-        )
+    return _decide(body, ws.workspace_id, rt, "reject")
 
 
 @router.get("/customers/{customer}/explain")
@@ -76,3 +59,17 @@ def explain_customer(customer: str, ws: ReadWorkspace, rt: RuntimeDep) -> dict[s
             for row in out[section]
         ]
     return out
+
+
+def _decide(body: DecisionIn, workspace_id: str, rt: Runtime, verdict: str) -> dict[str, Any]:
+    """Record an operator's verdict on a suggestion in one write transaction."""
+    with rt.db.write_lock, rt.db.engine.begin() as conn:
+        return decide(
+            conn,
+            workspace_id,
+            body.customer_a,
+            body.customer_b,
+            verdict,
+            note=body.note,
+            windows=rt.settings.identity_limit_windows,
+        )
