@@ -137,7 +137,7 @@ def test_plain_orders_take_the_arrow_path_and_the_rest_go_as_messages(tmp_path: 
     table = spec.prepare(pa.Table.from_batches(list(batches(path, ","))))
     now = datetime.now(UTC).replace(tzinfo=None)
     context = ColumnContext("ws", "USD", now, timedelta(minutes=5), 32_000)
-    batch, records = spec.build_columns(table, 2, context)
+    batch, records, _ = spec.build_columns(table, 2, context)
     assert batch is not None
     # Refunded orders are columns too: the order, and its refund as a refunds row.
     assert batch.orders.num_rows == 34
@@ -153,7 +153,7 @@ def test_checkouts_and_bad_rows_go_as_messages() -> None:
     table = spec.prepare(pa.Table.from_batches(list(batches(FIXTURES / "shopify_orders.csv", ","))))
     now = datetime.now(UTC).replace(tzinfo=None)
     context = ColumnContext("ws", "USD", now, timedelta(minutes=5), 32_000)
-    batch, records = spec.build_columns(table, 2, context)
+    batch, records, _ = spec.build_columns(table, 2, context)
     assert batch is not None
     # Refunded (#1002), partially refunded (#1003), refunded and cancelled (#1004): columns.
     assert sorted(batch.orders["order_id"].to_pylist()) == [

@@ -63,16 +63,8 @@ _HEAD_TEXT = (
 )
 
 
-def _digests(text: Col, *, repeats: bool = False) -> pa.Array:
-    """A short content digest of each value (the message-id suffix).
-
-    ``repeats``: values recur (a customer's identify details on each of their orders), so
-    each distinct value is hashed once.
-    """
-    if repeats:
-        distinct = pc.unique(text)
-        hashed = _digests(distinct)
-        return pc.take(hashed, pc.index_in(text, value_set=distinct))
+def _digests(text: Col) -> pa.Array:
+    """A short content digest of each value (the message-id suffix)."""
     return pa.array(
         [hashlib.blake2b(s.encode(), digest_size=16).hexdigest() for s in text.to_pylist()],
         pa.string(),
@@ -113,6 +105,7 @@ class OrderKeys:
     traits: pa.Table  # identify traits (email lower-cased; null where empty)
     order_digest: pa.Array
     identify_digest: pa.Array
+    identify_code: np.ndarray[Any, Any]  # per order: which distinct identify message it sends
 
     @property
     def count(self) -> int:
@@ -162,6 +155,10 @@ def order_keys(spec: OrderSpec, table: pa.Table, starts: np.ndarray[Any, Any]) -
     order_text = pc.binary_join_element_wise(
         spec.vendor, *(_blank(heads[c]) for c in _HEAD_TEXT), lines, _SEP
     )
+    # A customer's identify details recur on each of their orders: each distinct text is
+    # hashed once, and its code tells the orders sending the same identify message apart.
+    encoded = pc.dictionary_encode(_array(identify_text))
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     return OrderKeys(
         starts=starts,
         heads=heads,
@@ -169,7 +166,8 @@ def order_keys(spec: OrderSpec, table: pa.Table, starts: np.ndarray[Any, Any]) -
         anonymous_id=_array(anonymous_id),
         traits=traits,
         order_digest=_array(_digests(order_text)),
-        identify_digest=_array(_digests(identify_text, repeats=True)),
+        identify_digest=_array(pc.take(_digests(encoded.dictionary), encoded.indices)),
+        identify_code=codes,
     )
 
 
@@ -323,8 +321,9 @@ def _object(*members: Col | str, trim: bool = True) -> Col:
 def build_batch(
     spec: OrderSpec, table: pa.Table, keys: OrderKeys, plain: np.ndarray[Any, Any],
     origin_row: int, base_currency: str, workspace_id: str,
-) -> ColumnarBatch:  # fmt: skip
-    """The columns of the plain orders: the same messages the message path would make."""
+) -> tuple[ColumnarBatch, int]:  # fmt: skip
+    """The columns of the plain orders: the same messages the message path would make, but
+    a repeated identify message once; with the number of those left out (duplicates)."""
     n = table.num_rows
     order_of_row = np.repeat(np.arange(keys.count), np.diff(np.append(keys.starts, n)))
     row_take = pa.array(np.flatnonzero(plain[order_of_row]), pa.int64())
@@ -447,11 +446,14 @@ def build_batch(
             "props_currency": pc.take(currency, pa.array(np.repeat(np.arange(m), counts))),
         }
     )
+    identify, repeated = _identify_events(
+        spec, keys, take, placed, user_id, anonymous_id, customer_id, position
+    )
     events = [
         _order_events(
             order_mid, placed, props, order_ids, user_id, anonymous_id, customer_id, position
         ),
-        _identify_events(spec, keys, take, placed, user_id, anonymous_id, customer_id, position),
+        identify,
     ]
     for channel in ("email", "sms"):
         accepted = _flag(h[f"accepts_{channel}"])
@@ -464,9 +466,10 @@ def build_batch(
         spec, h, base, placed, user_id, anonymous_id, customer_id, position
     )
     events.extend(refund_events)
-    return ColumnarBatch(
+    batch = ColumnarBatch(
         events=pa.concat_tables(events), orders=orders, lines=lines, refunds=refunds
     )
+    return batch, repeated
 
 
 _ZERO_REFUNDS = pa.array(["0", "0.0", "0.00"], pa.string())
@@ -616,21 +619,33 @@ def _order_events(
 def _identify_events(
     spec: OrderSpec, keys: OrderKeys, take: pa.Array, placed: Col, user_id: Col,
     anonymous_id: Col, customer_id: Col, position: Col,
-) -> pa.Table:  # fmt: skip
+) -> tuple[pa.Table, int]:  # fmt: skip
+    """The identify messages of the orders ``take`` with any trait, each message once.
+
+    A repeat customer sends the same identify message (same id) with each order; the store
+    keeps the first of a batch and counts the others as duplicates. They are dropped here
+    before any column is built for them, and their number is returned for the summary.
+    """
     traits = keys.traits.take(take)
     has = pc.is_valid(traits["email"])
     for k in _TRAITS[1:]:
         has = pc.or_(has, pc.is_valid(traits[k]))
-    digest = keys.identify_digest.take(take)
+    sending = np.flatnonzero(np.asarray(has.to_numpy(zero_copy_only=False), dtype=bool))
+    codes = keys.identify_code[np.asarray(take.to_numpy(), dtype=np.int64)[sending]]
+    _, first = np.unique(codes, return_index=True)
+    keep = pa.array(sending[np.sort(first)], pa.int64())
+    traits = traits.take(keep)
+    digest = keys.identify_digest.take(take).take(keep)
     mid = pc.binary_join_element_wise(f"import:{spec.vendor}:identify:", digest, "")
     doc = _object(*(_member(k, traits[k]) for k in _TRAITS))
     cols = _base_columns(
-        mid, "identify", None, placed, user_id, anonymous_id, customer_id, position
-    )
+        mid, "identify", None, placed.take(keep), user_id.take(keep), anonymous_id.take(keep),
+        customer_id.take(keep), position.take(keep),
+    )  # fmt: skip
     cols["traits"] = doc
     for k in _TRAITS:
         cols["t_" + k] = traits[k]
-    return _complete(cols, len(mid)).filter(has)
+    return _complete(cols, len(mid)), len(sending) - len(keep)
 
 
 def _consent_events(

@@ -80,11 +80,12 @@ class OrderSpec:
 
     def build_columns(
         self, table: pa.Table, origin_row: int, context: ColumnContext
-    ) -> tuple[ColumnarBatch | None, list[Record]]:
-        """The plain orders of ``table`` as columns, and the messages of all the others."""
+    ) -> tuple[ColumnarBatch | None, list[Record], int]:
+        """The plain orders of ``table`` as columns, the messages of all the others, and the
+        number of messages left out of the columns as repeats within the slice."""
         starts = group_starts(table["order_id"])
         if len(starts) == 0:
-            return None, []
+            return None, [], 0
         keys = order_keys(self, table, starts)
         if self.totals == "first_row" and not self.line_price_is_total:
             plain = plain_orders(
@@ -92,15 +93,15 @@ class OrderSpec:
             )
         else:  # summed totals and per-line totals: the message path does the arithmetic
             plain = np.zeros(len(starts), dtype=bool)
-        batch = (
+        batch, repeated = (
             build_batch(
                 self, table, keys, plain, origin_row, context.base_currency, context.workspace_id
             )
             if plain.any()
-            else None
+            else (None, 0)
         )
         rest = list(OrderBuilder(self, origin_row).messages_of(table, keys, ~plain))
-        return batch, rest
+        return batch, rest, repeated
 
     def prepare(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         wanted = {f: self.columns.get(f, ()) for f in (*ORDER_FIELDS, *LINE_FIELDS)}

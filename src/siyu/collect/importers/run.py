@@ -58,7 +58,9 @@ class ColumnarImporter(Importer, Protocol):
 
     def build_columns(
         self, table: pa.Table, origin_row: int, context: ColumnContext
-    ) -> tuple[ColumnarBatch | None, list[Record]]: ...
+    ) -> tuple[ColumnarBatch | None, list[Record], int]:
+        """Columns of the plain records, messages of the others, and how many messages were
+        left out as repeats within the slice (counted as read and duplicate)."""
 
 
 def _context(pipeline: Pipeline) -> ColumnContext:
@@ -264,13 +266,13 @@ def run_import(
                 pending, pending_rows = [], 0
         yield from cut(pending, final=True)
 
-    def build(table: pa.Table, before: int) -> tuple[int, ColumnarBatch | None, list[Record]]:
+    def build(table: pa.Table, before: int) -> tuple[int, ColumnarBatch | None, list[Record], int]:
         """The columns and messages of one slice (no database access: runs ahead)."""
         origin_row = before + 2  # header is row 1
         if isinstance(importer, ColumnarImporter):
-            batch, records = importer.build_columns(table, origin_row, _context(pipeline))
-            return table.num_rows, batch, records
-        return table.num_rows, None, list(importer.build(table, origin_row=origin_row))
+            batch, records, repeated = importer.build_columns(table, origin_row, _context(pipeline))
+            return table.num_rows, batch, records, repeated
+        return table.num_rows, None, list(importer.build(table, origin_row=origin_row)), 0
 
     def count(report: IngestReport) -> None:
         summary.messages += report.read
@@ -278,9 +280,12 @@ def run_import(
         summary.duplicates += report.duplicates
         summary.quarantined += report.quarantined
 
-    def store(rows: int, batch: ColumnarBatch | None, records: list[Record]) -> None:
+    def store(rows: int, batch: ColumnarBatch | None, records: list[Record], repeated: int) -> None:
         nonlocal done
         rows_done = done + rows
+        # Messages the importer left out as repeats within the slice: read, and duplicates.
+        summary.messages += repeated
+        summary.duplicates += repeated
         if batch is not None and not records:
             # The whole slice is columns: its checkpoint commits in the same transaction.
             def checkpoint(conn: sa.Connection, report: IngestReport) -> None:
