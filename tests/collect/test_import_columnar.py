@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from siyu.collect.importers import run_import
 from siyu.collect.importers.columnar import ColumnContext
+from siyu.collect.importers.generic import from_mapping
 from siyu.collect.importers.orders import OrderSpec
 from siyu.collect.importers.reader import batches
 from siyu.collect.importers.run import ColumnarImporter, ahead
@@ -80,7 +81,11 @@ def wipe(rt: Runtime) -> None:
 
 
 def both_ways(rt: Runtime, importer: str, path: Path) -> tuple[Any, Any]:
-    spec = registry.importers.get(importer)
+    spec = (
+        from_mapping(FIXTURES / "generic_orders.toml")
+        if importer == "generic"
+        else registry.importers.get(importer)
+    )
     assert isinstance(spec, OrderSpec)
     assert isinstance(spec, ColumnarImporter)
     results = []
@@ -98,6 +103,10 @@ def both_ways(rt: Runtime, importer: str, path: Path) -> tuple[Any, Any]:
         ("shopify-orders", "shopify_orders.csv"),
         ("woocommerce-orders", "woocommerce_orders.csv"),
         ("tiktok-shop-orders", "tiktok_shop_orders.csv"),
+        # Summed totals and per-line totals (unit prices computed for the columns).
+        ("amazon-orders", "amazon_all_orders.txt"),
+        # No refunded column: no refund on either path.
+        ("generic", "generic_orders.csv"),
     ],
 )
 def test_fixture_exports_store_the_same_either_way(rt: Runtime, importer: str, name: str) -> None:

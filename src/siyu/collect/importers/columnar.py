@@ -287,6 +287,23 @@ def plain_orders(
     return plain
 
 
+def unit_prices(table: pa.Table) -> pa.Table:
+    """``table`` with line prices that are price x quantity (Amazon's item-price) divided by
+    the quantity, exactly as the message path does (``f"{float(price) / int(qty):.4f}"``):
+    each distinct (price, quantity) pair is computed once by that same expression. Prices or
+    quantities the Arrow path does not take (not plain, quantity 0) are left as they are."""
+    price, qty = table["line_price"], table["line_quantity"]
+    qty = pc.if_else(pc.equal(qty, ""), "1", qty)  # the message path reads no quantity as 1
+    due = pc.and_(_matches(price, _PLAIN_MONEY), _matches(qty, r"^\d{1,6}$"))
+    due = pc.and_(due, pc.invert(_matches(qty, r"^0+$")))
+    key = pc.if_else(due, pc.binary_join_element_wise(price, qty, _SEP), None)
+    encoded = pc.dictionary_encode(_array(key))
+    pairs = (k.split(_SEP) for k in encoded.dictionary.to_pylist())
+    unit = pa.array([f"{float(p) / int(q):.4f}" for p, q in pairs], pa.string())
+    at = table.schema.get_field_index("line_price")
+    return table.set_column(at, "line_price", pc.coalesce(pc.take(unit, encoded.indices), price))
+
+
 def _escaped(values: Col) -> Col:
     """Text with JSON's two escapes (callers exclude control characters); most exports have
     neither character, and a search for them costs a fraction of the replacement."""
@@ -486,7 +503,11 @@ def _refund_events(
     the cancellation time if there is one, else when the order was placed.
     """
     category = categories(spec, h["status"])
-    nonzero = pc.fill_null(pc.invert(pc.is_in(h["refunded"], _ZERO_REFUNDS)), False)
+    # No refunded column (Amazon, some mappings) is null: no refund, as on the message path.
+    refunded_text = pc.fill_null(h["refunded"], "")
+    nonzero = pc.and_(
+        pc.not_equal(refunded_text, ""), pc.invert(pc.is_in(refunded_text, _ZERO_REFUNDS))
+    )
     has_refund = pc.or_(nonzero, pc.is_in(category, pa.array(["refunded", "partially_refunded"])))
     cancelled = pc.or_(pc.is_valid(h["cancelled_at"]), pc.equal(category, "cancelled"))
     # Only the orders with a refund or a cancellation (a few percent) go further.

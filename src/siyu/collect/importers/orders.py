@@ -30,6 +30,7 @@ from siyu.collect.importers.columnar import (
     build_batch,
     order_keys,
     plain_orders,
+    unit_prices,
 )
 from siyu.collect.importers.prep import DATE_FORMATS, canonical, flag
 from siyu.collect.validate import Record
@@ -87,15 +88,15 @@ class OrderSpec:
         if len(starts) == 0:
             return None, [], 0
         keys = order_keys(self, table, starts)
-        if self.totals == "first_row" and not self.line_price_is_total:
-            plain = plain_orders(
-                self, table, keys, context.now, context.max_future_skew, context.max_event_bytes
-            )
-        else:  # summed totals and per-line totals: the message path does the arithmetic
-            plain = np.zeros(len(starts), dtype=bool)
+        # Summed totals are in ``keys.heads``; per-line totals become unit prices here, for
+        # the columns only (the message path divides them itself).
+        priced = unit_prices(table) if self.line_price_is_total else table
+        plain = plain_orders(
+            self, priced, keys, context.now, context.max_future_skew, context.max_event_bytes
+        )
         batch, repeated = (
             build_batch(
-                self, table, keys, plain, origin_row, context.base_currency, context.workspace_id
+                self, priced, keys, plain, origin_row, context.base_currency, context.workspace_id
             )
             if plain.any()
             else (None, 0)
