@@ -326,13 +326,15 @@ def _object(*members: Col | str, trim: bool = True) -> Col:
     """A JSON object of members made by :func:`_member` (absent ones left out).
 
     ``trim=False`` when the last member is always present and has no trailing comma: the
-    trim would copy every (long) value for nothing.
+    object is then one join. Otherwise the last member's trailing comma becomes the closing
+    brace (each pass over the text is a copy of every, possibly long, value).
     """
     # (null_handling="skip" of binary_join_element_wise drops rows when all are null.)
-    joined = pc.binary_join_element_wise(*members, "")
-    if trim:
-        joined = pc.ascii_rtrim(joined, characters=",")
-    return pc.binary_join_element_wise("{", joined, "}", "")
+    if not trim:
+        return pc.binary_join_element_wise("{", *members, "}", "")
+    joined = pc.binary_join_element_wise("{", *members, "")
+    closed = pc.binary_replace_slice(joined, start=-1, stop=1 << 30, replacement="}")
+    return pc.if_else(pc.equal(joined, "{"), "{}", closed)
 
 
 def build_batch(
@@ -673,8 +675,12 @@ def _consent_events(
     spec: OrderSpec, channel: str, accepted: Col, base: Col, placed: Col, user_id: Col,
     anonymous_id: Col, customer_id: Col, position: Col,
 ) -> pa.Table:  # fmt: skip
+    # Only the orders with a value in the column send one: they are picked first.
+    keep = pa.array(np.flatnonzero(np.asarray(pc.is_valid(accepted).to_numpy(
+        zero_copy_only=False), dtype=bool)), pa.int64())  # fmt: skip
+    accepted = accepted.take(keep)
     status = pc.if_else(accepted, "granted", "denied")
-    mid = pc.binary_join_element_wise(base, f"consent:{channel}", status, ":")
+    mid = pc.binary_join_element_wise(base.take(keep), f"consent:{channel}", status, ":")
     evidence = f"{spec.name} export: accepts {channel} marketing column"
 
     def doc(value: str) -> str:
@@ -683,16 +689,17 @@ def _consent_events(
 
     props = pc.if_else(accepted, doc("granted"), doc("denied"))
     cols = _base_columns(
-        mid, "consent", "Consent Updated", placed, user_id, anonymous_id, customer_id, position
-    )
+        mid, "consent", "Consent Updated", placed.take(keep), user_id.take(keep),
+        anonymous_id.take(keep), customer_id.take(keep), position.take(keep),
+    )  # fmt: skip
     m = len(mid)
     cols |= {
         "properties": props,
-        "c_channel": pa.array([channel] * m, pa.string()),
+        "c_channel": _const(channel, m),
         "c_status": status,
-        "c_evidence": pa.array([f'"{evidence}"'] * m, pa.string()),
+        "c_evidence": _const(f'"{evidence}"', m),
     }
-    return _complete(cols, m).filter(pc.is_valid(accepted))
+    return _complete(cols, m)
 
 
 _EXTRA: dict[str, pa.DataType] = {

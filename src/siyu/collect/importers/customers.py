@@ -28,6 +28,11 @@ class CustomerSpec:
     columns: Mapping[str, Sequence[str]]
     group_field: str | None = None
 
+    @property
+    def source_columns(self) -> frozenset[str]:
+        """The export columns this spec reads (the reader converts only these)."""
+        return frozenset(n for names in self.columns.values() for n in names)
+
     def prepare(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         table = canonical(
             batch,

@@ -75,6 +75,13 @@ class OrderSpec:
     line_price_is_total: bool = False  # Amazon item-price is price x quantity
     group_field: str = "order_id"
 
+    @property
+    def source_columns(self) -> frozenset[str]:
+        """The export columns this spec reads (the reader converts only these)."""
+        return frozenset(n for names in self.columns.values() for n in names) | frozenset(
+            self.total_parts
+        )
+
     def build(self, table: pa.Table, origin_row: int) -> Iterator[Record]:
         """Messages of the complete orders in ``table`` (its first row is file row origin_row)."""
         return OrderBuilder(self, origin_row).messages(table)

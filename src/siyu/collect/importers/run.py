@@ -251,7 +251,9 @@ def run_import(
                 begin = end
             carry = table.slice(begin) if begin < table.num_rows else None
 
-        for batch in batches(path, importer.delimiter):
+        # Importers naming the columns they read have only those converted.
+        wanted: frozenset[str] | None = getattr(importer, "source_columns", None)
+        for batch in batches(path, importer.delimiter, columns=wanted):
             n = batch.num_rows
             if to_skip >= n:
                 to_skip -= n
