@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         description="The one database: 'duckdb:///path/to/file.duckdb' (embedded, default) or "
         "'postgresql://user:pass@host:5432/db'.",
     )
+    duckdb_memory_limit: str = Field(
+        "",
+        description="Cap on DuckDB's memory (e.g. '4GB', '50%'); empty keeps DuckDB's default "
+        "of 80% of RAM. Set it when siyu shares the machine: DuckDB spills to disk instead.",
+    )
     secret_key: SecretStr = Field(
         SecretStr(DEFAULT_SECRET),
         description="Secret used to sign tokens and unsubscribe links. Must be changed outside "

@@ -52,7 +52,9 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database.open(settings.database_url)
+        self.db = Database.open(
+            settings.database_url, duckdb_memory_limit=settings.duckdb_memory_limit
+        )
         self._schema_checked = False
 
     def __enter__(self) -> Runtime:

@@ -95,21 +95,33 @@ class Database:
         return self.url.kind
 
     @classmethod
-    def open(cls, url: str) -> Database:
+    def open(cls, url: str, *, duckdb_memory_limit: str = "") -> Database:
+        """Open ``url``; ``duckdb_memory_limit`` (e.g. '4GB', '50%') caps DuckDB's buffer pool."""
         parsed = DatabaseURL.parse(url)
         if parsed.kind == "duckdb":
-            return cls._open_duckdb(parsed)
+            return cls._open_duckdb(parsed, duckdb_memory_limit)
         return cls._open_postgres(parsed)
 
     @classmethod
-    def _open_duckdb(cls, parsed: DatabaseURL) -> Database:
+    def _open_duckdb(cls, parsed: DatabaseURL, memory_limit: str = "") -> Database:
         import duckdb
 
         assert parsed.path is not None
         if parsed.path != ":memory:":
             Path(parsed.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # DuckDB's own default is 80% of RAM, which it fills with cached pages on a big load;
+        # a server that shares the machine (or a 1M-customer demo next to other work) caps it.
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {"memory_limit": memory_limit} if memory_limit else {}
+        )
         try:
-            root = duckdb.connect(parsed.path)
+            root = duckdb.connect(parsed.path, config=config)
+        except (duckdb.ParserException, duckdb.InvalidInputException) as exc:
+            raise ConfigError(
+                f"duckdb_memory_limit {memory_limit!r} is not a memory size: {exc}",
+                hint="Use a size such as '4GB' or '512MB', or a share of RAM such as '50%'.",
+                field="duckdb_memory_limit",
+            ) from exc
         except duckdb.Error as exc:
             raise DatabaseUnavailable(
                 f"Cannot open the DuckDB file {parsed.path}: {exc}",
