@@ -49,13 +49,55 @@ OTHERS: dict[str, tuple[str, str, tuple[str, ...], int]] = {
 }
 
 
-def run_siyu(path: str, db: str, kind: str, batch_rows: int) -> dict[str, float]:
+def _time_storage(spent: dict[str, float]) -> None:
+    """Run the import serially and add the time of its storage calls to ``spent``.
+
+    Storage calls: ``ingest_columns`` (the Arrow path's set-based store) and
+    ``Pipeline.ingest`` (messages), each with its commit. Serially, because the import
+    normally builds the next slice in a worker thread while these run, and process CPU time
+    could not be told apart then.
+    """
+    import functools
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any
+
+    import siyu.collect.importers.run as run_module
+    from siyu.collect.pipeline import Pipeline
+
+    def serial(items: Iterable[Any], depth: int = 1) -> Iterator[Any]:
+        return iter(items)
+
+    def timed(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent["store_seconds"] += time.perf_counter() - wall
+                spent["store_cpu"] += time.process_time() - cpu
+
+        return call
+
+    spent.update(store_seconds=0.0, store_cpu=0.0)
+    run_module.ahead = serial  # type: ignore[assignment]
+    run_module.ingest_columns = timed(run_module.ingest_columns)  # type: ignore[assignment]
+    Pipeline.ingest = timed(Pipeline.ingest)  # type: ignore[method-assign]
+
+
+def run_siyu(
+    path: str, db: str, kind: str, batch_rows: int, phases: bool = False
+) -> dict[str, float]:
     from _common import peak_rss_mb
     from siyu.collect.importers import run_import
     from siyu.collect.importers.generic import from_mapping
     from siyu.config import load_settings
     from siyu.registry import registry
     from siyu.runtime import Runtime
+
+    spent: dict[str, float] = {}
+    if phases:
+        _time_storage(spent)
 
     settings = load_settings(database_url=f"duckdb:///{db}")
     with Runtime(settings) as rt:
@@ -77,6 +119,7 @@ def run_siyu(path: str, db: str, kind: str, batch_rows: int) -> dict[str, float]
         "duplicates": summary.duplicates,
         "quarantined": summary.quarantined,
         "rss_mb": peak_rss_mb(),
+        **spent,
     }
 
 
@@ -132,7 +175,7 @@ def main() -> None:
         if what == "pandas":
             result = run_pandas(path, db)
         else:
-            result = run_siyu(path, db, rest[0], int(rest[1]))
+            result = run_siyu(path, db, rest[0], int(rest[1]), phases=rest[2:] == ["phases"])
         print(json.dumps(result))
         return
     from tests.collect.shopify_export import repeat_export, write_shopify_orders
@@ -144,6 +187,7 @@ def main() -> None:
         small = write_shopify_orders(Path(tmp) / "small.csv", args.baseline_orders)
         siyu = child("siyu", str(big), f"{tmp}/siyu.duckdb", "shopify-orders", batch)
         siyu_small = child("siyu", str(small), f"{tmp}/small.duckdb", "shopify-orders", batch)
+        serial = child("siyu", str(big), f"{tmp}/serial.duckdb", "shopify-orders", batch, "phases")
         base = child("pandas", str(small), f"{tmp}/pandas.duckdb")
         base_big = child("pandas", str(big), f"{tmp}/pandas_big.duckdb")
         others = {}
@@ -160,6 +204,14 @@ def main() -> None:
         f"{siyu['duplicates']:,.0f}, quarantined {siyu['quarantined']:,.0f}"
     )
     print(f"siyu, {siyu_small['rows']:,.0f} rows: {rates(siyu_small)}")
+    store, total = serial["store_cpu"], serial["cpu"]
+    print(
+        f"where the CPU goes (the big file again, serially: {rates(serial)}): storage calls "
+        f"(ingest_columns, Pipeline.ingest, their commits) {store:.2f} s CPU = {store / total:.0%}"
+        f", {1e6 * store / serial['rows']:.1f} us/row; importer (read, prepare, build, "
+        f"checkpoints) {total - store:.2f} s = {(total - store) / total:.0%}, "
+        f"{1e6 * (total - store) / serial['rows']:.1f} us/row"
+    )
     for mine, theirs in ((siyu, base_big), (siyu_small, base)):
         print(
             f"pandas read_csv + DuckDB insert baseline, {theirs['rows']:,.0f} rows: "
