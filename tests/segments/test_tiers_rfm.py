@@ -190,3 +190,12 @@ def test_schedule_runs_only_when_due(rt: Runtime) -> None:
     assert [tuple(r) for r in entered] == [("new_browsers", "entered")]
     assert run_if_due(rt, ws, now=AS_OF + timedelta(days=6)) is None
     assert run_if_due(rt, ws, now=AS_OF + timedelta(days=7, seconds=1)) is not None
+
+
+def test_feature_column_list_matches_the_expression(rt: Runtime) -> None:
+    """``customer_features_columns`` (read by the attribute table) is the expression's order."""
+    from siyu.compute import tables
+    from siyu.segments.features import customer_features, customer_features_columns
+
+    t = tables(rt.db, rt.workspace().workspace_id)
+    assert list(customer_features(t, AS_OF).columns) == customer_features_columns()

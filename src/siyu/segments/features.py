@@ -95,3 +95,22 @@ def customer_features(t: WorkspaceTables, as_of: datetime) -> ir.Table:
         days_since_last_interaction=days_between(out.last_interaction_at, as_of),
         aov_365=(out.orders_365 > 0).ifelse(out.spend_365 / out.orders_365, ibis.null()),
     )
+
+
+def customer_features_columns() -> list[str]:
+    """The columns of :func:`customer_features`, in order (without building the expression)."""
+    counts = ["orders_total", *[f"orders_{d}" for d in WINDOWS], "interactions_30"]
+    return [
+        "customer_id",
+        "country",
+        "first_order_at",
+        "last_order_at",
+        "first_interaction_at",
+        "last_interaction_at",
+        *counts,
+        *[f"spend_{d}" for d in WINDOWS],
+        "days_since_last_order",
+        "days_since_first_interaction",
+        "days_since_last_interaction",
+        "aov_365",
+    ]
