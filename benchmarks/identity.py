@@ -8,6 +8,7 @@ and an incremental batch of the most recent events.
 
     python benchmarks/identity.py [--customers 20000] [--seed 7] [--batch 10000]
                                   [--load bulk|pipeline] [--evaluate] [--postgres]
+                                  [--duckdb-memory 2GB]
 
 The issue's target is 1M customers (about 3M identifiers) in <= 60 s and a batch of 10,000
 events in <= 1 s. ``--load bulk`` (the default) stores one event per distinct identifier tuple,
@@ -48,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._identity_data import build
 
 R = TypeVar("R")
+LAST_CPU = [0.0]
 PEAK_MB = [0.0]
 """The largest step peak so far (resetting the high-water mark also resets ru_maxrss)."""
 
@@ -77,6 +79,7 @@ def timed(label: str, fn: Callable[[], R]) -> tuple[R, float]:
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak = _peak_mb()
     PEAK_MB[0] = max(PEAK_MB[0], peak)
+    LAST_CPU[0] = cpu
     print(f"  {label:<48} {wall:7.3f} s wall {cpu:7.3f} s cpu {peak:7,.0f} MB peak")
     return out, wall
 
@@ -104,6 +107,9 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--load", choices=["bulk", "pipeline"], default="bulk")
     parser.add_argument("--evaluate", action="store_true")
+    parser.add_argument(
+        "--duckdb-memory", default="2GB", help="DuckDB memory_limit ('' keeps DuckDB's default)"
+    )
     args = parser.parse_args()
     with ExitStack() as stack:
         if args.postgres:
@@ -116,6 +122,9 @@ def main() -> None:
         os.environ.setdefault("SIYU_ENV", "test")
         rt = stack.enter_context(Runtime(load_settings(database_url=url)))
         rt.init()
+        if not args.postgres and args.duckdb_memory:
+            with rt.db.engine.begin() as conn:  # DuckDB spills past it instead of growing
+                conn.exec_driver_sql(f"SET memory_limit = '{args.duckdb_memory}'")
         ws = rt.workspace()
         print(f"demo: {args.customers:,} customers (seed {args.seed}) on {url.split(':')[0]}")
         as_of = date(2025, 6, 30)
@@ -143,6 +152,10 @@ def main() -> None:
             _, t_full = timed(
                 "full resolve_workspace (all steps)", lambda: resolve_workspace(conn, wid)
             )
+            cpu_full = LAST_CPU[0]
+        # A batch is resolved in a later transaction than the full run (the ingest hook's or
+        # the background pass's), after the full resolution was committed.
+        with rt.db.engine.begin() as conn:
             recent = [
                 m
                 for (m,) in conn.execute(
@@ -157,8 +170,9 @@ def main() -> None:
                 lambda: resolve_new_events(conn, wid, recent),
             )
             print(
-                f"  full resolution {t_full:.2f} s (target <= 60 s at 1M customers); "
-                f"incremental batch {t_batch:.2f} s (target <= 1 s)"
+                f"  full resolution {t_full:.2f} s wall, {cpu_full:.2f} s cpu (target <= 60 s at"
+                f" 1M customers); incremental batch {t_batch:.2f} s wall, {LAST_CPU[0]:.2f} s cpu"
+                " (target <= 1 s)"
             )
             print(
                 f"  peak memory (largest step) {PEAK_MB[0]:,.0f} MB; "

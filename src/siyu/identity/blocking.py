@@ -12,6 +12,10 @@ import functools
 import re
 from collections.abc import Sequence
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from siyu.errors import InvalidInput
 from siyu.identity.kind import IdentifierKind, InvalidIdentifier, compile_pattern, get_kind
 from siyu.registry import Registry
@@ -99,24 +103,75 @@ def _screen(patterns: tuple[str, ...]) -> tuple[re.Pattern[str] | None, tuple[st
 def blocked_many(kind: IdentifierKind | str, normalised: Sequence[str]) -> list[str | None]:
     """:func:`is_blocked` with the default patterns over a column of normalised values.
 
-    One search of the patterns' alternation settles almost every value; the few it matches (and
-    patterns with back-references) are then checked one by one, in order, as ``is_blocked`` does.
+    One search of the patterns' alternation settles almost every value, a column at a time in
+    Arrow's RE2 where the alternation is RE2-compatible (values with a line break, where
+    Python's ``$`` differs, are left to Python); the few it matches (and patterns with
+    back-references) are then checked one by one, in order, as ``is_blocked`` does.
     """
     resolved = get_kind(kind)
     patterns = default_blocked_patterns(resolved)
     screen, rest = _screen(patterns)
     compiled_rest = [compile_pattern(p) for p in rest]
-    out: list[str | None] = []
-    for value in normalised:
+    values = list(normalised)
+    maybe = _screen_column(screen, values, resolved.namespace_by_source)
+    out: list[str | None] = [None] * len(values)
+    for i in maybe:
+        value = values[i]
         candidates = [value]
         if resolved.namespace_by_source and ":" in value:
             candidates.append(value.split(":", 1)[1])
         hit = screen is None or any(screen.search(c) for c in candidates)
         if not hit and not any(r.search(c) for r in compiled_rest for c in candidates):
-            out.append(None)
             continue
-        out.append(is_blocked(resolved, value, patterns))
+        out[i] = is_blocked(resolved, value, patterns)
+    if compiled_rest:  # back-references: Python only (RE2 has none)
+        rest_hit = [
+            i
+            for i in _not_in(maybe, len(values))
+            if any(
+                r.search(c)
+                for r in compiled_rest
+                for c in _candidates(values[i], resolved.namespace_by_source)
+            )
+        ]
+        for i in rest_hit:
+            out[i] = is_blocked(resolved, values[i], patterns)
     return out
+
+
+def _candidates(value: str, namespaced: bool) -> list[str]:
+    if namespaced and ":" in value:
+        return [value, value.split(":", 1)[1]]
+    return [value]
+
+
+def _not_in(picked: list[int], n: int) -> list[int]:
+    mask = [True] * n
+    for i in picked:
+        mask[i] = False
+    return [i for i, m in enumerate(mask) if m]
+
+
+def _screen_column(
+    screen: re.Pattern[str] | None, values: list[str], namespaced: bool
+) -> list[int]:
+    """Indexes of the values Python must look at: those the screen matches in RE2, plus any
+    value where RE2 and Python's ``re`` could disagree (non-ASCII: case folding and ``\\d``;
+    a line break: ``$``). All of them when the screen is not RE2 syntax."""
+    if screen is None or not values:
+        return list(range(len(values)))
+    column = pa.array(values, pa.string())
+    try:
+        found = pc.match_substring_regex(column, screen.pattern, ignore_case=True)
+        if namespaced:  # also the part after 'source:'
+            after = pc.replace_substring_regex(column, "^[^:]*:", "", max_replacements=1)
+            found = pc.or_(found, pc.match_substring_regex(after, screen.pattern, ignore_case=True))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return list(range(len(values)))
+    found = pc.or_(found, pc.invert(pc.string_is_ascii(column)))
+    found = pc.or_(found, pc.match_substring(column, "\n"))
+    mask = np.asarray(pc.fill_null(found, True).to_numpy(zero_copy_only=False), dtype=bool)
+    return [int(i) for i in np.flatnonzero(mask)]
 
 
 def normalise_many(

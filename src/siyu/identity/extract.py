@@ -9,9 +9,9 @@ which is the node its provisional customer id was derived from.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from siyu.collect.rows import customer_key
 from siyu.identity.blocking import blocked_many, normalise_many
 from siyu.identity.fastpath import fast_namespaced, fast_values
 from siyu.identity.kind import IdentifierKind, get_kind
@@ -137,7 +136,8 @@ class Graph:
     link_b: Ints
     link_message: list[str]
     link_rule: list[str]
-    link_seen: list[datetime]
+    link_seen: npt.NDArray[np.datetime64]
+    """Per link, microseconds."""
     anchors: Anchors
     refused: list[tuple[str, str, str, str]] = field(default_factory=list)
     """(kind, raw value, reason, message_id) of values that were invalid or blocked."""
@@ -274,6 +274,7 @@ class _Occurrences:
     key: list[npt.NDArray[np.object_]] = field(default_factory=list)
     raw: list[npt.NDArray[np.object_]] = field(default_factory=list)
     refused: list[tuple[str, str, str, str]] = field(default_factory=list)
+    memo: Memo | None = None
 
     def add(self, rows: Ints, slot: int, keys: npt.NDArray[np.object_], raws: Any) -> None:
         self.row.append(rows)
@@ -282,11 +283,14 @@ class _Occurrences:
         self.raw.append(np.asarray(raws, dtype=object))
 
 
-def build_graph(workspace_id: str, tuples: pa.Table, default_region: str | None) -> Graph:
+def build_graph(
+    workspace_id: str, tuples: pa.Table, default_region: str | None, memo: Memo | None = None
+) -> Graph:
     """Normalise the tuples' values (distinct values only) and derive nodes, links, anchors.
 
     Column-wise: Python touches each *distinct* raw value once (normalisation); occurrences,
-    nodes, links and anchors are NumPy and pandas group-bys over the tuples.
+    nodes, links and anchors are NumPy and pandas group-bys over the tuples. ``memo`` keeps
+    normalisations across the builds of one run.
     """
     t = _tuples(tuples)
     source_kind = _strings(t, "source_kind")
@@ -300,7 +304,7 @@ def build_graph(workspace_id: str, tuples: pa.Table, default_region: str | None)
     prev = _strings(t, "previous_id")
     messages = _strings(t, "message_id")
     generic = np.isin(source_kind, list(GENERIC_SOURCES))
-    occ = _Occurrences()
+    occ = _Occurrences(memo=memo)
     # Specific userIds: the source's own kind (or user_id namespaced by source).
     has_user = ~pd.isna(user) & (user != "")
     kinds_of = {
@@ -346,17 +350,7 @@ def _slot(
     distinct: list[tuple[str, str | None]] = list(
         zip(distinct_v.to_pylist(), distinct_e.to_pylist(), strict=True)
     )
-    norm: list[str | None] = [None] * len(distinct)
-    why: list[str | None] = [None] * len(distinct)
-    if spec.namespace_by_source:
-        for source in sorted({e for _, e in distinct}, key=str):
-            picked = [i for i, (_, e) in enumerate(distinct) if e == source]
-            got, reasons = _namespaced(spec, [distinct[i][0] for i in picked], source)
-            for i, g, r in zip(picked, got, reasons, strict=True):
-                norm[i], why[i] = g, r
-    else:
-        regions = [e for _, e in distinct] if spec.uses_region else None
-        norm, why = normalise_distinct(spec, [v for v, _ in distinct], regions)
+    norm, why = _normalise_cached(occ.memo, kind, spec, distinct)
     node_kind = _node_kind(kind)
     keys = np.array(
         [
@@ -384,6 +378,40 @@ def _slot(
             first[k] = min(m, first.get(k, m))
             refusals.add((*k, why[d] or "refused"))
         occ.refused.extend((k, v, r, first[(k, v)]) for k, v, r in sorted(refusals))
+
+
+Memo = dict[tuple[str, str, str | None], tuple[str | None, str | None]]
+"""(kind, raw value, region or source) -> (normalised value, reason refused), for one run."""
+
+
+def _normalise_cached(
+    memo: Memo | None, kind: str, spec: IdentifierKind, distinct: list[tuple[str, str | None]]
+) -> tuple[list[str | None], list[str | None]]:
+    """Normalise distinct (value, region-or-source) pairs; those in ``memo`` are not redone
+    (an incremental run builds the batch's graph, then its components' graph over the same
+    values)."""
+    todo = distinct
+    known: list[tuple[str | None, str | None] | None] = []
+    if memo is not None:
+        known = [memo.get((kind, v, e)) for v, e in distinct]
+        todo = [d for d, k in zip(distinct, known, strict=True) if k is None]
+    norm: list[str | None] = [None] * len(todo)
+    why: list[str | None] = [None] * len(todo)
+    if spec.namespace_by_source:
+        for source in sorted({e for _, e in todo}, key=str):
+            picked = [i for i, (_, e) in enumerate(todo) if e == source]
+            got, reasons = _namespaced(spec, [todo[i][0] for i in picked], source)
+            for i, g, r in zip(picked, got, reasons, strict=True):
+                norm[i], why[i] = g, r
+    elif todo:
+        regions = [e for _, e in todo] if spec.uses_region else None
+        norm, why = normalise_distinct(spec, [v for v, _ in todo], regions)
+    if memo is None:
+        return norm, why
+    for (v, e), n_, w_ in zip(todo, norm, why, strict=True):
+        memo[(kind, v, e)] = (n_, w_)
+    found = [memo[(kind, v, e)] for v, e in distinct]
+    return [f[0] for f in found], [f[1] for f in found]
 
 
 def _late(
@@ -567,7 +595,7 @@ def _assemble(
         link_b=link_b,
         link_message=[str(m) for m in messages[link_row].tolist()],
         link_rule=["alias" if s == 4 else "same_event" for s in link_slot.tolist()],
-        link_seen=link_t0.astype("datetime64[us]").tolist(),
+        link_seen=link_t0.astype("datetime64[us]"),
         anchors=_anchors(workspace_id, t0, source, user, anon, per_slot),
         refused=sorted(occ.refused),
         raw_pairs=(pa.array(raw, pa.string()), node),
@@ -628,10 +656,7 @@ def _anchors(
     aid[has | pd.isna(aid)] = None
     sid = source[r].copy()
     sid[~has] = None
-    provisional = pa.array(
-        (customer_key(workspace_id, x, y) for x, y in zip(uid.tolist(), aid.tolist(), strict=True)),
-        pa.string(),
-    )
+    provisional = pa.array(_customer_keys(workspace_id, uid, aid), pa.string())
     return Anchors(
         anchor_id=grouped.column("id").combine_chunks(),
         source_id=pa.array(sid, pa.string(), from_pandas=True),
@@ -643,3 +668,20 @@ def _anchors(
             "datetime64[us]"
         ),
     )
+
+
+def _customer_keys(
+    workspace_id: str, user: npt.NDArray[np.object_], anon: npt.NDArray[np.object_]
+) -> list[str | None]:
+    """:func:`customer_key` over columns (the same digest, without a call per sender)."""
+    blake2b = hashlib.blake2b
+    prefix = f"{workspace_id}|"
+    out: list[str | None] = [
+        "cus_" + blake2b(f"{prefix}u:{u}".encode(), digest_size=10).hexdigest()
+        if u
+        else "cus_" + blake2b(f"{prefix}a:{a}".encode(), digest_size=10).hexdigest()
+        if a
+        else None
+        for u, a in zip(user.tolist(), anon.tolist(), strict=True)
+    ]
+    return out

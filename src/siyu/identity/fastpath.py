@@ -95,6 +95,9 @@ def _plain_ids(
     """
     if kind.namespace_by_source and not namespaced:
         return np.zeros(len(values), dtype=bool), values
+    if shape[0] == "pattern":  # kept as is when it matches both (RE2 '$' is Python's '\\Z')
+        ok = _mask(pc.match_substring_regex(values, str(shape[1])))
+        return ok & _mask(pc.match_substring_regex(values, str(shape[2]))), values
     length = np.asarray(pc.utf8_length(values).to_numpy(zero_copy_only=False), dtype=np.int64)
     if shape[0] == "digits":
         low, high = int(str(shape[1])), int(str(shape[2]))

@@ -15,12 +15,21 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from siyu.errors import InvalidInput
 from siyu.identity import tables as t
 from siyu.identity.consents import apply_merge_consents, clear_merge_consents
-from siyu.identity.extract import SEP, Graph, build_graph, fetch_tuples, query_arrow
+from siyu.identity.extract import (
+    SEP,
+    Graph,
+    Ints,
+    Memo,
+    build_graph,
+    fetch_tuples,
+    query_arrow,
+)
 from siyu.identity.follow import follow_merges, follow_splits
 from siyu.identity.kind import get_kind
 from siyu.identity.resolve import Resolution, resolve
@@ -101,7 +110,8 @@ def resolve_new_events(
         return ResolveReport()
     region = _region(conn, workspace_id)
     tuples = fetch_tuples(conn, workspace_id, message_ids, ())
-    first = build_graph(workspace_id, tuples, region)
+    memo: Memo = {}
+    first = build_graph(workspace_id, tuples, region, memo)
     keys = _keys_table(workspace_id, first.keys)
     # Generic userIds and alias previousIds are read against other senders' raw ids, so senders
     # with the same raw id are affected too, even when no identity node is shared yet.
@@ -139,6 +149,7 @@ def resolve_new_events(
             workspace_id,
             fetch_tuples(conn, workspace_id, message_ids, [tuple(r) for r in senders]),
             region,
+            memo,
         )
     finally:
         unstage(conn, name)
@@ -148,30 +159,27 @@ def resolve_new_events(
 
 
 def _keys_table(workspace_id: str, keys: list[str]) -> pa.Table:
+    if not keys:
+        none = pa.array([], pa.string())
+        return pa.table({"workspace_id": none, "kind": none, "value": none})
+    parts = pc.split_pattern(pa.array(keys, pa.string()), SEP, max_splits=1)
     return pa.table(
         {
             "workspace_id": pa.array([workspace_id] * len(keys), pa.string()),
-            "kind": pa.array([k.split(SEP, 1)[0] for k in keys], pa.string()),
-            "value": pa.array([k.split(SEP, 1)[1] for k in keys], pa.string()),
+            "kind": pc.list_element(parts, 0),
+            "value": pc.list_element(parts, 1),
         }
     )
 
 
-def _forget(conn: sa.Connection, workspace_id: str, graph: Graph) -> dict[str, str]:
+def _forget(conn: sa.Connection, workspace_id: str, graph: Graph) -> pa.Table:
     """Delete the stored rows the incremental graph replaces; return their old mapping."""
     name = stage(conn, t.identities, _keys_table(workspace_id, graph.keys))
     anchors = pa.table({"anchor_id": graph.anchors.anchor_id})
     aname = stage(conn, t.identity_anchors, anchors)
     ws = {"ws": workspace_id}
     try:
-        found = conn.execute(
-            sa.text(
-                "SELECT provisional_id, customer_id FROM identity_anchors WHERE "
-                f"workspace_id = :ws AND anchor_id IN (SELECT anchor_id FROM {aname})"
-            ),
-            ws,
-        )
-        previous = {str(p): str(c) for p, c in found}
+        previous = _old_mapping(conn, workspace_id, aname)
         # The components the graph touches (two equality joins, not an OR of EXISTS), then
         # every identifier of them plus the graph's own, staged once for the deletes.
         gone = query_arrow(
@@ -224,19 +232,33 @@ def _forget(conn: sa.Connection, workspace_id: str, graph: Graph) -> dict[str, s
     return previous
 
 
-def _old_mapping(conn: sa.Connection, workspace_id: str) -> dict[str, str]:
-    a = t.identity_anchors
-    rows = conn.execute(
-        sa.select(a.c.provisional_id, a.c.customer_id).where(a.c.workspace_id == workspace_id)
+def _old_mapping(conn: sa.Connection, workspace_id: str, only: str | None = None) -> pa.Table:
+    """(provisional id, customer id) of the stored anchors (``only``: a staged anchor_id set),
+    one customer per provisional id, as Arrow (no Python object per sender)."""
+    scope = f" AND anchor_id IN (SELECT anchor_id FROM {only})" if only else ""
+    found = query_arrow(
+        conn,
+        "SELECT provisional_id AS p, min(customer_id) AS c FROM identity_anchors "
+        f"WHERE workspace_id = :ws{scope} GROUP BY provisional_id",
+        {"ws": workspace_id},
     )
-    return {str(p): str(c) for p, c in rows}
+    return pa.table(
+        {
+            "p": found.column("p").cast(pa.string())
+            if found.num_rows
+            else pa.array([], pa.string()),
+            "c": found.column("c").cast(pa.string())
+            if found.num_rows
+            else pa.array([], pa.string()),
+        }
+    )
 
 
 def _apply(
     conn: sa.Connection,
     workspace_id: str,
     graph: Graph,
-    previous: dict[str, str],
+    previous: pa.Table,
     *,
     incremental: bool = False,
     windows: Mapping[str, int] | None = None,
@@ -254,7 +276,7 @@ def _apply(
     return ResolveReport(
         identifiers=len(graph.keys),
         links=len(graph.link_a),
-        customers=len(set(node_customers)),
+        customers=int(pc.count_distinct(node_customers).as_py()),
         merges=merges,
         conflicts=len(res.conflicts),
         refused=len(graph.refused),
@@ -279,71 +301,166 @@ def _audit_merges(
     workspace_id: str,
     graph: Graph,
     res: Resolution,
-    anchor_customers: list[str],
-    previous: dict[str, str],
+    anchor_customers: pa.Array,
+    previous: pa.Table,
     now: datetime,
 ) -> int:
-    """One audit row per customer whose set of merged provisional customers changed."""
-    # Only customers with two or more provisional ids can be a merge: found with pandas, so
-    # Python builds sets for merged customers only, not one per sender.
-    frame = pd.DataFrame(
+    """One audit row per customer whose set of merged provisional customers changed.
+
+    Set-based: the changed customers are found with Arrow group-bys and joins, their groups'
+    identifiers, evidence and rules with NumPy sorts, and the JSON lists are joined in Arrow;
+    Python only hashes one audit id per row.
+    """
+    anchors = graph.anchors
+    pairs = pa.table(
         {
-            "customer": pd.Series(anchor_customers, dtype=object),
-            "p": pd.Series(
-                graph.anchors.provisional_id.to_numpy(zero_copy_only=False), dtype=object
-            ),
+            "c": anchor_customers,
+            "p": anchors.provisional_id,
+            "i": pa.array(np.arange(len(anchors), dtype=np.int64)),
         }
     )
-    distinct = frame.drop_duplicates()
-    many = distinct.groupby("customer", sort=False)["p"].transform("size").to_numpy() > 1
-    members: dict[str, set[str]] = {}
-    for customer, p in zip(
-        distinct["customer"][many].tolist(), distinct["p"][many].tolist(), strict=True
-    ):
-        members.setdefault(str(customer), set()).add(str(p))
-    del distinct, many
-    before: dict[str, set[str]] = {}
-    for p, c in previous.items():
-        before.setdefault(c, set()).add(p)
-    changed = {c: ids for c, ids in members.items() if before.get(c) != ids}
-    # A customer's group: that of its last anchor's node.
-    last = frame[frame["customer"].isin(list(changed))].drop_duplicates("customer", keep="last")
-    node_of = dict(zip(last["customer"].tolist(), last.index.tolist(), strict=True))
-    del frame, last
-    wanted = {int(res.group[graph.anchors.node[node_of[c]]]): c for c in changed}
-    nodes_of: dict[int, list[int]] = {}
-    picked = np.flatnonzero(np.isin(res.group, np.array(list(wanted), dtype=np.int64)))
-    for i, g in zip(picked.tolist(), res.group[picked].tolist(), strict=True):
-        nodes_of.setdefault(g, []).append(i)
-    evidence_of: dict[int, set[str]] = {}
-    rules_of: dict[int, set[str]] = {}
+    distinct = pairs.group_by(["c", "p"], use_threads=False).aggregate([("i", "max")])
+    per_customer = distinct.group_by("c", use_threads=False).aggregate(
+        [("p", "count"), ("i_max", "max")]
+    )
+    merged = per_customer.filter(pc.greater(per_customer.column("p_count"), 1))
+    if merged.num_rows == 0:
+        return 0
+    # Changed: the customer's provisional ids differ (as a set) from those it had.
+    prev = previous.select(["p", "c"])
+    before = prev.group_by("c", use_threads=False).aggregate([("p", "count")])
+    common = (
+        distinct.select(["c", "p"])
+        .join(prev, ["c", "p"], join_type="inner", use_threads=False)
+        .group_by("c", use_threads=False)
+        .aggregate([("p", "count")])
+    )
+    merged = merged.join(
+        before.rename_columns(["c", "before"]), "c", join_type="left outer", use_threads=False
+    ).join(common.rename_columns(["c", "common"]), "c", join_type="left outer", use_threads=False)
+    count = merged.column("p_count")
+    same = pc.and_(
+        pc.equal(pc.fill_null(merged.column("before"), 0), count),
+        pc.equal(pc.fill_null(merged.column("common"), 0), count),
+    )
+    changed = merged.filter(pc.invert(same))
+    if changed.num_rows == 0:
+        return 0
+    changed = changed.take(pc.sort_indices(changed, sort_keys=[("c", "ascending")]))
+    # A customer's group: that of its last anchor's node (one customer per group).
+    last = np.asarray(changed.column("i_max_max").to_numpy(), dtype=np.int64)
+    groups = res.group[anchors.node[last]]
+    _, first_pos = np.unique(groups[::-1], return_index=True)
+    keep = np.zeros(len(groups), dtype=bool)
+    keep[len(groups) - 1 - first_pos] = True
+    changed = changed.filter(pa.array(keep))
+    groups = groups[keep]
+    n = len(groups)
+    slot = np.full(int(res.group.max()) + 1, -1, dtype=np.int64)
+    slot[groups] = np.arange(n)
+    customers = changed.column("c").combine_chunks()
+    # The merged provisional ids of each changed customer, sorted.
+    ids = distinct.select(["c", "p"]).join(
+        changed.select(["c"]), "c", join_type="inner", use_threads=False
+    )
+    ids = ids.take(pc.sort_indices(ids, sort_keys=[("c", "ascending"), ("p", "ascending")]))
+    id_owner = _positions(customers, ids.column("c").combine_chunks())
+    id_json = _json_lists(ids.column("p").combine_chunks(), id_owner, n)
+    # Identifiers: the group's first 100 nodes in key order.
+    node_slot = slot[res.group]
+    nodes = np.flatnonzero(node_slot >= 0)
+    nodes = nodes[np.argsort(node_slot[nodes], kind="stable")]
+    nodes_owner, nodes = _first(node_slot[nodes], nodes, 100)
+    keys = pa.array(graph.keys, pa.string()).take(pa.array(nodes))
+    keys = pc.replace_substring(keys, SEP, ":", max_replacements=1)
+    identifiers_json = _json_lists(keys, nodes_owner, n)
+    # Evidence and rules: links inside the group (messages sorted, the first 100).
     ga, gb = res.group[graph.link_a], res.group[graph.link_b]
-    for j in ((ga == gb) & np.isin(ga, list(wanted))).nonzero()[0].tolist():
-        g = int(ga[j])
-        evidence_of.setdefault(g, set()).add(graph.link_message[j])
-        rules_of.setdefault(g, set()).add(graph.link_rule[j])
-    rows = []
-    for group, customer in sorted(wanted.items(), key=lambda x: x[1]):
-        ids = changed[customer]
-        nodes = nodes_of.get(group, [])
-        evidence = sorted(evidence_of.get(group, set()))[:100]
-        rules = sorted(rules_of.get(group, set()))
-        rows.append(
+    inside = np.flatnonzero((ga == gb) & (slot[ga] >= 0))
+    link_slot = slot[ga[inside]]
+    messages = pa.array(graph.link_message, pa.string()).take(pa.array(inside))
+    evidence_owner, evidence = _sorted_sets(link_slot, messages, 100)
+    evidence_json = _json_lists(evidence, evidence_owner, n)
+    rules = pa.array(graph.link_rule, pa.string()).take(pa.array(inside))
+    rule_owner, rule_names = _sorted_sets(link_slot, rules, None)
+    offsets = np.searchsorted(rule_owner, np.arange(n + 1)).astype(np.int32)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), rule_names), "+")
+    joined = pc.fill_null(joined, "")
+    rule = pc.if_else(pc.equal(joined, ""), "same_event", joined)
+    stamp = now.isoformat()
+    audit_ids = [short_hash(workspace_id, c, stamp, prefix="ida_") for c in customers.to_pylist()]
+    append(
+        conn,
+        t.identity_audit,
+        pa.table(
             {
-                "workspace_id": workspace_id,
-                "audit_id": short_hash(workspace_id, customer, now.isoformat(), prefix="ida_"),
-                "action": "merge",
-                "customer_id": customer,
-                "customers": sorted(ids),
-                "identifiers": [graph.keys[i].replace(SEP, ":", 1) for i in nodes[:100]],
-                "evidence": evidence,
-                "rule": "+".join(rules) or "same_event",
-                "recorded_at": now,
+                "workspace_id": pa.array([workspace_id] * n, pa.string()),
+                "audit_id": pa.array(audit_ids, pa.string()),
+                "action": pa.array(["merge"] * n, pa.string()),
+                "customer_id": customers,
+                "customers": id_json,
+                "identifiers": identifiers_json,
+                "evidence": evidence_json,
+                "rule": rule,
+                "recorded_at": pa.array(np.full(n, np.datetime64(now, "us"))),
             }
-        )
-    if rows:
-        append(conn, t.identity_audit, _audit_table(rows))
-    return len(rows)
+        ).select([c.name for c in t.identity_audit.columns]),
+    )
+    return n
+
+
+def _positions(sorted_names: pa.Array, names: pa.Array) -> Ints:
+    """The index of each of ``names`` in ``sorted_names`` (which holds them all, sorted)."""
+    found = pc.index_in(names, value_set=sorted_names)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _first(owner: Ints, values: Ints, most: int) -> tuple[Ints, Ints]:
+    """(owner, value) pairs sorted by owner, at most ``most`` per owner (the first ones)."""
+    if not len(owner):
+        return owner, values
+    start = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    run = np.repeat(start, np.diff(np.r_[start, len(owner)]))
+    keep = np.arange(len(owner)) - run < most
+    return owner[keep], values[keep]
+
+
+def _sorted_sets(owner: Ints, text: pa.Array, most: int | None) -> tuple[Ints, pa.Array]:
+    """Per owner, its distinct texts sorted (code-point order, as Python sorts), at most
+    ``most``: (owner per text, texts), sorted by owner."""
+    codes, uniques = pd.factorize(np.asarray(text.to_numpy(zero_copy_only=False), dtype=object))
+    names = pa.array(np.asarray(uniques, dtype=object), pa.string())
+    rank = np.asarray(pc.rank(names, sort_keys="ascending").to_numpy(), dtype=np.int64)
+    width = len(names) + 1
+    pair = np.unique(owner * width + rank[np.asarray(codes, dtype=np.int64)])
+    o, r = pair // width, pair % width
+    if most is not None:
+        o, r = _first(o, r, most)
+    by_rank = np.empty(width, dtype=np.int64)
+    by_rank[rank] = np.arange(len(names))
+    return o, names.take(pa.array(by_rank[r]))
+
+
+_PLAIN_JSON = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"
+"""Printable ASCII without '"' and '\\': a JSON string of it is the text in quotes."""
+
+
+def _json_lists(values: pa.Array, owner: Ints, n: int) -> pa.Array:
+    """Per owner 0..n-1, its values (sorted by owner) as a JSON array, as ``orjson`` writes it:
+    plain strings quoted in Arrow, the rest escaped by ``orjson`` one by one."""
+    import orjson
+
+    plain = pc.fill_null(pc.match_substring_regex(values, _PLAIN_JSON), True)
+    odd = np.flatnonzero(~np.asarray(plain.to_numpy(zero_copy_only=False), dtype=bool))
+    if odd.size:
+        text = np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
+        text[odd] = [orjson.dumps(v).decode()[1:-1] for v in text[odd].tolist()]
+        values = pa.array(text, pa.string())
+    offsets = np.searchsorted(owner, np.arange(n + 1)).astype(np.int32)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), '","')
+    quoted = pc.binary_join_element_wise('["', joined, '"]', "")
+    empty = pa.array(offsets[1:] == offsets[:-1])
+    return pc.if_else(empty, pa.scalar("[]", pa.string()), quoted)
 
 
 def _audit_table(rows: list[dict[str, object]]) -> pa.Table:

@@ -258,10 +258,12 @@ def _replay(
     group of its strongest link, if that breaks no limit, and brings no one else along.
     """
 
-    def rank(j: int) -> tuple[int, object, str, str]:
+    seen = graph.link_seen.astype(np.int64)
+
+    def rank(j: int) -> tuple[int, int, str, str]:
         x, y = int(a[j]), int(b[j])
         priority = max(_priority(graph.keys[x]), _priority(graph.keys[y]))
-        return (priority, graph.link_seen[int(link_ids[j])], graph.keys[x], graph.keys[y])
+        return (priority, int(seen[int(link_ids[j])]), graph.keys[x], graph.keys[y])
 
     ordered = sorted(links.tolist(), key=rank)
     disputed: set[int] = set()

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -34,38 +33,50 @@ def short_hash(*parts: str, prefix: str) -> str:
     return prefix + digest
 
 
-def customer_ids(workspace_id: str, graph: Graph, res: Resolution) -> tuple[list[str], list[str]]:
+def customer_ids(workspace_id: str, graph: Graph, res: Resolution) -> tuple[pa.Array, pa.Array]:
     """Surviving customer id per node and per anchor: the group's oldest provisional id.
 
-    Set-based: anchors sorted by (group, first seen, provisional id), the first of each group
-    wins; a group no sender reaches gets an id derived from its first identifier.
+    Set-based: anchors sorted by (group, first seen, provisional id) in Arrow, the first of each
+    group wins; a group no sender reaches gets an id derived from its first identifier.
     """
     anchors = graph.anchors
     node = anchors.node
-    provisional = np.asarray(anchors.provisional_id.to_numpy(zero_copy_only=False), dtype=object)
-    frame = pd.DataFrame(
+    group = np.where(node >= 0, res.group[np.maximum(node, 0)], -1) if len(node) else node
+    picked = np.flatnonzero(group >= 0)
+    frame = pa.table(
         {
-            "group": np.where(node >= 0, res.group[np.maximum(node, 0)], -1) if len(node) else [],
-            "seen": pd.Series(anchors.first_seen, dtype="datetime64[us]"),
-            "id": pd.Series(provisional, dtype=object),
+            "group": pa.array(group[picked]),
+            "seen": pa.array(anchors.first_seen[picked]),
+            "id": anchors.provisional_id.take(pa.array(picked)),
         }
     )
-    frame = frame[frame["group"] >= 0].sort_values(["group", "seen", "id"], kind="stable")
-    best = frame.drop_duplicates("group", keep="first")
-    del frame
+    order = pc.sort_indices(
+        frame, sort_keys=[("group", "ascending"), ("seen", "ascending"), ("id", "ascending")]
+    )
+    frame = frame.take(order)
+    g = np.asarray(frame.column("group").to_numpy(), dtype=np.int64)
+    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else g
     n_groups = int(res.group.max()) + 1 if len(res.group) else 0
-    by_group = np.full(n_groups, None, dtype=object)
-    by_group[best["group"].to_numpy(dtype=np.int64)] = best["id"].to_numpy(dtype=object)
-    per_node = by_group[res.group] if len(res.group) else np.zeros(0, dtype=object)
-    for i in np.flatnonzero(pd.isna(per_node)).tolist():
-        per_node[i] = short_hash(workspace_id, graph.keys[i], prefix="cus_")
-    nodes = [str(x) for x in per_node.tolist()]
-    if len(per_node):
-        mine = np.where(node >= 0, per_node[np.maximum(node, 0)], provisional)
+    by_group = np.full(n_groups, -1, dtype=np.int64)
+    by_group[g[first]] = first
+    best = frame.column("id").combine_chunks()
+    per_node = by_group[res.group] if len(res.group) else np.zeros(0, dtype=np.int64)
+    nodes = best.take(pa.array(per_node, mask=per_node < 0))
+    missing = np.flatnonzero(per_node < 0)
+    if missing.size:
+        keys = graph.keys
+        filled = np.asarray(nodes.to_numpy(zero_copy_only=False), dtype=object)
+        filled[missing] = [
+            short_hash(workspace_id, keys[i], prefix="cus_") for i in missing.tolist()
+        ]
+        nodes = pa.array(filled, pa.string())
+    if len(node):
+        mine = pc.if_else(
+            pa.array(node >= 0), nodes.take(pa.array(np.maximum(node, 0))), anchors.provisional_id
+        )
     else:
-        mine = provisional
-    out = [str(x) for x in mine.tolist()]
-    return nodes, out
+        mine = anchors.provisional_id
+    return nodes, mine.cast(pa.string())
 
 
 def write_graph(
@@ -73,8 +84,8 @@ def write_graph(
     workspace_id: str,
     graph: Graph,
     res: Resolution,
-    node_customers: list[str],
-    anchor_customers: list[str],
+    node_customers: pa.Array,
+    anchor_customers: pa.Array,
     now: datetime,
 ) -> None:
     """Store nodes, links, anchors and conflicts (the caller deleted the rows they replace)."""
@@ -84,10 +95,12 @@ def write_graph(
     value_col = pc.list_element(parts, 1) if n else pa.array([], pa.string())
     kinds = np.asarray(kind_col.to_numpy(zero_copy_only=False), dtype=object)
     values = np.asarray(value_col.to_numpy(zero_copy_only=False), dtype=object)
-    _, first_index = np.unique(res.component, return_index=True)
+    comps, first_index = np.unique(res.component, return_index=True)
     comp_name = np.empty(int(res.component.max()) + 1 if n else 0, dtype=object)
-    for i in first_index.tolist():
-        comp_name[int(res.component[i])] = short_hash(workspace_id, graph.keys[i], prefix="cmp_")
+    keys = graph.keys
+    comp_name[comps] = [
+        short_hash(workspace_id, keys[i], prefix="cmp_") for i in first_index.tolist()
+    ]
     ws = pa.array([workspace_id] * n, pa.string())
     append(
         conn,
@@ -97,7 +110,7 @@ def write_graph(
                 "workspace_id": ws,
                 "kind": kind_col,
                 "value": value_col,
-                "customer_id": pa.array(node_customers, pa.string()),
+                "customer_id": node_customers,
                 "component_id": pa.array(comp_name[res.component], pa.string()),
                 "source_id": pa.array(graph.source_id, pa.string()),
                 "account_source_id": pa.array(graph.account_source, pa.string()),
@@ -140,7 +153,7 @@ def write_graph(
                 "kind": kind_col.take(missing) if n else pa.nulls(len(an), pa.string()),
                 "value": value_col.take(missing) if n else pa.nulls(len(an), pa.string()),
                 "provisional_id": an.provisional_id,
-                "customer_id": pa.array(anchor_customers, pa.string()),
+                "customer_id": anchor_customers,
                 "first_seen_at": pa.array(an.first_seen, TS),
             }
         ).cast(_anchor_schema()),

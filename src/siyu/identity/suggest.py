@@ -346,7 +346,7 @@ def add_operator_links(conn: sa.Connection, workspace_id: str, graph: Graph) -> 
         return 0
     index = {k: i for i, k in enumerate(graph.keys)}
     added = 0
-    extra_a, extra_b = [], []
+    extra_a, extra_b, extra_seen = [], [], []
     for ka, va, kb, vb, at in rows:
         x, y = index.get(f"{ka}{SEP}{va}"), index.get(f"{kb}{SEP}{vb}")
         if x is None or y is None:
@@ -358,9 +358,12 @@ def add_operator_links(conn: sa.Connection, workspace_id: str, graph: Graph) -> 
         extra_b.append(y)
         graph.link_message.append(f"operator:{at.isoformat()}")
         graph.link_rule.append("operator")
-        graph.link_seen.append(at)
+        extra_seen.append(np.datetime64(at, "us"))
         added += 1
     if added:
         graph.link_a = np.concatenate([graph.link_a, np.array(extra_a, dtype=np.int64)])
         graph.link_b = np.concatenate([graph.link_b, np.array(extra_b, dtype=np.int64)])
+        graph.link_seen = np.concatenate(
+            [graph.link_seen, np.array(extra_seen, dtype="datetime64[us]")]
+        )
     return added
