@@ -240,9 +240,10 @@ def plain_orders(
     ok = pc.and_(ok, _empty_or(h["currency"], pc.is_in(h["currency"], currencies)))
     for name, limit in (("coupon", 500), ("user_id", 200), ("email", 150), ("status", 500)):
         ok = pc.and_(ok, _short(h[name], limit))
-    for name in ("user_id", "email", "phone", "first_name", "last_name", "country", "coupon",
-                 "status"):  # fmt: skip
-        ok = pc.and_(ok, pc.invert(_matches(h[name], _CONTROL)))
+    # No control character in any text column: one search over them joined.
+    texts = ("user_id", "email", "phone", "first_name", "last_name", "country", "coupon", "status")
+    joined = pc.binary_join_element_wise(*(_blank(h[name]) for name in texts), "")
+    ok = pc.and_(ok, pc.invert(_matches(joined, _CONTROL)))
     # Row-level checks, folded per order.
     line_ok = pc.or_(pc.is_null(table["line_price"]), _matches(table["line_price"], _PLAIN_MONEY))
     line_ok = pc.and_(
@@ -262,18 +263,16 @@ def plain_orders(
     for name, limit in (("line_name", 500), ("line_variant", 500), ("line_sku", 200),
                         ("line_product_id", 200)):  # fmt: skip
         line_ok = pc.and_(line_ok, _short(table[name], limit))
-        line_ok = pc.and_(line_ok, pc.invert(_matches(table[name], _CONTROL)))
+    # The line's text joined: one control-character search (price and quantity have none when
+    # they pass the checks above) and the line's size.
+    line_text = pc.binary_join_element_wise(*(_blank(table[c]) for c in _LINE_TEXT), "")
+    line_ok = pc.and_(line_ok, pc.invert(_matches(line_text, _CONTROL)))
     bad_rows = np.logical_not(np.asarray(line_ok.to_numpy(zero_copy_only=False), dtype=bool))
     bad_lines = np.add.reduceat(bad_rows.astype(np.int64), keys.starts) > 0
     sizes = np.diff(np.append(keys.starts, table.num_rows))
     # An order's message must stay well under the event size limit and the 1000-line cap.
     row_bytes = np.asarray(
-        pc.fill_null(
-            pc.binary_length(
-                pc.binary_join_element_wise(*(_blank(table[c]) for c in _LINE_TEXT), "")
-            ),
-            0,
-        ).to_numpy(zero_copy_only=False)
+        pc.fill_null(pc.binary_length(line_text), 0).to_numpy(zero_copy_only=False)
     )
     order_bytes = np.add.reduceat(row_bytes + 100, keys.starts)
     fits = (order_bytes < max_event_bytes // 2) & (sizes <= 1000)

@@ -131,13 +131,18 @@ class OrderSpec:
 
 
 def group_starts(order_ids: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
-    """Indices where a new order begins (rows of one order are adjacent)."""
-    ids = np.asarray(order_ids.to_numpy(zero_copy_only=False), dtype=object)
-    if len(ids) == 0:
+    """Indices where a new order begins (rows of one order are adjacent).
+
+    Each id is compared with the previous one by an Arrow kernel (no Python string per row).
+    """
+    n = len(order_ids)
+    if n == 0:
         return np.zeros(0, dtype=np.int64)
-    change = np.empty(len(ids), dtype=bool)
+    ids = pc.fill_null(order_ids, "")
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    change = np.empty(n, dtype=bool)
     change[0] = True
-    change[1:] = ids[1:] != ids[:-1]
+    change[1:] = pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False)
     return np.flatnonzero(change)
 
 
