@@ -105,3 +105,21 @@ def test_plain_ids_agree() -> None:
     users = ["A1B2C3", "amazon:A1B2C3", "a b", "x" * 256, "0", "ok-1"]
     assert _agree(get_kind("user_id"), users, source="Amazon") == 3
     assert _agree(get_kind("user_id"), users, source="bad source") == 0
+
+
+def test_phones_with_the_country_code_but_no_plus_agree() -> None:
+    """'6281234567890' in Indonesia: phonenumbers reads the leading 62 as the country code
+    only when the whole number does not fit the region's pattern and the rest does."""
+    values, regions = _phone_spellings(random.Random(9))
+    bare = [(v[1:], r) for v, r in zip(values, regions, strict=True) if v.startswith("+")]
+    rng = random.Random(10)
+    other = sorted(phonenumbers.SUPPORTED_REGIONS)
+    bare += [(v, rng.choice(other)) for v, _ in bare[::5]]  # another market's code
+    settled = _agree(get_kind("phone"), [v for v, _ in bare], [r for _, r in bare])
+    assert settled > len(bare) // 8
+
+
+def test_tiktok_ids_agree() -> None:
+    ids = ["7259250112124679724", "-000OaE_Xsa0", "a=b.c", "___", "a b", "x" * 129, "x" * 128,
+           "ü1", "id\n", "", "-"]  # fmt: skip
+    assert _agree(get_kind("tiktok_user_id"), ids) == 4

@@ -386,3 +386,19 @@ def test_kind_definitions_are_validated() -> None:
         _kind("fax", max_per_customer=0)
     with pytest.raises(ConfigError, match="regular expression"):
         _kind("fax", patterns=("[",))
+
+
+def test_blocked_many_screens_as_is_blocked_does() -> None:
+    """The column-wise screen (RE2) flags exactly what ``is_blocked`` finds, value by value."""
+    from siyu.identity.blocking import blocked_many, is_blocked
+
+    cases = {
+        "email": ["test@x.com", "ann@example.com", "a@b.test", "NOREPLY@x.co", "ann@shop.co",
+                  "ann@shop.co\n", "ü@example.com", "null@x.io", "a@b.invalid"],
+        "phone": ["+10000000000", "+4477777777", "+447777777", "+447700900123", "+11111111",
+                  "+٠٠٠٠٠٠٠٠"],
+        "user_id": ["shopify:0", "shopify:null", "amazon:A1", "web:NONE", "x:undefined\n"],
+        "anonymous_id": ["00000000-0000-0000-0000-000000000000", "guest", "Guest", "abc", "n/a"],
+    }  # fmt: skip
+    for kind, values in cases.items():
+        assert blocked_many(kind, values) == [is_blocked(kind, v) for v in values], kind

@@ -226,15 +226,23 @@ def _national(region: str, digits: pa.Array) -> pa.Array:
     if md is None or md.country_code is None or md.general_desc is None:
         return pa.nulls(n, pa.string())
     cc = str(md.country_code)
-    keep = ~_mask(pc.starts_with(digits, cc))
+    lead = _mask(pc.starts_with(digits, cc))
+    keep = ~lead
     try:
+        idd = np.zeros(n, dtype=bool)
         if md.international_prefix:
-            keep &= ~_mask(pc.match_substring_regex(digits, f"^(?:{md.international_prefix})"))
+            idd = _mask(pc.match_substring_regex(digits, f"^(?:{md.international_prefix})"))
+            keep &= ~idd
         npp = md.national_prefix_for_parsing or None
         nsn = digits
         if npp is not None:
             prefixed = _mask(pc.match_substring_regex(digits, f"^(?:{npp})"))
-            if npp == "0" and not md.national_prefix_transform_rule:
+            # '0|180020' (GB): a leading 0 is matched by the first alternative, as '0' alone.
+            zero_first = npp == "0" or npp.startswith("0|")
+            if zero_first and not md.national_prefix_transform_rule:
+                if npp != "0":  # another alternative matched: left to phonenumbers
+                    keep &= ~(prefixed & ~_mask(pc.starts_with(digits, "0")))
+                    prefixed &= _mask(pc.starts_with(digits, "0"))
                 # Stripped as phonenumbers strips it: the rest fits the general pattern and is
                 # a possible length for the region.
                 rest = pc.utf8_slice_codeunits(digits, 1)
@@ -247,11 +255,34 @@ def _national(region: str, digits: pa.Array) -> pa.Array:
                 nsn = pc.if_else(pa.array(prefixed), rest, digits)
             else:
                 keep &= ~prefixed
+        with_cc = _with_country_code(md, cc, npp, digits, lead & ~idd)
     except pa.ArrowInvalid:
         return pa.nulls(n, pa.string())
     keep &= ~_mask(pc.starts_with(nsn, "0"))
     e164 = pc.binary_join_element_wise("+" + cc, nsn, "")
-    return pc.if_else(pa.array(keep), e164, pa.nulls(n, pa.string()))
+    national = pc.if_else(pa.array(keep), e164, pa.nulls(n, pa.string()))
+    return pc.if_else(pc.is_valid(with_cc), with_cc, national)
+
+
+def _with_country_code(
+    md: PhoneMetadata, cc: str, npp: str | None, digits: pa.Array, lead: Bools
+) -> pa.Array:
+    """E.164 for numbers written with the region's country code but no '+' (``6281...`` in
+    Indonesia), where phonenumbers reads the code as such: the whole number does not fit the
+    region's general pattern and the rest does (``_maybe_extract_country_code``'s first test),
+    and no national prefix would be stripped from the rest. Null elsewhere."""
+    n = len(digits)
+    general = md.general_desc.national_number_pattern if md.general_desc else None
+    if not general or not lead.any():
+        return pa.nulls(n, pa.string())
+    rest = pc.utf8_slice_codeunits(digits, len(cc))
+    take = lead & ~_mask(pc.match_substring_regex(digits, f"^(?:{general})$"))
+    take &= _mask(pc.match_substring_regex(rest, f"^(?:{general})$"))
+    take &= ~_mask(pc.starts_with(rest, "0"))
+    if npp is not None:
+        take &= ~_mask(pc.match_substring_regex(rest, f"^(?:{npp})"))
+    e164 = pc.binary_join_element_wise("+" + cc, rest, "")
+    return pc.if_else(pa.array(take), e164, pa.nulls(n, pa.string()))
 
 
 def _phones(e164: pa.Array, candidate: Bools) -> tuple[Bools, pa.Array]:
