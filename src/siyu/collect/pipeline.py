@@ -25,7 +25,13 @@ import sqlalchemy as sa
 
 from siyu.access.workspaces import Workspace
 from siyu.collect import rows
-from siyu.collect.ecommerce import OrderRefunded
+from siyu.collect.ecommerce import (
+    CONSENT_UPDATED,
+    ORDER_CANCELLED,
+    ORDER_COMPLETED,
+    ORDER_REFUNDED,
+    OrderRefunded,
+)
 from siyu.collect.quarantine import Rejection, store_rejections
 from siyu.collect.validate import ValidCall, _dump, validate_chunk
 from siyu.config import Settings
@@ -262,11 +268,10 @@ class Pipeline:
         """
         ws = self.workspace.workspace_id
         base = self.workspace.base_currency
-        documented = [v for v in new if v.props is not None]  # orders and refunds are
-        order_calls = [rows.order_row(v, base) for v in documented if rows.is_order(v)]
-        refund_calls = [v for v in documented if rows.is_refund(v)]
-        if not order_calls and not refund_calls:
+        orders, refund_calls = _orders_and_refunds(new)
+        if not orders and not refund_calls:
             return new, (0, 0)
+        order_calls = [rows.order_row(v, base) for v in orders]
         wanted = [o.props.order_id for o in order_calls] + [
             v.props.order_id for v in refund_calls if isinstance(v.props, OrderRefunded)
         ]
@@ -384,7 +389,9 @@ class Pipeline:
             return
         upsert_products(conn, rows.products_table(ws, new, now))
         upsert_customers(conn, rows.customers_table(ws, new, events, now))
-        consent_calls = [v for v in new if v.props is not None and rows.is_consent(v)]
+        consent_calls = [
+            v for v in new if v.props is not None and v.fields.get("event") == CONSENT_UPDATED
+        ]
         if consent_calls:
             insert_new(
                 conn,
@@ -392,6 +399,29 @@ class Pipeline:
                 rows.consents_table(ws, consent_calls, source_id),
                 ("consent_id",),
             )
+
+
+_REFUNDS = frozenset((ORDER_REFUNDED, ORDER_CANCELLED))
+
+
+def _orders_and_refunds(calls: list[ValidCall]) -> tuple[list[ValidCall], list[ValidCall]]:
+    """The order calls and the refund calls among ``calls``, in input order.
+
+    One pass that reads each documented call's event name once (``rows.is_order`` and
+    ``rows.is_refund`` give the same answer): this runs in the writing thread for every
+    stored event, where a function call per event showed in the profile.
+    """
+    orders: list[ValidCall] = []
+    refunds: list[ValidCall] = []
+    for v in calls:
+        if v.props is None:  # orders and refunds are documented events
+            continue
+        event = v.fields.get("event")
+        if event == ORDER_COMPLETED:
+            orders.append(v)
+        elif event in _REFUNDS:
+            refunds.append(v)
+    return orders, refunds
 
 
 def upsert_products(conn: sa.Connection, data: pa.Table) -> None:

@@ -176,8 +176,13 @@ def validate_chunk(
 
     calls = _validate_calls(parsed, result)
     received_utc = received_at.replace(tzinfo=UTC)
+    try:  # a later timestamp is in the future (one comparison per record, not a subtraction)
+        latest = received_utc + max_future_skew
+    except OverflowError:  # a skew past year 9999 allows every timestamp
+        latest = datetime.max.replace(tzinfo=UTC)
     schemas = _schemas()
     valid: list[ValidCall] = []
+    append = valid.append
     groups: dict[str, list[int]] = {}
     for (position, payload), call in calls:
         when = call["timestamp"]
@@ -193,7 +198,7 @@ def validate_chunk(
             timestamp = when
             if timestamp.tzinfo is not UTC and timestamp.utcoffset():
                 timestamp = timestamp.astimezone(UTC)
-        if timestamp - received_utc > max_future_skew:
+        if timestamp > latest:
             result.rejected.append(
                 Rejection(
                     position,
@@ -207,8 +212,11 @@ def validate_chunk(
             continue
         event = call.get("event")
         if event is not None and event in schemas:
-            groups.setdefault(event, []).append(len(valid))
-        valid.append(
+            group = groups.get(event)
+            if group is None:
+                group = groups[event] = []
+            group.append(len(valid))
+        append(
             ValidCall(
                 position,
                 call,
