@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,36 @@ def track_events(n: int, seed: int = 1) -> Iterator[dict[str, Any]]:
         }
 
 
+def server_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the local PostgreSQL server's processes (None if not local).
+
+    Read from /proc for every process owned by the ``postgres`` user: the backend that serves
+    the run lives as long as the connection pool holds it, so the difference over the run is
+    the server's share of the work, which tells whether the server is the limit.
+    """
+    import pwd
+
+    try:
+        uid = pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        return None
+    ticks = 0
+    found = False
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != uid:
+                continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+        found = True
+    return ticks / os.sysconf("SC_CLK_TCK") if found else None
+
+
 def run_siyu(url: str, n: int) -> dict[str, float]:
     from _common import peak_rss_mb, timed
     from siyu.config import load_settings
@@ -68,16 +99,21 @@ def run_siyu(url: str, n: int) -> dict[str, float]:
         rt.init()
         pipeline = rt.pipeline()
         pipeline.ingest(track_events(1_000, seed=2))  # warm-up: plugins and schemas load once
+        server = server_cpu_seconds() if url.startswith("postgresql") else None
         cpu = time.process_time()
         report, seconds = timed(lambda: pipeline.ingest(source))
         cpu = time.process_time() - cpu
+        after = server_cpu_seconds() if server is not None else None
     assert report.stored == n, report.as_dict()
     return {
         "events": n,
         "seconds": seconds,
         "eps": n / seconds,
+        "cpu_seconds": cpu,
         "cpu_eps": n / cpu,
+        "server_cpu_seconds": -1.0 if server is None or after is None else after - server,
         "peak_rss_mb": peak_rss_mb(),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -164,6 +200,18 @@ def main() -> None:
             f"row-by-row INSERT {slow['eps']:>8,.0f} events/s | "
             f"ratio {fast['eps'] / slow['eps']:6.1f}x | target {targets[engine]:,}/s {ok} | "
             f"per CPU-second of the process {fast['cpu_eps']:,.0f} events"
+        )
+        server = fast["server_cpu_seconds"]
+        print(
+            f"    {fast['seconds']:.1f} s wall, {fast['cpu_seconds']:.1f} s CPU of the process"
+            + (
+                f", {server:.1f} s CPU of the PostgreSQL server "
+                f"({fast['events'] / (fast['cpu_seconds'] + server):,.0f} events per CPU-second "
+                "of both)"
+                if server >= 0
+                else ""
+            )
+            + f"; load average {fast['load']:.1f} on {os.cpu_count()} cores"
         )
 
 
