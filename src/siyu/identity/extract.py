@@ -56,7 +56,7 @@ def _json_text(dialect: str, column: str, *path: str) -> str:
     return f"({column}{head}->>'{path[-1]}')"
 
 
-def tuples_sql(dialect: str, staged: tuple[str, str] | None) -> str:
+def tuples_sql(dialect: str, staged: tuple[str, str | None] | None) -> str:
     """Distinct identifier tuples of a workspace's events (optionally only some messages)."""
     country = (
         f"upper(coalesce({_json_text(dialect, 'e.traits', 'country')}, "
@@ -70,7 +70,9 @@ def tuples_sql(dialect: str, staged: tuple[str, str] | None) -> str:
         # The batch's events and every event of the given senders, as a union of equality
         # joins (an OR of EXISTS over the events table is a nested loop).
         picked = (
-            f"JOIN (SELECT message_id FROM {ids} "
+            f"JOIN (SELECT message_id FROM {ids}) m ON m.message_id = e.message_id"
+            if anchors is None
+            else f"JOIN (SELECT message_id FROM {ids} "
             f"UNION SELECT x.message_id FROM events x JOIN {anchors} a ON a.user_id = x.user_id "
             "AND a.source_id = coalesce(x.source_id, '') "
             "WHERE x.workspace_id = :ws AND x.user_id IS NOT NULL "
@@ -221,13 +223,14 @@ def fetch_tuples(
         }
     )
     ids_name = stage(conn, schema.events, ids)
-    anchors_name = stage(conn, identity_anchors, senders)
+    anchors_name = stage(conn, identity_anchors, senders) if anchors else None
     try:
         sql = tuples_sql(dialect, (ids_name, anchors_name))
         return _tuples(query_arrow(conn, sql, {"ws": workspace_id}))
     finally:
         unstage(conn, ids_name)
-        unstage(conn, anchors_name)
+        if anchors_name is not None:
+            unstage(conn, anchors_name)
 
 
 def _tuples(table: pa.Table) -> pa.Table:

@@ -126,22 +126,25 @@ def resolve_new_events(
     name = stage(conn, t.identities, keys)
     rname = stage(conn, t.identity_anchors, pa.table({"user_id": pa.array(raw, pa.string())}))
     try:
+        # The components the batch reaches (materialised first: joining the whole anchors and
+        # identities tables before filtering by component costs a scan of both per batch),
+        # their identifiers, then the senders anchored on them.
         senders = conn.execute(
             sa.text(
-                "SELECT DISTINCT a.source_id, a.user_id, a.anonymous_id FROM identity_anchors a "
-                "JOIN identities i ON i.workspace_id = a.workspace_id AND i.kind = a.kind "
-                "AND i.value = a.value WHERE a.workspace_id = :ws AND i.component_id IN "
-                f"(SELECT i2.component_id FROM identities i2 JOIN {name} k "
-                "ON i2.kind = k.kind AND i2.value = k.value WHERE i2.workspace_id = :ws "
-                "UNION SELECT i3.component_id FROM identities i3 JOIN identity_anchors a3 "
-                "ON a3.workspace_id = i3.workspace_id AND a3.kind = i3.kind "
-                f"AND a3.value = i3.value JOIN {rname} r ON r.user_id = a3.user_id "
-                "WHERE i3.workspace_id = :ws "
+                "WITH c AS MATERIALIZED (SELECT i2.component_id FROM identities i2 "
+                f"JOIN {name} k ON i2.kind = k.kind AND i2.value = k.value "
+                "WHERE i2.workspace_id = :ws UNION SELECT i3.component_id FROM ("
+                "SELECT a3.kind, a3.value FROM identity_anchors a3 "
+                f"JOIN {rname} r ON r.user_id = a3.user_id WHERE a3.workspace_id = :ws "
                 # Two equality joins, not one ON ... OR ...: an OR join is a nested loop.
-                "UNION SELECT i4.component_id FROM identities i4 JOIN identity_anchors a4 "
-                "ON a4.workspace_id = i4.workspace_id AND a4.kind = i4.kind "
-                f"AND a4.value = i4.value JOIN {rname} r4 ON r4.user_id = a4.anonymous_id "
-                "WHERE i4.workspace_id = :ws)"
+                "UNION SELECT a4.kind, a4.value FROM identity_anchors a4 "
+                f"JOIN {rname} r4 ON r4.user_id = a4.anonymous_id WHERE a4.workspace_id = :ws"
+                ") s JOIN identities i3 ON i3.kind = s.kind AND i3.value = s.value "
+                "WHERE i3.workspace_id = :ws), "
+                "n AS MATERIALIZED (SELECT i.kind, i.value FROM identities i "
+                "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws) "
+                "SELECT DISTINCT a.source_id, a.user_id, a.anonymous_id FROM identity_anchors a "
+                "JOIN n ON a.kind = n.kind AND a.value = n.value WHERE a.workspace_id = :ws"
             ),
             {"ws": workspace_id},
         ).all()
@@ -184,13 +187,15 @@ def _forget(conn: sa.Connection, workspace_id: str, graph: Graph) -> pa.Table:
         # every identifier of them plus the graph's own, staged once for the deletes.
         gone = query_arrow(
             conn,
-            "SELECT i.kind, i.value FROM identities i WHERE i.workspace_id = :ws "
-            "AND i.component_id IN (SELECT i2.component_id FROM identities i2 "
+            "WITH c AS MATERIALIZED (SELECT i2.component_id FROM identities i2 "
             f"JOIN {name} k ON k.kind = i2.kind AND k.value = i2.value "
-            "WHERE i2.workspace_id = :ws UNION SELECT i3.component_id FROM identities i3 "
-            "JOIN identity_anchors a ON a.workspace_id = i3.workspace_id AND a.kind = i3.kind "
-            f"AND a.value = i3.value JOIN {aname} s ON s.anchor_id = a.anchor_id "
-            f"WHERE i3.workspace_id = :ws) UNION SELECT kind, value FROM {name}",
+            "WHERE i2.workspace_id = :ws UNION SELECT i3.component_id FROM ("
+            "SELECT a.kind, a.value FROM identity_anchors a "
+            f"JOIN {aname} s ON s.anchor_id = a.anchor_id WHERE a.workspace_id = :ws) x "
+            "JOIN identities i3 ON i3.kind = x.kind AND i3.value = x.value "
+            "WHERE i3.workspace_id = :ws) "
+            "SELECT i.kind, i.value FROM identities i JOIN c ON c.component_id = i.component_id "
+            f"WHERE i.workspace_id = :ws UNION SELECT kind, value FROM {name}",
             ws,
         )
         conn.execute(

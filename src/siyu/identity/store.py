@@ -220,26 +220,29 @@ def repoint(
     ``only`` limits the work to those anchors (an incremental run's senders).
     """
     changed: dict[str, int] = {}
-    scope, staged = "", None
+    join, staged = "", None
     if only is not None:
         staged = stage(
             conn, t.identity_anchors, pa.table({"anchor_id": pa.array(only, pa.string())})
         )
-        scope = f" AND a.anchor_id IN (SELECT anchor_id FROM {staged})"
+        # The run's anchors first, then the table: a join of the whole anchors table with the
+        # events filtered afterwards scans and hashes every sender per batch.
+        join = f" JOIN {staged} s ON s.anchor_id = b.anchor_id"
     for table in REPOINTED:
         name = table.name
         total = 0
-        for cond in (
-            "a.user_id IS NOT NULL AND x.user_id = a.user_id "
-            "AND coalesce(x.source_id, '') = coalesce(a.source_id, '')",
-            "a.user_id IS NULL AND x.user_id IS NULL AND x.anonymous_id = a.anonymous_id",
-        ):
+        for mine, cond in (
+            ("b.user_id IS NOT NULL", "x.user_id = a.user_id "
+             "AND coalesce(x.source_id, '') = coalesce(a.source_id, '')"),
+            ("b.user_id IS NULL", "x.user_id IS NULL AND x.anonymous_id = a.anonymous_id"),
+        ):  # fmt: skip
             result = conn.execute(
                 sa.text(
                     f"UPDATE {name} AS x SET customer_id = a.customer_id "
-                    f"FROM identity_anchors AS a WHERE a.workspace_id = :ws "
-                    f"AND x.workspace_id = :ws AND {cond} "
-                    f"AND (x.customer_id IS NULL OR x.customer_id <> a.customer_id){scope}"
+                    f"FROM (SELECT b.user_id, b.source_id, b.anonymous_id, b.customer_id "
+                    f"FROM identity_anchors b{join} WHERE b.workspace_id = :ws AND {mine}) AS a "
+                    f"WHERE x.workspace_id = :ws AND {cond} "
+                    f"AND (x.customer_id IS NULL OR x.customer_id <> a.customer_id)"
                 ),
                 {"ws": workspace_id},
             )
