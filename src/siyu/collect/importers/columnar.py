@@ -443,12 +443,10 @@ def build_batch(
         }
     )
     line_no = np.arange(len(line_order)) - np.repeat(offsets.to_numpy()[:-1], counts)
+    of_line = pa.array(np.repeat(np.arange(m), counts))  # each line's order, among the plain
     lines = pa.table(
         {
-            "order_id": pa.array(
-                order_ids.to_numpy(zero_copy_only=False)[np.repeat(np.arange(m), counts)],
-                pa.string(),
-            ),
+            "order_id": pc.take(order_ids, of_line),
             "line_no": pa.array((line_no + 1).astype(np.int32)),
             "product_id": product_id,
             "sku": _none_if_empty(lines_src["line_sku"]),
@@ -459,9 +457,9 @@ def build_batch(
             "price": line_price,
             "raw_price": price,
             "quantity": pc.cast(quantity, pa.int32()),
-            "currency": pc.take(order_currency, pa.array(np.repeat(np.arange(m), counts))),
-            "placed_at": pc.take(placed, pa.array(np.repeat(np.arange(m), counts))),
-            "props_currency": pc.take(currency, pa.array(np.repeat(np.arange(m), counts))),
+            "currency": pc.take(order_currency, of_line),
+            "placed_at": pc.take(placed, of_line),
+            "props_currency": pc.take(currency, of_line),
         }
     )
     identify, repeated = _identify_events(
