@@ -17,6 +17,9 @@ message path is the fixture's, far above a real export's).
 
 Each measurement runs in a fresh process: wall time, CPU time of the process (all threads)
 and peak memory; the machine's load average is printed, since others' load inflates wall time.
+The big file is imported a second time serially (no worker thread) with the storage calls
+(``ingest_columns``, ``Pipeline.ingest``, their commits) timed, to print how the CPU time
+splits between the storage and the importer's own work.
 
     python benchmarks/import.py [--orders 100000] [--baseline-orders 20000] [--others 100000]
 
