@@ -20,11 +20,11 @@ import sqlalchemy as sa
 
 from siyu.access import Workspace
 from siyu.compute import WorkspaceTables, tables
-from siyu.segments.cache import materialised
+from siyu.segments.cache import materialised, unordered
 from siyu.segments.features import customer_features
 from siyu.segments.rfm import RfmConfig, rfm
 from siyu.segments.tables import customer_segments, segment_runs, tier_history
-from siyu.segments.tiers import TierConfig, tiers
+from siyu.segments.tiers import TierConfig, with_tiers
 from siyu.store import Database
 from siyu.store.bulk import append, stage, unstage
 
@@ -72,11 +72,10 @@ def segments_of(
     features = features if features is not None else customer_features(t, as_of)
     scores = rfm(features, as_of, rfm_config).drop("country")
     with_scores = features.left_join(scores, "customer_id").drop("customer_id_right")
-    tiered = tiers(with_scores, tier_config)
-    joined = with_scores.join(tiered, "customer_id")
+    tiered = with_tiers(with_scores, tier_config)
     if keep_features:
-        return joined.select(*features.columns, *SEGMENT_COLUMNS[1:])
-    return joined.select(*SEGMENT_COLUMNS)
+        return tiered.select(*features.columns, *SEGMENT_COLUMNS[1:])
+    return tiered.select(*SEGMENT_COLUMNS)
 
 
 #: The columns of a segments result, in order.
@@ -116,13 +115,14 @@ def compute_all(
     model's tiers and RFM beside them are cached as one table, which the segments result and
     the tags read. Each is computed once, however many results use it, and the tags join one
     per-customer table for features, tiers and RFM instead of two (at 1M customers each such
-    join builds a million-row hash table).
+    join builds a million-row hash table). Rows come in no particular order (see
+    :func:`~siyu.segments.cache.unordered`).
     """
     from siyu.segments.tagging import tags_expr
 
     tier_config = tier_config or TierConfig()
     rfm_config = rfm_config or RfmConfig()
-    with materialised(customer_features(t, as_of)) as features:
+    with unordered(t.customers), materialised(customer_features(t, as_of)) as features:
         default = segments_of(
             t, as_of, TierConfig(), RfmConfig(), features=features, keep_features=True
         )

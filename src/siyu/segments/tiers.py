@@ -138,13 +138,21 @@ def with_reference_aov(features: ir.Table, config: TierConfig) -> ir.Table:
     return features.mutate(reference_aov=(count > 0).ifelse(total / count, ibis.null()))
 
 
-def tiers(features: ir.Table, config: TierConfig | None = None) -> ir.Table:
-    """(customer_id, tier, high_value) for every customer in ``features``."""
+def with_tiers(features: ir.Table, config: TierConfig | None = None) -> ir.Table:
+    """``features`` with ``tier`` and ``high_value`` (and the ``reference_aov`` they compare with).
+
+    Added as columns of the same rows: nothing is joined back by ``customer_id`` (at 1M
+    customers such a join builds a million-row hash table).
+    """
     config = config or TierConfig()
     f = with_reference_aov(features, config)
     rules, names, fallback = TIER_MODELS[config.model]
     matched = rules(f, config)
     assert tuple(name for name, _ in matched) == names
     tier = ibis.cases(*[(cond, name) for name, cond in matched], else_=fallback)
-    high_value = f.spend_365 > config.high_value_spend_365
-    return f.select("customer_id", tier=tier, high_value=high_value)
+    return f.mutate(tier=tier, high_value=f.spend_365 > config.high_value_spend_365)
+
+
+def tiers(features: ir.Table, config: TierConfig | None = None) -> ir.Table:
+    """(customer_id, tier, high_value) for every customer in ``features``."""
+    return with_tiers(features, config).select("customer_id", "tier", "high_value")
