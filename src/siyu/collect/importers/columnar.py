@@ -314,11 +314,18 @@ def _escaped(values: Col) -> Col:
 
 def _member(key: str, values: Col, *, literal: bool = False) -> Col:
     """``"key":value,`` where the value is present (non-null, non-empty), else ``""``."""
+    present = pc.fill_null(pc.not_equal(values, ""), False)
+    # Most columns are present everywhere (ids, names, amounts) or nowhere (an unused
+    # column): those skip the per-row choice, a copy of every value.
+    if not pc.any(present).as_py():
+        return _const("", len(values))
     if literal:
         member = pc.binary_join_element_wise(f'"{key}":', values, ",", "")
     else:
         member = pc.binary_join_element_wise(f'"{key}":"', _escaped(values), '",', "")
-    return pc.fill_null(pc.if_else(pc.not_equal(values, ""), member, ""), "")
+    if pc.all(present).as_py():
+        return member
+    return pc.fill_null(pc.if_else(present, member, ""), "")
 
 
 def _object(*members: Col | str, trim: bool = True) -> Col:
