@@ -147,10 +147,8 @@ def order_keys(spec: OrderSpec, table: pa.Table, starts: np.ndarray[Any, Any]) -
         pc.binary_join_element_wise("a", _SEP, anon, ""),
     )
     identify_text = pc.binary_join_element_wise(sender, *(_blank(traits[k]) for k in _TRAITS), _SEP)
-    line_text = pc.binary_join_element_wise(
-        *(_blank(table[c]).combine_chunks() for c in _LINE_TEXT), "\x1e"
-    )
-    offsets = pa.array([*starts.tolist(), n], pa.int32())
+    line_text = _array(pc.binary_join_element_wise(*(_blank(table[c]) for c in _LINE_TEXT), "\x1e"))
+    offsets = pa.array(np.append(starts, n).astype(np.int32))
     lines = pc.binary_join(pa.ListArray.from_arrays(offsets, line_text), "\x1d")
     order_text = pc.binary_join_element_wise(
         spec.vendor, *(_blank(heads[c]) for c in _HEAD_TEXT), lines, _SEP
