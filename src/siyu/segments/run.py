@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,7 +23,7 @@ import sqlalchemy as sa
 from siyu.access import Workspace
 from siyu.compute import WorkspaceTables, tables
 from siyu.segments.cache import materialised, unordered
-from siyu.segments.features import customer_features
+from siyu.segments.features import customer_features, customer_features_columns
 from siyu.segments.rfm import RfmConfig, rfm
 from siyu.segments.tables import customer_segments, segment_runs, tier_history
 from siyu.segments.tiers import TierConfig, with_tiers
@@ -110,29 +112,35 @@ def compute_all(
 ) -> Computed:
     """Segments (``tier_config``'s model) and every tag in ``tags``, as Arrow, in one go.
 
-    The per-customer features are computed once and cached by the engine (a temporary table
-    on DuckDB and PostgreSQL, a cached DataFrame on Spark); then the features with the default
-    model's tiers and RFM beside them are cached as one table, which the segments result and
-    the tags read. Each is computed once, however many results use it, and the tags join one
-    per-customer table for features, tiers and RFM instead of two (at 1M customers each such
-    join builds a million-row hash table). Rows come in no particular order (see
-    :func:`~siyu.segments.cache.unordered`).
+    The features with the default model's tiers and RFM beside them are cached by the engine
+    as one table (a temporary table on DuckDB and PostgreSQL, a cached DataFrame on Spark),
+    which the segments result, another model's segments and the tags read: each is computed
+    once, however many results use it, and the tags join one per-customer table for features,
+    tiers and RFM (at 1M customers each such join builds a million-row hash table). DuckDB
+    and PostgreSQL compute the features once inside that table's query (a common table
+    expression read twice, which both materialise); Spark caches them first. Rows come in no
+    particular order (see :func:`~siyu.segments.cache.unordered`).
     """
     from siyu.segments.tagging import tags_expr
 
     tier_config = tier_config or TierConfig()
     rfm_config = rfm_config or RfmConfig()
-    with unordered(t.customers), materialised(customer_features(t, as_of)) as features:
+    with ExitStack() as stack:
+        stack.enter_context(unordered(t.customers))
+        features = customer_features(t, as_of)
+        if ibis.get_backend(t.customers).name not in ("duckdb", "postgres"):
+            features = stack.enter_context(materialised(features))
         default = segments_of(
             t, as_of, TierConfig(), RfmConfig(), features=features, keep_features=True
         )
-        with materialised(default) as current:
-            if tier_config == TierConfig() and rfm_config == RfmConfig():
-                segments = current.select(*SEGMENT_COLUMNS)
-            else:
-                segments = segments_of(t, as_of, tier_config, rfm_config, features=features)
-            wide = tags_expr(t, tags, as_of, features=current, current=current)
-            return Computed(segments=segments.to_pyarrow(), tags=wide.to_pyarrow())
+        current = stack.enter_context(materialised(default))
+        if tier_config == TierConfig() and rfm_config == RfmConfig():
+            segments = current.select(*SEGMENT_COLUMNS)
+        else:
+            cached = current.select(*customer_features_columns())
+            segments = segments_of(t, as_of, tier_config, rfm_config, features=cached)
+        wide = tags_expr(t, tags, as_of, features=current, current=current)
+        return Computed(segments=segments.to_pyarrow(), tags=wide.to_pyarrow())
 
 
 def run_segments(
