@@ -124,25 +124,19 @@ def blocked_many(kind: IdentifierKind | str, normalised: Sequence[str]) -> list[
         if not hit and not any(r.search(c) for r in compiled_rest for c in candidates):
             continue
         out[i] = is_blocked(resolved, value, patterns)
-    if compiled_rest:  # back-references: Python only (RE2 has none)
-        rest_hit = [
-            i
-            for i in _not_in(maybe, len(values))
-            if any(
-                r.search(c)
-                for r in compiled_rest
-                for c in _candidates(values[i], resolved.namespace_by_source)
-            )
-        ]
-        for i in rest_hit:
+    if compiled_rest:  # back-references: Python only (RE2 has none), one search a value
+        todo = _not_in(maybe, len(values))
+        hits: set[int] = set()
+        for pattern in compiled_rest:
+            search = pattern.search
+            hits.update(i for i in todo if search(values[i]))
+            if resolved.namespace_by_source:
+                hits.update(
+                    i for i in todo if ":" in values[i] and search(values[i].split(":", 1)[1])
+                )
+        for i in sorted(hits):
             out[i] = is_blocked(resolved, values[i], patterns)
     return out
-
-
-def _candidates(value: str, namespaced: bool) -> list[str]:
-    if namespaced and ":" in value:
-        return [value, value.split(":", 1)[1]]
-    return [value]
 
 
 def _not_in(picked: list[int], n: int) -> list[int]:
