@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         description="Cap on DuckDB's memory (e.g. '4GB', '50%'); empty keeps DuckDB's default "
         "of 80% of RAM. Set it when siyu shares the machine: DuckDB spills to disk instead.",
     )
+    duckdb_checkpoint_threshold: str = Field(
+        "1GB",
+        description="Write-ahead log size at which DuckDB checkpoints. DuckDB's 16MB default "
+        "checkpoints on nearly every bulk commit, rewriting the growing key indexes each time; "
+        "a larger log means fewer rewrites and a longer replay after a crash. Empty: DuckDB's.",
+    )
     secret_key: SecretStr = Field(
         SecretStr(DEFAULT_SECRET),
         description="Secret used to sign tokens and unsubscribe links. Must be changed outside "

@@ -53,7 +53,9 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database.open(
-            settings.database_url, duckdb_memory_limit=settings.duckdb_memory_limit
+            settings.database_url,
+            duckdb_memory_limit=settings.duckdb_memory_limit,
+            duckdb_checkpoint_threshold=settings.duckdb_checkpoint_threshold,
         )
         self._schema_checked = False
 

@@ -1,4 +1,4 @@
-"""duckdb_memory_limit reaches DuckDB; a bad value is a clear configuration error."""
+"""The DuckDB size settings reach DuckDB; a bad value is a configuration error naming it."""
 
 from __future__ import annotations
 
@@ -27,3 +27,13 @@ def test_bad_memory_limit_names_the_setting(tmp_path: Path) -> None:
         Database.open(f"duckdb:///{tmp_path}/m.duckdb", duckdb_memory_limit="lots")
     assert err.value.field == "duckdb_memory_limit"
     assert "'4GB'" in (err.value.hint or "")
+
+
+def test_checkpoint_threshold_reaches_duckdb_and_bad_value_is_named(tmp_path: Path) -> None:
+    settings = load_settings(database_url=f"duckdb:///{tmp_path}/c.duckdb", env="test")
+    with Runtime(settings) as rt, rt.db.engine.connect() as conn:
+        threshold = conn.execute(sa.text("SELECT current_setting('checkpoint_threshold')"))
+        assert threshold.scalar_one() == "953.6 MiB"  # the 1GB default, as DuckDB reports it
+    with pytest.raises(ConfigError) as err:
+        Database.open(f"duckdb:///{tmp_path}/c2.duckdb", duckdb_checkpoint_threshold="often")
+    assert err.value.field == "duckdb_checkpoint_threshold"

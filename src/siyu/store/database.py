@@ -79,6 +79,23 @@ def _duckdb_connection(raw: duckdb.DuckDBPyConnection) -> Any:
     return Connection(raw)
 
 
+def _bad_size(config: dict[str, str | bool | int | float | list[str]]) -> ConfigError:
+    """The error for the DuckDB size setting that DuckDB refused (each is tried on its own)."""
+    import duckdb
+
+    for option, value in config.items():
+        try:
+            duckdb.connect(":memory:", config={option: value}).close()
+        except duckdb.Error as exc:
+            return ConfigError(
+                f"duckdb_{option} {value!r} is not a size: {exc}",
+                hint="Use a size such as '4GB' or '512MB' (the memory limit also takes a share "
+                "of RAM such as '50%').",
+                field=f"duckdb_{option}",
+            )
+    return ConfigError(f"DuckDB refused its options {config!r}.", field="duckdb_memory_limit")
+
+
 class Database:
     """Connections to the configured database; create with :meth:`open`, release with close()."""
 
@@ -95,33 +112,38 @@ class Database:
         return self.url.kind
 
     @classmethod
-    def open(cls, url: str, *, duckdb_memory_limit: str = "") -> Database:
-        """Open ``url``; ``duckdb_memory_limit`` (e.g. '4GB', '50%') caps DuckDB's buffer pool."""
+    def open(
+        cls, url: str, *, duckdb_memory_limit: str = "", duckdb_checkpoint_threshold: str = ""
+    ) -> Database:
+        """Open ``url``. The DuckDB options are sizes ('4GB'; the memory limit also '50%'):
+        the cap on DuckDB's buffer pool and the write-ahead log size that triggers a checkpoint
+        (empty: DuckDB's defaults)."""
         parsed = DatabaseURL.parse(url)
         if parsed.kind == "duckdb":
-            return cls._open_duckdb(parsed, duckdb_memory_limit)
+            return cls._open_duckdb(parsed, duckdb_memory_limit, duckdb_checkpoint_threshold)
         return cls._open_postgres(parsed)
 
     @classmethod
-    def _open_duckdb(cls, parsed: DatabaseURL, memory_limit: str = "") -> Database:
+    def _open_duckdb(
+        cls, parsed: DatabaseURL, memory_limit: str = "", checkpoint_threshold: str = ""
+    ) -> Database:
         import duckdb
 
         assert parsed.path is not None
         if parsed.path != ":memory:":
             Path(parsed.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        # DuckDB's own default is 80% of RAM, which it fills with cached pages on a big load;
-        # a server that shares the machine (or a 1M-customer demo next to other work) caps it.
+        # DuckDB's own memory default is 80% of RAM, which it fills with cached pages on a big
+        # load; a server that shares the machine caps it. Its checkpoint default (16 MiB of WAL)
+        # makes every bulk commit a checkpoint that rewrites the growing key indexes.
         config: dict[str, str | bool | int | float | list[str]] = (
             {"memory_limit": memory_limit} if memory_limit else {}
         )
+        if checkpoint_threshold:
+            config["checkpoint_threshold"] = checkpoint_threshold
         try:
             root = duckdb.connect(parsed.path, config=config)
         except (duckdb.ParserException, duckdb.InvalidInputException) as exc:
-            raise ConfigError(
-                f"duckdb_memory_limit {memory_limit!r} is not a memory size: {exc}",
-                hint="Use a size such as '4GB' or '512MB', or a share of RAM such as '50%'.",
-                field="duckdb_memory_limit",
-            ) from exc
+            raise _bad_size(config) from exc
         except duckdb.Error as exc:
             raise DatabaseUnavailable(
                 f"Cannot open the DuckDB file {parsed.path}: {exc}",
