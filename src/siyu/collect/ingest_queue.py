@@ -241,7 +241,9 @@ class IngestQueue:
                 if frames:
                     log.info("replaying %d spooled requests interrupted by a crash", len(frames))
                     self._commit(frames, received, check=True)
-            last = 0.0
+            # The first batch waits drain_delay too. (Starting from 0.0 compared the delay with
+            # the machine's uptime: after an hour up a long delay never applied to it.)
+            last = time.monotonic()
             while True:
                 batch = self._next_batch(last)
                 if batch is None:
