@@ -21,6 +21,16 @@ import ibis.expr.types as ir
 from siyu.compute import WorkspaceTables
 
 WINDOWS = (30, 60, 90, 365)
+#: The per-customer columns taken as they are; the counts and spends below are zero-filled.
+_DATED_COLUMNS = (
+    "customer_id",
+    "country",
+    "first_order_at",
+    "last_order_at",
+    "first_interaction_at",
+    "last_interaction_at",
+)
+_COUNT_COLUMNS = ("orders_total", *[f"orders_{d}" for d in WINDOWS], "interactions_30")
 
 
 def days_between(earlier: ir.TimestampValue, as_of: datetime) -> ir.IntegerValue:
@@ -75,20 +85,9 @@ def customer_features(t: WorkspaceTables, as_of: datetime) -> ir.Table:
     orders = order_features(t, as_of)
     events = event_features(t, as_of)
     joined = c.left_join(orders, "customer_id").left_join(events, "customer_id")
-    zero_filled = {
-        name: joined[name].fill_null(0)
-        for name in ["orders_total", *[f"orders_{d}" for d in WINDOWS], "interactions_30"]
-    }
+    zero_filled = {name: joined[name].fill_null(0) for name in _COUNT_COLUMNS}
     zero_filled |= {f"spend_{d}": joined[f"spend_{d}"].fill_null(0.0) for d in WINDOWS}
-    out = joined.select(
-        "customer_id",
-        "country",
-        "first_order_at",
-        "last_order_at",
-        "first_interaction_at",
-        "last_interaction_at",
-        **zero_filled,
-    )
+    out = joined.select(*_DATED_COLUMNS, **zero_filled)
     return out.mutate(
         days_since_last_order=days_between(out.last_order_at, as_of),
         days_since_first_interaction=days_between(out.first_interaction_at, as_of),
@@ -99,15 +98,9 @@ def customer_features(t: WorkspaceTables, as_of: datetime) -> ir.Table:
 
 def customer_features_columns() -> list[str]:
     """The columns of :func:`customer_features`, in order (without building the expression)."""
-    counts = ["orders_total", *[f"orders_{d}" for d in WINDOWS], "interactions_30"]
     return [
-        "customer_id",
-        "country",
-        "first_order_at",
-        "last_order_at",
-        "first_interaction_at",
-        "last_interaction_at",
-        *counts,
+        *_DATED_COLUMNS,
+        *_COUNT_COLUMNS,
         *[f"spend_{d}" for d in WINDOWS],
         "days_since_last_order",
         "days_since_first_interaction",

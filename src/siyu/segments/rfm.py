@@ -116,14 +116,8 @@ def rfm(features: ir.Table, as_of: datetime, config: RfmConfig | None = None) ->
             for name, rs, fs in SEGMENT_GRID
         ]
     )
-    return scored.mutate(rfm_segment=segment).select(
-        "customer_id",
-        "country",
-        "recency",
-        "frequency",
-        "monetary",
-        "r_score",
-        "f_score",
-        "m_score",
-        "rfm_segment",
-    )
+    return scored.mutate(rfm_segment=segment).select("customer_id", "country", *RFM_COLUMNS)
+
+
+#: The RFM columns of a customer, in order (after its id and country).
+RFM_COLUMNS = ("recency", "frequency", "monetary", "r_score", "f_score", "m_score", "rfm_segment")

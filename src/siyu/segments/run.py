@@ -24,7 +24,7 @@ from siyu.access import Workspace
 from siyu.compute import WorkspaceTables, tables
 from siyu.segments.cache import materialised, unordered
 from siyu.segments.features import customer_features, customer_features_columns
-from siyu.segments.rfm import RfmConfig, rfm
+from siyu.segments.rfm import RFM_COLUMNS, RfmConfig, rfm
 from siyu.segments.tables import customer_segments, segment_runs, tier_history
 from siyu.segments.tiers import TierConfig, with_tiers
 from siyu.store import Database
@@ -81,18 +81,7 @@ def segments_of(
 
 
 #: The columns of a segments result, in order.
-SEGMENT_COLUMNS = (
-    "customer_id",
-    "tier",
-    "high_value",
-    "recency",
-    "frequency",
-    "monetary",
-    "r_score",
-    "f_score",
-    "m_score",
-    "rfm_segment",
-)
+SEGMENT_COLUMNS = ("customer_id", "tier", "high_value", *RFM_COLUMNS)
 
 
 @dataclass(frozen=True)
