@@ -302,8 +302,9 @@ def _apply_refunds(refunds: pa.Table, state: pa.Table, events: pa.Table) -> _Ref
 
 def _insert_events(
     conn: sa.Connection, ws: str, events: pa.Table, source_id: str | None, now: datetime
-) -> pa.Table:
-    """Insert the events whose message id is not stored yet; return those inserted.
+) -> pa.ChunkedArray | None:
+    """Insert the events whose message id is not stored yet; return the ids inserted, or
+    None when every event was.
 
     The key's own conflict check decides, through its index: no query compares the batch
     with every stored event, so the cost follows the batch, not the table.
@@ -338,8 +339,8 @@ def _insert_events(
         got = insert_new(conn, schema.events, data, ("message_id",))
         inserted = pa.chunked_array([pa.array([str(r[0]) for r in got], pa.string())])
     if len(inserted) == n:
-        return events
-    return events.filter(pc.is_in(events["message_id"], pc.cast(inserted, pa.string())))
+        return None
+    return pc.cast(inserted, pa.string())
 
 
 def _delete_events(conn: sa.Connection, ws: str, message_ids: list[str]) -> None:
@@ -421,20 +422,36 @@ def store_columns(
     ws = pipeline.workspace.workspace_id
     base = pipeline.workspace.base_currency
     report = IngestReport(read=batch.events.num_rows)
-    events = _first_of_each(batch.events)
-    report.duplicates = batch.events.num_rows - events.num_rows
-    unique = events.num_rows
+    full = _first_of_each(batch.events)
+    report.duplicates = batch.events.num_rows - full.num_rows
     # Events first: the primary key says which are new (see _insert_events).
-    events = _insert_events(conn, ws, events, source_id, now)
-    report.duplicates += unique - events.num_rows
-    new_ids = events["message_id"]
-    orders = batch.orders.filter(pc.is_in(batch.orders["message_id"], new_ids))
-    refunds = batch.refunds if batch.refunds.num_columns else _empty_refunds()
-    refunds = refunds.filter(pc.is_in(refunds["message_id"], new_ids))
+    inserted = _insert_events(conn, ws, full, source_id, now)
+    # Filtering a table copies every column: the later steps work on the events without
+    # their JSON documents (most of the batch's bytes); ``full`` keeps them for the payloads
+    # of quarantined messages.
+    events = full.drop_columns(["properties", "traits"])
+    refused = events.slice(0, 0)
+    if inserted is not None:
+        new = pc.is_in(events["message_id"], inserted)
+        refused = events.filter(pc.invert(new))
+        events = events.filter(new)
+    report.duplicates += refused.num_rows
+    # A repeat customer's identify message is the usual refused one: the orders and refunds
+    # are filtered only when messages of theirs were refused.
+    orders = _without(batch.orders, refused, "order")
+    refunds = _without(
+        batch.refunds if batch.refunds.num_columns else _empty_refunds(), refused, "refund"
+    )
     wanted = pc.unique(pa.chunked_array([orders["order_id"], refunds["order_id"]], pa.string()))
     known = _stored_orders(conn, ws, wanted)
-    rejected, dropped = _conflicts(orders, known, events)
-    fresh = orders.filter(pc.invert(pc.is_in(orders["order_id"], known["order_id"])))
+    rejected, dropped = _conflicts(orders, known, full)
+    fresh = (
+        orders.filter(pc.invert(pc.is_in(orders["order_id"], known["order_id"])))
+        if known.num_rows
+        else orders
+    )
+    # Every order message of the batch stored: its lines are all the batch's lines.
+    all_orders = orders is batch.orders and not dropped
     outcome = None
     if refunds.num_rows:
         state = pa.concat_tables(
@@ -452,7 +469,7 @@ def store_columns(
                 ),
             ]
         )
-        outcome = _apply_refunds(refunds, state, events)
+        outcome = _apply_refunds(refunds, state, full)
         rejected += outcome.rejected
         dropped += outcome.dropped
     if dropped:
@@ -461,7 +478,11 @@ def store_columns(
     if fresh.num_rows:
         refunded = outcome.refunded if outcome is not None else None
         _insert_orders(conn, _orders_rows(ws, fresh, source_id, base, now, refunded))
-        lines = batch.lines.filter(pc.is_in(batch.lines["order_id"], fresh["order_id"]))
+        lines = (
+            batch.lines
+            if fresh is batch.orders
+            else batch.lines.filter(pc.is_in(batch.lines["order_id"], fresh["order_id"]))
+        )
         append(conn, schema.order_lines, _lines_rows(ws, lines))
     report.orders = fresh.num_rows
     if outcome is not None and outcome.applied.num_rows:
@@ -492,8 +513,11 @@ def store_columns(
                 fill_base_values(conn, ws, ids[start : start + 5_000])
     report.stored = events.num_rows
     report.stored_ids = events["message_id"].to_pylist()
-    order_ids = events.filter(pc.equal(events["kind"], "order"))["order_id"]
-    lines = batch.lines.filter(pc.is_in(batch.lines["order_id"], order_ids))
+    if all_orders:
+        lines = batch.lines
+    else:
+        order_ids = pc.filter(events["order_id"], pc.equal(events["kind"], "order"))
+        lines = batch.lines.filter(pc.is_in(batch.lines["order_id"], order_ids))
     upsert_products(conn, _products_rows(ws, lines, now))
     upsert_customers(conn, _customers_rows(ws, events, now))
     consents = events.filter(pc.equal(events["kind"], "consent"))
@@ -505,6 +529,15 @@ def store_columns(
     )
     report.quarantined = len(rejected)
     return report
+
+
+def _without(table: pa.Table, refused: pa.Table, kind: str) -> pa.Table:
+    """``table`` (orders or refunds, by ``message_id``) less the rows of refused messages;
+    ``table`` itself when no message of that kind was refused."""
+    ids = pc.filter(refused["message_id"], pc.equal(refused["kind"], kind))
+    if len(ids) == 0:
+        return table
+    return table.filter(pc.invert(pc.is_in(table["message_id"], ids)))
 
 
 def _after_ingest(conn: sa.Connection, ws: str, ids: list[str], pipeline: Pipeline) -> None:
@@ -632,8 +665,10 @@ def _customers_rows(ws: str, events: pa.Table, now: datetime) -> pa.Table:
     """One row per customer: seen times of the batch, identify traits merged latest last."""
     # Acero's thread pool costs milliseconds of hand-off per call: worth it only for a big
     # chunk, and a small one (an HTTP request's) is latency-bound.
+    # Only the columns used are filtered (a filter copies every column it carries).
     seen = (
-        events.filter(pc.is_valid(events["customer_id"]))
+        events.select(["customer_id", "timestamp", "user_id", "anonymous_id"])
+        .filter(pc.is_valid(events["customer_id"]))
         .group_by("customer_id", use_threads=events.num_rows > rows.THREADED_GROUP_BY)
         .aggregate(
             [
@@ -644,7 +679,9 @@ def _customers_rows(ws: str, events: pa.Table, now: datetime) -> pa.Table:
             ]
         )
     )
-    identify = events.filter(pc.equal(events["kind"], "identify"))
+    identify = events.select(["customer_id", "timestamp", *("t_" + k for k in _TRAITS)]).filter(
+        pc.equal(events["kind"], "identify")
+    )
     identify = identify.take(pc.sort_indices(identify["timestamp"]))  # stable: input order ties
     merged = identify.group_by("customer_id", use_threads=False).aggregate(
         [("t_" + k, "last") for k in _TRAITS]
