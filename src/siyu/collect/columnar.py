@@ -301,13 +301,23 @@ def _apply_refunds(refunds: pa.Table, state: pa.Table, events: pa.Table) -> _Ref
 
 
 def _insert_events(
-    conn: sa.Connection, ws: str, events: pa.Table, source_id: str | None, now: datetime
+    conn: sa.Connection,
+    ws: str,
+    events: pa.Table,
+    source_id: str | None,
+    now: datetime,
+    optimistic: bool = False,
 ) -> pa.ChunkedArray | None:
-    """Insert the events whose message id is not stored yet; return the ids inserted, or
-    None when every event was.
+    """Insert the events whose message id is not stored yet; return which were inserted
+    (a bool per event), or None when every event was.
 
     The key's own conflict check decides, through its index: no query compares the batch
-    with every stored event, so the cost follows the batch, not the table.
+    with every stored event, so the cost follows the batch, not the table. ``optimistic``
+    (DuckDB): only the identify messages (a repeat customer's recur across slices) get the
+    conflict check; the others are inserted plainly, and a stored one among them raises a
+    constraint error (the caller then stores the batch again without this option). The
+    check costs about a third of the insert (measured: 200k events 0.53-0.64 s CPU with
+    it, 0.36-0.40 s without).
     """
     n = events.num_rows
     data = pa.table(
@@ -324,9 +334,15 @@ def _insert_events(
             "traits": events["traits"],
         }
     )
-    if conn.dialect.name == "duckdb":
+    if conn.dialect.name != "duckdb":
+        got = insert_new(conn, schema.events, data, ("message_id",))
+        inserted = pa.chunked_array([pa.array([str(r[0]) for r in got], pa.string())])
+        if len(inserted) == n:
+            return None
+        return pc.is_in(events["message_id"], inserted)
+    cols = ", ".join(f'"{c}"' for c in data.column_names)
+    if not optimistic:
         name = stage(conn, schema.events, data)
-        cols = ", ".join(f'"{c}"' for c in data.column_names)
         try:
             inserted = _arrow(
                 conn,
@@ -335,12 +351,27 @@ def _insert_events(
             )["message_id"]
         finally:
             unstage(conn, name)
-    else:
-        got = insert_new(conn, schema.events, data, ("message_id",))
-        inserted = pa.chunked_array([pa.array([str(r[0]) for r in got], pa.string())])
-    if len(inserted) == n:
+        if len(inserted) == n:
+            return None
+        return pc.is_in(events["message_id"], pc.cast(inserted, pa.string()))
+    identify = pc.equal(events["kind"], "identify")
+    name = stage(conn, schema.events, data.append_column("kind", events["kind"]))
+    try:
+        inserted = _arrow(
+            conn,
+            f"INSERT INTO events ({cols}) SELECT {cols} FROM {name} WHERE kind = 'identify' "
+            "ON CONFLICT DO NOTHING RETURNING message_id",
+        )["message_id"]
+        conn.exec_driver_sql(
+            f"INSERT INTO events ({cols}) SELECT {cols} FROM {name} WHERE kind <> 'identify'"
+        )
+    finally:
+        unstage(conn, name)
+    if len(inserted) == pc.sum(identify).as_py():
         return None
-    return pc.cast(inserted, pa.string())
+    return pc.or_(
+        pc.invert(identify), pc.is_in(events["message_id"], pc.cast(inserted, pa.string()))
+    )
 
 
 def _delete_events(conn: sa.Connection, ws: str, message_ids: list[str]) -> None:
@@ -378,6 +409,15 @@ def _empty_refunds() -> pa.Table:
     )
 
 
+@dataclass
+class Expectation:
+    """Whether an import's next slices are likely all new messages (see ``optimistic`` of
+    :func:`_insert_events`): true until a slice meets a stored one, then false for the rest
+    of the import, since an overlapping or re-imported file would meet them on every slice."""
+
+    new: bool = True
+
+
 def ingest_columns(
     pipeline: Pipeline,
     batch: ColumnarBatch,
@@ -386,25 +426,84 @@ def ingest_columns(
     origin: str,
     received_at: datetime | None = None,
     before_commit: Callable[[sa.Connection, IngestReport], None] | None = None,
+    expect: Expectation | None = None,
 ) -> IngestReport:
     """Store ``batch`` in one transaction; return what happened to each of its messages.
 
     ``before_commit`` runs last in the same transaction (an import saves its checkpoint
-    there, so a slice and its checkpoint are committed together).
+    there, so a slice and its checkpoint are committed together). With ``expect`` (DuckDB,
+    while ``expect.new``) the batch is first stored without the conflict checks of event and
+    consent keys; if a key is already stored, that transaction is rolled back, ``expect.new``
+    turns false and the batch is stored again with the checks: the same rows either way.
     """
     from siyu.collect.pipeline import IngestReport
 
     now = received_at or datetime.now(UTC).replace(tzinfo=None)
     db = pipeline.db
-    with db.write_lock, db.engine.begin() as conn:
-        report = (
-            store_columns(conn, pipeline, batch, source_id=source_id, origin=origin, now=now)
-            if batch.events.num_rows
-            else IngestReport()
-        )
-        if before_commit is not None:
-            before_commit(conn, report)
-    return report
+
+    def attempt(optimistic: bool) -> IngestReport:
+        with db.engine.connect() as conn:
+            stored = False
+            try:
+                with conn.begin():
+                    report = (
+                        store_columns(
+                            conn,
+                            pipeline,
+                            batch,
+                            source_id=source_id,
+                            origin=origin,
+                            now=now,
+                            optimistic=optimistic,
+                        )
+                        if batch.events.num_rows
+                        else IngestReport()
+                    )
+                    stored = True
+                    if before_commit is not None:
+                        before_commit(conn, report)
+            except Exception as exc:
+                if optimistic and not stored and _key_conflict(exc):
+                    _drop_stages(conn)  # left registered by the aborted transaction
+                    raise _Stored from exc
+                raise
+        return report
+
+    with db.write_lock:
+        if expect is not None and expect.new and db.engine.dialect.name == "duckdb":
+            try:
+                return attempt(True)
+            except _Stored:
+                expect.new = False
+        return attempt(False)
+
+
+class _Stored(Exception):
+    """A key of an optimistic store was already stored (its transaction is rolled back)."""
+
+
+def _key_conflict(exc: BaseException) -> bool:
+    """A primary-key violation, raised through SQLAlchemy or by DuckDB itself, possibly
+    followed by the error of a clean-up that the aborted transaction refused."""
+    import duckdb
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (sa.exc.IntegrityError, duckdb.ConstraintException)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _drop_stages(conn: sa.Connection) -> None:
+    """Unregister the staged Arrow tables an aborted transaction kept from being removed."""
+    raw = conn.connection.driver_connection
+    names = raw.execute(  # type: ignore[union-attr]
+        "SELECT view_name FROM duckdb_views() WHERE temporary "
+        "AND view_name LIKE '\\_\\_siyu\\_stage\\_%' ESCAPE '\\'"
+    ).fetchall()
+    for (name,) in names:
+        raw.unregister(name)  # type: ignore[union-attr]
 
 
 def store_columns(
@@ -415,8 +514,13 @@ def store_columns(
     source_id: str | None,
     origin: str,
     now: datetime,
+    optimistic: bool = False,
 ) -> IngestReport:
-    """The storage steps of :func:`ingest_columns` inside the caller's transaction."""
+    """The storage steps of :func:`ingest_columns` inside the caller's transaction.
+
+    ``optimistic``: event and consent keys are inserted without their conflict check (see
+    :func:`_insert_events`); a stored key raises ``IntegrityError``.
+    """
     from siyu.collect.pipeline import IngestReport, upsert_customers, upsert_products
 
     ws = pipeline.workspace.workspace_id
@@ -425,14 +529,13 @@ def store_columns(
     full = _first_of_each(batch.events)
     report.duplicates = batch.events.num_rows - full.num_rows
     # Events first: the primary key says which are new (see _insert_events).
-    inserted = _insert_events(conn, ws, full, source_id, now)
+    new = _insert_events(conn, ws, full, source_id, now, optimistic)
     # Filtering a table copies every column: the later steps work on the events without
     # their JSON documents (most of the batch's bytes); ``full`` keeps them for the payloads
     # of quarantined messages.
     events = full.drop_columns(["properties", "traits"])
     refused = events.slice(0, 0)
-    if inserted is not None:
-        new = pc.is_in(events["message_id"], inserted)
+    if new is not None:
         refused = events.filter(pc.invert(new))
         events = events.filter(new)
     report.duplicates += refused.num_rows
@@ -522,7 +625,9 @@ def store_columns(
     upsert_customers(conn, _customers_rows(ws, events, now))
     consents = events.filter(pc.equal(events["kind"], "consent"))
     if consents.num_rows:
-        append_new(conn, schema.consents, _consent_rows(ws, consents, source_id))
+        (append if optimistic else append_new)(
+            conn, schema.consents, _consent_rows(ws, consents, source_id)
+        )
     _after_ingest(conn, ws, report.stored_ids, pipeline)
     report.quarantine_ids = store_rejections(
         conn, ws, rejected, source_id=source_id, origin=origin, received_at=now

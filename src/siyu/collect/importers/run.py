@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from siyu.collect.columnar import ColumnarBatch, ingest_columns
+from siyu.collect.columnar import ColumnarBatch, Expectation, ingest_columns
 from siyu.collect.importers.columnar import ColumnContext
 from siyu.collect.importers.orders import group_starts
 from siyu.collect.importers.reader import batches, file_hash
@@ -225,6 +225,8 @@ def run_import(
             return summary
         skip = summary.resumed_at = int(saved.rows_done)
     origin = f"import:{importer.name}:{path.name}"
+    # Slices are stored without the key conflict checks until one meets a stored message.
+    expect = Expectation()
     done = skip  # data rows fully ingested (from the start of the file)
 
     def slices() -> Iterator[tuple[pa.Table, int]]:
@@ -295,11 +297,20 @@ def run_import(
                 _write_checkpoint(conn, key, path.name, summary, rows_done, False)
 
             ingest_columns(
-                pipeline, batch, source_id=source_id, origin=origin, before_commit=checkpoint
+                pipeline,
+                batch,
+                source_id=source_id,
+                origin=origin,
+                before_commit=checkpoint,
+                expect=expect,
             )
         else:
             if batch is not None:
-                count(ingest_columns(pipeline, batch, source_id=source_id, origin=origin))
+                count(
+                    ingest_columns(
+                        pipeline, batch, source_id=source_id, origin=origin, expect=expect
+                    )
+                )
             count(pipeline.ingest(records, source_id=source_id, origin=origin))
             _save(engine, key, path.name, summary, rows_done, False)
         done = rows_done
