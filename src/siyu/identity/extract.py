@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -24,9 +25,9 @@ import sqlalchemy as sa
 from siyu.identity.blocking import blocked_many, normalise_many
 from siyu.identity.fastpath import fast_namespaced, fast_values
 from siyu.identity.kind import IdentifierKind, get_kind
-from siyu.identity.tables import identity_anchors
+from siyu.identity.tables import identity_tuples
 from siyu.store import schema
-from siyu.store.bulk import stage, unstage
+from siyu.store.bulk import append, stage, unstage
 
 Ints = npt.NDArray[np.int64]
 SEP = "\x1f"
@@ -56,30 +57,32 @@ def _json_text(dialect: str, column: str, *path: str) -> str:
     return f"({column}{head}->>'{path[-1]}')"
 
 
-def tuples_sql(dialect: str, staged: tuple[str, str | None] | None) -> str:
-    """Distinct identifier tuples of a workspace's events (optionally only some messages)."""
+def sender_sql(dialect: str, alias: str) -> str:
+    """The 64-bit hash of a row's sender ((source, userId), else anonymousId) in SQL: the key of
+    ``identity_tuples``. Computed by the engine on both sides of every comparison (DuckDB's
+    ``hash``, PostgreSQL's ``hashtextextended``), so it only has to be stable within one
+    database; the same text as migration 0016 wrote."""
+    a = alias
+    text = (
+        f"CASE WHEN {a}.user_id IS NOT NULL AND {a}.user_id <> '' THEN "
+        f"'u|' || coalesce({a}.source_id, '') || '|' || {a}.user_id "
+        f"ELSE 'a|' || coalesce({a}.anonymous_id, '') END"
+    )
+    if dialect == "duckdb":
+        return f"CAST(hash({text}) >> 1 AS BIGINT)"
+    return f"hashtextextended({text}, 0)"
+
+
+def tuples_sql(dialect: str, ids: str | None, since: bool = False) -> str:
+    """Distinct identifier tuples of a workspace's events (``ids``: only those messages;
+    ``since``: only events received from ``:since``, which DuckDB's zone maps prune)."""
     country = (
         f"upper(coalesce({_json_text(dialect, 'e.traits', 'country')}, "
         f"{_json_text(dialect, 'e.traits', 'address', 'country')}, "
         f"right({_json_text(dialect, 'e.context', 'locale')}, 2)))"
     )
-    where = "e.workspace_id = :ws"
-    picked = ""
-    if staged is not None:
-        ids, anchors = staged
-        # The batch's events and every event of the given senders, as a union of equality
-        # joins (an OR of EXISTS over the events table is a nested loop).
-        picked = (
-            f"JOIN (SELECT message_id FROM {ids}) m ON m.message_id = e.message_id"
-            if anchors is None
-            else f"JOIN (SELECT message_id FROM {ids} "
-            f"UNION SELECT x.message_id FROM events x JOIN {anchors} a ON a.user_id = x.user_id "
-            "AND a.source_id = coalesce(x.source_id, '') "
-            "WHERE x.workspace_id = :ws AND x.user_id IS NOT NULL "
-            f"UNION SELECT x.message_id FROM events x JOIN {anchors} a "
-            "ON a.anonymous_id = x.anonymous_id WHERE x.workspace_id = :ws "
-            "AND x.user_id IS NULL AND a.user_id IS NULL) m ON m.message_id = e.message_id"
-        )
+    where = "e.workspace_id = :ws" + (" AND e.received_at >= :since" if since else "")
+    picked = "" if ids is None else f"JOIN {ids} m ON m.message_id = e.message_id"
     return f"""
         SELECT e.source_id, s.kind AS source_kind, e.user_id, e.anonymous_id,
                CASE WHEN e.type = 'alias' THEN e.previous_id END AS previous_id,
@@ -87,13 +90,42 @@ def tuples_sql(dialect: str, staged: tuple[str, str | None] | None) -> str:
                {_json_text(dialect, "e.traits", "phone")} AS phone,
                {country} AS country,
                min(e.timestamp) AS first_seen, max(e.timestamp) AS last_seen,
-               min(e.message_id) AS message_id
+               min(e.message_id) AS message_id, {sender_sql(dialect, "e")} AS sender
         FROM events e {picked} LEFT JOIN sources s
           ON s.source_id = e.source_id AND s.workspace_id = e.workspace_id
         WHERE {where}
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
         ORDER BY 1, 3, 4, 5, 6, 7, 8
     """
+
+
+def stored_tuples_sql(senders: str) -> str:
+    """The stored tuples (``identity_tuples``) of the staged ``senders``, aggregated as
+    :func:`tuples_sql` aggregates the events (a tuple can have a row per run that saw it)."""
+    return f"""
+        SELECT t.source_id, s.kind AS source_kind, t.user_id, t.anonymous_id, t.previous_id,
+               t.email, t.phone, t.country, min(t.first_seen) AS first_seen,
+               max(t.last_seen) AS last_seen, min(t.message_id) AS message_id,
+               min(t.sender) AS sender
+        FROM identity_tuples t JOIN (SELECT DISTINCT sender FROM {senders}) k
+          ON k.sender = t.sender
+        LEFT JOIN sources s ON s.source_id = t.source_id AND s.workspace_id = t.workspace_id
+        WHERE t.workspace_id = :ws
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+        ORDER BY 1, 3, 4, 5, 6, 7, 8
+    """
+
+
+STORED_TUPLE_COLUMNS = [c.name for c in identity_tuples.columns if c.name != "workspace_id"]
+
+
+def store_tuples(conn: sa.Connection, workspace_id: str, tuples: pa.Table) -> None:
+    """Record tuples in ``identity_tuples`` (an incremental run's batch; a full run's all)."""
+    if tuples.num_rows == 0:
+        return
+    data = tuples.select(STORED_TUPLE_COLUMNS)
+    ws = pa.array([workspace_id] * data.num_rows, pa.string())
+    append(conn, identity_tuples, data.add_column(0, "workspace_id", ws))
 
 
 @dataclass
@@ -181,6 +213,7 @@ TUPLE_COLUMNS = (
     "first_seen",
     "last_seen",
     "message_id",
+    "sender",
 )
 
 
@@ -204,40 +237,49 @@ def fetch_tuples(
     conn: sa.Connection,
     workspace_id: str,
     message_ids: Sequence[str] | None = None,
-    anchors: Sequence[tuple[str | None, str | None, str | None]] = (),
+    *,
+    since: datetime | None = None,
 ) -> pa.Table:
     """The distinct identifier tuples as an Arrow table (one row per sender and traits variant).
 
-    With ``message_ids``, only those events plus every event of the given ``anchors``
-    ((source_id, user_id, anonymous_id) senders) are read: an incremental run.
+    With ``message_ids``, only those events (received from ``since``, when given): an
+    incremental run's batch.
     """
     dialect = conn.dialect.name
     if message_ids is None:
         return _tuples(query_arrow(conn, tuples_sql(dialect, None), {"ws": workspace_id}))
     ids = pa.table({"message_id": pa.array(sorted(set(message_ids)), pa.string())})
-    senders = pa.table(
-        {
-            "source_id": pa.array([s or "" for s, _, _ in anchors], pa.string()),
-            "user_id": pa.array([u for _, u, _ in anchors], pa.string()),
-            "anonymous_id": pa.array([a for _, _, a in anchors], pa.string()),
-        }
-    )
     ids_name = stage(conn, schema.events, ids)
-    anchors_name = stage(conn, identity_anchors, senders) if anchors else None
+    params: dict[str, Any] = {"ws": workspace_id}
+    if since is not None:
+        params["since"] = since
     try:
-        sql = tuples_sql(dialect, (ids_name, anchors_name))
-        return _tuples(query_arrow(conn, sql, {"ws": workspace_id}))
+        sql = tuples_sql(dialect, ids_name, since is not None)
+        return _tuples(query_arrow(conn, sql, params))
     finally:
         unstage(conn, ids_name)
-        if anchors_name is not None:
-            unstage(conn, anchors_name)
+
+
+def fetch_sender_tuples(conn: sa.Connection, workspace_id: str, senders: pa.Array) -> pa.Table:
+    """Every stored tuple of the given senders (their hashes): an incremental run's history."""
+    name = stage(conn, identity_tuples, pa.table({"sender": senders.cast(pa.int64())}))
+    try:
+        return _tuples(query_arrow(conn, stored_tuples_sql(name), {"ws": workspace_id}))
+    finally:
+        unstage(conn, name)
 
 
 def _tuples(table: pa.Table) -> pa.Table:
     """The tuple columns with stable types (an empty PostgreSQL result has none)."""
     out = {}
     for name in TUPLE_COLUMNS:
-        kind = pa.timestamp("us") if name in ("first_seen", "last_seen") else pa.string()
+        kind = (
+            pa.timestamp("us")
+            if name in ("first_seen", "last_seen")
+            else pa.int64()
+            if name == "sender"
+            else pa.string()
+        )
         col = table.column(name) if name in table.column_names else pa.nulls(table.num_rows)
         out[name] = pc.cast(col, kind) if col.type != kind else col
     return pa.table(out)

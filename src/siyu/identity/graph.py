@@ -21,14 +21,18 @@ import sqlalchemy as sa
 from siyu.errors import InvalidInput
 from siyu.identity import tables as t
 from siyu.identity.consents import apply_merge_consents, clear_merge_consents
+from siyu.identity.diff import ROWID, Changes, write_changes
 from siyu.identity.extract import (
     SEP,
     Graph,
     Ints,
     Memo,
     build_graph,
+    fetch_sender_tuples,
     fetch_tuples,
     query_arrow,
+    sender_sql,
+    store_tuples,
 )
 from siyu.identity.follow import follow_merges, follow_splits
 from siyu.identity.kind import get_kind
@@ -36,6 +40,7 @@ from siyu.identity.resolve import Resolution, resolve
 from siyu.identity.store import (
     CustomerMoves,
     customer_ids,
+    graph_rows,
     merge_customers,
     repoint,
     short_hash,
@@ -87,8 +92,13 @@ def resolve_workspace(
 
     ``windows`` is the ``identity_limit_windows`` setting (kind -> days); every path that
     resolves a workspace must pass the same one, or full and incremental runs could differ.
+    The workspace's ``identity_tuples`` are rewritten from the same read.
     """
-    graph = build_graph(workspace_id, fetch_tuples(conn, workspace_id), _region(conn, workspace_id))
+    tuples = fetch_tuples(conn, workspace_id)
+    conn.execute(t.identity_tuples.delete().where(t.identity_tuples.c.workspace_id == workspace_id))
+    store_tuples(conn, workspace_id, tuples)
+    graph = build_graph(workspace_id, tuples, _region(conn, workspace_id))
+    del tuples
     previous = _old_mapping(conn, workspace_id)
     for table in (t.identities, t.identity_links, t.identity_anchors, t.identity_conflicts):
         conn.execute(table.delete().where(table.c.workspace_id == workspace_id))
@@ -101,15 +111,23 @@ def resolve_new_events(
     message_ids: Sequence[str],
     *,
     windows: Mapping[str, int] | None = None,
+    received_from: datetime | None = None,
 ) -> ResolveReport:
     """Resolve a newly ingested batch, touching only the components it reaches.
 
     The pipeline hook: call after a chunk's events are stored, in the same transaction.
+    ``received_from`` (when the caller knows it) is the earliest receipt time of the batch's
+    events: the events are then read by their receipt time, which DuckDB prunes by zone maps,
+    instead of a scan of every stored message id.
+
+    The batch's tuples are recorded in ``identity_tuples``; the history of every sender the
+    batch reaches is read from there (an integer join), not from the events.
     """
     if not message_ids:
         return ResolveReport()
     region = _region(conn, workspace_id)
-    tuples = fetch_tuples(conn, workspace_id, message_ids, ())
+    tuples = fetch_tuples(conn, workspace_id, message_ids, since=received_from)
+    store_tuples(conn, workspace_id, tuples)
     memo: Memo = {}
     first = build_graph(workspace_id, tuples, region, memo)
     keys = _keys_table(workspace_id, first.keys)
@@ -129,36 +147,49 @@ def resolve_new_events(
         # The components the batch reaches (materialised first: joining the whole anchors and
         # identities tables before filtering by component costs a scan of both per batch),
         # their identifiers, then the senders anchored on them.
-        senders = conn.execute(
-            sa.text(
-                "WITH c AS MATERIALIZED (SELECT i2.component_id FROM identities i2 "
-                f"JOIN {name} k ON i2.kind = k.kind AND i2.value = k.value "
-                "WHERE i2.workspace_id = :ws UNION SELECT i3.component_id FROM ("
-                "SELECT a3.kind, a3.value FROM identity_anchors a3 "
-                f"JOIN {rname} r ON r.user_id = a3.user_id WHERE a3.workspace_id = :ws "
-                # Two equality joins, not one ON ... OR ...: an OR join is a nested loop.
-                "UNION SELECT a4.kind, a4.value FROM identity_anchors a4 "
-                f"JOIN {rname} r4 ON r4.user_id = a4.anonymous_id WHERE a4.workspace_id = :ws"
-                ") s JOIN identities i3 ON i3.kind = s.kind AND i3.value = s.value "
-                "WHERE i3.workspace_id = :ws), "
-                "n AS MATERIALIZED (SELECT i.kind, i.value FROM identities i "
-                "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws) "
-                "SELECT DISTINCT a.source_id, a.user_id, a.anonymous_id FROM identity_anchors a "
-                "JOIN n ON a.kind = n.kind AND a.value = n.value WHERE a.workspace_id = :ws"
-            ),
+        senders = query_arrow(
+            conn,
+            "WITH c AS MATERIALIZED (SELECT i2.component_id FROM identities i2 "
+            f"JOIN {name} k ON i2.kind = k.kind AND i2.value = k.value "
+            "WHERE i2.workspace_id = :ws UNION SELECT i3.component_id FROM ("
+            "SELECT a3.kind, a3.value FROM identity_anchors a3 "
+            f"JOIN {rname} r ON r.user_id = a3.user_id WHERE a3.workspace_id = :ws "
+            # Two equality joins, not one ON ... OR ...: an OR join is a nested loop.
+            "UNION SELECT a4.kind, a4.value FROM identity_anchors a4 "
+            f"JOIN {rname} r4 ON r4.user_id = a4.anonymous_id WHERE a4.workspace_id = :ws"
+            ") s JOIN identities i3 ON i3.kind = s.kind AND i3.value = s.value "
+            "WHERE i3.workspace_id = :ws), "
+            "n AS MATERIALIZED (SELECT i.kind, i.value FROM identities i "
+            "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws) "
+            f"SELECT DISTINCT {sender_sql(conn.dialect.name, 'a')} AS sender "
+            "FROM identity_anchors a "
+            "JOIN n ON a.kind = n.kind AND a.value = n.value WHERE a.workspace_id = :ws",
             {"ws": workspace_id},
-        ).all()
-        graph = build_graph(
-            workspace_id,
-            fetch_tuples(conn, workspace_id, message_ids, [tuple(r) for r in senders]),
-            region,
-            memo,
         )
     finally:
         unstage(conn, name)
         unstage(conn, rname)
-    previous = _forget(conn, workspace_id, graph)
-    return _apply(conn, workspace_id, graph, previous, incremental=True, windows=windows)
+    wanted = pa.concat_arrays(
+        [
+            senders.column("sender").combine_chunks().cast(pa.int64())
+            if senders.num_rows
+            else pa.array([], pa.int64()),
+            tuples.column("sender").combine_chunks(),
+        ]
+    )
+    graph = build_graph(
+        workspace_id, fetch_sender_tuples(conn, workspace_id, pc.unique(wanted)), region, memo
+    )
+    old = _stored(conn, workspace_id, graph)
+    return _apply(
+        conn,
+        workspace_id,
+        graph,
+        _mapping_of(old.anchors),
+        windows=windows,
+        old=old,
+        received_from=received_from,
+    )
 
 
 def _keys_table(workspace_id: str, keys: list[str]) -> pa.Table:
@@ -175,76 +206,106 @@ def _keys_table(workspace_id: str, keys: list[str]) -> pa.Table:
     )
 
 
-def _forget(conn: sa.Connection, workspace_id: str, graph: Graph) -> pa.Table:
-    """Delete the stored rows the incremental graph replaces; return their old mapping."""
-    name = stage(conn, t.identities, _keys_table(workspace_id, graph.keys))
-    anchors = pa.table({"anchor_id": graph.anchors.anchor_id})
-    aname = stage(conn, t.identity_anchors, anchors)
+@dataclass
+class _Stored:
+    """The stored rows an incremental graph replaces (DuckDB: each with its ``rowid``)."""
+
+    identities: pa.Table
+    links: pa.Table
+    anchors: pa.Table
+    conflicts: pa.Table
+
+
+def _select(conn: sa.Connection, alias: str) -> str:
+    """A stored row's columns, with its rowid on DuckDB (rows are then deleted by rowid)."""
+    rowid = f"{alias}.rowid AS {ROWID}, " if conn.dialect.name == "duckdb" else ""
+    return f"{rowid}{alias}.*"
+
+
+def _stored(conn: sa.Connection, workspace_id: str, graph: Graph) -> _Stored:
+    """Read the stored rows the incremental graph replaces: the anchors of its senders, every
+    identifier of the components its nodes or those anchors are in, and the links and
+    conflicts of those identifiers (or of its own nodes)."""
     ws = {"ws": workspace_id}
+    aname = stage(conn, t.identity_anchors, pa.table({"anchor_id": graph.anchors.anchor_id}))
     try:
-        previous = _old_mapping(conn, workspace_id, aname)
-        # The components the graph touches (two equality joins, not an OR of EXISTS), then
-        # every identifier of them plus the graph's own, staged once for the deletes.
-        gone = query_arrow(
+        anchors = query_arrow(
             conn,
-            "WITH c AS MATERIALIZED (SELECT i2.component_id FROM identities i2 "
+            f"SELECT {_select(conn, 'a')} FROM identity_anchors a "
+            f"JOIN {aname} s ON s.anchor_id = a.anchor_id WHERE a.workspace_id = :ws",
+            ws,
+        )
+    finally:
+        unstage(conn, aname)
+    own = _keys_table(workspace_id, graph.keys)
+    seen = anchors.filter(pc.is_valid(anchors.column("kind"))).select(["kind", "value"])
+    probe = pa.concat_tables([own.select(["kind", "value"]), _as_strings(seen)])
+    name = stage(conn, t.identities, probe)
+    try:
+        identities = query_arrow(
+            conn,
+            "WITH c AS MATERIALIZED (SELECT DISTINCT i2.component_id FROM identities i2 "
             f"JOIN {name} k ON k.kind = i2.kind AND k.value = i2.value "
-            "WHERE i2.workspace_id = :ws UNION SELECT i3.component_id FROM ("
-            "SELECT a.kind, a.value FROM identity_anchors a "
-            f"JOIN {aname} s ON s.anchor_id = a.anchor_id WHERE a.workspace_id = :ws) x "
-            "JOIN identities i3 ON i3.kind = x.kind AND i3.value = x.value "
-            "WHERE i3.workspace_id = :ws) "
-            "SELECT i.kind, i.value FROM identities i JOIN c ON c.component_id = i.component_id "
-            f"WHERE i.workspace_id = :ws UNION SELECT kind, value FROM {name}",
+            "WHERE i2.workspace_id = :ws) "
+            f"SELECT {_select(conn, 'i')} FROM identities i "
+            "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws",
             ws,
         )
-        conn.execute(
-            sa.text(
-                f"DELETE FROM identity_anchors WHERE workspace_id = :ws "
-                f"AND anchor_id IN (SELECT anchor_id FROM {aname})"
-            ),
-            ws,
-        )
-        gname = stage(
-            conn,
-            t.identities,
-            pa.table(
-                {
-                    "kind": gone.column("kind").cast(pa.string()),
-                    "value": gone.column("value").cast(pa.string()),
-                }
-            ),
-        )
-        try:
-            for table, kc, vc in (
-                ("identity_links", "kind_a", "value_a"),
-                ("identity_links", "kind_b", "value_b"),
-                ("identity_conflicts", "kind", "value"),
-                ("identities", "kind", "value"),
-            ):
-                conn.execute(
-                    sa.text(
-                        f"DELETE FROM {table} WHERE workspace_id = :ws AND EXISTS (SELECT 1 "
-                        f"FROM {gname} g WHERE g.kind = {table}.{kc} AND g.value = {table}.{vc})"
-                    ),
-                    ws,
-                )
-        finally:
-            unstage(conn, gname)
     finally:
         unstage(conn, name)
-        unstage(conn, aname)
-    return previous
+    gone = pa.concat_tables(
+        [own.select(["kind", "value"]), _as_strings(identities.select(["kind", "value"]))]
+    )
+    gname = stage(conn, t.identities, gone)
+    try:
+        links = query_arrow(
+            conn,
+            " UNION ".join(
+                f"SELECT {_select(conn, 'l')} FROM identity_links l JOIN {gname} g "
+                f"ON g.kind = l.kind_{side} AND g.value = l.value_{side} "
+                "WHERE l.workspace_id = :ws"
+                for side in ("a", "b")
+            ),
+            ws,
+        )
+        conflicts = query_arrow(
+            conn,
+            f"SELECT {_select(conn, 'x')} FROM identity_conflicts x "
+            f"WHERE x.workspace_id = :ws AND EXISTS (SELECT 1 FROM {gname} g "
+            "WHERE g.kind = x.kind AND g.value = x.value)",
+            ws,
+        )
+    finally:
+        unstage(conn, gname)
+    return _Stored(identities, links, anchors, conflicts)
 
 
-def _old_mapping(conn: sa.Connection, workspace_id: str, only: str | None = None) -> pa.Table:
-    """(provisional id, customer id) of the stored anchors (``only``: a staged anchor_id set),
-    one customer per provisional id, as Arrow (no Python object per sender)."""
-    scope = f" AND anchor_id IN (SELECT anchor_id FROM {only})" if only else ""
+def _as_strings(table: pa.Table) -> pa.Table:
+    return pa.table({c: table.column(c).cast(pa.string()) for c in table.column_names})
+
+
+def _mapping_of(anchors: pa.Table) -> pa.Table:
+    """(provisional id, customer id) of stored anchors, one customer per provisional id."""
+    if anchors.num_rows == 0:
+        none = pa.array([], pa.string())
+        return pa.table({"p": none, "c": none})
+    pairs = pa.table(
+        {
+            "p": anchors.column("provisional_id").cast(pa.string()),
+            "c": anchors.column("customer_id").cast(pa.string()),
+        }
+    )
+    found = pairs.group_by("p", use_threads=False).aggregate([("c", "min")])
+    return pa.table({"p": found.column("p"), "c": found.column("c_min")})
+
+
+def _old_mapping(conn: sa.Connection, workspace_id: str) -> pa.Table:
+    """(provisional id, customer id) of the stored anchors, one customer per provisional id,
+    as Arrow (no Python object per sender)."""
     found = query_arrow(
         conn,
         "SELECT provisional_id AS p, min(customer_id) AS c FROM identity_anchors "
-        f"WHERE workspace_id = :ws{scope} GROUP BY provisional_id",
+        "WHERE workspace_id = :ws GROUP BY provisional_id",
         {"ws": workspace_id},
     )
     return pa.table(
@@ -265,17 +326,35 @@ def _apply(
     graph: Graph,
     previous: pa.Table,
     *,
-    incremental: bool = False,
     windows: Mapping[str, int] | None = None,
+    old: _Stored | None = None,
+    received_from: datetime | None = None,
 ) -> ResolveReport:
+    """Resolve the graph and store it: all of it (a full run, ``old`` None), or only the rows
+    that differ from ``old`` (an incremental run), then re-point records and fold customers."""
     now = _now()
     add_operator_links(conn, workspace_id, graph)
     res = resolve(graph, _detached(conn, workspace_id, graph), windows)
     node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
-    write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
-    only = [str(a) for a in graph.anchors.anchor_id.to_pylist()] if incremental else None
-    repointed = repoint(conn, workspace_id, only)
-    moves = merge_customers(conn, workspace_id, now)
+    if old is None:
+        write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
+        repointed = repoint(conn, workspace_id)
+        moves = merge_customers(conn, workspace_id, now)
+    else:
+        rows = graph_rows(workspace_id, graph, res, node_customers, anchor_customers, now)
+        write_changes(conn, t.identities, workspace_id, old.identities, rows.identities)
+        write_changes(conn, t.identity_links, workspace_id, old.links, rows.links)
+        anchors = write_changes(conn, t.identity_anchors, workspace_id, old.anchors, rows.anchors)
+        write_changes(
+            conn,
+            t.identity_conflicts,
+            workspace_id,
+            old.conflicts,
+            rows.conflicts,
+            only_new_keys=True,
+        )
+        repointed = _repoint_incremental(conn, workspace_id, rows.anchors, anchors, received_from)
+        moves = merge_customers(conn, workspace_id, now, _merged_pairs(rows.anchors))
     followed = _follow(conn, workspace_id, moves)
     merges = _audit_merges(conn, workspace_id, graph, res, anchor_customers, previous, now)
     return ResolveReport(
@@ -287,6 +366,58 @@ def _apply(
         refused=len(graph.refused),
         repointed={**repointed, "customers_merged": len(moves.merged), **followed},
     )
+
+
+def _merged_pairs(anchors: pa.Table) -> pa.Table:
+    """The distinct (provisional id, customer id) pairs of the run's anchors."""
+    picked = anchors.select(["provisional_id", "customer_id"])
+    return picked.group_by(["provisional_id", "customer_id"], use_threads=False).aggregate([])
+
+
+def _repoint_incremental(
+    conn: sa.Connection,
+    workspace_id: str,
+    anchors: pa.Table,
+    changes: Changes,
+    received_from: datetime | None,
+) -> dict[str, int]:
+    """Re-point records after an incremental run, reading as little as it can.
+
+    Records of a sender whose customer changed (a merge, a split) may be anywhere: all of them
+    are re-pointed. The others already point at their sender's customer, except the batch's
+    new records, which the pipeline gave the provisional id: with ``received_from``, only the
+    events received since then and the orders and consents of merged senders are looked at.
+    Without it, every record of the run's senders, as before.
+    """
+    ids = anchors.column("anchor_id")
+    if received_from is None:
+        return repoint(conn, workspace_id, [str(a) for a in ids.to_pylist()])
+    before = changes.deleted
+    moved = pa.array([], pa.string())
+    if before.num_rows:
+        now_of = pa.table(
+            {"anchor_id": ids.cast(pa.string()), "now": anchors.column("customer_id")}
+        )
+        was = pa.table(
+            {
+                "anchor_id": before.column("anchor_id").cast(pa.string()),
+                "was": before.column("customer_id").cast(pa.string()),
+            }
+        )
+        joined = was.join(now_of, "anchor_id", use_threads=False)
+        moved = joined.filter(pc.not_equal(joined.column("was"), joined.column("now"))).column(
+            "anchor_id"
+        )
+        moved = moved.combine_chunks() if isinstance(moved, pa.ChunkedArray) else moved
+    merged = anchors.filter(
+        pc.not_equal(anchors.column("provisional_id"), anchors.column("customer_id"))
+    ).column("anchor_id")
+    merged = merged.combine_chunks() if isinstance(merged, pa.ChunkedArray) else merged
+    out = repoint(conn, workspace_id, [str(a) for a in moved.to_pylist()]) if len(moved) else {}
+    recent = repoint(
+        conn, workspace_id, [str(a) for a in merged.to_pylist()], received_from=received_from
+    )
+    return {k: out.get(k, 0) + recent.get(k, 0) for k in recent}
 
 
 def _follow(conn: sa.Connection, workspace_id: str, moves: CustomerMoves) -> dict[str, int]:

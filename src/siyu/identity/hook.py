@@ -39,14 +39,28 @@ MAX_BATCH = 50_000
 
 
 def after_ingest(
-    conn: sa.Connection, workspace_id: str, message_ids: Sequence[str], settings: Settings
+    conn: sa.Connection,
+    workspace_id: str,
+    message_ids: Sequence[str],
+    settings: Settings,
+    received_at: datetime | None = None,
 ) -> None:
-    """Resolve the events just stored, when ``identity_resolve`` is 'ingest'."""
+    """Resolve the events just stored, when ``identity_resolve`` is 'ingest'.
+
+    ``received_at``: the chunk's receipt time (every event of a chunk has the same), so the
+    events are found by it (pruned by zone maps) instead of a scan of every message id.
+    """
     if not message_ids or settings.identity_resolve != "ingest":
         return
     from siyu.identity.graph import resolve_new_events
 
-    resolve_new_events(conn, workspace_id, message_ids, windows=settings.identity_limit_windows)
+    resolve_new_events(
+        conn,
+        workspace_id,
+        message_ids,
+        windows=settings.identity_limit_windows,
+        received_from=received_at,
+    )
 
 
 def resolve_pending(
@@ -75,7 +89,13 @@ def resolve_pending(
     rows = conn.execute(query.order_by(e.c.received_at, e.c.message_id).limit(MAX_BATCH)).all()
     if not rows:
         return 0
-    resolve_new_events(conn, workspace_id, [str(r.message_id) for r in rows], windows=windows)
+    resolve_new_events(
+        conn,
+        workspace_id,
+        [str(r.message_id) for r in rows],
+        windows=windows,
+        received_from=min(r.received_at for r in rows),
+    )
     until = max([r.received_at for r in rows] + ([mark] if mark is not None else []))
     now = datetime.now(UTC).replace(tzinfo=None)
     append(

@@ -79,6 +79,16 @@ def customer_ids(workspace_id: str, graph: Graph, res: Resolution) -> tuple[pa.A
     return nodes, mine.cast(pa.string())
 
 
+@dataclass
+class GraphRows:
+    """The rows a resolution stores, one Arrow table per graph table."""
+
+    identities: pa.Table
+    links: pa.Table
+    anchors: pa.Table
+    conflicts: pa.Table
+
+
 def write_graph(
     conn: sa.Connection,
     workspace_id: str,
@@ -89,6 +99,22 @@ def write_graph(
     now: datetime,
 ) -> None:
     """Store nodes, links, anchors and conflicts (the caller deleted the rows they replace)."""
+    rows = graph_rows(workspace_id, graph, res, node_customers, anchor_customers, now)
+    append(conn, t.identities, rows.identities)
+    append(conn, t.identity_links, rows.links)
+    append(conn, t.identity_anchors, rows.anchors)
+    append_new(conn, t.identity_conflicts, rows.conflicts)
+
+
+def graph_rows(
+    workspace_id: str,
+    graph: Graph,
+    res: Resolution,
+    node_customers: pa.Array,
+    anchor_customers: pa.Array,
+    now: datetime,
+) -> GraphRows:
+    """The graph tables' rows of a resolution, as Arrow."""
     n = len(graph.keys)
     parts = pc.split_pattern(pa.array(graph.keys, pa.string()), SEP, max_splits=1)
     kind_col = pc.list_element(parts, 0) if n else pa.array([], pa.string())
@@ -102,62 +128,50 @@ def write_graph(
         short_hash(workspace_id, keys[i], prefix="cmp_") for i in first_index.tolist()
     ]
     ws = pa.array([workspace_id] * n, pa.string())
-    append(
-        conn,
-        t.identities,
-        pa.table(
-            {
-                "workspace_id": ws,
-                "kind": kind_col,
-                "value": value_col,
-                "customer_id": node_customers,
-                "component_id": pa.array(comp_name[res.component], pa.string()),
-                "source_id": pa.array(graph.source_id, pa.string()),
-                "account_source_id": pa.array(graph.account_source, pa.string()),
-                "first_seen_at": pa.array(graph.first_seen, TS),
-                "last_seen_at": pa.array(graph.last_seen, TS),
-            }
-        ),
+    identities = pa.table(
+        {
+            "workspace_id": ws,
+            "kind": kind_col,
+            "value": value_col,
+            "customer_id": node_customers,
+            "component_id": pa.array(comp_name[res.component], pa.string()),
+            "source_id": pa.array(graph.source_id, pa.string()),
+            "account_source_id": pa.array(graph.account_source, pa.string()),
+            "first_seen_at": pa.array(graph.first_seen, TS),
+            "last_seen_at": pa.array(graph.last_seen, TS),
+        }
     )
     m = len(graph.link_a)
     a, b = graph.link_a, graph.link_b
-    append(
-        conn,
-        t.identity_links,
-        pa.table(
-            {
-                "workspace_id": pa.array([workspace_id] * m, pa.string()),
-                "kind_a": pa.array(kinds[a], pa.string()),
-                "value_a": pa.array(values[a], pa.string()),
-                "kind_b": pa.array(kinds[b], pa.string()),
-                "value_b": pa.array(values[b], pa.string()),
-                "message_id": pa.array(graph.link_message, pa.string()),
-                "rule": pa.array(graph.link_rule, pa.string()),
-                "seen_at": pa.array(graph.link_seen, TS),
-                "created_at": pa.array([now] * m, TS),
-            }
-        ),
+    links = pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * m, pa.string()),
+            "kind_a": pa.array(kinds[a], pa.string()),
+            "value_a": pa.array(values[a], pa.string()),
+            "kind_b": pa.array(kinds[b], pa.string()),
+            "value_b": pa.array(values[b], pa.string()),
+            "message_id": pa.array(graph.link_message, pa.string()),
+            "rule": pa.array(graph.link_rule, pa.string()),
+            "seen_at": pa.array(graph.link_seen, TS),
+            "created_at": pa.array([now] * m, TS),
+        }
     )
     an = graph.anchors
     missing = pa.array(an.node, mask=an.node < 0)
-    append(
-        conn,
-        t.identity_anchors,
-        pa.table(
-            {
-                "workspace_id": pa.array([workspace_id] * len(an), pa.string()),
-                "anchor_id": an.anchor_id,
-                "source_id": an.source_id,
-                "user_id": an.user_id,
-                "anonymous_id": an.anonymous_id,
-                "kind": kind_col.take(missing) if n else pa.nulls(len(an), pa.string()),
-                "value": value_col.take(missing) if n else pa.nulls(len(an), pa.string()),
-                "provisional_id": an.provisional_id,
-                "customer_id": anchor_customers,
-                "first_seen_at": pa.array(an.first_seen, TS),
-            }
-        ).cast(_anchor_schema()),
-    )
+    anchors = pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * len(an), pa.string()),
+            "anchor_id": an.anchor_id,
+            "source_id": an.source_id,
+            "user_id": an.user_id,
+            "anonymous_id": an.anonymous_id,
+            "kind": kind_col.take(missing) if n else pa.nulls(len(an), pa.string()),
+            "value": value_col.take(missing) if n else pa.nulls(len(an), pa.string()),
+            "provisional_id": an.provisional_id,
+            "customer_id": anchor_customers,
+            "first_seen_at": pa.array(an.first_seen, TS),
+        }
+    ).cast(_anchor_schema())
     rows: list[tuple[str, str, str | None, str | None, str | None, str, str]] = []
     for kind, value, reason, msg in graph.refused:
         rule = "blocked" if "blocked by pattern" in reason else "invalid"
@@ -174,28 +188,25 @@ def write_graph(
                 c.reason,
             )
         )
-    append_new(
-        conn,
-        t.identity_conflicts,
-        pa.table(
-            {
-                "workspace_id": pa.array([workspace_id] * len(rows), pa.string()),
-                "conflict_id": pa.array(
-                    [short_hash(workspace_id, *map(str, r[:4]), r[5], prefix="idc_") for r in rows],
-                    pa.string(),
-                ),
-                "kind": pa.array([r[0] for r in rows], pa.string()),
-                "value": pa.array([r[1] for r in rows], pa.string()),
-                "other_kind": pa.array([r[2] for r in rows], pa.string()),
-                "other_value": pa.array([r[3] for r in rows], pa.string()),
-                "message_id": pa.array([r[4] for r in rows], pa.string()),
-                "rule": pa.array([r[5] for r in rows], pa.string()),
-                "reason": pa.array([r[6] for r in rows], pa.string()),
-                "status": pa.array(["open"] * len(rows), pa.string()),
-                "created_at": pa.array([now] * len(rows), TS),
-            }
-        ),
+    conflicts = pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * len(rows), pa.string()),
+            "conflict_id": pa.array(
+                [short_hash(workspace_id, *map(str, r[:4]), r[5], prefix="idc_") for r in rows],
+                pa.string(),
+            ),
+            "kind": pa.array([r[0] for r in rows], pa.string()),
+            "value": pa.array([r[1] for r in rows], pa.string()),
+            "other_kind": pa.array([r[2] for r in rows], pa.string()),
+            "other_value": pa.array([r[3] for r in rows], pa.string()),
+            "message_id": pa.array([r[4] for r in rows], pa.string()),
+            "rule": pa.array([r[5] for r in rows], pa.string()),
+            "reason": pa.array([r[6] for r in rows], pa.string()),
+            "status": pa.array(["open"] * len(rows), pa.string()),
+            "created_at": pa.array([now] * len(rows), TS),
+        }
     )
+    return GraphRows(identities, links, anchors, conflicts)
 
 
 def _anchor_schema() -> pa.Schema:
@@ -213,15 +224,22 @@ REPOINTED = (schema.events, schema.orders, schema.consents)
 
 
 def repoint(
-    conn: sa.Connection, workspace_id: str, only: list[str] | None = None
+    conn: sa.Connection,
+    workspace_id: str,
+    only: list[str] | None = None,
+    *,
+    received_from: datetime | None = None,
 ) -> dict[str, int]:
     """Point events, orders and consents at their resolved customer (set-based, both engines).
 
-    ``only`` limits the work to those anchors (an incremental run's senders).
+    ``only`` limits the work to those anchors (an incremental run's senders);
+    ``received_from`` to the events received since then (zone maps prune the rest on DuckDB).
     """
     changed: dict[str, int] = {}
     join, staged = "", None
     if only is not None:
+        if not only:
+            return {table.name: 0 for table in REPOINTED}
         staged = stage(
             conn, t.identity_anchors, pa.table({"anchor_id": pa.array(only, pa.string())})
         )
@@ -231,6 +249,11 @@ def repoint(
     for table in REPOINTED:
         name = table.name
         total = 0
+        params: dict[str, Any] = {"ws": workspace_id}
+        since = ""
+        if received_from is not None and table is schema.events:
+            since = " AND x.received_at >= :since"
+            params["since"] = received_from
         for mine, cond in (
             ("b.user_id IS NOT NULL", "x.user_id = a.user_id "
              "AND coalesce(x.source_id, '') = coalesce(a.source_id, '')"),
@@ -241,10 +264,10 @@ def repoint(
                     f"UPDATE {name} AS x SET customer_id = a.customer_id "
                     f"FROM (SELECT b.user_id, b.source_id, b.anonymous_id, b.customer_id "
                     f"FROM identity_anchors b{join} WHERE b.workspace_id = :ws AND {mine}) AS a "
-                    f"WHERE x.workspace_id = :ws AND {cond} "
+                    f"WHERE x.workspace_id = :ws AND {cond}{since} "
                     f"AND (x.customer_id IS NULL OR x.customer_id <> a.customer_id)"
                 ),
-                {"ws": workspace_id},
+                params,
             )
             total += max(result.rowcount, 0)
         changed[name] = total
@@ -297,19 +320,57 @@ class CustomerMoves:
     """(customer id it had been merged into, revived customer id) per customer a split restored."""
 
 
-def merge_customers(conn: sa.Connection, workspace_id: str, now: datetime) -> CustomerMoves:
-    """Restore archived survivors, then fold merged customers' rows into their survivor."""
-    c, arc = schema.customers, t.identity_customer_archive
+def merge_customers(
+    conn: sa.Connection, workspace_id: str, now: datetime, pairs: pa.Table | None = None
+) -> CustomerMoves:
+    """Restore archived survivors, then fold merged customers' rows into their survivor.
+
+    ``pairs`` (an incremental run): the (provisional_id, customer_id) pairs of the run's
+    anchors; only those are looked at instead of every stored anchor.
+    """
     moves = CustomerMoves()
+    staged = None
+    ws = {"ws": workspace_id}
+    if pairs is None:
+        survivors = "SELECT customer_id FROM identity_anchors WHERE workspace_id = :ws"
+        merged = (
+            "SELECT DISTINCT provisional_id, customer_id AS target FROM identity_anchors "
+            "WHERE workspace_id = :ws AND provisional_id <> customer_id"
+        )
+    else:
+        if pairs.num_rows == 0:
+            return moves
+        staged = stage(conn, t.identity_anchors, pairs)
+        survivors = f"SELECT customer_id FROM {staged}"
+        merged = (
+            f"SELECT DISTINCT provisional_id, customer_id AS target FROM {staged} "
+            "WHERE provisional_id <> customer_id"
+        )
+    try:
+        return _merge_customers(conn, workspace_id, now, moves, survivors, merged, ws)
+    finally:
+        if staged is not None:
+            unstage(conn, staged)
+
+
+def _merge_customers(
+    conn: sa.Connection,
+    workspace_id: str,
+    now: datetime,
+    moves: CustomerMoves,
+    survivors: str,
+    merged: str,
+    ws: dict[str, str],
+) -> CustomerMoves:
+    c, arc = schema.customers, t.identity_customer_archive
     restore = conn.execute(
         sa.text(
             "SELECT record, merged_into FROM identity_customer_archive r "
-            "WHERE r.workspace_id = :ws AND r.customer_id IN "
-            "(SELECT customer_id FROM identity_anchors WHERE workspace_id = :ws)"
+            f"WHERE r.workspace_id = :ws AND r.customer_id IN ({survivors})"
             " AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.workspace_id = :ws "
             "AND c.customer_id = r.customer_id)"
         ),
-        {"ws": workspace_id},
+        ws,
     ).all()
     if restore:
         rows = [_revive(_as_dict(r[0])) for r in restore]
@@ -325,12 +386,10 @@ def merge_customers(conn: sa.Connection, workspace_id: str, now: datetime) -> Cu
         )
     found = conn.execute(
         sa.text(
-            "SELECT m.target, c.* FROM customers c JOIN (SELECT DISTINCT provisional_id, "
-            "customer_id AS target FROM identity_anchors WHERE workspace_id = :ws "
-            "AND provisional_id <> customer_id) m ON c.customer_id = m.provisional_id "
-            "WHERE c.workspace_id = :ws"
+            f"SELECT m.target, c.* FROM customers c JOIN ({merged}) m "
+            "ON c.customer_id = m.provisional_id WHERE c.workspace_id = :ws"
         ),
-        {"ws": workspace_id},
+        ws,
     ).all()
     if not found:
         return moves

@@ -190,6 +190,31 @@ identity_decisions = sa.Table(
 (a <= b): ``confirm`` is a manual link the graph keeps on every rebuild, ``reject`` means the pair
 is never suggested again."""
 
+identity_tuples = sa.Table(
+    "identity_tuples",
+    metadata,
+    _ws(),
+    sa.Column("sender", sa.BigInteger(), nullable=False),
+    sa.Column("source_id", sa.String(40)),
+    sa.Column("user_id", sa.String(200)),
+    sa.Column("anonymous_id", sa.String(200)),
+    sa.Column("previous_id", sa.String(200)),
+    sa.Column("email", sa.Text()),
+    sa.Column("phone", sa.Text()),
+    sa.Column("country", sa.Text()),
+    sa.Column("first_seen", sa.DateTime(), nullable=False),
+    sa.Column("last_seen", sa.DateTime(), nullable=False),
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.Index("ix_identity_tuples_sender", "workspace_id", "sender"),
+)
+"""The distinct identifier tuples of the resolved events, per sender (``sender``: the engine's
+64-bit hash of the sender, see :func:`siyu.identity.extract.sender_sql`), so that an incremental
+run reads the history of the senders it touches with one join on an integer column instead of
+scanning the events (which grow with the workspace and carry no index on their senders). A full
+run rewrites a workspace's rows; an incremental run appends its batch's tuples, so a tuple can
+have several rows (first/last seen and the first message are aggregated on reading). The index
+is created on PostgreSQL only (DuckDB does not use an index for a join, and it slows appends)."""
+
 IDENTITY_TABLES = (
     identities,
     identity_links,
@@ -202,4 +227,5 @@ IDENTITY_TABLES = (
     identity_resolved,
     identity_row_archive,
     identity_decisions,
+    identity_tuples,
 )
