@@ -12,7 +12,20 @@ more permissive than the models; ``tests/collect/test_fastpath.py`` checks the a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel
+
+from siyu.collect.ecommerce import (
+    CheckoutStarted,
+    CommunityEvent,
+    CouponEvent,
+    EmailEvent,
+    MessageEvent,
+    ProductEvent,
+    Properties,
+    ReferralEvent,
+)
 
 _FAST_TYPES = frozenset(("track", "identify", "page", "screen"))
 
@@ -111,3 +124,100 @@ def fast_fields(payload: dict[str, Any]) -> dict[str, Any] | None:
                 return None
             fields[key] = value
     return fields
+
+
+# Properties of documented events ------------------------------------------------------------
+#
+# A documented event's properties are checked against its pydantic model, which costs a model
+# instance per event (about 3 us for Product Viewed). The instance is read afterwards only to
+# maintain orders, refunds, consents and products. For the models below, properties whose
+# declared fields are all plain short strings are accepted here with a few look-ups and keep no
+# instance (``ValidCall.props`` stays None): the event is stored with its properties as sent,
+# exactly as after the model. Anything else (a number, a Decimal, a currency, a product id or
+# list that the products table reads, a field the table does not know) goes to the model.
+# ``tests/collect/test_fastpath.py`` checks that the models accept all this accepts.
+
+_TEXT = 500  # ecommerce.Text: stripped, then 1 to 500 characters
+_ID = 200  # spec.Identifier: stripped, blank is null, at most 200 characters
+_ANY = 0  # a plain ``str | None`` field, no length limit
+
+# model -> (required fields, optional fields), each field with its length limit. Product ids
+# are left out on purpose: products_table reads them from the model instance.
+_PLAIN_FIELDS: dict[type[BaseModel], tuple[dict[str, int], dict[str, int]]] = {
+    Properties: ({}, {}),
+    ProductEvent: (
+        {},
+        {
+            "name": _TEXT,
+            "category": _TEXT,
+            "brand": _TEXT,
+            "variant": _TEXT,
+            "coupon": _TEXT,
+            "url": _ANY,
+            "image_url": _ANY,
+        },
+    ),
+    CheckoutStarted: ({}, {"order_id": _ID}),
+    CouponEvent: ({}, {"order_id": _ID, "cart_id": _ID, "coupon_id": _ID, "coupon_name": _TEXT}),
+    MessageEvent: ({"channel": _TEXT}, {"message_id": _ID, "campaign_id": _ID}),
+    EmailEvent: ({}, {"campaign_id": _ID, "message_id": _ID}),
+    CommunityEvent: ({"community": _TEXT}, {"channel": _TEXT}),
+    ReferralEvent: ({"referral_code": _TEXT}, {"channel": _TEXT}),
+}
+
+_MODEL = -1  # a declared field the model must check
+
+
+class PlainRule(NamedTuple):
+    """How :func:`plain_properties` checks one model's properties."""
+
+    required: tuple[tuple[str, int], ...]
+    fields: dict[str, int]  # declared field -> length limit, or _MODEL
+
+
+def _rule(model: type[BaseModel]) -> PlainRule | None:
+    spec = _PLAIN_FIELDS.get(model)
+    if spec is None:
+        return None
+    required, optional = spec
+    declared = model.model_fields
+    if {n for n, f in declared.items() if f.is_required()} != set(required):
+        return None  # the model changed: let it decide
+    fields = dict.fromkeys(declared, _MODEL)
+    fields.update({n: limit for n, limit in {**required, **optional}.items() if n in declared})
+    return PlainRule(tuple(required.items()), fields)
+
+
+PLAIN_RULES: dict[type[BaseModel], PlainRule] = {
+    model: rule for model in _PLAIN_FIELDS if (rule := _rule(model)) is not None
+}
+
+
+def plain_properties(rule: PlainRule, props: dict[str, Any]) -> bool:
+    """True when the model of ``rule`` accepts ``props`` and no field needs its instance.
+
+    A text field must be a non-empty string without surrounding spaces (the model strips them
+    and refuses what is left empty), an identifier any string (a blank one becomes null), each
+    within its length limit; an optional field may be null; extra keys are kept as sent, as
+    the models do (``extra="allow"``).
+    """
+    for name, _limit in rule.required:
+        if props.get(name) is None:
+            return False
+    fields = rule.fields
+    for key, value in props.items():
+        limit = fields.get(key)
+        if limit is None:
+            continue  # an extra property
+        if limit == _MODEL:
+            return False
+        if value is None:
+            continue  # an optional field left empty (a required one was refused above)
+        if type(value) is not str:
+            return False
+        if limit == _TEXT:  # stripped, then it must not be empty
+            if not value or value[0].isspace() or value[-1].isspace() or len(value) > _TEXT:
+                return False
+        elif limit and len(value) > limit:
+            return False
+    return True

@@ -301,13 +301,58 @@ def _birthday(traits: dict[str, Any]) -> date | None:
     return None
 
 
+def identify_traits(calls: list[ValidCall]) -> dict[str, dict[str, Any]]:
+    """The traits of the chunk's identify calls merged per customer, in time order."""
+    merged: dict[str, dict[str, Any]] = {}
+    for v in sorted((v for v in calls if v.fields["type"] == "identify"), key=_at):
+        traits = v.fields.get("traits")
+        if traits and v.customer_id:
+            merged[v.customer_id] = {**merged.get(v.customer_id, {}), **traits}
+    return merged
+
+
+def trait_columns(traits_of: list[dict[str, Any]]) -> dict[str, pa.Array]:
+    """The customers table's trait columns for customers with these merged traits."""
+    n = len(traits_of)
+    with_traits = [i for i, t in enumerate(traits_of) if t]  # the per-trait work only for them
+
+    def column(fn: Any, arrow_type: pa.DataType) -> pa.Array:
+        values: list[Any] = [None] * n
+        for i in with_traits:
+            values[i] = fn(traits_of[i])
+        return pa.array(values, arrow_type)
+
+    data: dict[str, pa.Array] = {}
+    for col in TRAIT_COLUMNS:
+        data[col] = column(lambda t, c=col: _trait(t, c), pa.string())
+    data["country"] = column(_country, pa.string())
+    data["currency"] = column(
+        lambda t: str(t["currency"]).upper()[:3] if t.get("currency") else None, pa.string()
+    )
+    data["birthday"] = column(_birthday, pa.date32())
+    data["traits"] = pa.array([_json(t) for t in traits_of], pa.string())
+    return data
+
+
+CUSTOMER_TRAIT_COLUMNS = (*TRAIT_COLUMNS, "country", "currency", "birthday", "traits")
+
+
+def traits_table(merged: dict[str, dict[str, Any]]) -> pa.Table:
+    """One row per customer with identify traits in the chunk: its trait columns."""
+    ids = list(merged)
+    data: dict[str, Any] = {"customer_id": pa.array(ids, pa.string())}
+    data.update(trait_columns([merged[cid] for cid in ids]))
+    return pa.table(data)
+
+
 def customers_table(
     workspace_id: str, calls: list[ValidCall], events: pa.Table, now: datetime
 ) -> pa.Table:
     """One row per provisional customer in the chunk: seen times and latest identify traits.
 
     Seen times aggregate columnar over the chunk's events; only identify calls (few) are
-    visited one by one to merge their traits in time order.
+    visited one by one to merge their traits in time order. (On DuckDB the pipeline does the
+    same in SQL over the staged events: ``pipeline.upsert_customers_from_events``.)
     """
     # Acero's thread pool costs milliseconds of hand-off per call: worth it only for a big
     # chunk, and a small one (an HTTP request's) is latency-bound.
@@ -323,14 +368,8 @@ def customers_table(
             ]
         )
     )
-    merged: dict[str, tuple[datetime, dict[str, Any]]] = {}
-    for v in sorted((v for v in calls if v.fields["type"] == "identify"), key=_at):
-        traits = v.fields.get("traits")
-        if traits and v.customer_id:
-            previous = merged.get(v.customer_id, (v.timestamp, {}))[1]
-            merged[v.customer_id] = (v.timestamp, {**previous, **traits})
+    merged = identify_traits(calls)
     ids = seen["customer_id"].to_pylist()
-    traits_of = [merged.get(cid, (now, {}))[1] for cid in ids]
     n = len(ids)
     data: dict[str, Any] = {
         "workspace_id": pa.array([workspace_id] * n, pa.string()),
@@ -338,23 +377,7 @@ def customers_table(
         "user_id": seen["user_id_min"],
         "anonymous_id": seen["anonymous_id_min"],
     }
-    # Only customers with identify traits in this chunk need the per-trait work.
-    with_traits = [i for i, t in enumerate(traits_of) if t]
-
-    def column(fn: Any, arrow_type: pa.DataType) -> pa.Array:
-        values: list[Any] = [None] * n
-        for i in with_traits:
-            values[i] = fn(traits_of[i])
-        return pa.array(values, arrow_type)
-
-    for col in TRAIT_COLUMNS:
-        data[col] = column(lambda t, c=col: _trait(t, c), pa.string())
-    data["country"] = column(_country, pa.string())
-    data["currency"] = column(
-        lambda t: str(t["currency"]).upper()[:3] if t.get("currency") else None, pa.string()
-    )
-    data["birthday"] = column(_birthday, pa.date32())
-    data["traits"] = pa.array([_json(t) for t in traits_of], pa.string())
+    data.update(trait_columns([merged.get(cid, {}) for cid in ids]))
     data["first_seen_at"] = seen["timestamp_min"]
     data["last_seen_at"] = seen["timestamp_max"]
     data["updated_at"] = pa.array([now] * n, TS)

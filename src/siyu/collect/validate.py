@@ -18,7 +18,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from siyu.collect.ecommerce import Properties
-from siyu.collect.fastpath import fast_fields
+from siyu.collect.fastpath import PLAIN_RULES, fast_fields, plain_properties
 from siyu.collect.quarantine import Rejection
 from siyu.collect.spec import CALL_TYPES, calls_adapter
 from siyu.registry import registry
@@ -40,7 +40,10 @@ class ValidCall:
     message_id: str
     timestamp: datetime  # naive UTC
     payload: dict[str, Any]
-    props: BaseModel | None = None  # validated properties of a documented event
+    # The validated properties of a documented event; None for other events, and for
+    # documented ones whose properties the fast path found plain (nothing reads the instance:
+    # fastpath.plain_properties).
+    props: BaseModel | None = None
     customer_id: str | None = None  # provisional customer, set by the pipeline
 
     @property
@@ -248,11 +251,23 @@ def _validate_properties(
 ) -> set[int]:
     """Check the properties of documented events, one pydantic-core call per event name.
 
-    Sets ``props`` of each call that passes; returns the indices in ``valid`` that were
-    rejected (their rejection is added to ``result``).
+    Plain properties (only short strings in the model's declared fields) are accepted by the
+    fast path without a model instance. Sets ``props`` of each call the model checked; returns
+    the indices in ``valid`` that were rejected (their rejection is added to ``result``).
     """
     bad_indices: set[int] = set()
-    for event, indices in groups.items():
+    for event, group in groups.items():
+        rule = PLAIN_RULES.get(schemas[event])
+        if rule is None:
+            indices = group
+        else:  # plain properties need no model instance (fastpath.plain_properties)
+            indices = [
+                i
+                for i in group
+                if not plain_properties(rule, valid[i].fields.get("properties") or {})
+            ]
+            if not indices:
+                continue
         adapter = _list_adapter(schemas[event])
         values = [valid[i].fields.get("properties") or {} for i in indices]
         try:

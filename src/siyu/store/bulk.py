@@ -228,14 +228,37 @@ def upsert(
     if data.num_rows == 0:
         return
     name = stage(conn, table, data)
+    try:
+        upsert_select(
+            conn,
+            table,
+            data.column_names,
+            f"SELECT {_columns(data)} FROM {name}",
+            key,
+            updates,
+        )
+    finally:
+        unstage(conn, name)
+
+
+def upsert_select(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    select: str,
+    key: Sequence[str],
+    updates: dict[str, str],
+) -> None:
+    """:func:`upsert` of the rows a ``SELECT`` makes (of staged data), in one statement.
+
+    For rows the database derives itself (a group-by over a staged chunk), so that they need
+    not be built in Python and staged again. The ``SELECT`` must not repeat a key.
+    """
     target = _quote(table.name)
     sets = ", ".join(
         f"{_quote(col)} = {expr.replace('t.', target + '.')}" for col, expr in updates.items()
     )
-    try:
-        conn.exec_driver_sql(
-            f"INSERT INTO {target} ({_columns(data)}) SELECT {_columns(data)} FROM {name} "
-            f"ON CONFLICT ({', '.join(_quote(k) for k in key)}) DO UPDATE SET {sets}"
-        )
-    finally:
-        unstage(conn, name)
+    conn.exec_driver_sql(
+        f"INSERT INTO {target} ({', '.join(_quote(c) for c in columns)}) {select} "
+        f"ON CONFLICT ({', '.join(_quote(k) for k in key)}) DO UPDATE SET {sets}"
+    )
