@@ -99,18 +99,23 @@ def tuples_sql(dialect: str, ids: str | None, since: bool = False) -> str:
     """
 
 
-def stored_tuples_sql(senders: str) -> str:
-    """The stored tuples (``identity_tuples``) of the staged ``senders``, aggregated as
-    :func:`tuples_sql` aggregates the events (a tuple can have a row per run that saw it)."""
+def stored_tuples_sql(senders: str, batch: str) -> str:
+    """The stored tuples (``identity_tuples``) of the staged ``senders`` and the staged
+    ``batch`` tuples, aggregated as :func:`tuples_sql` aggregates the events (a tuple can have
+    a row per run that saw it); ``stored`` tells tuples with a stored row."""
+    columns = (
+        "source_id, user_id, anonymous_id, previous_id, email, phone, country, first_seen, "
+        "last_seen, message_id, sender"
+    )
     return f"""
         SELECT t.source_id, s.kind AS source_kind, t.user_id, t.anonymous_id, t.previous_id,
                t.email, t.phone, t.country, min(t.first_seen) AS first_seen,
                max(t.last_seen) AS last_seen, min(t.message_id) AS message_id,
-               min(t.sender) AS sender
-        FROM identity_tuples t JOIN (SELECT DISTINCT sender FROM {senders}) k
-          ON k.sender = t.sender
-        LEFT JOIN sources s ON s.source_id = t.source_id AND s.workspace_id = t.workspace_id
-        WHERE t.workspace_id = :ws
+               min(t.sender) AS sender, max(t.stored) AS stored
+        FROM (SELECT {columns}, 1 AS stored FROM identity_tuples x
+              WHERE x.workspace_id = :ws AND x.sender IN (SELECT sender FROM {senders})
+              UNION ALL SELECT {columns}, 0 AS stored FROM {batch}) t
+        LEFT JOIN sources s ON s.source_id = t.source_id AND s.workspace_id = :ws
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
         ORDER BY 1, 3, 4, 5, 6, 7, 8
     """
@@ -260,13 +265,25 @@ def fetch_tuples(
         unstage(conn, ids_name)
 
 
-def fetch_sender_tuples(conn: sa.Connection, workspace_id: str, senders: pa.Array) -> pa.Table:
-    """Every stored tuple of the given senders (their hashes): an incremental run's history."""
+def fetch_sender_tuples(
+    conn: sa.Connection, workspace_id: str, senders: pa.Array, batch: pa.Table
+) -> tuple[pa.Table, pa.Array]:
+    """Every stored tuple of the given senders (their hashes) with the ``batch``'s (not yet
+    stored): an incremental run's history. Also returns the senders that have a stored tuple.
+    """
     name = stage(conn, identity_tuples, pa.table({"sender": senders.cast(pa.int64())}))
+    bname = stage(conn, identity_tuples, batch.select(STORED_TUPLE_COLUMNS))
     try:
-        return _tuples(query_arrow(conn, stored_tuples_sql(name), {"ws": workspace_id}))
+        found = query_arrow(conn, stored_tuples_sql(name, bname), {"ws": workspace_id})
     finally:
         unstage(conn, name)
+        unstage(conn, bname)
+    if found.num_rows:
+        stored = pc.greater(found.column("stored").cast(pa.int64()), 0)
+        history = pc.unique(found.column("sender").filter(stored).combine_chunks())
+    else:
+        history = pa.array([], pa.int64())
+    return _tuples(found), history.cast(pa.int64())
 
 
 def _tuples(table: pa.Table) -> pa.Table:

@@ -120,67 +120,46 @@ def resolve_new_events(
     events: the events are then read by their receipt time, which DuckDB prunes by zone maps,
     instead of a scan of every stored message id.
 
-    The batch's tuples are recorded in ``identity_tuples``; the history of every sender the
-    batch reaches is read from there (an integer join), not from the events.
+    Each large table is read as few times as the lookups allow (DuckDB has no index lookups for
+    a set of keys: every lookup is a scan of the table's columns): the identities of the
+    reached components once, the anchors on them once, the history of their senders from
+    ``identity_tuples`` (an integer join) together with the batch's tuples, which are then
+    recorded there.
     """
     if not message_ids:
         return ResolveReport()
     region = _region(conn, workspace_id)
-    tuples = fetch_tuples(conn, workspace_id, message_ids, since=received_from)
-    store_tuples(conn, workspace_id, tuples)
+    batch = fetch_tuples(conn, workspace_id, message_ids, since=received_from)
     memo: Memo = {}
-    first = build_graph(workspace_id, tuples, region, memo)
-    keys = _keys_table(workspace_id, first.keys)
+    first = build_graph(workspace_id, batch, region, memo)
     # Generic userIds and alias previousIds are read against other senders' raw ids, so senders
     # with the same raw id are affected too, even when no identity node is shared yet.
     raw = sorted(
         {
             str(v)
             for c in ("user_id", "previous_id")
-            for v in tuples.column(c).drop_null().to_pylist()
+            for v in batch.column(c).drop_null().to_pylist()
             if v
         }
     )
-    name = stage(conn, t.identities, keys)
-    rname = stage(conn, t.identity_anchors, pa.table({"user_id": pa.array(raw, pa.string())}))
-    try:
-        # The components the batch reaches (materialised first: joining the whole anchors and
-        # identities tables before filtering by component costs a scan of both per batch),
-        # their identifiers, then the senders anchored on them.
-        senders = query_arrow(
-            conn,
-            "WITH c AS MATERIALIZED (SELECT i2.component_id FROM identities i2 "
-            f"JOIN {name} k ON i2.kind = k.kind AND i2.value = k.value "
-            "WHERE i2.workspace_id = :ws UNION SELECT i3.component_id FROM ("
-            "SELECT a3.kind, a3.value FROM identity_anchors a3 "
-            f"JOIN {rname} r ON r.user_id = a3.user_id WHERE a3.workspace_id = :ws "
-            # Two equality joins, not one ON ... OR ...: an OR join is a nested loop.
-            "UNION SELECT a4.kind, a4.value FROM identity_anchors a4 "
-            f"JOIN {rname} r4 ON r4.user_id = a4.anonymous_id WHERE a4.workspace_id = :ws"
-            ") s JOIN identities i3 ON i3.kind = s.kind AND i3.value = s.value "
-            "WHERE i3.workspace_id = :ws), "
-            "n AS MATERIALIZED (SELECT i.kind, i.value FROM identities i "
-            "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws) "
-            f"SELECT DISTINCT {sender_sql(conn.dialect.name, 'a')} AS sender "
-            "FROM identity_anchors a "
-            "JOIN n ON a.kind = n.kind AND a.value = n.value WHERE a.workspace_id = :ws",
-            {"ws": workspace_id},
-        )
-    finally:
-        unstage(conn, name)
-        unstage(conn, rname)
-    wanted = pa.concat_arrays(
-        [
-            senders.column("sender").combine_chunks().cast(pa.int64())
-            if senders.num_rows
-            else pa.array([], pa.int64()),
-            tuples.column("sender").combine_chunks(),
-        ]
+    reached = _reached(conn, workspace_id, first.keys, raw)
+    tuples, had_history = fetch_sender_tuples(
+        conn,
+        workspace_id,
+        pc.unique(
+            pa.concat_arrays(
+                [
+                    reached.anchors.column(SENDER).combine_chunks(),
+                    batch.column("sender").combine_chunks(),
+                ]
+            )
+        ),
+        batch,
     )
-    graph = build_graph(
-        workspace_id, fetch_sender_tuples(conn, workspace_id, pc.unique(wanted)), region, memo
-    )
-    old = _stored(conn, workspace_id, graph)
+    store_tuples(conn, workspace_id, batch)
+    graph = build_graph(workspace_id, tuples, region, memo)
+    del tuples
+    old = _stored(conn, workspace_id, graph, first.keys, reached, had_history)
     return _apply(
         conn,
         workspace_id,
@@ -216,55 +195,187 @@ class _Stored:
     conflicts: pa.Table
 
 
+SENDER = "__sender"
+"""The sender hash of a stored anchor, read with it."""
+
+
+def _arrow_type(column: sa.Column[object]) -> pa.DataType:
+    if isinstance(column.type, sa.DateTime):
+        return pa.timestamp("us")
+    if isinstance(column.type, sa.BigInteger):
+        return pa.int64()
+    return pa.string()
+
+
+def _typed(rows: pa.Table, table: sa.Table) -> pa.Table:
+    """Stored rows with the table's Arrow types (a PostgreSQL result without rows has none;
+    DuckDB may hand strings over as views)."""
+    types = {c.name: _arrow_type(c) for c in table.columns}
+    types[ROWID] = types[SENDER] = pa.int64()
+    return pa.table(
+        {
+            name: rows.column(name).cast(types[name])
+            if rows.column(name).type != types[name]
+            else rows.column(name)
+            for name in rows.column_names
+        }
+    )
+
+
 def _select(conn: sa.Connection, alias: str) -> str:
     """A stored row's columns, with its rowid on DuckDB (rows are then deleted by rowid)."""
     rowid = f"{alias}.rowid AS {ROWID}, " if conn.dialect.name == "duckdb" else ""
     return f"{rowid}{alias}.*"
 
 
-def _stored(conn: sa.Connection, workspace_id: str, graph: Graph) -> _Stored:
-    """Read the stored rows the incremental graph replaces: the anchors of its senders, every
-    identifier of the components its nodes or those anchors are in, and the links and
-    conflicts of those identifiers (or of its own nodes)."""
+def _reached(conn: sa.Connection, workspace_id: str, keys: list[str], raw: list[str]) -> _Stored:
+    """The stored components a batch reaches (through its identifiers, or senders whose raw
+    id it names): their identities and the anchors on them, each read once, with rowids."""
     ws = {"ws": workspace_id}
-    aname = stage(conn, t.identity_anchors, pa.table({"anchor_id": graph.anchors.anchor_id}))
-    try:
-        anchors = query_arrow(
-            conn,
-            f"SELECT {_select(conn, 'a')} FROM identity_anchors a "
-            f"JOIN {aname} s ON s.anchor_id = a.anchor_id WHERE a.workspace_id = :ws",
-            ws,
-        )
-    finally:
-        unstage(conn, aname)
-    own = _keys_table(workspace_id, graph.keys)
-    seen = anchors.filter(pc.is_valid(anchors.column("kind"))).select(["kind", "value"])
-    probe = pa.concat_tables([own.select(["kind", "value"]), _as_strings(seen)])
+    probe = _keys_table(workspace_id, keys).select(["kind", "value"])
+    if raw:
+        rname = stage(conn, t.identity_anchors, pa.table({"user_id": pa.array(raw, pa.string())}))
+        try:
+            # Two equality joins, not one ON ... OR ...: an OR join is a nested loop.
+            named = query_arrow(
+                conn,
+                " UNION ".join(
+                    f"SELECT a.kind, a.value FROM identity_anchors a JOIN {rname} r "
+                    f"ON r.user_id = a.{column} WHERE a.workspace_id = :ws AND a.kind IS NOT NULL"
+                    for column in ("user_id", "anonymous_id")
+                ),
+                ws,
+            )
+        finally:
+            unstage(conn, rname)
+        probe = pa.concat_tables([probe, _as_strings(named.select(["kind", "value"]))])
     name = stage(conn, t.identities, probe)
     try:
-        identities = query_arrow(
-            conn,
-            "WITH c AS MATERIALIZED (SELECT DISTINCT i2.component_id FROM identities i2 "
-            f"JOIN {name} k ON k.kind = i2.kind AND k.value = i2.value "
-            "WHERE i2.workspace_id = :ws) "
-            f"SELECT {_select(conn, 'i')} FROM identities i "
-            "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws",
-            ws,
+        # The components first (materialised: joining the whole identities table before
+        # filtering by component costs a scan and a hash of it), then their identifiers.
+        identities = _typed(
+            query_arrow(
+                conn,
+                "WITH c AS MATERIALIZED (SELECT DISTINCT i2.component_id FROM identities i2 "
+                f"JOIN {name} k ON k.kind = i2.kind AND k.value = i2.value "
+                "WHERE i2.workspace_id = :ws) "
+                f"SELECT {_select(conn, 'i')} FROM identities i "
+                "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws",
+                ws,
+            ),
+            t.identities,
         )
     finally:
         unstage(conn, name)
-    gone = pa.concat_tables(
-        [own.select(["kind", "value"]), _as_strings(identities.select(["kind", "value"]))]
+    anchors = _anchors_on(conn, workspace_id, identities)
+    none = identities.slice(0, 0)
+    return _Stored(identities, none, anchors, none)
+
+
+def _anchors_on(conn: sa.Connection, workspace_id: str, identities: pa.Table) -> pa.Table:
+    """The stored anchors whose node is one of ``identities``, with their sender hash."""
+    nodes = _as_strings(identities.select(["kind", "value"]))
+    name = stage(conn, t.identities, nodes)
+    try:
+        return _typed(
+            query_arrow(
+                conn,
+                f"SELECT {_select(conn, 'a')}, {sender_sql(conn.dialect.name, 'a')} "
+                f"AS {SENDER} FROM identity_anchors a JOIN {name} n "
+                "ON a.kind = n.kind AND a.value = n.value WHERE a.workspace_id = :ws",
+                {"ws": workspace_id},
+            ),
+            t.identity_anchors,
+        )
+    finally:
+        unstage(conn, name)
+
+
+def _stored(
+    conn: sa.Connection,
+    workspace_id: str,
+    graph: Graph,
+    batch_keys: list[str],
+    reached: _Stored,
+    had_history: pa.Array,
+) -> _Stored:
+    """The stored rows the incremental graph replaces: the anchors of its senders, every
+    identifier of the components its nodes or those anchors are in, and the links and
+    conflicts of those identifiers (or of its own nodes).
+
+    Most of it was read with the reached components: only senders with a history but no
+    anchor on them, and identifiers outside them that are neither in the batch (whose absence
+    the first look-up showed), are looked up again, which is rarely needed.
+    """
+    ws = {"ws": workspace_id}
+    anchors = reached.anchors
+    # Senders of the graph with a history whose anchor was not read (not on a reached node).
+    missing = pc.filter(had_history, pc.invert(pc.is_in(had_history, anchors.column(SENDER))))
+    if len(missing):
+        name = stage(conn, t.identity_tuples, pa.table({"sender": missing}))
+        try:
+            more = query_arrow(
+                conn,
+                f"SELECT {_select(conn, 'a')}, {sender_sql(conn.dialect.name, 'a')} "
+                f"AS {SENDER} FROM identity_anchors a WHERE a.workspace_id = :ws AND "
+                f"{sender_sql(conn.dialect.name, 'a')} IN (SELECT sender FROM {name})",
+                ws,
+            )
+        finally:
+            unstage(conn, name)
+        anchors = pa.concat_tables([anchors, _typed(more, t.identity_anchors)])
+    ids = graph.anchors.anchor_id
+    anchors = anchors.filter(pc.is_in(anchors.column("anchor_id").cast(pa.string()), ids))
+    identities = reached.identities
+    own = _keys_table(workspace_id, graph.keys).select(["kind", "value"])
+    probe = pa.concat_tables(
+        [
+            own,
+            _as_strings(
+                anchors.filter(pc.is_valid(anchors.column("kind"))).select(["kind", "value"])
+            ),
+        ]
     )
+    known = pa.concat_arrays(
+        [
+            _key_text(_as_strings(identities.select(["kind", "value"]))),
+            pa.array(batch_keys, pa.string()),
+        ]
+    )
+    probe = probe.filter(pc.invert(pc.is_in(_key_text(probe), known)))
+    if probe.num_rows:
+        name = stage(conn, t.identities, probe)
+        try:
+            more = query_arrow(
+                conn,
+                "WITH c AS MATERIALIZED (SELECT DISTINCT i2.component_id FROM identities i2 "
+                f"JOIN {name} k ON k.kind = i2.kind AND k.value = i2.value "
+                "WHERE i2.workspace_id = :ws) "
+                f"SELECT {_select(conn, 'i')} FROM identities i "
+                "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws",
+                ws,
+            )
+        finally:
+            unstage(conn, name)
+        if more.num_rows:
+            more = _typed(more, t.identities)
+            seen = _key_text(identities.select(["kind", "value"]))
+            more = more.filter(pc.invert(pc.is_in(_key_text(more), seen)))
+            identities = pa.concat_tables([identities, _typed(more, t.identities)])
+    gone = pa.concat_tables([own, _as_strings(identities.select(["kind", "value"]))])
     gname = stage(conn, t.identities, gone)
     try:
+        # A stored link joins two identifiers of one component unless an operator detached
+        # one of them (components ignore a detached identifier's links): without detached
+        # identifiers, the links of the gone identifiers are those whose first side is one.
+        sides = ("a", "b") if _has_detached(conn, workspace_id) else ("a",)
         links = query_arrow(
             conn,
             " UNION ".join(
                 f"SELECT {_select(conn, 'l')} FROM identity_links l JOIN {gname} g "
                 f"ON g.kind = l.kind_{side} AND g.value = l.value_{side} "
                 "WHERE l.workspace_id = :ws"
-                for side in ("a", "b")
+                for side in sides
             ),
             ws,
         )
@@ -277,7 +388,30 @@ def _stored(conn: sa.Connection, workspace_id: str, graph: Graph) -> _Stored:
         )
     finally:
         unstage(conn, gname)
-    return _Stored(identities, links, anchors, conflicts)
+    return _Stored(
+        identities,
+        _typed(links, t.identity_links),
+        anchors,
+        _typed(conflicts, t.identity_conflicts),
+    )
+
+
+def _has_detached(conn: sa.Connection, workspace_id: str) -> bool:
+    o = t.identity_overrides
+    found = conn.execute(
+        sa.select(o.c.kind).where(o.c.workspace_id == workspace_id, o.c.action == "detach").limit(1)
+    ).first()
+    return found is not None
+
+
+def _key_text(table: pa.Table) -> pa.Array:
+    """'kind<US>value' per row, as the graph's keys are written."""
+    if table.num_rows == 0:
+        return pa.array([], pa.string())
+    out = pc.binary_join_element_wise(
+        table.column("kind").cast(pa.string()), table.column("value").cast(pa.string()), SEP
+    )
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
 def _as_strings(table: pa.Table) -> pa.Table:
