@@ -45,28 +45,43 @@ def _time(value: object) -> datetime | bool | None:
     return parsed if parsed.tzinfo is not None else False
 
 
-def _ident(value: object) -> str | bool | None:
-    """A plain id as the models would keep it: None when absent, False when they must decide."""
-    if value is None:
-        return None
-    if type(value) is str and 0 < len(value) <= 200 and not value[0].isspace():
-        return False if value[-1].isspace() else value
-    return False
-
-
 def fast_fields(payload: dict[str, Any]) -> dict[str, Any] | None:
-    """The model field values of a plain call, or None to let the models decide."""
-    kind = payload.get("type")
+    """The model field values of a plain call, or None to let the models decide.
+
+    An id is kept as the models keep it only when it is a string of 1 to 200 characters
+    without surrounding spaces (the models strip them); each check is written out, as this
+    runs once per event.
+    """
+    get = payload.get
+    kind = get("type")
     if type(kind) is not str or kind not in _FAST_TYPES:  # a list/dict type is unhashable
         return None
-    message_id = _ident(payload.get("messageId"))
-    user_id = _ident(payload.get("userId"))
-    anonymous_id = _ident(payload.get("anonymousId"))
-    if message_id is False or user_id is False or anonymous_id is False:
+    message_id = get("messageId")
+    if message_id is not None and (
+        type(message_id) is not str
+        or not 0 < len(message_id) <= 200
+        or message_id[0].isspace()
+        or message_id[-1].isspace()
+    ):
+        return None
+    user_id = get("userId")
+    if user_id is not None and (
+        type(user_id) is not str
+        or not 0 < len(user_id) <= 200
+        or user_id[0].isspace()
+        or user_id[-1].isspace()
+    ):
+        return None
+    anonymous_id = get("anonymousId")
+    if anonymous_id is not None and (
+        type(anonymous_id) is not str
+        or not 0 < len(anonymous_id) <= 200
+        or anonymous_id[0].isspace()
+        or anonymous_id[-1].isspace()
+    ):
         return None
     if user_id is None and anonymous_id is None:
         return None
-    get = payload.get
     timestamp = get("timestamp")
     if timestamp is not None:
         timestamp = _time(timestamp)
@@ -83,14 +98,41 @@ def fast_fields(payload: dict[str, Any]) -> dict[str, Any] | None:
         if original is False:
             return None
     context = get("context")
-    integrations = get("integrations")
     if context is None:
         context = {}
     elif type(context) is not dict:
         return None
+    integrations = get("integrations")
     if integrations is None:
         integrations = {}
     elif type(integrations) is not dict:
+        return None
+    if kind == "track":
+        event = get("event")
+        if type(event) is not str or not 0 < len(event) <= 200:
+            return None
+        properties = get("properties")
+        if properties is None:
+            properties = {}
+        elif type(properties) is not dict:
+            return None
+        return {
+            "type": kind,
+            "message_id": message_id,
+            "user_id": user_id,
+            "anonymous_id": anonymous_id,
+            "timestamp": timestamp,
+            "sent_at": sent_at,
+            "original_timestamp": original,
+            "properties": properties,
+            "context": context,
+            "integrations": integrations,
+            "event": event,
+        }
+    doc = get("traits" if kind == "identify" else "properties")
+    if doc is None:
+        doc = {}
+    elif type(doc) is not dict:
         return None
     fields: dict[str, Any] = {
         "type": kind,
@@ -101,23 +143,13 @@ def fast_fields(payload: dict[str, Any]) -> dict[str, Any] | None:
         "sent_at": sent_at,
         "original_timestamp": original,
     }
-    doc = get("traits" if kind == "identify" else "properties")
-    if doc is None:
-        doc = {}
-    elif type(doc) is not dict:
-        return None
     if kind == "identify":
         fields["traits"] = doc
     else:
         fields["properties"] = doc
     fields["context"] = context
     fields["integrations"] = integrations
-    if kind == "track":
-        event = get("event")
-        if type(event) is not str or not 0 < len(event) <= 200:
-            return None
-        fields["event"] = event
-    elif kind != "identify":
+    if kind != "identify":
         for key in ("name", "category"):
             value = get(key)
             if value is not None and (type(value) is not str or len(value) > 200):

@@ -46,8 +46,12 @@ def customer_key(workspace_id: str, user_id: str | None, anonymous_id: str | Non
         key = "a:" + anonymous_id
     else:
         return None
-    digest = hashlib.blake2b(f"{workspace_id}|{key}".encode(), digest_size=10).hexdigest()
-    return "cus_" + digest
+    digest = _BLAKE2B_10.copy()  # a copy skips parsing the constructor's keyword arguments
+    digest.update(f"{workspace_id}|{key}".encode())
+    return "cus_" + digest.hexdigest()
+
+
+_BLAKE2B_10 = hashlib.blake2b(digest_size=10)
 
 
 def _json(value: Any) -> str | None:
@@ -61,6 +65,7 @@ def events_table(
 ) -> pa.Table:
     n = len(calls)
     f = [v.fields for v in calls]
+    dumps = orjson.dumps
     return pa.table(
         {
             "workspace_id": pa.array([workspace_id] * n, pa.string()),
@@ -76,9 +81,19 @@ def events_table(
             "previous_id": pa.array([x.get("previous_id") for x in f], pa.string()),
             "timestamp": pa.array([v.timestamp for v in calls], TS),
             "received_at": pa.array([received_at] * n, TS),
-            "properties": pa.array([_json(x.get("properties")) for x in f], pa.string()),
-            "traits": pa.array([_json(x.get("traits")) for x in f], pa.string()),
-            "context": pa.array([_json(x["context"]) for x in f], pa.string()),
+            # _json written out: one call fewer per value
+            "properties": pa.array(
+                [dumps(p, default=str).decode() if (p := x.get("properties")) else None for x in f],
+                pa.string(),
+            ),
+            "traits": pa.array(
+                [dumps(t, default=str).decode() if (t := x.get("traits")) else None for x in f],
+                pa.string(),
+            ),
+            "context": pa.array(
+                [dumps(c, default=str).decode() if (c := x["context"]) else None for x in f],
+                pa.string(),
+            ),
         }
     )
 

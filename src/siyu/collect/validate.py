@@ -150,7 +150,10 @@ def validate_chunk(
     event, so it is where ingestion spends most of its time (benchmarks/ingest.py).
     """
     result = ChunkResult()
-    parsed: list[tuple[int, dict[str, Any]]] = []
+    # (position, payload, field values); the values are None until the models have checked
+    # a call the fast path left to them (its index is in ``slow``).
+    parsed: list[tuple[int, dict[str, Any], dict[str, Any] | None]] = []
+    slow: list[int] = []
     for index, item in enumerate(records, start):
         position, payload = item if type(item) is Record else (index, item)
         if type(payload) is dict:
@@ -175,9 +178,13 @@ def validate_chunk(
                     )
                 )
                 continue
-        parsed.append((position, payload))
+        fields = fast_fields(payload)  # fused here: the payload is still in the CPU caches
+        if fields is None:
+            slow.append(len(parsed))
+        parsed.append((position, payload, fields))
+    if slow:
+        _validate_slow(parsed, slow, result)
 
-    calls = _validate_calls(parsed, result)
     received_utc = received_at.replace(tzinfo=UTC)
     try:  # a later timestamp is in the future (one comparison per record, not a subtraction)
         latest = received_utc + max_future_skew
@@ -187,7 +194,10 @@ def validate_chunk(
     valid: list[ValidCall] = []
     append = valid.append
     groups: dict[str, list[int]] = {}
-    for (position, payload), call in calls:
+    for position, payload, checked in parsed:
+        if checked is None:
+            continue  # refused by the models
+        call = checked
         when = call["timestamp"]
         if when is None:
             when = call["original_timestamp"]
@@ -298,20 +308,20 @@ def _validate_properties(
     return bad_indices
 
 
-def _validate_calls(
-    parsed: list[tuple[int, dict[str, Any]]], result: ChunkResult
-) -> list[tuple[tuple[int, dict[str, Any]], dict[str, Any]]]:
-    """Field values of every valid call, in input order.
+def _validate_slow(
+    parsed: list[tuple[int, dict[str, Any], dict[str, Any] | None]],
+    slow: list[int],
+    result: ChunkResult,
+) -> None:
+    """Field values of the calls the fast path left to the models, set in ``parsed``.
 
-    Plain calls take the fast path; the rest go to pydantic-core in one call, and only failing
-    ones are validated again, alone, to word their error.
+    They go to pydantic-core in one call, and only failing ones are validated again, alone, to
+    word their error; a refused call keeps None.
     """
-    fields: list[dict[str, Any] | None] = [fast_fields(p) for _, p in parsed]
-    slow = [i for i, f in enumerate(fields) if f is None]
-    if slow:
-        for i, call in _validate_models([parsed[i] for i in slow], slow, result):
-            fields[i] = call
-    return [(item, f) for item, f in zip(parsed, fields, strict=True) if f is not None]
+    items = [(parsed[i][0], parsed[i][1]) for i in slow]
+    for i, call in _validate_models(items, slow, result):
+        position, payload, _ = parsed[i]
+        parsed[i] = (position, payload, call)
 
 
 def _validate_models(
