@@ -71,6 +71,12 @@ def _digests(text: Col) -> pa.Array:
     )
 
 
+def _taken(values: Any, at: pa.Array) -> Any:
+    """``values.take(at)``; ``values`` itself when ``at`` is every position in order (the
+    plain orders are usually all of a slice's, and a take copies every value)."""
+    return values if len(at) == len(values) else values.take(at)
+
+
 def _blank(values: Col) -> Col:
     return pc.fill_null(values, "")
 
@@ -351,8 +357,8 @@ def build_batch(
     order_of_row = np.repeat(np.arange(keys.count), np.diff(np.append(keys.starts, n)))
     row_take = pa.array(np.flatnonzero(plain[order_of_row]), pa.int64())
     take = pa.array(np.flatnonzero(plain), pa.int64())
-    h = keys.heads.take(take)
-    lines_src = table.select(list(_LINE_TEXT)).take(row_take)
+    h = _taken(keys.heads, take)
+    lines_src = _taken(table.select(list(_LINE_TEXT)), row_take)
     line_order = order_of_row[np.flatnonzero(plain[order_of_row])]
     m = h.num_rows
     # Lines: product ids, quantities, JSON of each line, then per order through list offsets.
@@ -395,12 +401,12 @@ def build_batch(
         trim=False,
     )
     placed = pc.strptime(h["created_at"], format="%Y-%m-%dT%H:%M:%SZ", unit="us")
-    user_id = keys.user_id.take(take)
-    anonymous_id = keys.anonymous_id.take(take)
+    user_id = _taken(keys.user_id, take)
+    anonymous_id = _taken(keys.anonymous_id, take)
     customer_id = _customer_ids(workspace_id, user_id, anonymous_id)
     order_ids = h["order_id"]
     base = pc.binary_join_element_wise(f"import:{spec.vendor}:", order_ids, "")
-    order_mid = pc.binary_join_element_wise(base, keys.order_digest.take(take), ":")
+    order_mid = pc.binary_join_element_wise(base, _taken(keys.order_digest, take), ":")
     position = pa.array(origin_row + keys.starts[plain], pa.int64())
     # Amounts by the Segment convention (see rows.order_row).
     money = {k: pc.cast(h[k], rows.MONEY) for k in ("total", "subtotal", "shipping", "tax",
@@ -651,7 +657,7 @@ def _identify_events(
     keeps the first of a batch and counts the others as duplicates. They are dropped here
     before any column is built for them, and their number is returned for the summary.
     """
-    traits = keys.traits.take(take)
+    traits = _taken(keys.traits, take)
     has = pc.is_valid(traits["email"])
     for k in _TRAITS[1:]:
         has = pc.or_(has, pc.is_valid(traits[k]))
@@ -659,13 +665,13 @@ def _identify_events(
     codes = keys.identify_code[np.asarray(take.to_numpy(), dtype=np.int64)[sending]]
     _, first = np.unique(codes, return_index=True)
     keep = pa.array(sending[np.sort(first)], pa.int64())
-    traits = traits.take(keep)
-    digest = keys.identify_digest.take(take).take(keep)
+    traits = _taken(traits, keep)
+    digest = _taken(_taken(keys.identify_digest, take), keep)
     mid = pc.binary_join_element_wise(f"import:{spec.vendor}:identify:", digest, "")
     doc = _object(*(_member(k, traits[k]) for k in _TRAITS))
     cols = _base_columns(
-        mid, "identify", None, placed.take(keep), user_id.take(keep), anonymous_id.take(keep),
-        customer_id.take(keep), position.take(keep),
+        mid, "identify", None, _taken(placed, keep), _taken(user_id, keep),
+        _taken(anonymous_id, keep), _taken(customer_id, keep), _taken(position, keep),
     )  # fmt: skip
     cols["traits"] = doc
     for k in _TRAITS:
@@ -680,9 +686,9 @@ def _consent_events(
     # Only the orders with a value in the column send one: they are picked first.
     keep = pa.array(np.flatnonzero(np.asarray(pc.is_valid(accepted).to_numpy(
         zero_copy_only=False), dtype=bool)), pa.int64())  # fmt: skip
-    accepted = accepted.take(keep)
+    accepted = _taken(accepted, keep)
     status = pc.if_else(accepted, "granted", "denied")
-    mid = pc.binary_join_element_wise(base.take(keep), f"consent:{channel}", status, ":")
+    mid = pc.binary_join_element_wise(_taken(base, keep), f"consent:{channel}", status, ":")
     evidence = f"{spec.name} export: accepts {channel} marketing column"
 
     def doc(value: str) -> str:
@@ -691,8 +697,8 @@ def _consent_events(
 
     props = pc.if_else(accepted, doc("granted"), doc("denied"))
     cols = _base_columns(
-        mid, "consent", "Consent Updated", placed.take(keep), user_id.take(keep),
-        anonymous_id.take(keep), customer_id.take(keep), position.take(keep),
+        mid, "consent", "Consent Updated", _taken(placed, keep), _taken(user_id, keep),
+        _taken(anonymous_id, keep), _taken(customer_id, keep), _taken(position, keep),
     )  # fmt: skip
     m = len(mid)
     cols |= {
