@@ -64,9 +64,11 @@ _HEAD_TEXT = (
 
 
 def _digests(text: Col) -> pa.Array:
-    """A short content digest of each value (the message-id suffix)."""
+    """A short content digest of each value (the message-id suffix); the UTF-8 bytes are read
+    as binary (no Python string to encode again)."""
+    blake2b = hashlib.blake2b
     return pa.array(
-        [hashlib.blake2b(s.encode(), digest_size=16).hexdigest() for s in text.to_pylist()],
+        [blake2b(b, digest_size=16).hexdigest() for b in text.cast(pa.binary()).to_pylist()],
         pa.string(),
     )
 
