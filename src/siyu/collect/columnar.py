@@ -463,8 +463,9 @@ def ingest_columns(
                     if before_commit is not None:
                         before_commit(conn, report)
             except Exception as exc:
+                # (Arrow tables staged in the aborted transaction, which refused to
+                # unregister them, are released by its rollback.)
                 if optimistic and not stored and _key_conflict(exc):
-                    _drop_stages(conn)  # left registered by the aborted transaction
                     raise _Stored from exc
                 raise
         return report
@@ -493,17 +494,6 @@ def _key_conflict(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-def _drop_stages(conn: sa.Connection) -> None:
-    """Unregister the staged Arrow tables an aborted transaction kept from being removed."""
-    raw = conn.connection.driver_connection
-    names = raw.execute(  # type: ignore[union-attr]
-        "SELECT view_name FROM duckdb_views() WHERE temporary "
-        "AND view_name LIKE '\\_\\_siyu\\_stage\\_%' ESCAPE '\\'"
-    ).fetchall()
-    for (name,) in names:
-        raw.unregister(name)  # type: ignore[union-attr]
 
 
 def store_columns(
