@@ -105,3 +105,44 @@ def test_incremental_on_both_engines(rt: Runtime) -> None:
         incremental = _snapshot(conn)
         resolve_workspace(conn, ws.workspace_id)
         assert _snapshot(conn) == incremental
+
+
+def test_a_sender_an_older_alias_named_joins_it(rt: Runtime) -> None:
+    """An alias stored before the sender its previousId names (read then as a user_id of the
+    alias's source): when that sender arrives in a later batch, the incremental run links
+    them as a full rebuild does, and leaves no stale node behind (on every engine)."""
+    ws = rt.workspace()
+    tiktok_id = "7156185556595598065"
+    first = [
+        ("shopify", identify("6100000201", email="dee@mail.co", day=1, message_id="al-1")),
+        (
+            "shopify",
+            {
+                "type": "alias",
+                "userId": "6100000201",
+                "previousId": tiktok_id,
+                "messageId": "al-2",
+                "timestamp": "2025-01-02T10:00:00Z",
+            },
+        ),
+    ]
+    later = [("tiktok_shop", identify(tiktok_id, day=3, message_id="al-3"))]
+    with rt.db.engine.begin() as conn:
+        sources = {
+            name: ensure_source(conn, ws.workspace_id, name, name).source_id
+            for name in ("shopify", "tiktok_shop")
+        }
+    pipeline = rt.pipeline(ws)
+    for batch in (first, later):
+        for source in sorted({s for s, _ in batch}):
+            pipeline.ingest([m for s, m in batch if s == source], source_id=sources[source])
+        with rt.db.engine.begin() as conn:
+            resolve_new_events(conn, ws.workspace_id, [m["messageId"] for _, m in batch])
+    with rt.db.engine.begin() as conn:
+        incremental = _snapshot(conn)
+        resolve_workspace(conn, ws.workspace_id)
+        assert _snapshot(conn) == incremental
+    with rt.db.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT kind, customer_id FROM identities")).all()
+    assert "tiktok_user_id" in {str(kind) for kind, _ in rows}
+    assert len({str(customer) for _, customer in rows}) == 1  # one customer

@@ -134,28 +134,55 @@ def resolve_new_events(
     first = build_graph(workspace_id, batch, region, memo)
     # Generic userIds and alias previousIds are read against other senders' raw ids, so senders
     # with the same raw id are affected too, even when no identity node is shared yet.
-    raw = sorted(
-        {
-            str(v)
-            for c in ("user_id", "previous_id")
-            for v in batch.column(c).drop_null().to_pylist()
-            if v
-        }
-    )
+    raw = sorted(_raw_ids(batch))
     reached = _reached(conn, workspace_id, first.keys, raw)
-    tuples, had_history = fetch_sender_tuples(
-        conn,
-        workspace_id,
-        pc.unique(
-            pa.concat_arrays(
-                [
-                    reached.anchors.column(SENDER).combine_chunks(),
-                    batch.column("sender").combine_chunks(),
-                ]
+    aliases_read = False
+    while True:
+        tuples, had_history = fetch_sender_tuples(
+            conn,
+            workspace_id,
+            pc.unique(
+                pa.concat_arrays(
+                    [
+                        reached.anchors.column(SENDER).combine_chunks(),
+                        batch.column("sender").combine_chunks(),
+                    ]
+                )
+            ),
+            batch,
+        )
+        found: list[_Stored] = []
+        if not aliases_read:
+            # A sender seen for the first time can be the one an older alias named (its
+            # previousId was then read as a user_id of the alias's source): a full run links
+            # them now, so the alias's sender belongs to the graph. (Raw ids of the senders'
+            # history need no look-up: each was looked up when its batch was resolved, and a
+            # later sender with the same raw id is found by its own batch's look-up.)
+            aliases_read = True
+            named = _aliases(conn, workspace_id, _new_sender_ids(batch, had_history))
+            if named:
+                found.append(_reached(conn, workspace_id, named, []))
+        grown = False
+        for extra in found:
+            known = reached.anchors.column("anchor_id").cast(pa.string())
+            new_anchors = extra.anchors.filter(
+                pc.invert(pc.is_in(extra.anchors.column("anchor_id").cast(pa.string()), known))
             )
-        ),
-        batch,
-    )
+            if new_anchors.num_rows == 0:
+                continue
+            grown = True
+            seen = _key_text(reached.identities)
+            new_ids = extra.identities.filter(
+                pc.invert(pc.is_in(_key_text(extra.identities), seen))
+            )
+            reached = _Stored(
+                pa.concat_tables([reached.identities, new_ids]),
+                reached.links,
+                pa.concat_tables([reached.anchors, new_anchors]),
+                reached.conflicts,
+            )
+        if not grown:
+            break
     store_tuples(conn, workspace_id, batch)
     graph = build_graph(workspace_id, tuples, region, memo)
     del tuples
@@ -169,6 +196,53 @@ def resolve_new_events(
         old=old,
         received_from=received_from,
     )
+
+
+def _new_sender_ids(batch: pa.Table, had_history: pa.Array) -> list[str]:
+    """The raw userIds and anonymousIds of the batch's senders that had no stored tuple."""
+    fresh = batch.filter(pc.invert(pc.is_in(batch.column("sender"), had_history)))
+    return sorted(
+        {
+            str(v)
+            for c in ("user_id", "anonymous_id")
+            for v in pc.unique(fresh.column(c).combine_chunks()).drop_null().to_pylist()
+            if v
+        }
+    )
+
+
+def _aliases(conn: sa.Connection, workspace_id: str, names: list[str]) -> list[str]:
+    """The nodes ('kind<US>value') of the senders whose stored aliases name one of ``names``
+    as their previousId (a scan of the tuples' previousIds, mostly empty)."""
+    if not names:
+        return []
+    name = stage(conn, t.identity_anchors, pa.table({"user_id": pa.array(names, pa.string())}))
+    try:
+        found = query_arrow(
+            conn,
+            "SELECT DISTINCT a.kind, a.value FROM identity_anchors a JOIN (SELECT DISTINCT "
+            "CASE WHEN x.user_id IS NOT NULL AND x.user_id <> '' THEN "
+            "'u|' || coalesce(x.source_id, 'None') || '|' || x.user_id "
+            "ELSE 'a|' || x.anonymous_id END AS anchor_id FROM identity_tuples x "
+            f"WHERE x.workspace_id = :ws AND x.previous_id IN (SELECT user_id FROM {name})) s "
+            "ON s.anchor_id = a.anchor_id WHERE a.workspace_id = :ws AND a.kind IS NOT NULL",
+            {"ws": workspace_id},
+        )
+    finally:
+        unstage(conn, name)
+    if found.num_rows == 0:
+        return []
+    return [str(k) for k in _key_text(_as_strings(found)).to_pylist()]
+
+
+def _raw_ids(tuples: pa.Table) -> set[str]:
+    """The raw userIds and previousIds of tuples (looked up against other senders' raw ids)."""
+    return {
+        str(v)
+        for c in ("user_id", "previous_id")
+        for v in pc.unique(tuples.column(c).combine_chunks()).drop_null().to_pylist()
+        if v
+    }
 
 
 def _keys_table(workspace_id: str, keys: list[str]) -> pa.Table:
