@@ -11,7 +11,10 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# setup.py compiles these with mypyc in place: an edit of one rebuilds on the next make.
+COMPILED := src/siyu/collect/fastpath.py src/siyu/collect/validate.py src/siyu/collect/rows.py
+
+$(STAMP): pyproject.toml setup.py $(COMPILED) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -41,4 +44,5 @@ bench: $(STAMP) $(LT_VENV)/bin/python
 	SIYU_LIFETIMES_PYTHON=$(abspath $(LT_VENV))/bin/python $(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) $(LT_VENV) siyu-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LT_VENV) siyu-data .pytest_cache .mypy_cache .ruff_cache build
+	find src -name '*.so' -delete

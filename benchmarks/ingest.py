@@ -105,6 +105,8 @@ def run_siyu(url: str, n: int) -> dict[str, float]:
         cpu = time.process_time() - cpu
         after = server_cpu_seconds() if server is not None else None
     assert report.stored == n, report.as_dict()
+    from siyu.collect._native import compiled
+
     return {
         "events": n,
         "seconds": seconds,
@@ -114,6 +116,7 @@ def run_siyu(url: str, n: int) -> dict[str, float]:
         "server_cpu_seconds": -1.0 if server is None or after is None else after - server,
         "peak_rss_mb": peak_rss_mb(),
         "load": os.getloadavg()[0],
+        "compiled": float(all(compiled().values())),
     }
 
 
@@ -211,7 +214,8 @@ def main() -> None:
                 if server >= 0
                 else ""
             )
-            + f"; load average {fast['load']:.1f} on {os.cpu_count()} cores"
+            + f"; load average {fast['load']:.1f} on {os.cpu_count()} cores; ingestion modules "
+            + ("compiled (mypyc)" if fast["compiled"] else "NOT compiled (pure Python)")
         )
 
 
