@@ -201,17 +201,7 @@ class Pipeline:
             )
             rejected += result.rejected
             first = len(calls)
-            for v in result.valid:
-                if v.message_id in seen:
-                    duplicates += 1
-                    continue
-                seen.add(v.message_id)
-                sender = (v.fields["user_id"], v.fields["anonymous_id"])
-                key = keys.get(sender, "")
-                if key == "":
-                    key = keys[sender] = rows.customer_key(ws_id, *sender)
-                v.customer_id = key
-                calls.append(v)
+            duplicates += rows.keep_new_calls(ws_id, result.valid, seen, keys, calls)
             tables.append(rows.events_table(ws_id, calls[first:], source_id, now))
         events = pa.concat_tables(tables) if tables else rows.events_table(ws_id, [], None, now)
         return _Prepared(len(chunk), now, calls, events, rejected, duplicates)

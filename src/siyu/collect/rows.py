@@ -54,6 +54,34 @@ def customer_key(workspace_id: str, user_id: str | None, anonymous_id: str | Non
 _BLAKE2B_10 = hashlib.blake2b(digest_size=10)
 
 
+def keep_new_calls(
+    workspace_id: str,
+    valid: list[ValidCall],
+    seen: set[str],
+    keys: dict[tuple[str | None, str | None], str | None],
+    calls: list[ValidCall],
+) -> int:
+    """Append to ``calls`` the calls whose messageId is not in ``seen``, with their customer.
+
+    ``seen`` and ``keys`` (sender -> provisional customer, as senders repeat) carry over from
+    one slice of a chunk to the next. Returns how many calls repeated a messageId.
+    """
+    duplicates = 0
+    for v in valid:
+        if v.message_id in seen:
+            duplicates += 1
+            continue
+        seen.add(v.message_id)
+        fields = v.fields
+        sender = (fields["user_id"], fields["anonymous_id"])
+        key = keys.get(sender, "")
+        if key == "":
+            key = keys[sender] = customer_key(workspace_id, sender[0], sender[1])
+        v.customer_id = key
+        calls.append(v)
+    return duplicates
+
+
 def _json(value: Any) -> str | None:
     if not value:
         return None
