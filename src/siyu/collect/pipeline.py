@@ -226,7 +226,7 @@ class Pipeline:
                 keep = pa.array(report.stored_ids, pa.string())
                 events = events.filter(pc.is_in(events["message_id"], value_set=keep))
             self._profiles(conn, new, events, source_id, now)
-            after_ingest(conn, ws, report.stored_ids, self.settings)  # One-ID, incremental
+            after_ingest(conn, ws, report.stored_ids, self.settings, received_at=now)  # One-ID
             report.quarantine_ids = store_rejections(
                 conn, ws, rejected, source_id=source_id, origin=origin, received_at=now
             )
