@@ -618,7 +618,7 @@ def store_columns(
         (append if optimistic else append_new)(
             conn, schema.consents, _consent_rows(ws, consents, source_id)
         )
-    _after_ingest(conn, ws, report.stored_ids, pipeline)
+    _after_ingest(conn, ws, report.stored_ids, pipeline, now)
     report.quarantine_ids = store_rejections(
         conn, ws, rejected, source_id=source_id, origin=origin, received_at=now
     )
@@ -635,13 +635,19 @@ def _without(table: pa.Table, refused: pa.Table, kind: str) -> pa.Table:
     return table.filter(pc.invert(pc.is_in(table["message_id"], ids)))
 
 
-def _after_ingest(conn: sa.Connection, ws: str, ids: list[str], pipeline: Pipeline) -> None:
-    """The identity slice's post-ingest hook: the same call Pipeline makes per chunk."""
+def _after_ingest(
+    conn: sa.Connection, ws: str, ids: list[str], pipeline: Pipeline, received_at: datetime
+) -> None:
+    """The identity slice's post-ingest hook: the same call Pipeline makes per chunk.
+
+    ``received_at`` is the slice's receipt time (every event of it has the same), so the hook
+    finds the slice's events by time (DuckDB skips other blocks) instead of by message id.
+    """
     try:
         from siyu.identity.hook import after_ingest
     except ImportError:  # an identity slice without the hook
         return
-    after_ingest(conn, ws, ids, pipeline.settings)
+    after_ingest(conn, ws, ids, pipeline.settings, received_at=received_at)
 
 
 def _ws(ws: str, n: int) -> pa.Array:
