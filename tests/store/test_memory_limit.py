@@ -33,7 +33,7 @@ def test_checkpoint_threshold_reaches_duckdb_and_bad_value_is_named(tmp_path: Pa
     settings = load_settings(database_url=f"duckdb:///{tmp_path}/c.duckdb", env="test")
     with Runtime(settings) as rt, rt.db.engine.connect() as conn:
         threshold = conn.execute(sa.text("SELECT current_setting('checkpoint_threshold')"))
-        assert threshold.scalar_one() == "953.6 MiB"  # the 1GB default, as DuckDB reports it
+        assert threshold.scalar_one() == "244.1 MiB"  # the 256MB default, as DuckDB reports it
     with pytest.raises(ConfigError) as err:
         Database.open(f"duckdb:///{tmp_path}/c2.duckdb", duckdb_checkpoint_threshold="often")
     assert err.value.field == "duckdb_checkpoint_threshold"
