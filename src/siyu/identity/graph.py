@@ -325,16 +325,10 @@ def _reached(conn: sa.Connection, workspace_id: str, keys: list[str], raw: list[
         probe = pa.concat_tables([probe, _as_strings(named.select(["kind", "value"]))])
     name = stage(conn, t.identities, probe)
     try:
-        # The components first (materialised: joining the whole identities table before
-        # filtering by component costs a scan and a hash of it), then their identifiers.
         identities = _typed(
             query_arrow(
                 conn,
-                "WITH c AS MATERIALIZED (SELECT DISTINCT i2.component_id FROM identities i2 "
-                f"JOIN {name} k ON k.kind = i2.kind AND k.value = i2.value "
-                "WHERE i2.workspace_id = :ws) "
-                f"SELECT {_select(conn, 'i')} FROM identities i "
-                "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws",
+                _component_identities_sql(conn, name),
                 ws,
             ),
             t.identities,
@@ -422,11 +416,7 @@ def _stored(
         try:
             more = query_arrow(
                 conn,
-                "WITH c AS MATERIALIZED (SELECT DISTINCT i2.component_id FROM identities i2 "
-                f"JOIN {name} k ON k.kind = i2.kind AND k.value = i2.value "
-                "WHERE i2.workspace_id = :ws) "
-                f"SELECT {_select(conn, 'i')} FROM identities i "
-                "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws",
+                _component_identities_sql(conn, name),
                 ws,
             )
         finally:
@@ -897,3 +887,18 @@ def split(
     }
     append(conn, t.identity_audit, _audit_table([audit]))
     return f"{kind}:{value}"
+
+
+def _component_identities_sql(conn: sa.Connection, name: str) -> str:
+    """Every identity of the components that the keys staged as ``name`` reach.
+
+    The components first (materialised: joining the whole identities table before filtering
+    by component costs a scan and a hash of it), then their identifiers.
+    """
+    return (
+        "WITH c AS MATERIALIZED (SELECT DISTINCT i2.component_id FROM identities i2 "
+        f"JOIN {name} k ON k.kind = i2.kind AND k.value = i2.value "
+        "WHERE i2.workspace_id = :ws) "
+        f"SELECT {_select(conn, 'i')} FROM identities i "
+        "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws"
+    )
