@@ -69,9 +69,12 @@ def test_metrics_per_variant_against_own_counts(rt: Runtime) -> None:
     variant = {u: v for u, (_, v) in enrollments(rt, "ab").items()}
     assert set(variant.values()) == {"a", "b", "holdout"}
 
-    # Every third customer buys within the window; every fifth (not third) buys after it.
-    buyers = [u for i, u in enumerate(users) if i % 3 == 0]
-    late = [u for i, u in enumerate(users) if i % 5 == 0 and i % 3 != 0]
+    # Every third customer buys within the window, and so does one holdout customer whatever
+    # the (random-id based) split gave, so the holdout's rate is never 0 and its lift is defined;
+    # every fifth customer (not a buyer) buys after the window.
+    holdout_buyer = next(u for u in users if variant[u] == "holdout")
+    buyers = [u for i, u in enumerate(users) if i % 3 == 0 or u == holdout_buyer]
+    late = [u for i, u in enumerate(users) if i % 5 == 0 and u not in buyers]
     amount = {u: 10.0 + i for i, u in enumerate(users)}
     clickers = users[:7]
     unsubscribers = users[7:9]
