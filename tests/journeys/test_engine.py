@@ -189,8 +189,10 @@ def test_split_is_deterministic_with_holdout(rt: Runtime) -> None:
     groups = {v for _, v in states.values()}
     assert groups == {"A", "B", "holdout"}
     share = {g: sum(1 for _, v in states.values() if v == g) / len(users) for g in groups}
-    assert 0.1 < share["holdout"] < 0.3
-    assert 0.3 < share["A"] < 0.5
+    # Enrollment ids are random, so the shares vary run to run: bounds at more than 4 standard
+    # deviations of a binomial(200, p) keep this from failing by chance (about 1 in 30,000).
+    assert 0.08 < share["holdout"] < 0.33
+    assert 0.25 < share["A"] < 0.55
     for user, (state, variant) in states.items():
         got = traits_of(rt, user).get("got")
         assert got == (None if variant == "holdout" else variant)
