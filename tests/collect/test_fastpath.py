@@ -59,7 +59,9 @@ PAYLOADS = st.fixed_dictionaries(
 
 
 # too_slow: the first examples pay for building the models' validators on a loaded machine.
-@settings(max_examples=600, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=600, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(payload=PAYLOADS)
 def test_fast_path_agrees_with_the_models(payload: dict[str, Any]) -> None:
     fast = fast_fields(payload)
