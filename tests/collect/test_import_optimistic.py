@@ -83,3 +83,49 @@ def test_a_stored_consent_sends_the_slice_through_the_checks(rt: Runtime, tmp_pa
     assert counts["orders"] == batch.orders.num_rows
     # The kept consent is one of the batch's: each consent of the batch is there once.
     assert counts["consents"] == pc.sum(pc.equal(batch.events["kind"], "consent")).as_py()
+
+
+def test_identify_messages_stored_by_an_earlier_export_keep_the_slice_optimistic(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """Next month's export: new orders of the same customers. Their identify messages (same
+    customer, same details: same id) are stored; they are found by a look-up and left out,
+    and the slice stays on the plain insert (one statement into events)."""
+    import csv
+
+    from tests.collect.shopify_export import HEADER, order_rows
+
+    spec = registry.importers.get("shopify-orders")
+    pipeline = rt.pipeline()
+    first = run_import(pipeline, spec, write_shopify_orders(tmp_path / "march.csv", 40),
+                       batch_rows=1000)  # fmt: skip
+    # Orders 997.. are new orders of the customers of orders 0.. (e-mail buyer{i % 997}).
+    path = tmp_path / "april.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HEADER)
+        writer.writeheader()
+        for i in range(997, 997 + 40):
+            writer.writerows(order_rows(i))
+    table = spec.prepare(pa.Table.from_batches(list(batches(path, ","))))
+    ws = pipeline.workspace
+    now = datetime.now(UTC).replace(tzinfo=None)
+    context = ColumnContext(ws.workspace_id, ws.base_currency, now, timedelta(0), 32_000)
+    batch, records, _ = spec.build_columns(table, 2, context)
+    assert batch is not None
+    assert records == []
+    identify = pc.sum(pc.equal(batch.events["kind"], "identify")).as_py()
+    assert identify > 0
+    expect = Expectation()
+    report = ingest_columns(pipeline, batch, source_id=None, origin="test", expect=expect)
+    assert expect.new  # no roll-back: the stored identify messages were looked up
+    assert report.duplicates == identify
+    assert report.stored == batch.events.num_rows - identify
+    counts = _counts(rt)
+    assert counts["events"] == first.stored + report.stored
+    assert counts["orders"] == 80
+    with rt.db.engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(sa.func.count()).select_from(schema.events).where(
+                schema.events.c.type == "identify")
+        ).scalar_one()  # fmt: skip
+    assert stored == identify  # each customer's identify message once
