@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 import sqlalchemy as sa
 
 from siyu.collect.columnar import Expectation, ingest_columns
@@ -85,15 +86,29 @@ def test_a_stored_consent_sends_the_slice_through_the_checks(rt: Runtime, tmp_pa
     assert counts["consents"] == pc.sum(pc.equal(batch.events["kind"], "consent")).as_py()
 
 
+@pytest.mark.parametrize("lookup", [True, False], ids=["lookup", "on-conflict"])
 def test_identify_messages_stored_by_an_earlier_export_keep_the_slice_optimistic(
-    rt: Runtime, tmp_path: Path
+    rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lookup: bool
 ) -> None:
     """Next month's export: new orders of the same customers. Their identify messages (same
     customer, same details: same id) are stored; they are found by a look-up and left out,
-    and the slice stays on the plain insert (one statement into events)."""
+    and the slice stays on the plain insert (one statement into events); past the look-up's
+    table size, the identify messages are inserted with the conflict check instead."""
     import csv
 
+    from siyu.collect import columnar
     from tests.collect.shopify_export import HEADER, order_rows
+
+    monkeypatch.setattr(columnar, "_LOOKUP_RATIO", 1_000 if lookup else 0)
+    calls: list[str] = []
+    for name in ("_stored_ids", "_insert_checking_identify"):
+        original = getattr(columnar, name)
+
+        def spy(*args: object, _name: str = name, _fn: object = original) -> object:
+            calls.append(_name)
+            return _fn(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(columnar, name, spy)
 
     spec = registry.importers.get("shopify-orders")
     pipeline = rt.pipeline()
@@ -129,3 +144,5 @@ def test_identify_messages_stored_by_an_earlier_export_keep_the_slice_optimistic
                 schema.events.c.type == "identify")
         ).scalar_one()  # fmt: skip
     assert stored == identify  # each customer's identify message once
+    if rt.db.engine.dialect.name == "duckdb":
+        assert calls[-1] == ("_stored_ids" if lookup else "_insert_checking_identify")
