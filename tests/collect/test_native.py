@@ -35,3 +35,18 @@ def test_a_source_newer_than_its_build_is_imported_instead(
     assert stale.origin is not None
     assert stale.origin.endswith("fastpath.py")
     assert finder.find_spec("siyu.collect.pipeline", path) is None  # not compiled: not ours
+
+
+def test_one_stale_member_makes_the_whole_group_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled module imports its compiled siblings inside the mypyc group, past the finder:
+    with only validate.py edited, importing the compiled rows would run the old validate."""
+    if not _native.compiled()["siyu.collect.rows"]:
+        pytest.skip("the modules are not compiled here (pure Python)")
+    finder = _native._FreshSourceFinder()
+    path = list(siyu.collect.__path__)
+    monkeypatch.setattr(_native, "_stale", lambda _d, name: name == "siyu.collect.validate")
+    with pytest.warns(RuntimeWarning, match="siyu.collect.validate is older"):
+        spec = finder.find_spec("siyu.collect.rows", path)
+    assert spec is not None
+    assert spec.origin is not None
+    assert spec.origin.endswith("rows.py")

@@ -325,3 +325,50 @@ def test_base_rate_is_the_nearest_earlier_day_per_currency(rt: Runtime) -> None:
     with rt.db.engine.begin() as conn:  # nothing left to fill: a second pass changes nothing
         assert fill_base_values(conn, ws.workspace_id) == 0
         assert fill_base_values(conn, ws.workspace_id, ["eur", "gbp"]) == 0
+
+
+def test_a_chunk_meeting_stored_events_is_written_once(rt: Runtime) -> None:
+    """A chunk's events first go in with a plain insert (DuckDB; PostgreSQL copies under a
+    savepoint); a stored messageId voids that attempt and the chunk is written again with the
+    conflict check. Its order, customers and new events are stored once; the chunk after it
+    is checked too, and the one after a chunk without stored duplicates is plain again."""
+    from siyu.collect import Pipeline
+    from siyu.config import Settings
+
+    settings = Settings(**{**rt.settings.model_dump(), "ingest_chunk_size": 100})
+    pipeline = Pipeline(rt.db, rt.workspace(), settings)
+    first = pipeline.ingest([track(f"a{i}", user=f"u{i}") for i in range(100)])
+    resent: list[dict[str, Any]] = [track(f"a{i}", user=f"u{i}") for i in range(40)]
+    resent += [order("o1", total=5, user="buyer")]
+    resent += [track(f"b{i}", user=f"v{i}") for i in range(59)]
+    resent += [track(f"c{i}", user=f"w{i}") for i in range(100)]  # the next chunks: all new
+    resent += [track(f"d{i}", user=f"x{i}") for i in range(100)]
+    expectations: list[bool] = []
+    write = pipeline._write_chunk
+
+    def spy(*args: Any, expect_new: bool) -> Any:
+        expectations.append(expect_new)
+        return write(*args, expect_new=expect_new)
+
+    pipeline._write_chunk = spy  # type: ignore[method-assign,assignment]
+    report = pipeline.ingest(resent)
+    assert first.stored == 100
+    assert (report.read, report.stored, report.duplicates) == (300, 260, 40)
+    assert report.orders == 1
+    if rt.db.engine.dialect.name == "duckdb":
+        # void plain attempt, its checked retry, checked (after stored duplicates), plain again
+        assert expectations == [True, False, False, True]
+    assert count(rt, "events") == 360
+    assert count(rt, "orders") == 1
+    assert count(rt, "order_lines") == int(rows(rt, "SELECT line_count FROM orders")[0][0])
+    assert count(rt, "customers") == 100 + 59 + 100 + 100 + 1  # and o1's buyer
+
+
+def test_a_timestamp_past_year_9999_in_utc_is_quarantined(rt: Runtime) -> None:
+    late = {**track("late"), "timestamp": "9999-12-31T23:00:00-05:00"}
+    early = {**track("early"), "timestamp": "0001-01-01T01:00:00+05:00"}
+    report = rt.pipeline().ingest([late, early, track("fine")])
+    assert (report.stored, report.quarantined) == (1, 2)
+    found = reasons(rt)
+    assert found[1][0] == found[2][0] == "invalid"
+    assert "out of range" in found[1][1]

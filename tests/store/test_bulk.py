@@ -40,3 +40,31 @@ def test_insert_new_keys_returns_only_the_inserted_keys_as_arrow(rt: Runtime) ->
             sa.select(schema.sources.c.source_id).where(schema.sources.c.name.in_(list("abcd")))
         ).scalars()
         assert sorted(stored) == ["src_a", "src_b", "src_c", "src_d"]
+
+
+def test_a_stored_key_amid_a_batch_leaves_no_partial_rows(rt: Runtime) -> None:
+    """PostgreSQL copies a batch straight into the table under a savepoint; a stored key in
+    the middle fails that copy after some rows went in, and the staged insert that follows
+    must store each new key once and leave the stored row as it was (DuckDB: one statement)."""
+    ws = rt.workspace().workspace_id
+    with rt.db.engine.begin() as conn:
+        insert_new_keys(conn, schema.sources, _sources(ws, ["m"]), ("source_id",))
+        batch = _sources(ws, ["a", "b", "m", "x", "y"])
+        batch = batch.set_column(2, "name", pa.array(["a", "b", "changed", "x", "y"]))
+        inserted = insert_new_keys(conn, schema.sources, batch, ("source_id",))
+        after = insert_new_keys(conn, schema.sources, _sources(ws, ["z"]), ("source_id",))
+    assert sorted(inserted["source_id"].to_pylist()) == ["src_a", "src_b", "src_x", "src_y"]
+    assert after["source_id"].to_pylist() == ["src_z"]  # the transaction is still usable
+    s = schema.sources.c
+    with rt.db.engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(s.source_id, s.name).where(s.source_id.like("src_%")).order_by(s.source_id)
+        ).all()
+    assert [tuple(r) for r in stored] == [
+        ("src_a", "a"),
+        ("src_b", "b"),
+        ("src_m", "m"),
+        ("src_x", "x"),
+        ("src_y", "y"),
+        ("src_z", "z"),
+    ]

@@ -41,20 +41,35 @@ class _FreshSourceFinder(importlib.abc.MetaPathFinder):
             or not isinstance(spec.loader, importlib.machinery.ExtensionFileLoader)
         ):
             return spec
-        source = os.path.join(os.path.dirname(spec.origin), fullname.rpartition(".")[2] + ".py")
-        try:
-            stale = os.stat(source).st_mtime > os.stat(spec.origin).st_mtime + _SLACK_SECONDS
-        except OSError:  # no source beside it: the extension is all there is
-            return spec
+        directory = os.path.dirname(spec.origin)
+        # The compiled modules are one mypyc group: a compiled module imports its compiled
+        # siblings inside the group, past this finder, so one stale member makes all stale.
+        stale = [name for name in COMPILED if _stale(directory, name)]
         if not stale:
             return spec
+        source = os.path.join(directory, fullname.rpartition(".")[2] + ".py")
         warnings.warn(
-            f"{fullname}: the compiled module is older than {source}; running the source "
-            "(slower). Rebuild with `make install` (or pip install -e .).",
+            f"{fullname}: the compiled {', '.join(stale)} is older than its source; running "
+            f"{source} (slower). Rebuild with `make install` (or pip install -e .).",
             RuntimeWarning,
             stacklevel=2,
         )
         return importlib.util.spec_from_file_location(fullname, source)
+
+
+def _stale(directory: str, fullname: str) -> bool:
+    """Whether the module's .py source in ``directory`` is newer than its compiled extension."""
+    stem = os.path.join(directory, fullname.rpartition(".")[2])
+    try:
+        source = os.stat(stem + ".py").st_mtime
+    except OSError:  # no source beside it: the extension is all there is
+        return False
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        try:
+            return source > os.stat(stem + suffix).st_mtime + _SLACK_SECONDS
+        except OSError:
+            continue
+    return False  # not compiled: the source is imported anyway
 
 
 def install() -> None:

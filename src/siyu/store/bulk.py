@@ -36,15 +36,8 @@ def _unstage_duckdb(conn: sa.Connection, name: str) -> None:
     conn.connection.driver_connection.unregister(name)  # type: ignore[union-attr]
 
 
-def _stage_postgres(conn: sa.Connection, table: sa.Table, data: pa.Table) -> str:
-    name = f"__siyu_stage_{next(_counter)}"
-    # CREATE TABLE AS ... WITH NO DATA copies the column types but none of the target's NOT NULL
-    # constraints (which do not apply to a staging copy): one statement instead of one ALTER per
-    # NOT NULL column, which a small HTTP batch paid as round trips.
-    conn.exec_driver_sql(
-        f"CREATE TEMP TABLE {_quote(name)} ON COMMIT DROP AS "
-        f"SELECT * FROM {_quote(table.name)} WITH NO DATA"
-    )
+def _csv(data: pa.Table) -> memoryview:
+    """``data`` as CSV for PostgreSQL's ``COPY ... (FORMAT csv)``."""
     buffer = io.BytesIO()
     # One contiguous chunk per column: pyarrow's CSV writer emitted garbage bytes for a table
     # assembled from many (partly empty) chunks.
@@ -56,14 +49,31 @@ def _stage_postgres(conn: sa.Connection, table: sa.Table, data: pa.Table) -> str
         buffer,
         write_options=pacsv.WriteOptions(include_header=False, quoting_style="all_valid"),
     )
+    return buffer.getbuffer()
+
+
+def _copy(conn: sa.Connection, name: str, data: pa.Table, csv: memoryview) -> None:
+    """``COPY name (columns of data) FROM STDIN`` with ``csv`` (see :func:`_csv`)."""
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur:  # type: ignore[union-attr]
-        copy_sql = f"COPY {_quote(name)} ({_columns(data)}) FROM STDIN (FORMAT csv)"
-        with cur.copy(copy_sql) as copy:
-            view = buffer.getbuffer()
-            step = 1 << 20
-            for start in range(0, len(view), step):
-                copy.write(view[start : start + step])
+    sql = f"COPY {name} ({_columns(data)}) FROM STDIN (FORMAT csv)"
+    with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
+        step = 1 << 20
+        for start in range(0, len(csv), step):
+            copy.write(csv[start : start + step])
+
+
+def _stage_postgres(
+    conn: sa.Connection, table: sa.Table, data: pa.Table, csv: memoryview | None = None
+) -> str:
+    name = f"__siyu_stage_{next(_counter)}"
+    # CREATE TABLE AS ... WITH NO DATA copies the column types but none of the target's NOT NULL
+    # constraints (which do not apply to a staging copy): one statement instead of one ALTER per
+    # NOT NULL column, which a small HTTP batch paid as round trips.
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE {_quote(name)} ON COMMIT DROP AS "
+        f"SELECT * FROM {_quote(table.name)} WITH NO DATA"
+    )
+    _copy(conn, _quote(name), data, _csv(data) if csv is None else csv)
     return name
 
 
@@ -88,6 +98,42 @@ def append(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:
         )
         conn.exec_driver_sql(f"DROP TABLE {_quote(stage)}")
     return int(data.num_rows)
+
+
+class KeyStored(Exception):
+    """:func:`insert_all` met a row whose key is stored already (the transaction is void)."""
+
+
+def insert_all(conn: sa.Connection, table: sa.Table, data: pa.Table) -> None:
+    """Insert every row of ``data`` (all of ``table``'s columns), none of whose keys is stored.
+
+    The plain insert of a bulk load that expects only new keys: the key still refuses a
+    stored one, without the second look-up and the returned keys of ``ON CONFLICT``. A stored
+    key raises :class:`KeyStored`, after which the transaction can only be rolled back (DuckDB
+    has no savepoints). DuckDB inserts from an Arrow relation: a view registered for an
+    ``INSERT ... SELECT`` could not be unregistered in the aborted transaction.
+    """
+    if data.num_rows == 0:
+        return
+    if conn.dialect.name != "duckdb":
+        import psycopg
+
+        try:
+            _copy(conn, _quote(table.name), data, _csv(data))
+        except psycopg.errors.UniqueViolation as exc:
+            raise KeyStored(str(exc)) from exc
+        return
+    import duckdb
+
+    names = [c.name for c in table.columns]
+    if sorted(names) != sorted(data.column_names):
+        raise ValueError(f"insert_all needs every column of {table.name}: {names}")
+    raw = conn.connection.driver_connection
+    relation = raw.from_arrow(data).project(", ".join(_quote(n) for n in names))  # type: ignore[union-attr]
+    try:
+        relation.insert_into(table.name)
+    except duckdb.ConstraintException as exc:
+        raise KeyStored(str(exc)) from exc
 
 
 def append_new(conn: sa.Connection, table: sa.Table, data: pa.Table) -> None:
@@ -137,13 +183,7 @@ def insert_new_keys(
     if data.num_rows == 0:
         return _empty_keys(table, data, key)
     if conn.dialect.name != "duckdb":
-        rows = insert_new(conn, table, data, key)
-        return pa.table(
-            {
-                k: pa.array([r[i] for r in rows], data.schema.field(k).type)
-                for i, k in enumerate(key)
-            }
-        )
+        return _insert_new_keys_postgres(conn, table, data, key)
     stage = _stage_duckdb(conn, data)
     try:
         raw = conn.connection.driver_connection
@@ -151,6 +191,41 @@ def insert_new_keys(
         return _empty_keys(table, data, key) if inserted is None else inserted.to_arrow_table()
     finally:
         _unstage_duckdb(conn, stage)
+
+
+def _insert_new_keys_postgres(
+    conn: sa.Connection, table: sa.Table, data: pa.Table, key: Sequence[str]
+) -> pa.Table:
+    """:func:`insert_new_keys` on PostgreSQL: ``COPY`` straight into ``table`` when no key is
+    stored yet, else the staged ``INSERT ... ON CONFLICT DO NOTHING RETURNING``.
+
+    New events are the common case, and a plain ``COPY`` into the table skips the staging
+    table, the speculative insertion of ``ON CONFLICT`` and the returned keys (a Python tuple
+    each). The ``COPY`` runs under a savepoint: a stored key (a resent batch, a concurrent
+    writer's row) fails it with a unique violation before it commits anything, the savepoint
+    is rolled back, and the same CSV is staged for the conflict-checking insert.
+    """
+    import psycopg
+
+    csv = _csv(data)
+    savepoint = conn.begin_nested()
+    try:
+        _copy(conn, _quote(table.name), data, csv)
+    except psycopg.errors.UniqueViolation:
+        savepoint.rollback()
+    else:
+        savepoint.commit()
+        return data.select(list(key)).combine_chunks()
+    stage = _quote(_stage_postgres(conn, table, data, csv))
+    try:
+        rows = [
+            tuple(r) for r in conn.exec_driver_sql(_insert_new_sql(conn, table, data, key, stage))
+        ]
+    finally:
+        conn.exec_driver_sql(f"DROP TABLE {stage}")
+    return pa.table(
+        {k: pa.array([r[i] for r in rows], data.schema.field(k).type) for i, k in enumerate(key)}
+    )
 
 
 def _empty_keys(table: sa.Table, data: pa.Table, key: Sequence[str]) -> pa.Table:
