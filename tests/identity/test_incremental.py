@@ -146,3 +146,62 @@ def test_a_sender_an_older_alias_named_joins_it(rt: Runtime) -> None:
         rows = conn.execute(sa.text("SELECT kind, customer_id FROM identities")).all()
     assert "tiktok_user_id" in {str(kind) for kind, _ in rows}
     assert len({str(customer) for _, customer in rows}) == 1  # one customer
+
+
+def _tuples_read(conn: sa.Connection) -> list[tuple[object, ...]]:
+    """identity_tuples as an incremental run reads them (several rows of a tuple aggregated)."""
+    columns = "sender, source_id, user_id, anonymous_id, previous_id, email, phone, country"
+    return [
+        tuple(r)
+        for r in conn.execute(
+            sa.text(
+                f"SELECT {columns}, min(first_seen), max(last_seen), min(message_id) "
+                f"FROM identity_tuples GROUP BY {columns} ORDER BY 2, 3, 4, 5, 6, 7, 8"
+            )
+        )
+    ]
+
+
+def _row_ids(conn: sa.Connection) -> set[str]:
+    rid = "rowid" if conn.dialect.name == "duckdb" else "ctid"
+    return {str(r) for (r,) in conn.execute(sa.text(f"SELECT {rid} FROM identity_tuples"))}
+
+
+def test_a_full_run_refreshes_the_tuples_writing_only_what_differs(rt: Runtime) -> None:
+    """After batches (a row per batch that saw a tuple), a full run leaves one row per tuple,
+    read exactly as the batches' rows read; a second full run writes nothing; a deleted
+    event's tuple goes (both engines)."""
+    messages = _messages()
+    messages.append(("web", track(anonymous_id="b-ann", day=12) | {"messageId": "msg-late"}))
+    ws = rt.workspace()
+    with rt.db.engine.begin() as conn:
+        sources = {
+            name: ensure_source(conn, ws.workspace_id, name, name).source_id
+            for name in {s for s, _ in messages}
+        }
+    pipeline = rt.pipeline(ws)
+    for lo, hi in itertools.pairwise([0, 5, 9, len(messages)]):
+        batch = messages[lo:hi]
+        for source in sorted({s for s, _ in batch}):
+            pipeline.ingest([m for s, m in batch if s == source], source_id=sources[source])
+        with rt.db.engine.begin() as conn:
+            resolve_new_events(conn, ws.workspace_id, [m["messageId"] for _, m in batch])
+    with rt.db.engine.begin() as conn:
+        before = _tuples_read(conn)
+        rows_before = int(
+            conn.execute(sa.text("SELECT count(*) FROM identity_tuples")).scalar_one()
+        )
+        resolve_workspace(conn, ws.workspace_id)
+        assert _tuples_read(conn) == before
+        rows = conn.execute(sa.text("SELECT count(*) FROM identity_tuples")).scalar()
+        assert rows == len(before) < rows_before  # b-ann's two batches: one row now
+    with rt.db.engine.begin() as conn:
+        kept = _row_ids(conn)  # (committed: DuckDB renumbers a transaction's own rows)
+        resolve_workspace(conn, ws.workspace_id)
+        assert _row_ids(conn) == kept
+        assert _tuples_read(conn) == before
+        conn.execute(sa.text("DELETE FROM events WHERE message_id = 'msg-12'"))
+        resolve_workspace(conn, ws.workspace_id)
+        after = _tuples_read(conn)
+    assert len(after) == len(before) - 1
+    assert "test@example.com" not in {r[5] for r in after}

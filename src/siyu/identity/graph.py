@@ -31,6 +31,7 @@ from siyu.identity.extract import (
     fetch_sender_tuples,
     fetch_tuples,
     query_arrow,
+    refresh_tuples,
     sender_sql,
     store_tuples,
 )
@@ -81,8 +82,11 @@ def _detached(conn: sa.Connection, workspace_id: str, graph: Graph) -> list[int]
             o.c.workspace_id == workspace_id, o.c.action == "detach"
         )
     ).all()
-    index = {k: i for i, k in enumerate(graph.keys)}
-    return [index[f"{k}{SEP}{v}"] for k, v in rows if f"{k}{SEP}{v}" in index]
+    if not rows:  # the usual case: no index of every key (seconds at 1M customers)
+        return []
+    wanted = pa.array([f"{k}{SEP}{v}" for k, v in rows], pa.string())
+    found = pc.index_in(graph.key_array, value_set=wanted)
+    return [int(i) for i in np.flatnonzero(pc.is_valid(found).to_numpy(zero_copy_only=False))]
 
 
 def resolve_workspace(
@@ -92,11 +96,11 @@ def resolve_workspace(
 
     ``windows`` is the ``identity_limit_windows`` setting (kind -> days); every path that
     resolves a workspace must pass the same one, or full and incremental runs could differ.
-    The workspace's ``identity_tuples`` are rewritten from the same read.
+    The workspace's ``identity_tuples`` are refreshed from the same read (only rows that differ
+    are written).
     """
     tuples = fetch_tuples(conn, workspace_id)
-    conn.execute(t.identity_tuples.delete().where(t.identity_tuples.c.workspace_id == workspace_id))
-    store_tuples(conn, workspace_id, tuples)
+    refresh_tuples(conn, workspace_id, tuples)
     graph = build_graph(workspace_id, tuples, _region(conn, workspace_id))
     del tuples
     previous = _old_mapping(conn, workspace_id)
@@ -705,7 +709,7 @@ def _audit_merges(
     nodes = np.flatnonzero(node_slot >= 0)
     nodes = nodes[np.argsort(node_slot[nodes], kind="stable")]
     nodes_owner, nodes = _first(node_slot[nodes], nodes, 100)
-    keys = pa.array(graph.keys, pa.string()).take(pa.array(nodes))
+    keys = graph.key_array.take(pa.array(nodes))
     keys = pc.replace_substring(keys, SEP, ":", max_replacements=1)
     identifiers_json = _json_lists(keys, nodes_owner, n)
     # Evidence and rules: links inside the group (messages sorted, the first 100).

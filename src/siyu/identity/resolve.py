@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -119,11 +117,7 @@ class _Classes:
 
 def _node_kinds(graph: Graph) -> tuple[Ints, list[str]]:
     """Kind code per node and the kind names (one Arrow split, no per-node Python)."""
-    if not graph.keys:
-        return np.zeros(0, dtype=np.int64), []
-    kinds = pc.list_element(pc.split_pattern(pa.array(graph.keys), "\x1f", max_splits=1), 0)
-    codes, names = pd.factorize(np.asarray(kinds.to_numpy(zero_copy_only=False), dtype=object))
-    return np.asarray(codes, dtype=np.int64), [str(x) for x in names]
+    return graph.kind_codes
 
 
 def _classes(graph: Graph, windows: Mapping[str, int] | None = None) -> tuple[_Classes, Limits]:

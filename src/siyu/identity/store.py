@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from siyu.identity import tables as t
-from siyu.identity.extract import SEP, Graph
+from siyu.identity.extract import Graph
 from siyu.identity.resolve import Resolution
 from siyu.store import schema
 from siyu.store.bulk import append, append_new, stage, unstage, upsert
@@ -116,18 +116,14 @@ def graph_rows(
 ) -> GraphRows:
     """The graph tables' rows of a resolution, as Arrow."""
     n = len(graph.keys)
-    parts = pc.split_pattern(pa.array(graph.keys, pa.string()), SEP, max_splits=1)
-    kind_col = pc.list_element(parts, 0) if n else pa.array([], pa.string())
-    value_col = pc.list_element(parts, 1) if n else pa.array([], pa.string())
-    kinds = np.asarray(kind_col.to_numpy(zero_copy_only=False), dtype=object)
-    values = np.asarray(value_col.to_numpy(zero_copy_only=False), dtype=object)
+    kind_col, value_col = graph.key_parts
     comps, first_index = np.unique(res.component, return_index=True)
     comp_name = np.empty(int(res.component.max()) + 1 if n else 0, dtype=object)
     keys = graph.keys
     comp_name[comps] = [
         short_hash(workspace_id, keys[i], prefix="cmp_") for i in first_index.tolist()
     ]
-    ws = pa.array([workspace_id] * n, pa.string())
+    ws = pa.repeat(pa.scalar(workspace_id, pa.string()), n)
     identities = pa.table(
         {
             "workspace_id": ws,
@@ -142,25 +138,25 @@ def graph_rows(
         }
     )
     m = len(graph.link_a)
-    a, b = graph.link_a, graph.link_b
+    a, b = pa.array(graph.link_a), pa.array(graph.link_b)
     links = pa.table(
         {
-            "workspace_id": pa.array([workspace_id] * m, pa.string()),
-            "kind_a": pa.array(kinds[a], pa.string()),
-            "value_a": pa.array(values[a], pa.string()),
-            "kind_b": pa.array(kinds[b], pa.string()),
-            "value_b": pa.array(values[b], pa.string()),
+            "workspace_id": pa.repeat(pa.scalar(workspace_id, pa.string()), m),
+            "kind_a": kind_col.take(a),
+            "value_a": value_col.take(a),
+            "kind_b": kind_col.take(b),
+            "value_b": value_col.take(b),
             "message_id": pa.array(graph.link_message, pa.string()),
             "rule": pa.array(graph.link_rule, pa.string()),
             "seen_at": pa.array(graph.link_seen, TS),
-            "created_at": pa.array([now] * m, TS),
+            "created_at": pa.repeat(pa.scalar(now, TS), m),
         }
     )
     an = graph.anchors
     missing = pa.array(an.node, mask=an.node < 0)
     anchors = pa.table(
         {
-            "workspace_id": pa.array([workspace_id] * len(an), pa.string()),
+            "workspace_id": pa.repeat(pa.scalar(workspace_id, pa.string()), len(an)),
             "anchor_id": an.anchor_id,
             "source_id": an.source_id,
             "user_id": an.user_id,
@@ -179,10 +175,10 @@ def graph_rows(
     for c in res.conflicts:
         rows.append(
             (
-                kinds[c.node],
-                values[c.node],
-                kinds[c.other],
-                values[c.other],
+                graph.kind(c.node),
+                graph.value(c.node),
+                graph.kind(c.other),
+                graph.value(c.other),
                 c.message_id,
                 c.rule,
                 c.reason,
