@@ -18,7 +18,7 @@ message path is the fixture's, far above a real export's).
 Each measurement runs in a fresh process: wall time, CPU time of the process (all threads)
 and peak memory; the machine's load average is printed, since others' load inflates wall time.
 The big file is imported a second time serially (no worker thread) with the storage calls
-(``ingest_columns``, ``Pipeline.ingest``, their commits) timed, to print how the CPU time
+(``SliceWriter.add`` / ``.commit``, ``Pipeline.ingest``) timed, to print how the CPU time
 splits between the storage and the importer's own work.
 
     python benchmarks/import.py [--orders 100000] [--baseline-orders 20000] [--others 100000]
@@ -62,10 +62,10 @@ OTHERS: dict[str, tuple[str, str, tuple[str, ...], int]] = {
 def _time_storage(spent: dict[str, float]) -> None:
     """Run the import serially and add the time of its storage calls to ``spent``.
 
-    Storage calls: ``ingest_columns`` (the Arrow path's set-based store) and
-    ``Pipeline.ingest`` (messages), each with its commit. Serially, because the import
-    normally builds the next slice in a worker thread while these run, and process CPU time
-    could not be told apart then.
+    Storage calls: ``SliceWriter.add`` and ``.commit`` (the Arrow path's set-based store, a
+    slice's transaction) and ``Pipeline.ingest`` (messages), each with its commit. Serially,
+    because the import normally builds the next part in a worker thread while these run,
+    and process CPU time could not be told apart then.
     """
     import functools
     from collections.abc import Callable, Iterable, Iterator
@@ -91,9 +91,10 @@ def _time_storage(spent: dict[str, float]) -> None:
 
     spent.update(store_seconds=0.0, store_cpu=0.0)
     run_module.ahead = serial  # type: ignore[assignment]
-    import siyu.collect.columnar as columnar
+    from siyu.collect.columnar import SliceWriter
 
-    setattr(run_module, "ingest_columns", timed(columnar.ingest_columns))  # noqa: B010
+    SliceWriter.add = timed(SliceWriter.add)  # type: ignore[method-assign]
+    SliceWriter.commit = timed(SliceWriter.commit)  # type: ignore[method-assign]
     Pipeline.ingest = timed(Pipeline.ingest)  # type: ignore[method-assign]
 
 
@@ -249,7 +250,7 @@ def main() -> None:
     rest = total - store - close
     print(
         f"where the CPU goes (the big file again, serially: {rates(serial)}): storage calls "
-        f"(ingest_columns, Pipeline.ingest, their commits) {store:.2f} s CPU = {store / total:.0%}"
+        f"(SliceWriter.add/.commit, Pipeline.ingest) {store:.2f} s CPU = {store / total:.0%}"
         f", {1e6 * store / serial['rows']:.1f} us/row; final checkpoint {close:.2f} s = "
         f"{close / total:.0%}; importer (read, prepare, build, checkpoints) {rest:.2f} s = "
         f"{rest / total:.0%}, {1e6 * rest / serial['rows']:.1f} us/row"

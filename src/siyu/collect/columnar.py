@@ -560,6 +560,112 @@ def _key_conflict(exc: BaseException) -> bool:
     return False
 
 
+class SliceWriter:
+    """Stores several batches in ONE transaction: the parts of an import's slice, each
+    stored as soon as it is built, committed with the slice's checkpoint.
+
+    Why: DuckDB writes an insert's full row groups (122,880 rows) straight to the database
+    file, compressed once, only when the transaction holds that many rows of the table;
+    smaller transactions go to the write-ahead log at commit and are compressed again by
+    the checkpoint. Big transactions built whole would leave the storing thread idle while
+    the slice is built; parts keep building and storing overlapped. With an
+    :class:`Expectation` (DuckDB, while ``expect.new``) the parts are stored without the
+    event and consent key checks; a stored key rolls the transaction back, and its parts are
+    stored again with the checks (as :func:`ingest_columns`).
+    """
+
+    def __init__(
+        self, pipeline: Pipeline, *, source_id: str | None, origin: str, expect: Expectation
+    ) -> None:
+        self.pipeline = pipeline
+        self.source_id = source_id
+        self.origin = origin
+        self.expect = expect
+        self._conn: sa.Connection | None = None
+        self._tx: sa.RootTransaction | None = None
+        self._batches: list[tuple[ColumnarBatch, datetime]] = []
+        self._reports: list[IngestReport] = []
+        self._optimistic = False
+
+    @property
+    def open(self) -> bool:
+        return self._conn is not None
+
+    def _begin(self) -> sa.Connection:
+        db = self.pipeline.db
+        db.write_lock.acquire()
+        try:
+            self._conn = db.engine.connect()
+            self._tx = self._conn.begin()
+        except BaseException:
+            db.write_lock.release()
+            raise
+        self._optimistic = self.expect.new and db.engine.dialect.name == "duckdb"
+        return self._conn
+
+    def _end(self, commit: bool) -> None:
+        assert self._conn is not None
+        assert self._tx is not None
+        try:
+            if commit:
+                self._tx.commit()
+            else:
+                self._tx.rollback()
+        finally:
+            self._conn.close()
+            self._conn = self._tx = None
+            self._batches, self._reports = [], []
+            self.pipeline.db.write_lock.release()
+
+    def _store(self, conn: sa.Connection, batch: ColumnarBatch, now: datetime) -> IngestReport:
+        return store_columns(
+            conn, self.pipeline, batch, source_id=self.source_id, origin=self.origin, now=now,
+            optimistic=self._optimistic,
+        )  # fmt: skip
+
+    def add(self, batch: ColumnarBatch) -> None:
+        """Store ``batch`` in the open transaction (opened if none is)."""
+        if batch.events.num_rows == 0:
+            return
+        conn = self._conn or self._begin()
+        now = datetime.now(UTC).replace(tzinfo=None)
+        self._batches.append((batch, now))
+        try:
+            self._reports.append(self._store(conn, batch, now))
+        except Exception as exc:
+            optimistic, kept = self._optimistic, list(self._batches)
+            self._end(commit=False)
+            if not (optimistic and _key_conflict(exc)):
+                raise
+            # A stored message: the transaction's parts again, with the checks.
+            self.expect.new = False
+            conn = self._begin()
+            self._batches = kept
+            self._reports = [self._store(conn, b, at) for b, at in kept]
+
+    def commit(
+        self, before_commit: Callable[[sa.Connection, list[IngestReport]], None] | None = None
+    ) -> list[IngestReport]:
+        """Run ``before_commit`` in the open transaction, commit it and return the reports of
+        its parts; ``[]`` (and nothing run) when no transaction is open."""
+        if self._conn is None:
+            return []
+        reports = self._reports
+        try:
+            if before_commit is not None:
+                before_commit(self._conn, reports)
+        except BaseException:
+            self._end(commit=False)
+            raise
+        self._end(commit=True)
+        return reports
+
+    def abort(self) -> None:
+        """Roll back the open transaction, if any (an error elsewhere in the import)."""
+        if self._conn is not None:
+            self._end(commit=False)
+
+
 def store_columns(
     conn: sa.Connection,
     pipeline: Pipeline,

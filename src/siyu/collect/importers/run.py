@@ -1,7 +1,8 @@
 """Running an import: stream, prepare, build messages, ingest, checkpoint, summarise.
 
 The file is identified by its SHA-256. After every slice of complete orders is ingested (one
-pipeline call, committed), the number of rows done is saved in ``import_checkpoints``; an
+transaction, its parts stored as they are built; see ``SliceWriter``), the number of rows done
+is saved in ``import_checkpoints``, in the slice's transaction when it is all columns; an
 interrupted import (even SIGKILL) resumes after the last saved slice. Rows ingested after the
 last checkpoint are sent again on resume and are duplicates, because message ids are
 deterministic: the result equals an uninterrupted import.
@@ -21,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from siyu.collect.columnar import ColumnarBatch, Expectation, ingest_columns
+from siyu.collect.columnar import ColumnarBatch, Expectation, SliceWriter
 from siyu.collect.importers.columnar import ColumnContext
 from siyu.collect.importers.orders import group_starts
 from siyu.collect.importers.reader import batches, file_hash
@@ -200,10 +201,15 @@ def run_import(
     *,
     source_id: str | None = None,
     batch_rows: int = 20_000,
+    part_rows: int = 125_000,
     progress: Callable[[int], None] | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    """Import ``path`` with ``importer`` through the pipeline; resumable and idempotent."""
+    """Import ``path`` with ``importer`` through the pipeline; resumable and idempotent.
+
+    ``batch_rows``: rows per slice (one transaction, one checkpoint); ``part_rows``: rows per
+    part of a slice, built while the previous part is stored.
+    """
     if not path.is_file():
         raise NotFound(f"File {path} does not exist.", hint="Check the path.")
     digest = file_hash(path)
@@ -228,18 +234,21 @@ def run_import(
     # Slices are stored without the key conflict checks until one meets a stored message.
     expect = Expectation()
     done = skip  # data rows fully ingested (from the start of the file)
+    part = max(1, min(batch_rows, part_rows))
 
-    def slices() -> Iterator[tuple[pa.Table, int]]:
-        """Prepared slices of about ``batch_rows`` rows of complete orders, each with the
-        number of data rows before it. The reader's blocks are a few MiB; they are gathered
-        up to ``batch_rows`` rows before preparing, so per-slice costs (statements, commits,
-        checkpoints) are paid per slice."""
+    def parts() -> Iterator[tuple[pa.Table, int, bool]]:
+        """Prepared parts of slices of complete orders, each with the number of data rows
+        before it and whether it ends its slice. A slice (about ``batch_rows`` rows) is one
+        transaction and one checkpoint; its parts (about ``part_rows`` rows) are built one
+        after the other while the previous one is stored. The reader's blocks are a few MiB;
+        they are gathered up to ``batch_rows`` rows before preparing, so per-slice costs
+        (commits, checkpoints) are paid per slice."""
         to_skip, before = skip, skip
         carry: pa.Table | None = None
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
 
-        def cut(raw: list[pa.RecordBatch], final: bool) -> Iterator[tuple[pa.Table, int]]:
+        def cut(raw: list[pa.RecordBatch], final: bool) -> Iterator[tuple[pa.Table, int, bool]]:
             nonlocal carry, before
             table = importer.prepare(pa.Table.from_batches(raw)) if raw else None
             if carry is not None:
@@ -248,8 +257,14 @@ def run_import(
                 return
             begin = 0
             for end in _cuts(table, importer.group_field, batch_rows, final):
-                yield table.slice(begin, end - begin), before
-                before += end - begin
+                piece = table.slice(begin, end - begin)
+                start = 0
+                ends = _cuts(piece, importer.group_field, part, True) if part < batch_rows else [
+                    piece.num_rows]  # fmt: skip
+                for k, stop in enumerate(ends):
+                    yield piece.slice(start, stop - start), before, k == len(ends) - 1
+                    before += stop - start
+                    start = stop
                 begin = end
             carry = table.slice(begin) if begin < table.num_rows else None
 
@@ -270,13 +285,16 @@ def run_import(
                 pending, pending_rows = [], 0
         yield from cut(pending, final=True)
 
-    def build(table: pa.Table, before: int) -> tuple[int, ColumnarBatch | None, list[Record], int]:
-        """The columns and messages of one slice (no database access: runs ahead)."""
+    def build(
+        table: pa.Table, before: int, last: bool
+    ) -> tuple[int, ColumnarBatch | None, list[Record], int, bool]:
+        """The columns and messages of one part (no database access: runs ahead)."""
         origin_row = before + 2  # header is row 1
         if isinstance(importer, ColumnarImporter):
             batch, records, repeated = importer.build_columns(table, origin_row, _context(pipeline))
-            return table.num_rows, batch, records, repeated
-        return table.num_rows, None, list(importer.build(table, origin_row=origin_row)), 0
+            return table.num_rows, batch, records, repeated, last
+        records = list(importer.build(table, origin_row=origin_row))
+        return table.num_rows, None, records, 0, last
 
     def count(report: IngestReport) -> None:
         summary.messages += report.read
@@ -284,43 +302,56 @@ def run_import(
         summary.duplicates += report.duplicates
         summary.quarantined += report.quarantined
 
-    def store(rows: int, batch: ColumnarBatch | None, records: list[Record], repeated: int) -> None:
-        nonlocal done
-        rows_done = done + rows
-        # Messages the importer left out as repeats within the slice: read, and duplicates.
+    writer = SliceWriter(pipeline, source_id=source_id, origin=origin, expect=expect)
+    in_slice = 0  # rows of the current slice stored so far
+
+    def store(
+        rows: int, batch: ColumnarBatch | None, records: list[Record], repeated: int, last: bool
+    ) -> None:
+        nonlocal in_slice
+        # Messages the importer left out as repeats within the part: read, and duplicates.
         summary.messages += repeated
         summary.duplicates += repeated
-        if batch is not None and not records:
-            # The whole slice is columns: its checkpoint commits in the same transaction.
-            def checkpoint(conn: sa.Connection, report: IngestReport) -> None:
+        if batch is not None:
+            writer.add(batch)
+        if records:
+            # The message path writes through its own transactions: the columns stored so
+            # far are committed first, without a checkpoint (a crash before the slice's
+            # checkpoint sends them again: duplicates).
+            for report in writer.commit():
                 count(report)
-                _write_checkpoint(conn, key, path.name, summary, rows_done, False)
-
-            ingest_columns(
-                pipeline,
-                batch,
-                source_id=source_id,
-                origin=origin,
-                before_commit=checkpoint,
-                expect=expect,
-            )
-        else:
-            if batch is not None:
-                count(
-                    ingest_columns(
-                        pipeline, batch, source_id=source_id, origin=origin, expect=expect
-                    )
-                )
             count(pipeline.ingest(records, source_id=source_id, origin=origin))
-            _save(engine, key, path.name, summary, rows_done, False)
-        done = rows_done
-        if on_checkpoint is not None:
-            on_checkpoint(done)
+        in_slice += rows
         if progress is not None:
             progress(rows)
+        if last:
+            finish()
 
-    # Reading, preparing and building the next slice overlaps with storing this one.
-    for item in ahead(build(table, before) for table, before in slices()):
-        store(*item)
+    def finish() -> None:
+        """End the slice: its checkpoint, in the same transaction as its last rows."""
+        nonlocal done, in_slice
+        rows_done = done + in_slice
+
+        def checkpoint(conn: sa.Connection, reports: list[IngestReport]) -> None:
+            for report in reports:
+                count(report)
+            _write_checkpoint(conn, key, path.name, summary, rows_done, False)
+
+        if writer.open:
+            writer.commit(checkpoint)
+        else:
+            _save(engine, key, path.name, summary, rows_done, False)
+        done, in_slice = rows_done, 0
+        if on_checkpoint is not None:
+            on_checkpoint(done)
+
+    # Reading, preparing and building the next part overlaps with storing this one.
+    try:
+        for item in ahead(build(table, before, last) for table, before, last in parts()):
+            store(*item)
+        if in_slice or writer.open:  # the file ended inside a slice
+            finish()
+    finally:
+        writer.abort()  # an error or interrupt: the open transaction (if any) is rolled back
     _save(engine, key, path.name, summary, done, True)
     return summary
