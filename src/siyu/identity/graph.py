@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -766,8 +765,11 @@ def _first(owner: Ints, values: Ints, most: int) -> tuple[Ints, Ints]:
 def _sorted_sets(owner: Ints, text: pa.Array, most: int | None) -> tuple[Ints, pa.Array]:
     """Per owner, its distinct texts sorted (code-point order, as Python sorts), at most
     ``most``: (owner per text, texts), sorted by owner."""
-    codes, uniques = pd.factorize(np.asarray(text.to_numpy(zero_copy_only=False), dtype=object))
-    names = pa.array(np.asarray(uniques, dtype=object), pa.string())
+    encoded = pc.dictionary_encode(text)  # no Python object per text
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    names = encoded.dictionary.cast(pa.string())
     rank = np.asarray(pc.rank(names, sort_keys="ascending").to_numpy(), dtype=np.int64)
     width = len(names) + 1
     pair = np.unique(owner * width + rank[np.asarray(codes, dtype=np.int64)])

@@ -120,8 +120,10 @@ def graph_rows(
     comps, first_index = np.unique(res.component, return_index=True)
     comp_name = np.empty(int(res.component.max()) + 1 if n else 0, dtype=object)
     keys = graph.keys
-    comp_name[comps] = [
-        short_hash(workspace_id, keys[i], prefix="cmp_") for i in first_index.tolist()
+    blake2b, head = hashlib.blake2b, f"{workspace_id}|"
+    comp_name[comps] = [  # short_hash(workspace_id, key, prefix="cmp_"), without a call each
+        "cmp_" + blake2b(f"{head}{keys[i]}".encode(), digest_size=10).hexdigest()
+        for i in first_index.tolist()
     ]
     ws = pa.repeat(pa.scalar(workspace_id, pa.string()), n)
     identities = pa.table(
