@@ -372,3 +372,23 @@ def test_a_timestamp_past_year_9999_in_utc_is_quarantined(rt: Runtime) -> None:
     found = reasons(rt)
     assert found[1][0] == found[2][0] == "invalid"
     assert "out of range" in found[1][1]
+
+
+def test_customer_keys_of_the_pipeline_equal_customer_key() -> None:
+    """keep_new_calls hashes the workspace prefix once; the keys must stay those of
+    rows.customer_key, which the importers and One-ID use."""
+    from datetime import datetime
+
+    from siyu.collect import rows
+    from siyu.collect.validate import ValidCall
+
+    senders = [("u1", None), (None, "a1"), ("u2", "a2"), ("", "a3"), ("ü ß", None)]
+    senders += [(None, None)]
+    valid = [
+        ValidCall(i, {"user_id": u, "anonymous_id": a}, f"m{i}", datetime(2025, 1, 1), {})
+        for i, (u, a) in enumerate(senders)
+    ]
+    calls: list[ValidCall] = []
+    assert rows.keep_new_calls("ws_x", valid, set(), {}, calls) == 0
+    assert [v.customer_id for v in calls] == [rows.customer_key("ws_x", u, a) for u, a in senders]
+    assert calls[-1].customer_id is None

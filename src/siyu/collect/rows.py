@@ -68,16 +68,32 @@ def keep_new_calls(
     one slice of a chunk to the next. Returns how many calls repeated a messageId.
     """
     duplicates = 0
+    # customer_key written out with the workspace prefix hashed once: the same digest as
+    # hashing "workspace|u:user" in one go (tests/collect/test_pipeline.py checks).
+    prefix = _BLAKE2B_10.copy()
+    prefix.update(f"{workspace_id}|".encode())
     for v in valid:
         if v.message_id in seen:
             duplicates += 1
             continue
         seen.add(v.message_id)
         fields = v.fields
-        sender = (fields["user_id"], fields["anonymous_id"])
+        user_id: str | None = fields["user_id"]
+        anonymous_id: str | None = fields["anonymous_id"]
+        sender = (user_id, anonymous_id)
         key = keys.get(sender, "")
         if key == "":
-            key = keys[sender] = customer_key(workspace_id, sender[0], sender[1])
+            if user_id:
+                digest = prefix.copy()
+                digest.update(("u:" + user_id).encode())
+                key = "cus_" + digest.hexdigest()
+            elif anonymous_id:
+                digest = prefix.copy()
+                digest.update(("a:" + anonymous_id).encode())
+                key = "cus_" + digest.hexdigest()
+            else:
+                key = None
+            keys[sender] = key
         v.customer_id = key
         calls.append(v)
     return duplicates
