@@ -26,11 +26,9 @@ splits between the storage and the importer's own work.
 
 ``--orders N`` writes N orders of one to three lines: about 2N rows (100,000 orders: 199,999
 rows). The big file is imported with ``--batch-rows`` (``siyu import``'s default) and again
-with ``--large-batch-rows``: DuckDB writes an insert's full row groups (122,880 rows) straight
-to the database file, so a slice whose events fill one is written once, compressed, instead
-of to the write-ahead log at commit and again by the checkpoint.
-
-Target (2-core machine): >= 200,000 rows/s into DuckDB.
+with ``--large-batch-rows``: DuckDB stores the 200k rows in one transaction for less CPU than
+in two (its commit and closing checkpoint), though at 1M rows in 250k slices that gain was
+not seen (docs/importers.md).
 """
 
 from __future__ import annotations
@@ -242,8 +240,8 @@ def main() -> None:
     )
     if siyu_large is not None:
         print(
-            f"siyu, same file, --batch-rows {args.large_batch_rows:,} (transactions big enough "
-            f"for DuckDB to write row groups straight to the file): {rates(siyu_large)}"
+            f"siyu, same file, --batch-rows {args.large_batch_rows:,} (bigger transactions): "
+            f"{rates(siyu_large)}"
         )
     print(f"siyu, {siyu_small['rows']:,.0f} rows: {rates(siyu_small)}")
     store, close, total = serial["store_cpu"], serial["close_cpu"], serial["cpu"]

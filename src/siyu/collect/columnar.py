@@ -355,15 +355,15 @@ def _insert_events(
             return None
         return pc.is_in(events["message_id"], pc.cast(inserted, pa.string()))
     # The identify messages already stored are looked up first (a join of the few identify
-    # ids, not of the batch), so that the batch goes into the table in ONE statement: a
+    # ids, not of the batch), so that the batch goes into the table in ONE statement: with a
     # second INSERT into events in the same transaction (the identify messages with
-    # ON CONFLICT, then the rest) stops DuckDB from writing the big insert's row groups
-    # straight to the file, and the commit and the checkpoint then copy and compress them
-    # again (measured on the benchmark's 200k-row export in one transaction: 1.9-2.2 s CPU
+    # ON CONFLICT, then the rest), DuckDB's commit and checkpoint of a big transaction cost
+    # more (measured on the benchmark's 200k-row export in one transaction: 1.9-2.2 s CPU
     # for every table's insert, commit and checkpoint in one statement each, 2.8-3.0 s with
-    # events in two statements). The look-up scans the stored message ids (DuckDB uses no
-    # index for a two-column key): about 55 ms per million stored events, so past
-    # _LOOKUP_RATIO stored events per event of the batch the ON CONFLICT insert is cheaper.
+    # events in two statements, mostly in the checkpoint). The look-up scans the stored
+    # message ids (DuckDB uses no index for a two-column key): about 55 ms per million
+    # stored events, so past _LOOKUP_RATIO stored events per event of the batch the
+    # ON CONFLICT insert is used instead.
     identify = pc.equal(events["kind"], "identify")
     if not _lookup_pays(conn, n):
         return _insert_checking_identify(conn, cols, data, events, identify)
@@ -564,11 +564,10 @@ class SliceWriter:
     """Stores several batches in ONE transaction: the parts of an import's slice, each
     stored as soon as it is built, committed with the slice's checkpoint.
 
-    Why: DuckDB writes an insert's full row groups (122,880 rows) straight to the database
-    file, compressed once, only when the transaction holds that many rows of the table;
-    smaller transactions go to the write-ahead log at commit and are compressed again by
-    the checkpoint. Big transactions built whole would leave the storing thread idle while
-    the slice is built; parts keep building and storing overlapped. With an
+    Why: DuckDB stores a big transaction for less CPU than the same rows in several (the
+    benchmark's 200k-row export: 1.9-2.2 s for insert, commit and checkpoint in one, 2.7-2.9
+    s in two; see docs/importers.md); a big slice built whole would leave the storing thread
+    idle while it is built, and parts keep building and storing overlapped. With an
     :class:`Expectation` (DuckDB, while ``expect.new``) the parts are stored without the
     event and consent key checks; a stored key rolls the transaction back, and its parts are
     stored again with the checks (as :func:`ingest_columns`).
