@@ -392,3 +392,30 @@ def test_customer_keys_of_the_pipeline_equal_customer_key() -> None:
     assert rows.keep_new_calls("ws_x", valid, set(), {}, calls) == 0
     assert [v.customer_id for v in calls] == [rows.customer_key("ws_x", u, a) for u, a in senders]
     assert calls[-1].customer_id is None
+
+
+def test_a_chunk_without_identify_keeps_stored_traits_and_widens_seen_times(rt: Runtime) -> None:
+    """A chunk of track calls only: the customers upsert leaves the trait columns out (every
+    incoming one is NULL), so stored traits stay and only the seen times move."""
+    identify = {
+        "type": "identify",
+        "userId": "u9",
+        "timestamp": "2025-02-01T00:00:00Z",
+        "messageId": "i1",
+        "traits": {"email": "ann@example.de", "lastName": "Lee", "birthday": "1990-05-04"},
+    }
+    pipeline = rt.pipeline()
+    pipeline.ingest([identify])
+    before = rows(rt, "SELECT traits FROM customers WHERE user_id = 'u9'")
+    early = {**track("t1", user="u9"), "timestamp": "2025-01-01T00:00:00Z"}
+    late = {**track("t2", user="u9"), "timestamp": "2025-03-01T00:00:00Z"}
+    pipeline.ingest([early, late, track("t3", user="new")])
+    [(email, last, birthday, first_seen, last_seen, traits)] = rows(
+        rt,
+        "SELECT email, last_name, birthday, first_seen_at, last_seen_at, traits FROM customers "
+        "WHERE user_id = 'u9'",
+    )
+    assert (email, last, str(birthday)) == ("ann@example.de", "Lee", "1990-05-04")
+    assert (str(first_seen)[:10], str(last_seen)[:10]) == ("2025-01-01", "2025-03-01")
+    assert [(traits,)] == [tuple(r) for r in before]
+    assert count(rt, "customers") == 2

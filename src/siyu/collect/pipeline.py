@@ -520,6 +520,8 @@ def _customer_updates(conn: sa.Connection) -> dict[str, str]:
 
 
 _CUSTOMER_KEY = ("workspace_id", "customer_id")
+# Customer columns set from identify traits alone (``traits`` itself is merged, not kept).
+_TRAIT_ONLY = frozenset(rows.CUSTOMER_TRAIT_COLUMNS) - {"traits"}
 
 
 def upsert_customers(conn: sa.Connection, data: pa.Table) -> None:
@@ -564,9 +566,14 @@ def upsert_customers_from_events(
             "last_seen_at",
             "updated_at",
         ]
-        upsert_select(
-            conn, schema.customers, columns, select, _CUSTOMER_KEY, _customer_updates(conn)
-        )
+        updates = _customer_updates(conn)
+        if not staged_traits:
+            # No identify call in the chunk: every incoming trait column is NULL, so
+            # coalesce(excluded.c, t.c) keeps each stored value; DuckDB would still write a
+            # new version of each of these columns for every updated customer (upsert of
+            # 300k track events: 2.8-3.3 -> 2.6-2.8 us of CPU per event, alternated).
+            updates = {c: e for c, e in updates.items() if c not in _TRAIT_ONLY}
+        upsert_select(conn, schema.customers, columns, select, _CUSTOMER_KEY, updates)
     finally:
         unstage(conn, name)
         if staged_traits:
