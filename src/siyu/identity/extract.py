@@ -663,9 +663,8 @@ def _assemble(
     slot = np.concatenate(occ.slot) if occ.slot else np.zeros(0, dtype=np.int64)
     key = np.concatenate(occ.key) if occ.key else np.zeros(0, dtype=object)
     raw = np.concatenate(occ.raw) if occ.raw else np.zeros(0, dtype=object)
-    node_of, keys_index = pd.factorize(key, sort=True)
-    node = np.asarray(node_of, dtype=np.int64)
-    keys = [str(k) for k in keys_index.tolist()]
+    node, sorted_keys = _sorted_codes(key)
+    keys: list[str] = sorted_keys.to_pylist()
     n = len(keys)
     t0 = np.asarray(t.column("first_seen").to_numpy(), dtype="datetime64[us]")
     t1 = np.asarray(t.column("last_seen").to_numpy(), dtype="datetime64[us]")
@@ -711,7 +710,7 @@ def _assemble(
     link_slot = c_slot[first_of_pair]
     link_t0 = c_t0[first_of_pair]
     del c_a, c_b, c_row, c_slot, c_t0, order, other
-    return Graph(
+    graph = Graph(
         keys=keys,
         first_seen=first.astype("datetime64[us]"),
         last_seen=last.astype("datetime64[us]"),
@@ -726,6 +725,23 @@ def _assemble(
         refused=sorted(occ.refused),
         raw_pairs=(pa.array(raw, pa.string()), node),
     )
+    graph.__dict__["key_array"] = sorted_keys  # the cached Arrow keys, already built
+    return graph
+
+
+def _sorted_codes(key: npt.NDArray[np.object_]) -> tuple[Ints, pa.Array]:
+    """Per occurrence, the index of its key among the distinct keys sorted, and those keys.
+
+    What ``pd.factorize(key, sort=True)`` gives, in Arrow: the keys hashed and sorted in C++
+    (UTF-8 byte order is code-point order, as Python sorts), not compared as Python strings.
+    """
+    encoded = pc.dictionary_encode(pa.array(key, pa.string()))
+    order = pc.sort_indices(encoded.dictionary)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[np.asarray(order.to_numpy(), dtype=np.int64)] = np.arange(len(order), dtype=np.int64)
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    node: Ints = rank[codes]
+    return node, encoded.dictionary.take(order).cast(pa.string())
 
 
 def _min_text(group: Ints, text: npt.NDArray[np.object_], n: int) -> list[str | None]:
