@@ -205,3 +205,33 @@ def test_a_full_run_refreshes_the_tuples_writing_only_what_differs(rt: Runtime) 
         after = _tuples_read(conn)
     assert len(after) == len(before) - 1
     assert "test@example.com" not in {r[5] for r in after}
+
+
+def test_a_full_run_collapses_a_batch_resolved_twice(rt: Runtime) -> None:
+    """A batch resolved twice (inline, then by a background pass without a watermark) stores
+    its tuples twice; the next full run leaves one row per tuple, as a rewrite would (both
+    engines)."""
+    messages = _messages()
+    ws = rt.workspace()
+    with rt.db.engine.begin() as conn:
+        sources = {
+            name: ensure_source(conn, ws.workspace_id, name, name).source_id
+            for name in {s for s, _ in messages}
+        }
+    pipeline = rt.pipeline(ws)
+    for source, message in messages:
+        pipeline.ingest([message], source_id=sources[source])
+    ids = [m["messageId"] for _, m in messages]
+    for _ in range(2):
+        with rt.db.engine.begin() as conn:
+            resolve_new_events(conn, ws.workspace_id, ids)
+    count = "SELECT count(*) FROM identity_tuples"
+    distinct = "SELECT count(*) FROM (SELECT DISTINCT * FROM identity_tuples) d"
+    with rt.db.engine.begin() as conn:
+        doubled = conn.execute(sa.text(count)).scalar_one()
+        assert doubled == 2 * conn.execute(sa.text(distinct)).scalar_one()
+        before = _tuples_read(conn)
+        resolve_workspace(conn, ws.workspace_id)
+        assert conn.execute(sa.text(count)).scalar_one() == len(before) == doubled // 2
+        assert conn.execute(sa.text(distinct)).scalar_one() == len(before)
+        assert _tuples_read(conn) == before

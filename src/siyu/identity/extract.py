@@ -171,6 +171,31 @@ def refresh_tuples(conn: sa.Connection, workspace_id: str, tuples: pa.Table) -> 
         )
     finally:
         unstage(conn, name)
+    stored = conn.execute(
+        sa.text("SELECT count(*) FROM identity_tuples WHERE workspace_id = :ws"), ws
+    ).scalar_one()
+    if stored > tuples.num_rows:
+        _drop_repeated_tuples(conn, workspace_id)
+
+
+def _drop_repeated_tuples(conn: sa.Connection, workspace_id: str) -> None:
+    """Delete exact copies of a stored tuple row, keeping the first.
+
+    A batch resolved twice (inline, then by the background pass, which starts without a
+    watermark) stores its tuples twice; the full rewrite used to collapse them, and a refresh
+    by difference keeps every row equal to a fetched one. Only run when the workspace holds
+    more rows than the full run fetched (a count, not this self-join, in the common case).
+    """
+    row_id = "rowid" if conn.dialect.name == "duckdb" else "ctid"
+    same = " AND ".join(f"y.{c} IS NOT DISTINCT FROM x.{c}" for c in STORED_TUPLE_COLUMNS)
+    conn.execute(
+        sa.text(
+            "DELETE FROM identity_tuples x WHERE x.workspace_id = :ws AND EXISTS "
+            "(SELECT 1 FROM identity_tuples y WHERE y.workspace_id = :ws2 "
+            f"AND {same} AND y.{row_id} < x.{row_id})"
+        ),
+        {"ws": workspace_id, "ws2": workspace_id},
+    )
 
 
 @dataclass

@@ -104,7 +104,14 @@ def _rebuild(name: str, columns: list[sa.Column[object]], key: list[str] | None)
     )
     op.create_table(temporary, *columns, *extra)
     names = ", ".join(c.name for c in columns)
-    op.execute(f"INSERT INTO {temporary} ({names}) SELECT {names} FROM {name}")
+    # Back to a primary key (downgrade): one row per key, the first stored, so a duplicate
+    # written while the table had no key cannot fail the downgrade.
+    once = (
+        f" QUALIFY row_number() OVER (PARTITION BY {', '.join(key)} ORDER BY rowid) = 1"
+        if key
+        else ""
+    )
+    op.execute(f"INSERT INTO {temporary} ({names}) SELECT {names} FROM {name}{once}")
     for index, table, _ in SECONDARY:
         if table == name and key is None:
             op.drop_index(index, table_name=table)
