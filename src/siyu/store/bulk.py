@@ -125,10 +125,12 @@ def insert_all(conn: sa.Connection, table: sa.Table, data: pa.Table) -> None:
         return
     import duckdb
 
-    names = [c.name for c in table.columns]
+    raw = conn.connection.driver_connection
+    # insert_into matches by position: the stored table's order, which a migration adding a
+    # column can make differ from the schema definition's.
+    names = raw.table(table.name).columns  # type: ignore[union-attr]
     if sorted(names) != sorted(data.column_names):
         raise ValueError(f"insert_all needs every column of {table.name}: {names}")
-    raw = conn.connection.driver_connection
     relation = raw.from_arrow(data).project(", ".join(_quote(n) for n in names))  # type: ignore[union-attr]
     try:
         relation.insert_into(table.name)
