@@ -49,6 +49,27 @@ def _messages() -> list[tuple[str, dict[str, Any]]]:
     return [(s, {**m, "messageId": f"msg-{i}"}) for i, (s, m) in enumerate(SCENARIO)]
 
 
+Batch = list[tuple[str, dict[str, Any]]]
+
+
+def _ingest_and_resolve(rt: Runtime, batches: list[Batch], times: int = 1) -> None:
+    """Ingest each batch (its messages per source, as the sources send them) and resolve its
+    events incrementally, ``times`` times each (2: a batch resolved again)."""
+    ws = rt.workspace()
+    names = {name for batch in batches for name, _ in batch}
+    with rt.db.engine.begin() as conn:
+        sources = {
+            name: ensure_source(conn, ws.workspace_id, name, name).source_id for name in names
+        }
+    pipeline = rt.pipeline(ws)
+    for batch in batches:
+        for source in sorted({s for s, _ in batch}):
+            pipeline.ingest([m for s, m in batch if s == source], source_id=sources[source])
+        for _ in range(times):
+            with rt.db.engine.begin() as conn:
+                resolve_new_events(conn, ws.workspace_id, [m["messageId"] for _, m in batch])
+
+
 @settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -63,22 +84,11 @@ def test_incremental_equals_full(order: list[int], cuts: list[int]) -> None:
         url = f"duckdb:///{Path(tmp) / 'p.duckdb'}"
         with Runtime(load_settings(database_url=url, env="test")) as rt:
             rt.init()
-            ws = rt.workspace()
-            with rt.db.engine.begin() as conn:
-                sources = {
-                    name: ensure_source(conn, ws.workspace_id, name, name).source_id
-                    for name in {s for s, _ in messages}
-                }
-            pipeline = rt.pipeline(ws)
-            for lo, hi in itertools.pairwise(bounds):
-                batch = [messages[i] for i in order[lo:hi]]
-                for source in sorted({s for s, _ in batch}):
-                    pipeline.ingest([m for s, m in batch if s == source], source_id=sources[source])
-                with rt.db.engine.begin() as conn:
-                    resolve_new_events(conn, ws.workspace_id, [m["messageId"] for _, m in batch])
+            batches = [[messages[i] for i in order[lo:hi]] for lo, hi in itertools.pairwise(bounds)]
+            _ingest_and_resolve(rt, batches)
             with rt.db.engine.begin() as conn:
                 incremental = _snapshot(conn)
-                resolve_workspace(conn, ws.workspace_id)
+                resolve_workspace(conn, rt.workspace().workspace_id)
                 full = _snapshot(conn)
     assert incremental == full
 
@@ -88,19 +98,9 @@ def test_incremental_on_both_engines(rt: Runtime) -> None:
     every engine: incremental batches end where a full rebuild does."""
     messages = _messages()
     ws = rt.workspace()
-    with rt.db.engine.begin() as conn:
-        sources = {
-            name: ensure_source(conn, ws.workspace_id, name, name).source_id
-            for name in {s for s, _ in messages}
-        }
-    pipeline = rt.pipeline(ws)
     order = [4, 5, 6, 10, 7, 8, 2, 3, 0, 1, 9, 11, 12]
-    for lo, hi in itertools.pairwise([0, 3, 6, 9, len(order)]):
-        batch = [messages[i] for i in order[lo:hi]]
-        for source in sorted({s for s, _ in batch}):
-            pipeline.ingest([m for s, m in batch if s == source], source_id=sources[source])
-        with rt.db.engine.begin() as conn:
-            resolve_new_events(conn, ws.workspace_id, [m["messageId"] for _, m in batch])
+    bounds = itertools.pairwise([0, 3, 6, 9, len(order)])
+    _ingest_and_resolve(rt, [[messages[i] for i in order[lo:hi]] for lo, hi in bounds])
     with rt.db.engine.begin() as conn:
         incremental = _snapshot(conn)
         resolve_workspace(conn, ws.workspace_id)
@@ -126,18 +126,8 @@ def test_a_sender_an_older_alias_named_joins_it(rt: Runtime) -> None:
             },
         ),
     ]
-    later = [("tiktok_shop", identify(tiktok_id, day=3, message_id="al-3"))]
-    with rt.db.engine.begin() as conn:
-        sources = {
-            name: ensure_source(conn, ws.workspace_id, name, name).source_id
-            for name in ("shopify", "tiktok_shop")
-        }
-    pipeline = rt.pipeline(ws)
-    for batch in (first, later):
-        for source in sorted({s for s, _ in batch}):
-            pipeline.ingest([m for s, m in batch if s == source], source_id=sources[source])
-        with rt.db.engine.begin() as conn:
-            resolve_new_events(conn, ws.workspace_id, [m["messageId"] for _, m in batch])
+    later: Batch = [("tiktok_shop", identify(tiktok_id, day=3, message_id="al-3"))]
+    _ingest_and_resolve(rt, [first, later])
     with rt.db.engine.begin() as conn:
         incremental = _snapshot(conn)
         resolve_workspace(conn, ws.workspace_id)
@@ -174,18 +164,8 @@ def test_a_full_run_refreshes_the_tuples_writing_only_what_differs(rt: Runtime) 
     messages = _messages()
     messages.append(("web", track(anonymous_id="b-ann", day=12) | {"messageId": "msg-late"}))
     ws = rt.workspace()
-    with rt.db.engine.begin() as conn:
-        sources = {
-            name: ensure_source(conn, ws.workspace_id, name, name).source_id
-            for name in {s for s, _ in messages}
-        }
-    pipeline = rt.pipeline(ws)
-    for lo, hi in itertools.pairwise([0, 5, 9, len(messages)]):
-        batch = messages[lo:hi]
-        for source in sorted({s for s, _ in batch}):
-            pipeline.ingest([m for s, m in batch if s == source], source_id=sources[source])
-        with rt.db.engine.begin() as conn:
-            resolve_new_events(conn, ws.workspace_id, [m["messageId"] for _, m in batch])
+    bounds = itertools.pairwise([0, 5, 9, len(messages)])
+    _ingest_and_resolve(rt, [messages[lo:hi] for lo, hi in bounds])
     with rt.db.engine.begin() as conn:
         before = _tuples_read(conn)
         rows_before = int(
@@ -211,20 +191,8 @@ def test_a_full_run_collapses_a_batch_resolved_twice(rt: Runtime) -> None:
     """A batch resolved twice (inline, then by a background pass without a watermark) stores
     its tuples twice; the next full run leaves one row per tuple, as a rewrite would (both
     engines)."""
-    messages = _messages()
     ws = rt.workspace()
-    with rt.db.engine.begin() as conn:
-        sources = {
-            name: ensure_source(conn, ws.workspace_id, name, name).source_id
-            for name in {s for s, _ in messages}
-        }
-    pipeline = rt.pipeline(ws)
-    for source, message in messages:
-        pipeline.ingest([message], source_id=sources[source])
-    ids = [m["messageId"] for _, m in messages]
-    for _ in range(2):
-        with rt.db.engine.begin() as conn:
-            resolve_new_events(conn, ws.workspace_id, ids)
+    _ingest_and_resolve(rt, [_messages()], times=2)
     count = "SELECT count(*) FROM identity_tuples"
     distinct = "SELECT count(*) FROM (SELECT DISTINCT * FROM identity_tuples) d"
     with rt.db.engine.begin() as conn:
