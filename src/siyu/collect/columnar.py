@@ -79,6 +79,31 @@ def _arrow(conn: sa.Connection, sql: str) -> pa.Table:
     return pa.table({n: [r[i] for r in got] for i, n in enumerate(names)})
 
 
+def _stored_rows(
+    conn: sa.Connection,
+    table: sa.Table,
+    workspace_id: str,
+    key: str,
+    values: pa.ChunkedArray | pa.Array,
+    columns: tuple[str, ...] = (),
+) -> pa.Table:
+    """``key`` (and ``columns``) of ``table``'s stored rows among ``values`` in the workspace.
+
+    The values are staged and joined (a few: one slice's), not bound one parameter each.
+    """
+    probe = pa.table({"workspace_id": _ws(workspace_id, len(values)), key: values})
+    name = stage(conn, table, probe)
+    extra = "".join(f", t.{c}" for c in columns)
+    try:
+        return _arrow(
+            conn,
+            f"SELECT t.{key}{extra} FROM {table.name} t JOIN {name} s "
+            f"ON t.workspace_id = s.workspace_id AND t.{key} = s.{key}",
+        )
+    finally:
+        unstage(conn, name)
+
+
 def _stored_orders(conn: sa.Connection, workspace_id: str, order_ids: pa.Array) -> pa.Table:
     """(order_id, total, currency, refunded) of the stored orders among ``order_ids``."""
     empty = pa.table(
@@ -91,19 +116,9 @@ def _stored_orders(conn: sa.Connection, workspace_id: str, order_ids: pa.Array) 
     )
     if len(order_ids) == 0:
         return empty
-    probe = pa.table(
-        {"workspace_id": pa.array([workspace_id] * len(order_ids), pa.string()),
-         "order_id": order_ids}
-    )  # fmt: skip
-    name = stage(conn, schema.orders, probe)
-    try:
-        got = _arrow(
-            conn,
-            f"SELECT o.order_id, o.total, o.currency, o.refunded FROM orders o JOIN {name} s "
-            "ON o.workspace_id = s.workspace_id AND o.order_id = s.order_id",
-        )
-    finally:
-        unstage(conn, name)
+    got = _stored_rows(
+        conn, schema.orders, workspace_id, "order_id", order_ids, ("total", "currency", "refunded")
+    )
     if got.num_rows == 0:
         return empty
     return pa.table(
@@ -425,16 +440,7 @@ def _stored_ids(conn: sa.Connection, ws: str, message_ids: pa.ChunkedArray | pa.
     """Which of ``message_ids`` (a few: a slice's distinct identify messages) are stored."""
     if len(message_ids) == 0:
         return pa.array([], pa.string())
-    probe = pa.table({"workspace_id": _ws(ws, len(message_ids)), "message_id": message_ids})
-    name = stage(conn, schema.events, probe)
-    try:
-        got = _arrow(
-            conn,
-            f"SELECT e.message_id FROM events e JOIN {name} s "
-            "ON e.workspace_id = s.workspace_id AND e.message_id = s.message_id",
-        )["message_id"]
-    finally:
-        unstage(conn, name)
+    got = _stored_rows(conn, schema.events, ws, "message_id", message_ids)["message_id"]
     return pc.cast(got, pa.string()).combine_chunks()
 
 
