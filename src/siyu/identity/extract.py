@@ -76,7 +76,13 @@ def sender_sql(dialect: str, alias: str) -> str:
 
 def tuples_sql(dialect: str, ids: str | None, since: bool = False) -> str:
     """Distinct identifier tuples of a workspace's events (``ids``: only those messages;
-    ``since``: only events received from ``:since``, which DuckDB's zone maps prune)."""
+    ``since``: only events received from ``:since``, which DuckDB's zone maps prune).
+
+    Ordered by the tuple's first message id: a total order (no two tuples share an event), so
+    runs are repeatable, and one string to sort instead of seven (at 1M customers sorting the
+    4.7M tuples by their identifier columns cost DuckDB about 3 s of CPU). What the graph is
+    built from does not depend on the order: per-node values are minima and maxima, a sender's
+    node is the same on each of its rows, and links are ranked by time and message id."""
     country = (
         f"upper(coalesce({_json_text(dialect, 'e.traits', 'country')}, "
         f"{_json_text(dialect, 'e.traits', 'address', 'country')}, "
@@ -96,7 +102,7 @@ def tuples_sql(dialect: str, ids: str | None, since: bool = False) -> str:
           ON s.source_id = e.source_id AND s.workspace_id = e.workspace_id
         WHERE {where}
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-        ORDER BY 1, 3, 4, 5, 6, 7, 8
+        ORDER BY message_id
     """
 
 
@@ -118,7 +124,7 @@ def stored_tuples_sql(senders: str, batch: str) -> str:
               UNION ALL SELECT {columns}, 0 AS stored FROM {batch}) t
         LEFT JOIN sources s ON s.source_id = t.source_id AND s.workspace_id = :ws
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-        ORDER BY 1, 3, 4, 5, 6, 7, 8
+        ORDER BY message_id
     """
 
 
