@@ -152,7 +152,12 @@ class Pipeline:
                 finish(self._write(prepared, source_id, origin), len(chunk))
             return report
         position = start_position  # of the chunk's first record when it is not a Record
-        with ThreadPoolExecutor(1, thread_name_prefix="siyu-ingest") as pool:
+        # One pause of the cyclic collector for the whole run, not one per chunk and thread:
+        # the collector's switch is process-wide, so the two threads' pauses re-enabled it
+        # for each other, and a collection then ran on the preparing thread (the critical
+        # path) over every live container, the caller's input included: 0.9 s of a 5.9 s run
+        # of 300k events. A streamed run of 500k events left no cyclic garbage to collect.
+        with collector_paused(), ThreadPoolExecutor(1, thread_name_prefix="siyu-ingest") as pool:
             pending: Future[_Prepared] | None = pool.submit(
                 self._prepare, chunk, position, source_id, received_at
             )
