@@ -598,28 +598,43 @@ def _late(
     rows_all = np.concatenate(occ.row) if occ.row else np.zeros(0, dtype=np.int64)
     slots_all = np.concatenate(occ.slot) if occ.slot else np.zeros(0, dtype=np.int64)
     keys_all = np.concatenate(occ.key) if occ.key else np.zeros(0, dtype=object)
-    specific = pd.DataFrame(
-        {"raw": user[rows_all[slots_all == 0]], "key": keys_all[slots_all == 0]}
-    ).drop_duplicates()
-    counts = specific.groupby("raw", sort=False)["key"].transform("size")
-    unique_user = pd.Series(
-        specific["key"].to_numpy()[counts.to_numpy() == 1],
-        index=specific["raw"].to_numpy()[counts.to_numpy() == 1],
-        dtype=object,
+    # Hash look-ups in Arrow (C++), not pandas indexes of Python strings.
+    is_user = slots_all == 0
+    specific = (
+        pa.table(
+            {
+                "raw": pa.array(user[rows_all[is_user]], pa.string()),
+                "key": pa.array(keys_all[is_user], pa.string()),
+            }
+        )
+        .group_by(["raw", "key"], use_threads=False)
+        .aggregate([])
     )
-    anon_rows = rows_all[slots_all == 1]
-    anon_key = pd.Series(keys_all[slots_all == 1], index=anon[anon_rows], dtype=object)
-    anon_key = anon_key[~anon_key.index.duplicated()]
+    counted = specific.group_by("raw", use_threads=False).aggregate([("key", "count")])
+    single = counted.filter(pc.equal(counted.column("key_count"), 1)).column("raw")
+    unique_user = specific.filter(pc.is_in(specific.column("raw"), value_set=single))
+    is_anon = slots_all == 1
+    anon_key = (
+        pa.table(
+            {
+                "raw": pa.array(anon[rows_all[is_anon]], pa.string()),
+                "key": pa.array(keys_all[is_anon], pa.string()),
+            }
+        )
+        .group_by("raw", use_threads=False)
+        .aggregate([("key", "first")])
+    )
     wanted = [(0, np.flatnonzero(has_user & generic), user)]
     wanted.append((4, np.flatnonzero(~pd.isna(prev) & (prev != "")), prev))
     for slot, rows, column in wanted:
         if not len(rows):
             continue
         raw = column[rows]
-        found = unique_user.reindex(raw).to_numpy(dtype=object, copy=True)
+        query = pa.array(raw, pa.string())
+        found = _look_up(unique_user, "key", query)
         if slot == 4:
-            missing = pd.isna(found)
-            found[missing] = anon_key.reindex(raw[missing]).to_numpy(dtype=object)
+            found = pc.coalesce(found, _look_up(anon_key, "key_first", query))
+        found = found.to_numpy(zero_copy_only=False)
         hit = ~pd.isna(found)
         occ.add(rows[hit], slot, found[hit], raw[hit])
         rest = np.flatnonzero(~hit)
@@ -634,6 +649,13 @@ def _late(
                 np.full(len(mine), sk, dtype=object),
                 messages,
             )
+
+
+def _look_up(table: pa.Table, key: str, query: pa.Array) -> pa.Array:
+    """The ``key`` of each raw id in ``query`` (one row per ``raw`` in ``table``), null where
+    it has none."""
+    position = pc.index_in(query, value_set=table.column("raw").combine_chunks())
+    return table.column(key).combine_chunks().take(position)
 
 
 def _namespaced(
