@@ -85,3 +85,70 @@ def test_a_disabled_collector_stays_disabled(rt: Runtime) -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _threads(rt: Runtime) -> int:
+    cursor = rt.db.duckdb_cursor()
+    try:
+        row = cursor.execute("SELECT current_setting('threads')").fetchone()
+        assert row is not None
+        return int(row[0])
+    finally:
+        cursor.close()
+
+
+def test_duckdb_threads_leave_a_core_to_the_preparing_thread(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During a multi-chunk ingest DuckDB runs with one thread fewer than the process's cores
+    (at least one); its setting is restored after the run. PostgreSQL: nothing is set."""
+    if rt.db.kind != "duckdb":
+        assert _pipeline(rt, 100).ingest([track(f"m{i}") for i in range(250)]).stored == 250
+        return
+    cursor = rt.db.duckdb_cursor()
+    cursor.execute("SET threads = 3")
+    cursor.close()
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    seen: list[int] = []
+    write = Pipeline._write
+
+    def spy_write(self: Pipeline, *args: Any) -> Any:
+        seen.append(_threads(rt))
+        return write(self, *args)
+
+    monkeypatch.setattr(Pipeline, "_write", spy_write)
+    assert _pipeline(rt, 100).ingest([track(f"m{i}") for i in range(250)]).stored == 250
+    assert seen == [1, 1, 1]
+    assert _threads(rt) == 3
+    seen.clear()
+    assert _pipeline(rt, 100).ingest([track("one")]).stored == 1  # one chunk: inline, unchanged
+    assert seen == [3]
+
+
+def test_duckdb_threads_are_restored_by_the_last_of_overlapping_runs(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from siyu.collect.pipeline import _duckdb_threads_for_ingest
+
+    if rt.db.kind != "duckdb":
+        pytest.skip("DuckDB's threads setting")
+    cursor = rt.db.duckdb_cursor()
+    cursor.execute("SET threads = 4")
+    cursor.close()
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})
+    with _duckdb_threads_for_ingest(rt.db):
+        assert _threads(rt) == 2
+        with _duckdb_threads_for_ingest(rt.db):
+            assert _threads(rt) == 2
+        assert _threads(rt) == 2
+    assert _threads(rt) == 4
+    with pytest.raises(RuntimeError), _duckdb_threads_for_ingest(rt.db):
+        raise RuntimeError("a failed run")
+    assert _threads(rt) == 4
+    # Fewer threads than the target already: left alone.
+    cursor = rt.db.duckdb_cursor()
+    cursor.execute("SET threads = 1")
+    cursor.close()
+    with _duckdb_threads_for_ingest(rt.db):
+        assert _threads(rt) == 1
+    assert _threads(rt) == 1
