@@ -9,6 +9,7 @@ so both paths give the same customers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -96,11 +97,16 @@ def resolve_workspace(
     ``windows`` is the ``identity_limit_windows`` setting (kind -> days); every path that
     resolves a workspace must pass the same one, or full and incremental runs could differ.
     The workspace's ``identity_tuples`` are refreshed from the same read (only rows that differ
-    are written).
+    are written), by the database while Python builds the graph: on two cores the refresh
+    (DuckDB's or PostgreSQL's work, without the GIL) costs no wall time. Only the worker
+    thread uses the connection until it is done.
     """
     tuples = fetch_tuples(conn, workspace_id)
-    refresh_tuples(conn, workspace_id, tuples)
-    graph = build_graph(workspace_id, tuples, _region(conn, workspace_id))
+    region = _region(conn, workspace_id)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-tuples") as pool:
+        refreshed = pool.submit(refresh_tuples, conn, workspace_id, tuples)
+        graph = build_graph(workspace_id, tuples, region)
+        refreshed.result()
     del tuples
     previous = _old_mapping(conn, workspace_id)
     for table in (t.identities, t.identity_links, t.identity_anchors, t.identity_conflicts):
@@ -532,11 +538,59 @@ def _apply(
     received_from: datetime | None = None,
 ) -> ResolveReport:
     """Resolve the graph and store it: all of it (a full run, ``old`` None), or only the rows
-    that differ from ``old`` (an incremental run), then re-point records and fold customers."""
+    that differ from ``old`` (an incremental run), then re-point records and fold customers.
+
+    The merge audit (Arrow and NumPy work on the graph, no database) is computed in a worker
+    thread while this one writes and re-points (database work without the GIL); its rows are
+    appended after.
+    """
     now = _now()
     add_operator_links(conn, workspace_id, graph)
     res = resolve(graph, _detached(conn, workspace_id, graph), windows)
     node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
+    graph.key_array  # noqa: B018 - built once here, not by both threads
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-audit") as pool:
+        audit = pool.submit(
+            _merge_audit_rows, workspace_id, graph, res, anchor_customers, previous, now
+        )
+        repointed, moves, followed = _store(
+            conn,
+            workspace_id,
+            graph,
+            res,
+            node_customers,
+            anchor_customers,
+            now,
+            old,
+            received_from,
+        )
+        audit_rows = audit.result()
+    if audit_rows is not None:
+        append(conn, t.identity_audit, audit_rows)
+    return ResolveReport(
+        identifiers=len(graph.keys),
+        links=len(graph.link_a),
+        customers=int(pc.count_distinct(node_customers).as_py()),
+        merges=0 if audit_rows is None else audit_rows.num_rows,
+        conflicts=len(res.conflicts),
+        refused=len(graph.refused),
+        repointed={**repointed, "customers_merged": len(moves.merged), **followed},
+    )
+
+
+def _store(
+    conn: sa.Connection,
+    workspace_id: str,
+    graph: Graph,
+    res: Resolution,
+    node_customers: pa.Array,
+    anchor_customers: pa.Array,
+    now: datetime,
+    old: _Stored | None,
+    received_from: datetime | None,
+) -> tuple[dict[str, int], CustomerMoves, dict[str, int]]:
+    """Write the resolved graph (all of it, or what differs from ``old``), re-point records,
+    fold customers and make every slice follow: (re-pointed, moves, followed) counts."""
     if old is None:
         write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
         repointed = repoint(conn, workspace_id)
@@ -556,17 +610,7 @@ def _apply(
         )
         repointed = _repoint_incremental(conn, workspace_id, rows.anchors, anchors, received_from)
         moves = merge_customers(conn, workspace_id, now, _merged_pairs(rows.anchors))
-    followed = _follow(conn, workspace_id, moves)
-    merges = _audit_merges(conn, workspace_id, graph, res, anchor_customers, previous, now)
-    return ResolveReport(
-        identifiers=len(graph.keys),
-        links=len(graph.link_a),
-        customers=int(pc.count_distinct(node_customers).as_py()),
-        merges=merges,
-        conflicts=len(res.conflicts),
-        refused=len(graph.refused),
-        repointed={**repointed, "customers_merged": len(moves.merged), **followed},
-    )
+    return repointed, moves, _follow(conn, workspace_id, moves)
 
 
 def _merged_pairs(anchors: pa.Table) -> pa.Table:
@@ -633,16 +677,16 @@ def _follow(conn: sa.Connection, workspace_id: str, moves: CustomerMoves) -> dic
     return followed
 
 
-def _audit_merges(
-    conn: sa.Connection,
+def _merge_audit_rows(
     workspace_id: str,
     graph: Graph,
     res: Resolution,
     anchor_customers: pa.Array,
     previous: pa.Table,
     now: datetime,
-) -> int:
-    """One audit row per customer whose set of merged provisional customers changed.
+) -> pa.Table | None:
+    """One audit row per customer whose set of merged provisional customers changed (None:
+    no such customer). Reads no database, so it can run beside the run's writes.
 
     Set-based: the changed customers are found with Arrow group-bys and joins, their groups'
     identifiers, evidence and rules with NumPy sorts, and the JSON lists are joined in Arrow;
@@ -662,7 +706,7 @@ def _audit_merges(
     )
     merged = per_customer.filter(pc.greater(per_customer.column("p_count"), 1))
     if merged.num_rows == 0:
-        return 0
+        return None
     # Changed: the customer's provisional ids differ (as a set) from those it had.
     prev = previous.select(["p", "c"])
     before = prev.group_by("c", use_threads=False).aggregate([("p", "count")])
@@ -682,7 +726,7 @@ def _audit_merges(
     )
     changed = merged.filter(pc.invert(same))
     if changed.num_rows == 0:
-        return 0
+        return None
     changed = changed.take(pc.sort_indices(changed, sort_keys=[("c", "ascending")]))
     # A customer's group: that of its last anchor's node (one customer per group).
     last = np.asarray(changed.column("i_max_max").to_numpy(), dtype=np.int64)
@@ -726,24 +770,19 @@ def _audit_merges(
     rule = pc.if_else(pc.equal(joined, ""), "same_event", joined)
     stamp = now.isoformat()
     audit_ids = [short_hash(workspace_id, c, stamp, prefix="ida_") for c in customers.to_pylist()]
-    append(
-        conn,
-        t.identity_audit,
-        pa.table(
-            {
-                "workspace_id": pa.array([workspace_id] * n, pa.string()),
-                "audit_id": pa.array(audit_ids, pa.string()),
-                "action": pa.array(["merge"] * n, pa.string()),
-                "customer_id": customers,
-                "customers": id_json,
-                "identifiers": identifiers_json,
-                "evidence": evidence_json,
-                "rule": rule,
-                "recorded_at": pa.array(np.full(n, np.datetime64(now, "us"))),
-            }
-        ).select([c.name for c in t.identity_audit.columns]),
-    )
-    return n
+    return pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * n, pa.string()),
+            "audit_id": pa.array(audit_ids, pa.string()),
+            "action": pa.array(["merge"] * n, pa.string()),
+            "customer_id": customers,
+            "customers": id_json,
+            "identifiers": identifiers_json,
+            "evidence": evidence_json,
+            "rule": rule,
+            "recorded_at": pa.array(np.full(n, np.datetime64(now, "us"))),
+        }
+    ).select([c.name for c in t.identity_audit.columns])
 
 
 def _positions(sorted_names: pa.Array, names: pa.Array) -> Ints:
