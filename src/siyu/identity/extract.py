@@ -430,20 +430,30 @@ SLOTS = ("user", "anon", "email", "phone", "prev")
 
 @dataclass
 class _Occurrences:
-    """Identifier occurrences: which tuple row, which slot, which raw value became which key."""
+    """Identifier occurrences: which tuple row, which slot, which raw value became which key.
+
+    Keys and raw values are Arrow strings: a Python string per occurrence (about 5M at 1M
+    customers) cost seconds to make and again to hand to Arrow for the sort.
+    """
 
     row: list[Ints] = field(default_factory=list)
     slot: list[Ints] = field(default_factory=list)
-    key: list[npt.NDArray[np.object_]] = field(default_factory=list)
-    raw: list[npt.NDArray[np.object_]] = field(default_factory=list)
+    key: list[pa.Array] = field(default_factory=list)
+    raw: list[pa.Array] = field(default_factory=list)
     refused: list[tuple[str, str, str, str]] = field(default_factory=list)
     memo: Memo | None = None
 
-    def add(self, rows: Ints, slot: int, keys: npt.NDArray[np.object_], raws: Any) -> None:
+    def add(self, rows: Ints, slot: int, keys: pa.Array, raws: pa.Array) -> None:
         self.row.append(rows)
         self.slot.append(np.full(len(rows), slot, dtype=np.int64))
         self.key.append(keys)
-        self.raw.append(np.asarray(raws, dtype=object))
+        self.raw.append(raws)
+
+    def keys(self) -> pa.Array:
+        return pa.concat_arrays(self.key) if self.key else pa.array([], pa.string())
+
+    def raws(self) -> pa.Array:
+        return pa.concat_arrays(self.raw) if self.raw else pa.array([], pa.string())
 
 
 def build_graph(
@@ -487,7 +497,7 @@ def build_graph(
         _slot(occ, column, rows, slot, values[rows], region[rows], messages)
     rows = np.flatnonzero(~pd.isna(anon) & (anon != ""))
     _slot(occ, "anonymous_id", rows, 1, anon[rows], np.full(len(rows), None), messages)
-    _late(occ, user, anon, prev, generic, has_user, source_kind, messages)
+    _late(occ, user, prev, generic, has_user, source_kind, messages)
     return _assemble(workspace_id, t, occ, generic, user, anon, messages)
 
 
@@ -516,21 +526,11 @@ def _slot(
         zip(distinct_v.to_pylist(), distinct_e.to_pylist(), strict=True)
     )
     norm, why = _normalise_cached(occ.memo, kind, spec, distinct)
-    node_kind = _node_kind(kind)
-    keys = np.array(
-        [
-            None
-            if v is None
-            else f"amazon_buyer{SEP}{v}"
-            if node_kind == "email" and "@marketplace.amazon." in v
-            else f"{node_kind}{SEP}{v}"
-            for v in norm
-        ],
-        dtype=object,
-    )
-    per_row = keys[codes]
-    ok = ~pd.isna(per_row)
-    occ.add(rows[ok], slot, per_row[ok], values[ok])
+    keys = _node_keys(_node_kind(kind), pa.array(norm, pa.string()))  # one per distinct value
+    per_row = keys.take(encoded.indices)
+    valid = per_row.is_valid()
+    ok = np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool)
+    occ.add(rows[ok], slot, per_row.filter(valid), va.filter(valid))
     bad = np.flatnonzero(~ok)
     if bad.size:
         # One entry per (kind, value, reason), with the value's first message.
@@ -543,6 +543,16 @@ def _slot(
             first[k] = min(m, first.get(k, m))
             refusals.add((*k, why[d] or "refused"))
         occ.refused.extend((k, v, r, first[(k, v)]) for k, v, r in sorted(refusals))
+
+
+def _node_keys(node_kind: str, values: pa.Array) -> pa.Array:
+    """'kind<US>value' of normalised values (null stays null); an email at an Amazon
+    marketplace relay domain is an ``amazon_buyer``."""
+    prefix: pa.Array | pa.Scalar = pa.scalar(f"{node_kind}{SEP}", pa.string())
+    if node_kind == "email":
+        relay = pc.fill_null(pc.match_substring(values, "@marketplace.amazon."), False)
+        prefix = pc.if_else(relay, f"amazon_buyer{SEP}", f"email{SEP}")
+    return pc.binary_join_element_wise(prefix, values, "")
 
 
 Memo = dict[tuple[str, str, str | None], tuple[str | None, str | None]]
@@ -582,7 +592,6 @@ def _normalise_cached(
 def _late(
     occ: _Occurrences,
     user: npt.NDArray[np.object_],
-    anon: npt.NDArray[np.object_],
     prev: npt.NDArray[np.object_],
     generic: npt.NDArray[np.bool_],
     has_user: npt.NDArray[np.bool_],
@@ -595,32 +604,21 @@ def _late(
     one), then (previousIds only) among anonymous ids; otherwise it is a ``user_id`` of the
     event's source.
     """
-    rows_all = np.concatenate(occ.row) if occ.row else np.zeros(0, dtype=np.int64)
     slots_all = np.concatenate(occ.slot) if occ.slot else np.zeros(0, dtype=np.int64)
-    keys_all = np.concatenate(occ.key) if occ.key else np.zeros(0, dtype=object)
+    keys_all, raws_all = occ.keys(), occ.raws()
     # Hash look-ups in Arrow (C++), not pandas indexes of Python strings.
-    is_user = slots_all == 0
+    is_user = pa.array(slots_all == 0)
     specific = (
-        pa.table(
-            {
-                "raw": pa.array(user[rows_all[is_user]], pa.string()),
-                "key": pa.array(keys_all[is_user], pa.string()),
-            }
-        )
+        pa.table({"raw": raws_all.filter(is_user), "key": keys_all.filter(is_user)})
         .group_by(["raw", "key"], use_threads=False)
         .aggregate([])
     )
     counted = specific.group_by("raw", use_threads=False).aggregate([("key", "count")])
     single = counted.filter(pc.equal(counted.column("key_count"), 1)).column("raw")
     unique_user = specific.filter(pc.is_in(specific.column("raw"), value_set=single))
-    is_anon = slots_all == 1
+    is_anon = pa.array(slots_all == 1)
     anon_key = (
-        pa.table(
-            {
-                "raw": pa.array(anon[rows_all[is_anon]], pa.string()),
-                "key": pa.array(keys_all[is_anon], pa.string()),
-            }
-        )
+        pa.table({"raw": raws_all.filter(is_anon), "key": keys_all.filter(is_anon)})
         .group_by("raw", use_threads=False)
         .aggregate([("key", "first")])
     )
@@ -634,9 +632,9 @@ def _late(
         found = _look_up(unique_user, "key", query)
         if slot == 4:
             found = pc.coalesce(found, _look_up(anon_key, "key_first", query))
-        found = found.to_numpy(zero_copy_only=False)
-        hit = ~pd.isna(found)
-        occ.add(rows[hit], slot, found[hit], raw[hit])
+        valid = found.is_valid()
+        hit = np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool)
+        occ.add(rows[hit], slot, found.filter(valid), query.filter(valid))
         rest = np.flatnonzero(~hit)
         for sk in sorted(set(source_kind[rows[rest]].tolist())):
             mine = rest[source_kind[rows[rest]] == sk]
@@ -722,9 +720,7 @@ def _assemble(
     n_rows = t.num_rows
     row = np.concatenate(occ.row) if occ.row else np.zeros(0, dtype=np.int64)
     slot = np.concatenate(occ.slot) if occ.slot else np.zeros(0, dtype=np.int64)
-    key = np.concatenate(occ.key) if occ.key else np.zeros(0, dtype=object)
-    raw = np.concatenate(occ.raw) if occ.raw else np.zeros(0, dtype=object)
-    node, sorted_keys = _sorted_codes(key)
+    node, sorted_keys = _sorted_codes(occ.keys())
     keys: list[str] = sorted_keys.to_pylist()
     n = len(keys)
     t0 = np.asarray(t.column("first_seen").to_numpy(), dtype="datetime64[us]")
@@ -784,19 +780,19 @@ def _assemble(
         link_seen=link_t0.astype("datetime64[us]"),
         anchors=_anchors(workspace_id, t0, source, user, anon, per_slot),
         refused=sorted(occ.refused),
-        raw_pairs=(pa.array(raw, pa.string()), node),
+        raw_pairs=(occ.raws(), node),
     )
     graph.__dict__["key_array"] = sorted_keys  # the cached Arrow keys, already built
     return graph
 
 
-def _sorted_codes(key: npt.NDArray[np.object_]) -> tuple[Ints, pa.Array]:
+def _sorted_codes(key: pa.Array) -> tuple[Ints, pa.Array]:
     """Per occurrence, the index of its key among the distinct keys sorted, and those keys.
 
     What ``pd.factorize(key, sort=True)`` gives, in Arrow: the keys hashed and sorted in C++
     (UTF-8 byte order is code-point order, as Python sorts), not compared as Python strings.
     """
-    encoded = pc.dictionary_encode(pa.array(key, pa.string()))
+    encoded = pc.dictionary_encode(key)
     order = pc.sort_indices(encoded.dictionary)
     rank = np.empty(len(order), dtype=np.int64)
     rank[np.asarray(order.to_numpy(), dtype=np.int64)] = np.arange(len(order), dtype=np.int64)
@@ -850,7 +846,11 @@ def _anchors(
     del senders
     grouped = grouped.take(pc.sort_indices(grouped, sort_keys=[("id", "ascending")]))
     r = np.asarray(grouped.column("row_min").to_numpy(), dtype=np.int64)
-    first_row = np.searchsorted(rows, r)
+    # Position of each sender's first row among ``rows``: a gather through the inverse map (a
+    # binary search of ``rows`` in sender-id order missed the cache at every step: 4 s at 1M).
+    position = np.empty(len(has_user), dtype=np.int64)
+    position[rows] = np.arange(len(rows), dtype=np.int64)
+    first_row = position[r]
     node = np.where(u, per_slot[0, rows], per_slot[1, rows])[first_row]
     has = has_user[r]
     uid = user[r].copy()
