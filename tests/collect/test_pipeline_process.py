@@ -152,3 +152,16 @@ def test_duckdb_threads_are_restored_by_the_last_of_overlapping_runs(
     with _duckdb_threads_for_ingest(rt.db):
         assert _threads(rt) == 1
     assert _threads(rt) == 1
+
+
+def test_usable_cores_without_affinity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the platform has no CPU affinity call (macOS, Windows), all of the machine's cores."""
+    import os
+
+    from siyu.collect.pipeline import _usable_cores
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert _usable_cores() == 8
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert _usable_cores() == 1

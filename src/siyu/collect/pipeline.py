@@ -471,6 +471,14 @@ _threads_lock = threading.Lock()
 _threads_users: dict[int, tuple[int, int]] = {}  # id(Database) -> (runs, DuckDB threads before)
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (all of the machine's where affinity is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 @contextmanager
 def _duckdb_threads_for_ingest(db: Database) -> Iterator[None]:
     """Leave one core to the preparing thread while a multi-chunk ingest runs on DuckDB.
@@ -484,7 +492,7 @@ def _duckdb_threads_for_ingest(db: Database) -> Iterator[None]:
     if db.kind != "duckdb":
         yield
         return
-    want = max(1, len(os.sched_getaffinity(0)) - 1)
+    want = max(1, _usable_cores() - 1)
     key = id(db)
     with _threads_lock:
         runs, before = _threads_users.get(key, (0, 0))
