@@ -470,8 +470,7 @@ def build_graph(
     source_kind = np.where(pd.isna(source_kind), "other", source_kind).astype(object)
     country = pc.utf8_upper(t.column("country"))
     two = pc.fill_null(pc.equal(pc.utf8_length(country), 2), False)
-    region_arr = pc.if_else(two, country, pa.scalar(default_region, pa.string()))
-    region = _objects(region_arr)
+    region_arr = pc.if_else(two, country, pa.scalar(default_region, pa.string())).combine_chunks()
     user = _strings(t, "user_id")
     anon = _strings(t, "anonymous_id")
     prev = _strings(t, "previous_id")
@@ -490,15 +489,32 @@ def build_graph(
         if kind is None:
             continue
         rows = np.flatnonzero(has_user & (source_kind == sk))
-        _slot(occ, kind, rows, 0, user[rows], np.full(len(rows), sk, dtype=object), messages)
+        _slot(occ, kind, rows, 0, _taken(t, "user_id", rows), _constant(sk, len(rows)), messages)
     for slot, column in ((2, "email"), (3, "phone")):
-        values = _strings(t, column)
-        rows = np.flatnonzero(~pd.isna(values) & (values != ""))
-        _slot(occ, column, rows, slot, values[rows], region[rows], messages)
+        rows = _present(t.column(column))
+        _slot(occ, column, rows, slot, _taken(t, column, rows), region_arr.take(rows), messages)
     rows = np.flatnonzero(~pd.isna(anon) & (anon != ""))
-    _slot(occ, "anonymous_id", rows, 1, anon[rows], np.full(len(rows), None), messages)
+    anon_values = _taken(t, "anonymous_id", rows)
+    _slot(occ, "anonymous_id", rows, 1, anon_values, _constant(None, len(rows)), messages)
     _late(occ, user, prev, generic, has_user, source_kind, messages)
     return _assemble(workspace_id, t, occ, generic, user, anon, messages)
+
+
+def _taken(table: pa.Table, column: str, rows: Ints) -> pa.Array:
+    """The column's values at ``rows`` (Arrow, no Python string per value)."""
+    return table.column(column).take(pa.array(rows)).combine_chunks()
+
+
+def _constant(value: str | None, n: int) -> pa.Array:
+    return (
+        pa.nulls(n, pa.string()) if value is None else pa.repeat(pa.scalar(value, pa.string()), n)
+    )
+
+
+def _present(column: pa.ChunkedArray) -> Ints:
+    """The rows where a string column holds a non-empty value."""
+    present = pc.fill_null(pc.not_equal(column, ""), False)
+    return np.flatnonzero(np.asarray(present.to_numpy(), dtype=bool))
 
 
 def _slot(
@@ -506,16 +522,15 @@ def _slot(
     kind: str,
     rows: Ints,
     slot: int,
-    values: npt.NDArray[np.object_],
-    extra: npt.NDArray[np.object_],
+    va: pa.Array,
+    ea: pa.Array,
     messages: pa.Array,
 ) -> None:
-    """Normalise one slot's values (each distinct (value, region-or-source) once) into keys."""
+    """Normalise one slot's values ``va`` at tuple ``rows`` (each distinct (value,
+    region-or-source ``ea``) once) into keys."""
     if not len(rows):
         return
     spec = get_kind(kind)
-    va = pa.array(values, pa.string())
-    ea = pa.array(extra, pa.string())
     combined = pc.binary_join_element_wise(va, pc.fill_null(ea, "\x00"), "\x1e")
     encoded = pc.dictionary_encode(combined)
     codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -643,8 +658,8 @@ def _late(
                 "user_id",
                 rows[mine],
                 slot,
-                raw[mine],
-                np.full(len(mine), sk, dtype=object),
+                query.take(pa.array(mine)),
+                _constant(sk, len(mine)),
                 messages,
             )
 
