@@ -250,8 +250,9 @@ class Graph:
     account_source: list[str | None]
     link_a: Ints
     link_b: Ints
-    link_message: list[str]
-    link_rule: list[str]
+    link_message: pa.Array
+    """Per link, the message id of its evidence (Arrow strings)."""
+    link_rule: pa.Array
     link_seen: npt.NDArray[np.datetime64]
     """Per link, microseconds."""
     anchors: Anchors
@@ -790,8 +791,8 @@ def _assemble(
         account_source=account,
         link_a=link_a,
         link_b=link_b,
-        link_message=[str(m) for m in messages.take(pa.array(link_row)).to_pylist()],
-        link_rule=["alias" if s == 4 else "same_event" for s in link_slot.tolist()],
+        link_message=messages.take(pa.array(link_row)),
+        link_rule=pc.if_else(pa.array(link_slot == 4), "alias", "same_event"),
         link_seen=link_t0.astype("datetime64[us]"),
         anchors=_anchors(workspace_id, t0, source, user, anon, per_slot),
         refused=sorted(occ.refused),

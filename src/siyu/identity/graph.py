@@ -759,10 +759,10 @@ def _merge_audit_rows(
     ga, gb = res.group[graph.link_a], res.group[graph.link_b]
     inside = np.flatnonzero((ga == gb) & (slot[ga] >= 0))
     link_slot = slot[ga[inside]]
-    messages = pa.array(graph.link_message, pa.string()).take(pa.array(inside))
+    messages = graph.link_message.take(pa.array(inside))
     evidence_owner, evidence = _sorted_sets(link_slot, messages, 100)
     evidence_json = _json_lists(evidence, evidence_owner, n)
-    rules = pa.array(graph.link_rule, pa.string()).take(pa.array(inside))
+    rules = graph.link_rule.take(pa.array(inside))
     rule_owner, rule_names = _sorted_sets(link_slot, rules, None)
     offsets = np.searchsorted(rule_owner, np.arange(n + 1)).astype(np.int32)
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), rule_names), "+")

@@ -440,4 +440,5 @@ def _priority(key: str) -> int:
 
 
 def _msg(graph: Graph, link_ids: Ints, j: int) -> str | None:
-    return graph.link_message[int(link_ids[j])]
+    message: str | None = graph.link_message[int(link_ids[j])].as_py()
+    return message

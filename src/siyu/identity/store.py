@@ -148,8 +148,8 @@ def graph_rows(
             "value_a": value_col.take(a),
             "kind_b": kind_col.take(b),
             "value_b": value_col.take(b),
-            "message_id": pa.array(graph.link_message, pa.string()),
-            "rule": pa.array(graph.link_rule, pa.string()),
+            "message_id": graph.link_message,
+            "rule": graph.link_rule,
             "seen_at": pa.array(graph.link_seen, TS),
             "created_at": pa.repeat(pa.scalar(now, TS), m),
         }

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from siyu.errors import Conflict, InvalidInput, NotFound
@@ -346,7 +347,7 @@ def add_operator_links(conn: sa.Connection, workspace_id: str, graph: Graph) -> 
         return 0
     index = {k: i for i, k in enumerate(graph.keys)}
     added = 0
-    extra_a, extra_b, extra_seen = [], [], []
+    extra_a, extra_b, extra_seen, extra_message = [], [], [], []
     for ka, va, kb, vb, at in rows:
         x, y = index.get(f"{ka}{SEP}{va}"), index.get(f"{kb}{SEP}{vb}")
         if x is None or y is None:
@@ -356,12 +357,17 @@ def add_operator_links(conn: sa.Connection, workspace_id: str, graph: Graph) -> 
             continue
         extra_a.append(x)
         extra_b.append(y)
-        graph.link_message.append(f"operator:{at.isoformat()}")
-        graph.link_rule.append("operator")
+        extra_message.append(f"operator:{at.isoformat()}")
         extra_seen.append(np.datetime64(at, "us"))
         added += 1
     if added:
         graph.link_a = np.concatenate([graph.link_a, np.array(extra_a, dtype=np.int64)])
+        graph.link_message = pa.concat_arrays(
+            [graph.link_message, pa.array(extra_message, pa.string())]
+        )
+        graph.link_rule = pa.concat_arrays(
+            [graph.link_rule, pa.array(["operator"] * added, pa.string())]
+        )
         graph.link_b = np.concatenate([graph.link_b, np.array(extra_b, dtype=np.int64)])
         graph.link_seen = np.concatenate(
             [graph.link_seen, np.array(extra_seen, dtype="datetime64[us]")]
