@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from siyu.collect import Pipeline
-from siyu.config import Settings
+from siyu.config import Settings, load_settings
 from siyu.runtime import Runtime
 from tests.collect.helpers import track
 
@@ -125,13 +127,23 @@ def test_duckdb_threads_leave_a_core_to_the_preparing_thread(
     assert seen == [3]
 
 
+@pytest.fixture
+def duckdb_rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    """A runtime on DuckDB only (its ``threads`` setting has no PostgreSQL counterpart)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIYU_ENV", "test")
+    url = f"duckdb:///{tmp_path}/siyu.duckdb"
+    with Runtime(load_settings(database_url=url, ingest_chunk_size=500)) as runtime:
+        runtime.init()
+        yield runtime
+
+
 def test_duckdb_threads_are_restored_by_the_last_of_overlapping_runs(
-    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+    duckdb_rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from siyu.collect.pipeline import _duckdb_threads_for_ingest
 
-    if rt.db.kind != "duckdb":
-        pytest.skip("DuckDB's threads setting")
+    rt = duckdb_rt
     cursor = rt.db.duckdb_cursor()
     cursor.execute("SET threads = 4")
     cursor.close()
