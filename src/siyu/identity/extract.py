@@ -507,6 +507,7 @@ def _taken(table: pa.Table, column: str, rows: Ints) -> pa.Array:
 
 
 def _constant(value: str | None, n: int) -> pa.Array:
+    """``n`` times the same string (or null), as one Arrow column."""
     return (
         pa.nulls(n, pa.string()) if value is None else pa.repeat(pa.scalar(value, pa.string()), n)
     )
@@ -620,10 +621,15 @@ def _late(
     one), then (previousIds only) among anonymous ids; otherwise it is a ``user_id`` of the
     event's source.
     """
+    wanted = [(0, np.flatnonzero(has_user & generic), user)]
+    wanted.append((4, np.flatnonzero(~pd.isna(prev) & (prev != "")), prev))
+    asked = pc.unique(pa.array(np.concatenate([c[r] for _, r, c in wanted]), pa.string()))
     slots_all = np.concatenate(occ.slot) if occ.slot else np.zeros(0, dtype=np.int64)
     keys_all, raws_all = occ.keys(), occ.raws()
-    # Hash look-ups in Arrow (C++), not pandas indexes of Python strings.
-    is_user = pa.array(slots_all == 0)
+    # Hash look-ups in Arrow (C++), not pandas indexes of Python strings; only occurrences of
+    # a raw id that is looked up are grouped (a few percent of the userIds).
+    is_asked = pc.is_in(raws_all, value_set=asked)
+    is_user = pc.and_(pa.array(slots_all == 0), is_asked)
     specific = (
         pa.table({"raw": raws_all.filter(is_user), "key": keys_all.filter(is_user)})
         .group_by(["raw", "key"], use_threads=False)
@@ -632,14 +638,12 @@ def _late(
     counted = specific.group_by("raw", use_threads=False).aggregate([("key", "count")])
     single = counted.filter(pc.equal(counted.column("key_count"), 1)).column("raw")
     unique_user = specific.filter(pc.is_in(specific.column("raw"), value_set=single))
-    is_anon = pa.array(slots_all == 1)
+    is_anon = pc.and_(pa.array(slots_all == 1), is_asked)
     anon_key = (
         pa.table({"raw": raws_all.filter(is_anon), "key": keys_all.filter(is_anon)})
         .group_by("raw", use_threads=False)
         .aggregate([("key", "first")])
     )
-    wanted = [(0, np.flatnonzero(has_user & generic), user)]
-    wanted.append((4, np.flatnonzero(~pd.isna(prev) & (prev != "")), prev))
     for slot, rows, column in wanted:
         if not len(rows):
             continue
@@ -863,7 +867,8 @@ def _anchors(
     grouped = grouped.take(pc.sort_indices(grouped, sort_keys=[("id", "ascending")]))
     r = np.asarray(grouped.column("row_min").to_numpy(), dtype=np.int64)
     # Position of each sender's first row among ``rows``: a gather through the inverse map (a
-    # binary search of ``rows`` in sender-id order missed the cache at every step: 4 s at 1M).
+    # binary search of ``rows`` in sender-id order missed the cache at every step: 2.9 s for
+    # 2.8M senders, the gather 0.2 s).
     position = np.empty(len(has_user), dtype=np.int64)
     position[rows] = np.arange(len(rows), dtype=np.int64)
     first_row = position[r]
