@@ -18,24 +18,49 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import orjson
+import pyarrow as pa
 import sqlalchemy as sa
 
 from siyu.store import schema
+from siyu.store.bulk import stage, unstage
 
 PREFIX = "merge:"
 RESTRICTIVE = ("denied", "withdrawn")
 
-_LATEST_PER_ANCHOR = """
-SELECT x.customer_id, x.purpose, x.channel, x.status, x.timestamp, x.consent_id,
-       row_number() OVER (PARTITION BY x.customer_id, a.anchor_id, x.purpose, x.channel
-                          ORDER BY x.timestamp DESC, x.consent_id DESC) AS rn
-FROM consents x JOIN identity_anchors a ON a.workspace_id = x.workspace_id
-  AND ((a.user_id IS NOT NULL AND x.user_id = a.user_id
-        AND coalesce(x.source_id, '') = coalesce(a.source_id, ''))
-    OR (a.user_id IS NULL AND x.user_id IS NULL AND x.anonymous_id = a.anonymous_id))
-WHERE x.workspace_id = :ws AND x.customer_id IN :customers
-  AND x.consent_id NOT LIKE 'merge:%'
-"""
+# Each consent row of the staged customers with the anchor (merged record) it came from. The
+# two anchor shapes are two equality joins (an ``ON ... OR ...`` join is a nested loop), and
+# the customers a staged relation (not an IN list of tens of thousands of literals).
+_ANCHOR_JOINS = (
+    "a.user_id IS NOT NULL AND x.user_id = a.user_id "
+    "AND coalesce(x.source_id, '') = coalesce(a.source_id, '')",
+    "a.user_id IS NULL AND x.user_id IS NULL AND x.anonymous_id = a.anonymous_id",
+)
+
+
+def _latest_per_anchor_sql(customers: str) -> str:
+    rows = " UNION ALL ".join(
+        "SELECT x.customer_id, a.anchor_id, x.purpose, x.channel, x.status, x.timestamp, "
+        f"x.consent_id FROM consents x JOIN {customers} k ON k.customer_id = x.customer_id "
+        f"JOIN identity_anchors a ON a.workspace_id = x.workspace_id AND {join} "
+        "WHERE x.workspace_id = :ws AND x.consent_id NOT LIKE 'merge:%'"
+        for join in _ANCHOR_JOINS
+    )
+    return (
+        "SELECT customer_id, purpose, channel, status, timestamp, consent_id, "
+        "row_number() OVER (PARTITION BY customer_id, anchor_id, purpose, channel "
+        f"ORDER BY timestamp DESC, consent_id DESC) AS rn FROM ({rows}) m"
+    )
+
+
+def _ledger_latest_sql(customers: str) -> str:
+    """The ledger's latest row per (customer, purpose, channel), merge rows included."""
+    return (
+        "SELECT customer_id, purpose, channel, status, timestamp FROM (SELECT x.customer_id, "
+        "x.purpose, x.channel, x.status, x.timestamp, row_number() OVER (PARTITION BY "
+        "x.customer_id, x.purpose, x.channel ORDER BY x.timestamp DESC, x.consent_id DESC) AS rn "
+        f"FROM consents x JOIN {customers} k ON k.customer_id = x.customer_id "
+        "WHERE x.workspace_id = :ws) l WHERE rn = 1"
+    )
 
 
 def clear_merge_consents(conn: sa.Connection, workspace_id: str, customers: Sequence[str]) -> int:
@@ -58,8 +83,20 @@ def apply_merge_consents(conn: sa.Connection, workspace_id: str, customers: Sequ
     customer's latest; return the rows added."""
     if not customers:
         return 0
-    stmt = sa.text(_LATEST_PER_ANCHOR).bindparams(sa.bindparam("customers", expanding=True))
-    rows = conn.execute(stmt, {"ws": workspace_id, "customers": sorted(set(customers))}).all()
+    name = stage(
+        conn,
+        schema.consents,
+        pa.table({"customer_id": pa.array(sorted(set(customers)), pa.string())}),
+    )
+    try:
+        ws = {"ws": workspace_id}
+        rows = conn.execute(sa.text(_latest_per_anchor_sql(name)), ws).all()
+        ledger = {
+            (r.customer_id, r.purpose, r.channel): r
+            for r in conn.execute(sa.text(_ledger_latest_sql(name)), ws)
+        }
+    finally:
+        unstage(conn, name)
     latest: dict[tuple[str, str, str], list[sa.Row[tuple[object, ...]]]] = {}
     for r in rows:
         if r.rn == 1:
@@ -71,17 +108,7 @@ def apply_merge_consents(conn: sa.Connection, workspace_id: str, customers: Sequ
         strict = [s for s in states if s.status in RESTRICTIVE]
         if not strict or len(states) < 2:
             continue
-        current = conn.execute(
-            sa.select(c.c.status, c.c.timestamp)
-            .where(
-                c.c.workspace_id == workspace_id,
-                c.c.customer_id == customer,
-                c.c.purpose == purpose,
-                c.c.channel == channel,
-            )
-            .order_by(c.c.timestamp.desc(), c.c.consent_id.desc())
-            .limit(1)
-        ).first()
+        current = ledger.get((customer, purpose, channel))
         if current is None or current.status in RESTRICTIVE:
             continue
         winner = max(strict, key=lambda s: (s.timestamp, s.consent_id))
