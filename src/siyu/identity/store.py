@@ -408,17 +408,7 @@ def _merge_customers(
     for target, group in by_target.items():
         rows = ([current[target]] if target in current else []) + group
         merged_rows.append(_fold(target, rows, now))
-    upsert(
-        conn,
-        c,
-        _customers_table(merged_rows),
-        ["workspace_id", "customer_id"],
-        {
-            col: f"excluded.{col}"
-            for col in _CUSTOMER_COLUMNS
-            if col not in ("workspace_id", "customer_id")
-        },
-    )
+    _replace_customers(conn, workspace_id, _customers_table(merged_rows))
     import orjson
 
     archive = pa.table(
@@ -453,6 +443,44 @@ def _merge_customers(
         (str(m["customer_id"]), target) for m, target in zip(members, into, strict=True)
     ]
     return moves
+
+
+def _replace_customers(conn: sa.Connection, workspace_id: str, rows: pa.Table) -> None:
+    """Write whole customer rows over the stored ones with the same ids (or as new ones).
+
+    DuckDB: a delete of those ids and a plain insert. Its ``ON CONFLICT DO UPDATE`` of every
+    column took 16 s for 55k customers on a customers table left by ingestion (many small
+    updated chunks; 0.2 s once the rows had been rewritten), the delete and insert 0.3 s.
+    PostgreSQL keeps the upsert.
+    """
+    c = schema.customers
+    if conn.dialect.name != "duckdb":
+        upsert(
+            conn,
+            c,
+            rows,
+            ["workspace_id", "customer_id"],
+            {
+                col: f"excluded.{col}"
+                for col in _CUSTOMER_COLUMNS
+                if col not in ("workspace_id", "customer_id")
+            },
+        )
+        return
+    if rows.num_rows == 0:
+        return
+    name = stage(conn, c, rows.select(["customer_id"]))
+    try:
+        conn.execute(
+            sa.text(
+                "DELETE FROM customers WHERE workspace_id = :ws "
+                f"AND customer_id IN (SELECT customer_id FROM {name})"
+            ),
+            {"ws": workspace_id},
+        )
+    finally:
+        unstage(conn, name)
+    append(conn, c, rows)
 
 
 def _revive(record: dict[str, Any]) -> dict[str, Any]:
