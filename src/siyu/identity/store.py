@@ -219,8 +219,6 @@ def _anchor_schema() -> pa.Schema:
 
 
 REPOINTED = (schema.events, schema.orders, schema.consents)
-_ROW_KEY = {"events": "message_id", "orders": "order_id", "consents": "consent_id"}
-"""The key of a re-pointed table's rows within a workspace."""
 
 
 def repoint(
@@ -259,19 +257,13 @@ def repoint(
              "AND coalesce(x.source_id, '') = coalesce(a.source_id, '')"),
             ("b.user_id IS NULL", "x.user_id IS NULL AND x.anonymous_id = a.anonymous_id"),
         ):  # fmt: skip
-            # The new customer per row is found first and the update joins on the row's key:
-            # DuckDB's update driven straight by the anchors join took 16.9 s for 59k orders of
-            # the 50k demo, by the key 0.1 s.
-            key = _ROW_KEY[name]
             result = conn.execute(
                 sa.text(
-                    f"UPDATE {name} AS y SET customer_id = m.customer_id "
-                    f"FROM (SELECT x.{key}, a.customer_id FROM {name} x JOIN "
-                    f"(SELECT b.user_id, b.source_id, b.anonymous_id, b.customer_id "
+                    f"UPDATE {name} AS x SET customer_id = a.customer_id "
+                    f"FROM (SELECT b.user_id, b.source_id, b.anonymous_id, b.customer_id "
                     f"FROM identity_anchors b{join} WHERE b.workspace_id = :ws AND {mine}) AS a "
-                    f"ON {cond} WHERE x.workspace_id = :ws{since} "
-                    f"AND (x.customer_id IS NULL OR x.customer_id <> a.customer_id)) AS m "
-                    f"WHERE y.workspace_id = :ws AND y.{key} = m.{key}"
+                    f"WHERE x.workspace_id = :ws AND {cond}{since} "
+                    f"AND (x.customer_id IS NULL OR x.customer_id <> a.customer_id)"
                 ),
                 params,
             )
