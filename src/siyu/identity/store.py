@@ -219,6 +219,11 @@ def _anchor_schema() -> pa.Schema:
 
 
 REPOINTED = (schema.events, schema.orders, schema.consents)
+_UPDATED_BY_KEY = {"orders": "order_id", "consents": "consent_id"}
+"""Tables whose rows are re-pointed by their key: the new customer of each row is found
+first, then the update joins on the key. DuckDB's update driven straight by the anchors join
+took 16.9 s for 59k orders of the 50k demo (0.1 s by the key), while for the events of the
+1M benchmark the key-joined form took 137 s against 4-5 s: each table keeps the faster form."""
 
 
 def repoint(
@@ -257,16 +262,25 @@ def repoint(
              "AND coalesce(x.source_id, '') = coalesce(a.source_id, '')"),
             ("b.user_id IS NULL", "x.user_id IS NULL AND x.anonymous_id = a.anonymous_id"),
         ):  # fmt: skip
-            result = conn.execute(
-                sa.text(
-                    f"UPDATE {name} AS x SET customer_id = a.customer_id "
-                    f"FROM (SELECT b.user_id, b.source_id, b.anonymous_id, b.customer_id "
-                    f"FROM identity_anchors b{join} WHERE b.workspace_id = :ws AND {mine}) AS a "
-                    f"WHERE x.workspace_id = :ws AND {cond}{since} "
-                    f"AND (x.customer_id IS NULL OR x.customer_id <> a.customer_id)"
-                ),
-                params,
+            anchors = (
+                "(SELECT b.user_id, b.source_id, b.anonymous_id, b.customer_id "
+                f"FROM identity_anchors b{join} WHERE b.workspace_id = :ws AND {mine}) AS a"
             )
+            changes = "(x.customer_id IS NULL OR x.customer_id <> a.customer_id)"
+            key = _UPDATED_BY_KEY.get(name)
+            if key is None:
+                sql = (
+                    f"UPDATE {name} AS x SET customer_id = a.customer_id FROM {anchors} "
+                    f"WHERE x.workspace_id = :ws AND {cond}{since} AND {changes}"
+                )
+            else:
+                sql = (
+                    f"UPDATE {name} AS y SET customer_id = m.customer_id FROM (SELECT x.{key}, "
+                    f"a.customer_id FROM {name} x JOIN {anchors} ON {cond} "
+                    f"WHERE x.workspace_id = :ws{since} AND {changes}) AS m "
+                    f"WHERE y.workspace_id = :ws AND y.{key} = m.{key}"
+                )
+            result = conn.execute(sa.text(sql), params)
             total += max(result.rowcount, 0)
         changed[name] = total
     if staged is not None:
