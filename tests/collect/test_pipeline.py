@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -419,3 +420,57 @@ def test_a_chunk_without_identify_keeps_stored_traits_and_widens_seen_times(rt: 
     assert (str(first_seen)[:10], str(last_seen)[:10]) == ("2025-01-01", "2025-03-01")
     assert [(traits,)] == [tuple(r) for r in before]
     assert count(rt, "customers") == 2
+
+
+def _identify(message_id: str, at: str, **traits: str) -> dict[str, Any]:
+    return {
+        "type": "identify",
+        "userId": "u7",
+        "timestamp": at,
+        "messageId": message_id,
+        "traits": traits,
+    }
+
+
+def test_customer_traits_follow_the_time_they_were_said_not_arrival(rt: Runtime) -> None:
+    """Reviewer F1: an import of older data after live tracking must not regress traits.
+    An older identify only fills what the row lacks; a newer one wins; within a chunk too."""
+    pipeline = rt.pipeline()
+    pipeline.ingest([_identify("new", "2025-03-01T00:00:00Z", email="now@example.com")])
+    pipeline.ingest(
+        [  # older, arriving later: its email loses, its first name is new information
+            _identify("old2", "2025-01-02T00:00:00Z", email="old2@example.com", lastName="Li"),
+            _identify("old1", "2025-01-01T00:00:00Z", email="old1@example.com", firstName="Ann"),
+        ]
+    )
+    sql = (
+        "SELECT email, first_name, last_name, traits, traits_at FROM customers WHERE user_id = 'u7'"
+    )
+    [(email, first, last, traits, said)] = rows(rt, sql)
+    doc = traits if isinstance(traits, dict) else json.loads(traits)
+    assert (email, first, last) == ("now@example.com", "Ann", "Li")
+    assert doc == {"email": "now@example.com", "firstName": "Ann", "lastName": "Li"}
+    assert str(said)[:10] == "2025-03-01"
+    pipeline.ingest([_identify("newer", "2025-04-01T00:00:00Z", email="later@example.com")])
+    [(email, first, _, traits, said)] = rows(rt, sql)
+    doc = traits if isinstance(traits, dict) else json.loads(traits)
+    assert (email, first, doc["email"], str(said)[:10]) == (
+        "later@example.com",
+        "Ann",
+        "later@example.com",
+        "2025-04-01",
+    )
+    # A track call afterwards changes neither the traits nor their time.
+    pipeline.ingest([{**track("t9", user="u7"), "timestamp": "2025-05-01T00:00:00Z"}])
+    assert rows(rt, sql)[0][0] == "later@example.com"
+    assert str(rows(rt, sql)[0][4])[:10] == "2025-04-01"
+
+
+def test_customer_rows_stored_before_traits_times_take_the_next_identify(rt: Runtime) -> None:
+    """A row without ``traits_at`` (stored before migration 0018) counts as the oldest."""
+    pipeline = rt.pipeline()
+    pipeline.ingest([_identify("a", "2025-03-01T00:00:00Z", email="a@example.com")])
+    with rt.db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE customers SET traits_at = NULL"))
+    pipeline.ingest([_identify("b", "2024-01-01T00:00:00Z", email="b@example.com")])
+    assert rows(rt, "SELECT email FROM customers WHERE user_id = 'u7'") == [("b@example.com",)]

@@ -160,3 +160,25 @@ def test_explain_shows_identifiers_and_evidence(rt: Runtime) -> None:
     }
     assert len(found.links) == 2
     assert all(link["rule"] == "same_event" and link["message_id"] for link in found.links)
+
+
+def test_a_merge_keeps_the_newest_said_traits_not_the_last_seen_row(rt: Runtime) -> None:
+    """The WhatsApp account was active last (day 9) but its name was said on day 2; the Shopify
+    account's name on day 5 is newer, so the merged customer keeps it (and its time)."""
+    ingest(
+        rt,
+        "shopify",
+        [identify("6100000031", email="kim@shop.co", firstName="Kimberly", day=5)],
+    )
+    ingest(
+        rt,
+        "whatsapp",
+        [
+            identify("6281234500031", email="kim@shop.co", firstName="Kim", day=2),
+            track("6281234500031", day=9),
+        ],
+    )
+    _resolve(rt)
+    assert scalar(rt, "SELECT count(*) FROM customers") == 1
+    assert scalar(rt, "SELECT first_name FROM customers") == "Kimberly"
+    assert str(scalar(rt, "SELECT traits_at FROM customers"))[:10] == "2025-01-05"

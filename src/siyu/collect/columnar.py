@@ -958,9 +958,16 @@ def _customers_rows(ws: str, events: pa.Table, now: datetime) -> pa.Table:
     identify = events.select(["customer_id", "timestamp", *("t_" + k for k in _TRAITS)]).filter(
         pc.equal(events["kind"], "identify")
     )
+    said = pc.is_valid(identify["t_" + _TRAITS[0]])
+    for k in _TRAITS[1:]:
+        said = pc.or_(said, pc.is_valid(identify["t_" + k]))
+    identify = identify.filter(said)  # an identify without traits says nothing about them
     identify = identify.take(pc.sort_indices(identify["timestamp"]))  # stable: input order ties
     merged = identify.group_by("customer_id", use_threads=False).aggregate(
-        [("t_" + k, "last") for k in _TRAITS]
+        [*(("t_" + k, "last") for k in _TRAITS), ("timestamp", "max")]
+    )
+    merged = merged.rename_columns(
+        ["traits_at" if c == "timestamp_max" else c for c in merged.column_names]
     )
     table = seen.join(merged, "customer_id", join_type="left outer").combine_chunks()
     n = table.num_rows
@@ -991,6 +998,7 @@ def _customers_rows(ws: str, events: pa.Table, now: datetime) -> pa.Table:
             "first_seen_at": table["timestamp_min"],
             "last_seen_at": table["timestamp_max"],
             "updated_at": pa.repeat(pa.scalar(now, rows.TS), n),
+            "traits_at": table["traits_at"],
         }
     )
 

@@ -567,18 +567,32 @@ def upsert_products(conn: sa.Connection, data: pa.Table) -> None:
 
 
 def _customer_updates(conn: sa.Connection) -> dict[str, str]:
-    """How a stored customer row takes in a chunk's row: traits merged, seen times widened."""
-    json_merge = (
-        "json_merge_patch(coalesce(t.traits, '{}'), coalesce(excluded.traits, '{}'))"
-        if conn.dialect.name == "duckdb"
-        else "coalesce(t.traits, '{}'::jsonb) || coalesce(excluded.traits, '{}'::jsonb)"
-    )
+    """How a stored customer row takes in a chunk's row: traits merged, seen times widened.
+
+    Traits follow the time they were said (``traits_at``), not the order rows arrive in: an
+    import of older data after live tracking only fills values the row lacks. A row without a
+    time (stored before migration 0018, or no identify yet) counts as the oldest; ties go to the
+    incoming row.
+    """
+    duckdb = conn.dialect.name == "duckdb"
+    newer = "(t.traits_at IS NULL OR excluded.traits_at >= t.traits_at)"
+
+    def json_merge(base: str, top: str) -> str:
+        if duckdb:
+            return (
+                f"json_merge_patch(coalesce({base}.traits, '{{}}'), coalesce({top}.traits, '{{}}'))"
+            )
+        return f"coalesce({base}.traits, '{{}}'::jsonb) || coalesce({top}.traits, '{{}}'::jsonb)"
+
     keep_latest = {
-        c: f"coalesce(excluded.{c}, t.{c})"
+        c: f"CASE WHEN {newer} THEN coalesce(excluded.{c}, t.{c}) "
+        f"ELSE coalesce(t.{c}, excluded.{c}) END"
         for c in (*rows.TRAIT_COLUMNS, "country", "currency", "birthday")
     }
     return keep_latest | {
-        "traits": json_merge,
+        "traits": f"CASE WHEN {newer} THEN {json_merge('t', 'excluded')} "
+        f"ELSE {json_merge('excluded', 't')} END",
+        "traits_at": "greatest(t.traits_at, excluded.traits_at)",
         "first_seen_at": "least(t.first_seen_at, excluded.first_seen_at)",
         "last_seen_at": "greatest(t.last_seen_at, excluded.last_seen_at)",
         "updated_at": "excluded.updated_at",
@@ -596,7 +610,10 @@ def upsert_customers(conn: sa.Connection, data: pa.Table) -> None:
 
 
 def upsert_customers_from_events(
-    conn: sa.Connection, events: pa.Table, traits: dict[str, dict[str, Any]], now: datetime
+    conn: sa.Connection,
+    events: pa.Table,
+    traits: dict[str, tuple[datetime, dict[str, Any]]],
+    now: datetime,
 ) -> None:
     """:func:`upsert_customers` of the rows ``rows.customers_table`` would build, in SQL.
 

@@ -370,13 +370,15 @@ def _birthday(traits: dict[str, Any]) -> date | None:
     return None
 
 
-def identify_traits(calls: list[ValidCall]) -> dict[str, dict[str, Any]]:
-    """The traits of the chunk's identify calls merged per customer, in time order."""
-    merged: dict[str, dict[str, Any]] = {}
+def identify_traits(calls: list[ValidCall]) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    """Per customer: the time of its newest identify with traits, and the chunk's traits merged
+    in time order (the stored row compares that time: see ``pipeline._customer_updates``)."""
+    merged: dict[str, tuple[datetime, dict[str, Any]]] = {}
     for v in sorted((v for v in calls if v.fields["type"] == "identify"), key=_at):
         traits = v.fields.get("traits")
         if traits and v.customer_id:
-            merged[v.customer_id] = {**merged.get(v.customer_id, {}), **traits}
+            before = merged[v.customer_id][1] if v.customer_id in merged else {}
+            merged[v.customer_id] = (v.timestamp, {**before, **traits})
     return merged
 
 
@@ -405,14 +407,15 @@ def trait_columns(traits_of: list[dict[str, Any]]) -> dict[str, pa.Array]:
     return data
 
 
-CUSTOMER_TRAIT_COLUMNS = (*TRAIT_COLUMNS, "country", "currency", "birthday", "traits")
+CUSTOMER_TRAIT_COLUMNS = (*TRAIT_COLUMNS, "country", "currency", "birthday", "traits", "traits_at")
 
 
-def traits_table(merged: dict[str, dict[str, Any]]) -> pa.Table:
-    """One row per customer with identify traits in the chunk: its trait columns."""
+def traits_table(merged: dict[str, tuple[datetime, dict[str, Any]]]) -> pa.Table:
+    """One row per customer with identify traits in the chunk: its trait columns and their time."""
     ids = list(merged)
     data: dict[str, Any] = {"customer_id": pa.array(ids, pa.string())}
-    data.update(trait_columns([merged[cid] for cid in ids]))
+    data.update(trait_columns([merged[cid][1] for cid in ids]))
+    data["traits_at"] = pa.array([merged[cid][0] for cid in ids], TS)
     return pa.table(data)
 
 
@@ -448,12 +451,16 @@ def customers_table(
         "anonymous_id": seen["anonymous_id_min"],
     }
     if merged:
-        data.update(trait_columns([merged.get(c, {}) for c in seen["customer_id"].to_pylist()]))
+        said = [merged.get(c) for c in seen["customer_id"].to_pylist()]
+        data.update(trait_columns([m[1] if m else {} for m in said]))
+        traits_at = pa.array([m[0] if m else None for m in said], TS)
     else:  # no identify call in the chunk: no Python value per customer
         data.update(trait_columns([{}] * n))
+        traits_at = pa.nulls(n, TS)
     data["first_seen_at"] = seen["timestamp_min"]
     data["last_seen_at"] = seen["timestamp_max"]
     data["updated_at"] = constant(now, n)
+    data["traits_at"] = traits_at
     return pa.table(data)
 
 

@@ -510,8 +510,20 @@ def _revive(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fold(target: str, rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
-    """Survivorship: earliest first seen, latest last seen, most recent non-empty value."""
-    ordered = sorted(rows, key=lambda r: (r["last_seen_at"], r["customer_id"]))
+    """Survivorship: earliest first seen, latest last seen, most recent non-empty value.
+
+    "Most recent" is by when the traits were said (``traits_at``; rows without one first),
+    then by last seen, so a row that only arrived later does not win with older traits.
+    """
+    ordered = sorted(
+        rows,
+        key=lambda r: (
+            r.get("traits_at") is not None,
+            r.get("traits_at") or r["last_seen_at"],
+            r["last_seen_at"],
+            r["customer_id"],
+        ),
+    )
     out: dict[str, Any] = {"workspace_id": rows[0]["workspace_id"], "customer_id": target}
     traits: dict[str, Any] = {}
     for row in ordered:
@@ -523,6 +535,8 @@ def _fold(target: str, rows: list[dict[str, Any]], now: datetime) -> dict[str, A
         traits.update({k: v for k, v in _as_dict(row.get("traits")).items() if v not in (None, "")})
     out["first_seen_at"] = min(r["first_seen_at"] for r in rows)
     out["last_seen_at"] = max(r["last_seen_at"] for r in rows)
+    said = [r["traits_at"] for r in rows if r.get("traits_at") is not None]
+    out["traits_at"] = max(said) if said else None
     out["traits"] = traits or None
     out["updated_at"] = now
     return out

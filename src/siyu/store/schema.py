@@ -133,6 +133,10 @@ customers = sa.Table(
     sa.Column("first_seen_at", sa.DateTime(), nullable=False),
     sa.Column("last_seen_at", sa.DateTime(), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
+    # When the trait columns' values were said (the newest identify that set traits): an
+    # import of older data after live tracking must not overwrite newer traits. Last column:
+    # migration 0018 appends it, and DuckDB matches Arrow inserts by position.
+    sa.Column("traits_at", sa.DateTime()),
     sa.PrimaryKeyConstraint("workspace_id", "customer_id"),
 )
 
