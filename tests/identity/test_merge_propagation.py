@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from siyu.collect.rows import customer_key
@@ -167,3 +168,40 @@ def test_a_later_explicit_grant_wins_over_the_merge_state(rt: Runtime) -> None:
     with rt.db.engine.begin() as conn:
         resolve_workspace(conn, ws)  # nothing merges anew: the merge row stays as it was
     assert _latest_consent(rt, shop, "email")[0] == "granted"
+
+
+@pytest.mark.parametrize("per_round", [1, 2, 50_000])
+def test_customers_fold_the_same_in_rounds_of_any_size(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, per_round: int
+) -> None:
+    """Survivors are folded FOLD_TARGETS at a time (bounded memory at 1M customers): the rows,
+    the archive and a split back do not depend on the round size."""
+    from siyu.identity import store
+
+    monkeypatch.setattr(store, "FOLD_TARGETS", per_round)
+    people = [(f"61000001{i:02d}", f"178414000001{i:02d}", f"p{i}@mail.co") for i in range(5)]
+    ingest(rt, "shopify", [identify(s, email=e, firstName=f"S{i}", day=1)
+                           for i, (s, _, e) in enumerate(people)])  # fmt: skip
+    ingest(rt, "instagram", [identify(g, email=e, lastName=f"G{i}", day=3)
+                             for i, (_, g, e) in enumerate(people)])  # fmt: skip
+    before = _state(rt)
+    ws = rt.workspace().workspace_id
+    with rt.db.engine.begin() as conn:
+        report = resolve_workspace(conn, ws)
+    assert report.repointed["customers_merged"] == 5
+    with rt.db.engine.connect() as conn:
+        rows = set(
+            conn.execute(sa.text("SELECT customer_id, email, first_name, last_name FROM customers"))
+        )
+        archived = set(
+            conn.execute(sa.text("SELECT customer_id, merged_into FROM identity_customer_archive"))
+        )
+    shops = {str(customer_key(ws, s, None)): (e, i) for i, (s, _, e) in enumerate(people)}
+    assert rows == {(c, e, f"S{i}", f"G{i}") for c, (e, i) in shops.items()}
+    assert archived == {
+        (str(customer_key(ws, g, None)), str(customer_key(ws, s, None))) for s, g, _ in people
+    }
+    with rt.db.engine.begin() as conn:
+        for _, _, e in people:
+            split(conn, ws, f"email:{e}", "test")
+    assert _state(rt) == before

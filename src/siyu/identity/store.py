@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import count
 from typing import Any
 
 import numpy as np
@@ -97,11 +98,18 @@ def write_graph(
     node_customers: pa.Array,
     anchor_customers: pa.Array,
     now: datetime,
+    *,
+    links_written: bool = False,
 ) -> None:
-    """Store nodes, links, anchors and conflicts (the caller deleted the rows they replace)."""
+    """Store nodes, links, anchors and conflicts (the caller deleted the rows they replace).
+
+    ``links_written``: the caller already appended :func:`link_rows` (a full run writes them
+    while the graph is resolved: they do not depend on the resolution).
+    """
     rows = graph_rows(workspace_id, graph, res, node_customers, anchor_customers, now)
     append(conn, t.identities, rows.identities)
-    append(conn, t.identity_links, rows.links)
+    if not links_written:
+        append(conn, t.identity_links, rows.links)
     append(conn, t.identity_anchors, rows.anchors)
     append_new(conn, t.identity_conflicts, rows.conflicts)
 
@@ -139,21 +147,7 @@ def graph_rows(
             "last_seen_at": pa.array(graph.last_seen, TS),
         }
     )
-    m = len(graph.link_a)
-    a, b = pa.array(graph.link_a), pa.array(graph.link_b)
-    links = pa.table(
-        {
-            "workspace_id": pa.repeat(pa.scalar(workspace_id, pa.string()), m),
-            "kind_a": kind_col.take(a),
-            "value_a": value_col.take(a),
-            "kind_b": kind_col.take(b),
-            "value_b": value_col.take(b),
-            "message_id": graph.link_message,
-            "rule": graph.link_rule,
-            "seen_at": pa.array(graph.link_seen, TS),
-            "created_at": pa.repeat(pa.scalar(now, TS), m),
-        }
-    )
+    links = link_rows(workspace_id, graph, now)
     an = graph.anchors
     missing = pa.array(an.node, mask=an.node < 0)
     anchors = pa.table(
@@ -205,6 +199,27 @@ def graph_rows(
         }
     )
     return GraphRows(identities, links, anchors, conflicts)
+
+
+def link_rows(workspace_id: str, graph: Graph, now: datetime) -> pa.Table:
+    """The ``identity_links`` rows of a graph: they depend on the graph alone, not on how it
+    resolves."""
+    kind_col, value_col = graph.key_parts
+    m = len(graph.link_a)
+    a, b = pa.array(graph.link_a), pa.array(graph.link_b)
+    return pa.table(
+        {
+            "workspace_id": pa.repeat(pa.scalar(workspace_id, pa.string()), m),
+            "kind_a": kind_col.take(a),
+            "value_a": value_col.take(a),
+            "kind_b": kind_col.take(b),
+            "value_b": value_col.take(b),
+            "message_id": graph.link_message,
+            "rule": graph.link_rule,
+            "seen_at": pa.array(graph.link_seen, TS),
+            "created_at": pa.repeat(pa.scalar(now, TS), m),
+        }
+    )
 
 
 def _anchor_schema() -> pa.Schema:
@@ -396,28 +411,104 @@ def _merge_customers(
                 arc.c.customer_id.in_([r["customer_id"] for r in rows]),
             )
         )
-    found = conn.execute(
+    return _fold_merged(conn, workspace_id, now, moves, merged, ws)
+
+
+FOLD_TARGETS = 50_000
+"""Survivors folded per round: their rows and their members' are Python dicts only then (the
+1M-customer demo folds about 2M provisional customers into 1M survivors; all at once took more
+than 20 GB)."""
+
+_fold_tables = count()
+
+
+def _fold_merged(
+    conn: sa.Connection,
+    workspace_id: str,
+    now: datetime,
+    moves: CustomerMoves,
+    merged: str,
+    ws: dict[str, str],
+) -> CustomerMoves:
+    """Fold each merged customer's row into its survivor's, archive it and delete it.
+
+    The rows are first copied aside (one temporary table: every round reads them as they were
+    before any write, as a single pass would), then folded FOLD_TARGETS survivors at a time,
+    ordered by survivor, so a survivor's group is never split between rounds.
+    """
+    name = f"siyu_fold_{next(_fold_tables)}"
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+    conn.execute(
         sa.text(
-            f"SELECT m.target, c.* FROM customers c JOIN ({merged}) m "
-            "ON c.customer_id = m.provisional_id WHERE c.workspace_id = :ws"
+            f"CREATE TEMPORARY TABLE {name} AS SELECT m.target AS fold_target, "
+            "0 AS fold_member, c.* FROM customers c "
+            f"JOIN ({merged}) m ON c.customer_id = m.provisional_id WHERE c.workspace_id = :ws"
         ),
         ws,
-    ).all()
-    if not found:
-        return moves
-    members = [dict(r._mapping) for r in found]
-    targets = sorted({m["target"] for m in members})
-    current = {
-        r.customer_id: dict(r._mapping)
-        for r in conn.execute(
-            sa.select(c).where(c.c.workspace_id == workspace_id, c.c.customer_id.in_(targets))
+    )
+    try:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {name} SELECT c.customer_id, 1, c.* FROM customers c "
+                f"WHERE c.workspace_id = :ws AND c.customer_id IN "
+                f"(SELECT fold_target FROM {name})"
+            ),
+            ws,
         )
-    }
-    by_target: dict[str, list[dict[str, Any]]] = {}
+        targets = [
+            str(r[0])
+            for r in conn.exec_driver_sql(
+                f"SELECT DISTINCT fold_target FROM {name} WHERE fold_member = 0 ORDER BY 1"
+            )
+        ]
+        for lo in range(0, len(targets), FOLD_TARGETS):
+            part = targets[lo : lo + FOLD_TARGETS]
+            _fold_round(conn, workspace_id, now, moves, name, part[0], part[-1])
+        conn.execute(
+            sa.text(
+                "DELETE FROM customers WHERE workspace_id = :ws AND customer_id IN "
+                f"(SELECT customer_id FROM {name} WHERE fold_member = 0)"
+            ),
+            ws,
+        )
+    finally:
+        conn.exec_driver_sql(f"DROP TABLE {name}")
+    return moves
+
+
+def _fold_round(
+    conn: sa.Connection,
+    workspace_id: str,
+    now: datetime,
+    moves: CustomerMoves,
+    name: str,
+    first: str,
+    last: str,
+) -> None:
+    """Fold the survivors ``first``..``last`` (in id order) of the rows copied aside."""
+    found = conn.execute(
+        sa.text(
+            f"SELECT * FROM {name} WHERE fold_target >= :first AND fold_target <= :last "
+            "ORDER BY fold_member DESC, fold_target, customer_id"
+        ),
+        {"first": first, "last": last},
+    ).all()
+    current: dict[str, dict[str, Any]] = {}
+    members: list[dict[str, Any]] = []
     into: list[str] = []
-    for m in members:
-        into.append(m.pop("target"))
-        by_target.setdefault(into[-1], []).append(m)
+    for r in found:
+        row = dict(r._mapping)
+        target = row.pop("fold_target")
+        if row.pop("fold_member"):
+            current[target] = row
+        else:
+            into.append(target)
+            members.append(row)
+    if not members:
+        return
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for m, target in zip(members, into, strict=True):
+        by_target.setdefault(target, []).append(m)
     merged_rows = []
     for target, group in by_target.items():
         rows = ([current[target]] if target in current else []) + group
@@ -438,7 +529,7 @@ def _merge_customers(
     )
     upsert(
         conn,
-        arc,
+        t.identity_customer_archive,
         archive,
         ["workspace_id", "customer_id"],
         {
@@ -447,16 +538,9 @@ def _merge_customers(
             "archived_at": "excluded.archived_at",
         },
     )
-    conn.execute(
-        c.delete().where(
-            c.c.workspace_id == workspace_id,
-            c.c.customer_id.in_([m["customer_id"] for m in members]),
-        )
-    )
-    moves.merged = [
+    moves.merged.extend(
         (str(m["customer_id"]), target) for m, target in zip(members, into, strict=True)
-    ]
-    return moves
+    )
 
 
 def _replace_customers(conn: sa.Connection, workspace_id: str, rows: pa.Table) -> None:
