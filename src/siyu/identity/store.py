@@ -446,33 +446,33 @@ def _fold_merged(
         ),
         ws,
     )
-    try:
-        conn.execute(
-            sa.text(
-                f"INSERT INTO {name} SELECT c.customer_id, 1, c.* FROM customers c "
-                f"WHERE c.workspace_id = :ws AND c.customer_id IN "
-                f"(SELECT fold_target FROM {name})"
-            ),
-            ws,
+    # No try/finally: after a failed statement PostgreSQL refuses every other one until the
+    # rollback, which drops the table with the transaction anyway (DuckDB's catalog too).
+    conn.execute(
+        sa.text(
+            f"INSERT INTO {name} SELECT c.customer_id, 1, c.* FROM customers c "
+            f"WHERE c.workspace_id = :ws AND c.customer_id IN "
+            f"(SELECT fold_target FROM {name})"
+        ),
+        ws,
+    )
+    targets = [
+        str(r[0])
+        for r in conn.exec_driver_sql(
+            f"SELECT DISTINCT fold_target FROM {name} WHERE fold_member = 0 ORDER BY 1"
         )
-        targets = [
-            str(r[0])
-            for r in conn.exec_driver_sql(
-                f"SELECT DISTINCT fold_target FROM {name} WHERE fold_member = 0 ORDER BY 1"
-            )
-        ]
-        for lo in range(0, len(targets), FOLD_TARGETS):
-            part = targets[lo : lo + FOLD_TARGETS]
-            _fold_round(conn, workspace_id, now, moves, name, part[0], part[-1])
-        conn.execute(
-            sa.text(
-                "DELETE FROM customers WHERE workspace_id = :ws AND customer_id IN "
-                f"(SELECT customer_id FROM {name} WHERE fold_member = 0)"
-            ),
-            ws,
-        )
-    finally:
-        conn.exec_driver_sql(f"DROP TABLE {name}")
+    ]
+    for lo in range(0, len(targets), FOLD_TARGETS):
+        part = targets[lo : lo + FOLD_TARGETS]
+        _fold_round(conn, workspace_id, now, moves, name, part[0], part[-1])
+    conn.execute(
+        sa.text(
+            "DELETE FROM customers WHERE workspace_id = :ws AND customer_id IN "
+            f"(SELECT customer_id FROM {name} WHERE fold_member = 0)"
+        ),
+        ws,
+    )
+    conn.exec_driver_sql(f"DROP TABLE {name}")
     return moves
 
 
