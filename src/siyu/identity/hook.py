@@ -97,7 +97,6 @@ def resolve_pending(
         received_from=min(r.received_at for r in rows),
     )
     until = max([r.received_at for r in rows] + ([mark] if mark is not None else []))
-    now = datetime.now(UTC).replace(tzinfo=None)
     append(
         conn,
         done,
@@ -109,6 +108,56 @@ def resolve_pending(
             }
         ),
     )
+    _move_watermark(conn, workspace_id, until)
+    return len(rows)
+
+
+def newest_received(conn: sa.Connection, workspace_id: str) -> datetime | None:
+    """The receipt time of the workspace's newest stored event (None: no event)."""
+    from siyu.store import schema
+
+    e = schema.events
+    found = conn.execute(
+        sa.select(sa.func.max(e.c.received_at)).where(e.c.workspace_id == workspace_id)
+    ).scalar()
+    return found if isinstance(found, datetime) else None
+
+
+def mark_rebuilt(conn: sa.Connection, workspace_id: str, until: datetime) -> None:
+    """After a full rebuild that read every event received up to ``until``: the background
+    passes start from there instead of re-resolving the whole history (at the 1M demo, 31M
+    events in batches of MAX_BATCH). The events of the look-back window are recorded as
+    resolved, as a background pass records its own, so none is resolved twice."""
+    from siyu.identity.tables import identity_resolved
+    from siyu.store import schema
+
+    done, e = identity_resolved, schema.events
+    conn.execute(done.delete().where(done.c.workspace_id == workspace_id))
+    conn.execute(
+        done.insert().from_select(
+            ["workspace_id", "message_id", "received_at"],
+            sa.select(e.c.workspace_id, e.c.message_id, e.c.received_at).where(
+                e.c.workspace_id == workspace_id,
+                e.c.received_at > until - OVERLAP,
+                e.c.received_at <= until,
+            ),
+        )
+    )
+    _move_watermark(conn, workspace_id, until)
+
+
+def _move_watermark(conn: sa.Connection, workspace_id: str, until: datetime) -> None:
+    """Set the watermark to ``until`` (never back) and forget the resolved events that fell
+    out of the look-back window."""
+    from siyu.identity.tables import identity_resolved, identity_state
+
+    s, done = identity_state, identity_resolved
+    mark = conn.execute(
+        sa.select(s.c.resolved_until).where(s.c.workspace_id == workspace_id)
+    ).scalar()
+    if isinstance(mark, datetime) and mark > until:
+        until = mark
+    now = datetime.now(UTC).replace(tzinfo=None)
     conn.execute(
         done.delete().where(
             done.c.workspace_id == workspace_id, done.c.received_at <= until - OVERLAP
@@ -116,7 +165,6 @@ def resolve_pending(
     )
     conn.execute(s.delete().where(s.c.workspace_id == workspace_id))
     conn.execute(s.insert().values(workspace_id=workspace_id, resolved_until=until, updated_at=now))
-    return len(rows)
 
 
 def resolve_all_pending(rt: Runtime) -> int:
