@@ -42,7 +42,6 @@ from siyu.identity.store import (
     CustomerMoves,
     customer_ids,
     graph_rows,
-    link_rows,
     merge_customers,
     repoint,
     short_hash,
@@ -555,20 +554,9 @@ def _apply(
     """
     now = _now()
     add_operator_links(conn, workspace_id, graph)
-    detached = _detached(conn, workspace_id, graph)
-    graph.key_array  # noqa: B018 - built once here, not by two threads
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-links") as pool:
-        # A full run's links depend on the graph alone: the database appends them (no GIL)
-        # while Python resolves; only that thread uses the connection until it is done.
-        links = (
-            pool.submit(append, conn, t.identity_links, link_rows(workspace_id, graph, now))
-            if old is None
-            else None
-        )
-        res = resolve(graph, detached, windows)
-        node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
-        if links is not None:
-            links.result()
+    res = resolve(graph, _detached(conn, workspace_id, graph), windows)
+    node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
+    graph.key_array  # noqa: B018 - built once here, not by both threads
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-audit") as pool:
         audit = pool.submit(
             _merge_audit_rows, workspace_id, graph, res, anchor_customers, previous, now
@@ -612,16 +600,7 @@ def _store(
     """Write the resolved graph (all of it, or what differs from ``old``), re-point records,
     fold customers and make every slice follow: (re-pointed, moves, followed) counts."""
     if old is None:
-        write_graph(
-            conn,
-            workspace_id,
-            graph,
-            res,
-            node_customers,
-            anchor_customers,
-            now,
-            links_written=True,
-        )
+        write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
         repointed = repoint(conn, workspace_id)
         moves = merge_customers(conn, workspace_id, now)
     else:

@@ -98,18 +98,11 @@ def write_graph(
     node_customers: pa.Array,
     anchor_customers: pa.Array,
     now: datetime,
-    *,
-    links_written: bool = False,
 ) -> None:
-    """Store nodes, links, anchors and conflicts (the caller deleted the rows they replace).
-
-    ``links_written``: the caller already appended :func:`link_rows` (a full run writes them
-    while the graph is resolved: they do not depend on the resolution).
-    """
+    """Store nodes, links, anchors and conflicts (the caller deleted the rows they replace)."""
     rows = graph_rows(workspace_id, graph, res, node_customers, anchor_customers, now)
     append(conn, t.identities, rows.identities)
-    if not links_written:
-        append(conn, t.identity_links, rows.links)
+    append(conn, t.identity_links, rows.links)
     append(conn, t.identity_anchors, rows.anchors)
     append_new(conn, t.identity_conflicts, rows.conflicts)
 
