@@ -46,11 +46,8 @@ def test_background_mode_resolves_what_arrived_since_the_watermark(rt: Runtime) 
     assert len(set(customers_of_events(rt).values())) == 1
 
 
-def test_background_passes_resolve_each_event_once(
-    rt: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The look-back window is re-read on every pass (late commits), yet an event already
-    resolved is never handed to the resolver again, and a late one inside the window is."""
+def _record_handed_events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The message ids handed to the incremental resolver from now on (it still runs)."""
     import siyu.identity.graph as graph
 
     handed: list[str] = []
@@ -61,6 +58,15 @@ def test_background_passes_resolve_each_event_once(
         return real(conn, workspace_id, ids, **kw)
 
     monkeypatch.setattr(graph, "resolve_new_events", spy)
+    return handed
+
+
+def test_background_passes_resolve_each_event_once(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-back window is re-read on every pass (late commits), yet an event already
+    resolved is never handed to the resolver again, and a late one inside the window is."""
+    handed = _record_handed_events(monkeypatch)
     ws = rt.workspace().workspace_id
     ingest(rt, "shopify", [identify("6100000083", email="ida@mail.co", day=1, message_id="w-1")])
     ingest(rt, "instagram", [identify("17841400000000083", email="ida@mail.co", message_id="w-2")])
@@ -126,16 +132,7 @@ def test_a_full_rebuild_moves_the_watermark_so_nothing_is_resolved_again(
     """After ``siyu identity resolve`` (or the demo's), the background passes start after the
     events the rebuild read: at the 1M demo they re-resolved all 31M events, 50,000 at a time,
     while the API waited. Events arriving later are resolved, each once."""
-    import siyu.identity.graph as graph
-
-    handed: list[str] = []
-    real = graph.resolve_new_events
-
-    def spy(conn: sa.Connection, workspace_id: str, ids: Sequence[str], **kw: Any) -> object:
-        handed.extend(ids)
-        return real(conn, workspace_id, ids, **kw)
-
-    monkeypatch.setattr(graph, "resolve_new_events", spy)
+    handed = _record_handed_events(monkeypatch)
     ingest(rt, "shopify", [identify("6100000087", email="ivy@mail.co", day=1)])
     ingest(rt, "instagram", [identify("17841400000000087", email="ivy@mail.co", day=2)])
     ws = rt.workspace().workspace_id
