@@ -43,3 +43,23 @@ def test_demo_runs_the_loop_after_loading(cli_env: str) -> None:
     assert _count(cli_env, "SELECT count(*) FROM points_ledger") > 0
     # Churn risk exists for buyers, by the model or, on this little data, by the rules.
     assert _count(cli_env, "SELECT count(*) FROM customer_scores WHERE churn_risk IS NOT NULL") > 0
+    # Loyalty's events went to their resolved customers and were resolved in the demo: no
+    # customer row outside One-ID's customers, no event on a missing customer, and nothing
+    # left for `siyu serve`'s background resolver.
+    assert _count(cli_env, "SELECT count(*) FROM events WHERE event = 'Points Earned'") > 0
+    orphans = (
+        "SELECT count(*) FROM customers c WHERE NOT EXISTS "
+        "(SELECT 1 FROM identity_anchors a WHERE a.customer_id = c.customer_id)"
+    )
+    assert _count(cli_env, orphans) == 0
+    lost = (
+        "SELECT count(*) FROM events e WHERE NOT EXISTS "
+        "(SELECT 1 FROM customers c WHERE c.customer_id = e.customer_id)"
+    )
+    assert _count(cli_env, lost) == 0
+    pending = (
+        "SELECT count(*) FROM events e, identity_state s "
+        "WHERE e.workspace_id = s.workspace_id AND e.received_at > s.resolved_until"
+    )
+    assert _count(cli_env, pending) == 0
+    assert "events loyalty published" in out

@@ -132,10 +132,43 @@ def _downstream(rt: Runtime, ws: Workspace, as_of: datetime | None) -> None:
         f"  {points.orders_earned:,} orders earned points; {points.tier_upgrades:,} tier upgrades "
         f"({_since(started)})."
     )
+    if rt.settings.identity_resolve == "background":
+        started = perf_counter()
+        resolved_events = _resolve_published(rt, ws)
+        console.print(
+            f"  One-ID for the {resolved_events:,} events loyalty published ({_since(started)})."
+        )
     console.print(
         "Next: 'siyu journeys library' lists ready journeys and 'siyu journeys enable NAME' "
         "publishes one; channels (SMTP, WhatsApp, SMS) are set up as docs/messaging.md says."
     )
+
+
+DEMO_RESOLVE_BATCH = 500_000
+"""Events per pass when the demo resolves what its loyalty stage published: nothing waits on
+the demo's transactions, and fewer passes read the reached components fewer times (50K demo:
+7.6 s in one pass against 11.8 s in passes of the server's 50,000)."""
+
+
+def _resolve_published(rt: Runtime, ws: Workspace) -> int:
+    """Resolve the events published after One-ID (loyalty's), as the server's background
+    resolver would, so that ``siyu serve`` starts with nothing to catch up on: at 1M customers
+    loyalty publishes about 2.9M events, which the server resolved in 58 passes of 50,000 while
+    API calls waited. Sent as their customers' own senders, they change no customer."""
+    from siyu.identity.hook import resolve_pending
+
+    total = 0
+    while True:
+        with rt.db.write_lock, rt.db.engine.begin() as conn:
+            done = resolve_pending(
+                conn,
+                ws.workspace_id,
+                rt.settings.identity_limit_windows,
+                limit=DEMO_RESOLVE_BATCH,
+            )
+        if not done:
+            return total
+        total += done
 
 
 def _since(started: float) -> str:

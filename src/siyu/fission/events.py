@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from siyu.access.workspaces import get_workspace_by_id
 from siyu.collect import Pipeline
 from siyu.config import Settings, load_settings
+from siyu.identity.subject import SUBJECT_COLUMNS, Sender, ingest_as, sender_of, subject_join
 from siyu.store.database import Database
 
 FISSION_EVENTS: dict[str, str] = {
@@ -137,20 +138,20 @@ def _scoped(kind: str, sql: str, scope: dict[str, str] | None) -> str | None:
 
 def pending_messages(
     conn: sa.Connection, workspace_id: str, scope: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
+) -> list[tuple[Sender, dict[str, Any]]]:
     """Segment track calls for the state changes whose event is not stored yet; with ``scope``
     (``referral_id``, ``group_id``, or ``campaign_id`` and ``target_id``) only those of one
     object, read through its key instead of scanning the workspace's whole history."""
-    messages: list[dict[str, Any]] = []
+    messages: list[tuple[Sender, dict[str, Any]]] = []
     for kind, source in _SOURCES.items():
         sql = _scoped(kind, source, scope)
         if sql is None:
             continue
         query = sa.text(
             f"""
-            SELECT s.*, cu.user_id AS cu_user_id, cu.anonymous_id AS cu_anonymous_id
+            SELECT s.*, {SUBJECT_COLUMNS}
             FROM ({sql}) s
-            LEFT JOIN customers cu ON cu.workspace_id = :ws AND cu.customer_id = s.customer_id
+            {subject_join("s.customer_id")}
             WHERE NOT EXISTS (
                 SELECT 1 FROM events e WHERE e.workspace_id = :ws AND e.message_id = s.mid)
             """
@@ -158,7 +159,7 @@ def pending_messages(
         for r in conn.execute(query, {"ws": workspace_id, **(scope or {})}).mappings():
             row = dict(r)
             mid, ts = row.pop("mid"), row.pop("ts")
-            user_id, anonymous_id = row.pop("cu_user_id"), row.pop("cu_anonymous_id")
+            sender = sender_of(str(row["customer_id"]), row)
             name = _name(kind, row)
             message: dict[str, Any] = {
                 "type": "track",
@@ -168,11 +169,7 @@ def pending_messages(
                 "properties": {k: _plain(v) for k, v in row.items() if v is not None},
                 "context": {"library": {"name": "siyu-fission"}},
             }
-            if user_id:
-                message["userId"] = user_id
-            else:
-                message["anonymousId"] = anonymous_id or row["customer_id"]
-            messages.append(message)
+            messages.append((sender, message))
     return messages
 
 
@@ -190,7 +187,7 @@ def publish(
         workspace = get_workspace_by_id(conn, workspace_id) if messages else None
     if not messages or workspace is None:
         return 0
-    latest = max(datetime.fromisoformat(m["timestamp"][:-1]) for m in messages)
+    latest = max(datetime.fromisoformat(m["timestamp"][:-1]) for _, m in messages)
     now = max(datetime.now(UTC).replace(tzinfo=None), latest)
     pipeline = Pipeline(db, workspace, settings or load_settings())
-    return pipeline.ingest(messages, origin="fission", received_at=now).stored
+    return ingest_as(pipeline.ingest, messages, origin="fission", received_at=now)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from siyu.access.workspaces import get_workspace_by_id
 from siyu.collect import Pipeline
 from siyu.config import Settings, load_settings
+from siyu.identity.subject import SUBJECT_COLUMNS, Sender, ingest_as, sender_of, subject_join
 from siyu.store.database import Database
 
 POINTS_EVENTS = {
@@ -154,8 +155,9 @@ def _event(kind: str, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def pending_messages(
     conn: sa.Connection, workspace_id: str, customer_ids: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
-    """Segment track calls for the state changes whose event is not stored yet."""
+) -> list[tuple[Sender, dict[str, Any]]]:
+    """Segment track calls for the state changes whose event is not stored yet, each with the
+    sender it is sent as (the customer's own: :mod:`siyu.identity.subject`)."""
     params: dict[str, Any] = {"ws": workspace_id}
     customer_filter = ""
     if customer_ids is not None:
@@ -163,14 +165,13 @@ def pending_messages(
             return []
         customer_filter = "AND {t}.customer_id IN :customers"
         params["customers"] = sorted(set(customer_ids))
-    messages: list[dict[str, Any]] = []
+    messages: list[tuple[Sender, dict[str, Any]]] = []
     for kind, sql in _sources(customer_filter):
         query = sa.text(
             f"""
-            SELECT s.*, cu.user_id AS cu_user_id, cu.anonymous_id AS cu_anonymous_id
+            SELECT s.*, {SUBJECT_COLUMNS}
             FROM ({sql}) s
-            LEFT JOIN customers cu
-              ON cu.workspace_id = :ws AND cu.customer_id = s.customer_id
+            {subject_join("s.customer_id")}
             WHERE NOT EXISTS (
                 SELECT 1 FROM events e WHERE e.workspace_id = :ws AND e.message_id = s.mid)
             """
@@ -179,6 +180,7 @@ def pending_messages(
             query = query.bindparams(sa.bindparam("customers", expanding=True))
         for r in conn.execute(query, params).mappings():
             row = dict(r)
+            sender = sender_of(str(row["customer_id"]), row)
             name, props = _event(kind, row)
             message: dict[str, Any] = {
                 "type": "track",
@@ -191,11 +193,7 @@ def pending_messages(
                 },
                 "context": {"library": {"name": "siyu-loyalty"}},
             }
-            if row["cu_user_id"]:
-                message["userId"] = row["cu_user_id"]
-            else:
-                message["anonymousId"] = row["cu_anonymous_id"] or row["customer_id"]
-            messages.append(message)
+            messages.append((sender, message))
     return messages
 
 
@@ -212,8 +210,7 @@ def publish(
         workspace = get_workspace_by_id(conn, workspace_id) if messages else None
     if not messages or workspace is None:
         return 0
-    latest = max(datetime.fromisoformat(m["timestamp"][:-1]) for m in messages)
+    latest = max(datetime.fromisoformat(m["timestamp"][:-1]) for _, m in messages)
     now = max(datetime.now(UTC).replace(tzinfo=None), latest)
     pipeline = Pipeline(db, workspace, settings or load_settings())
-    report = pipeline.ingest(messages, origin="loyalty", received_at=now)
-    return report.stored
+    return ingest_as(pipeline.ingest, messages, origin="loyalty", received_at=now)

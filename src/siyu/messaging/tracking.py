@@ -29,8 +29,8 @@ import sqlalchemy as sa
 
 from siyu.config import Settings
 from siyu.errors import InvalidInput
+from siyu.identity.subject import ingest_as, senders_of
 from siyu.messaging.tables import messages
-from siyu.store.schema import customers
 
 _HREF = re.compile(r"""(href\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
 # A 1x1 transparent GIF.
@@ -126,17 +126,7 @@ def record_hit(
                 ),
             )
         )
-        cust = conn.execute(
-            sa.select(customers.c.user_id, customers.c.anonymous_id).where(
-                customers.c.workspace_id == token.workspace_id,
-                customers.c.customer_id == row.customer_id,
-            )
-        ).first()
-    ident: dict[str, str] = (
-        {"userId": cust.user_id}
-        if cust is not None and cust.user_id
-        else {"anonymousId": (cust.anonymous_id if cust else None) or f"siyu:{row.customer_id}"}
-    )
+        sender = senders_of(conn, token.workspace_id, [row.customer_id])[row.customer_id]
     props: dict[str, Any] = {"message_id": token.message_id, "channel": row.channel}
     if row.journey_id:
         props["campaign_id"] = row.journey_id
@@ -152,8 +142,7 @@ def record_hit(
         "event": event,
         "messageId": mid,
         "timestamp": now.isoformat() + "Z",
-        **ident,
         "properties": props,
     }
-    ingest([record], origin="tracking")
+    ingest_as(ingest, [(sender, record)], origin="tracking")
     return True

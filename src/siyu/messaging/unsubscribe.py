@@ -15,13 +15,16 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from siyu.config import Settings
 from siyu.errors import InvalidInput, NotFound
+from siyu.identity.subject import ingest_as, senders_of
 from siyu.store.schema import consents, customers
 
 
@@ -80,31 +83,28 @@ def unsubscribe_url(
 
 def withdraw(
     conn_engine: sa.Engine,
-    pipeline_ingest: object,
+    pipeline_ingest: Callable[..., Any],
     token: UnsubscribeToken,
     now: datetime,
     method: str,
 ) -> str:
     """Record the withdrawal through ``pipeline_ingest`` (Pipeline.ingest); return its id.
 
-    The ledger row is attributed to the token's customer: the token names them exactly, whatever
-    provisional id the pipeline derives from their user id.
+    The events are sent as the customer's own sender (:mod:`siyu.identity.subject`), and the
+    ledger row is attributed to the token's customer: the token names them exactly, whatever
+    provisional id the pipeline derives from a sender of a customer One-ID has not seen yet.
     """
     with conn_engine.connect() as conn:
-        row = conn.execute(
-            sa.select(customers.c.user_id, customers.c.anonymous_id).where(
+        known = conn.execute(
+            sa.select(customers.c.customer_id).where(
                 customers.c.workspace_id == token.workspace_id,
                 customers.c.customer_id == token.customer_id,
             )
         ).first()
-    if row is None:
+        sender = senders_of(conn, token.workspace_id, [token.customer_id])[token.customer_id]
+    if known is None:
         raise NotFound("The customer of this unsubscribe link no longer exists.")
     consent_id = f"unsubscribe:{token.message_id}:{token.channel}"
-    ident = (
-        {"userId": row.user_id}
-        if row.user_id
-        else {"anonymousId": row.anonymous_id or f"siyu:{token.customer_id}"}
-    )
     evidence = {"method": method, "message_id": token.message_id}
     at = now.isoformat() + "Z"
     records = [
@@ -113,7 +113,6 @@ def withdraw(
             "event": "Consent Updated",
             "messageId": consent_id,
             "timestamp": at,
-            **ident,
             "properties": {
                 "purpose": "marketing",
                 "channel": token.channel,
@@ -126,11 +125,10 @@ def withdraw(
             "event": "Unsubscribed",
             "messageId": f"{consent_id}:event",
             "timestamp": at,
-            **ident,
             "properties": {"channel": token.channel, "message_id": token.message_id},
         },
     ]
-    pipeline_ingest(records, origin="unsubscribe")  # type: ignore[operator]
+    ingest_as(pipeline_ingest, [(sender, r) for r in records], origin="unsubscribe")
     with conn_engine.begin() as conn:
         conn.execute(
             consents.update()
