@@ -15,7 +15,12 @@ from siyu.config import Settings
 from siyu.errors import Conflict, InvalidInput
 from siyu.identity.fellegi_sunter import FellegiSunter
 from siyu.identity.graph import resolve_workspace
-from siyu.identity.similarity import jaro, jaro_winkler, within_edits
+from siyu.identity.similarity import (
+    edits_many,
+    jaro,
+    jaro_winkler,
+    within_edits,
+)
 from siyu.identity.suggest import decide, suggest
 from siyu.runtime import Runtime
 from tests.api.conftest import MakeKey, bearer
@@ -35,6 +40,31 @@ def test_string_similarity_matches_published_values() -> None:
     assert within_edits("ana.lim@mail.co", "ana.lin@mail.co", 2) == 1
     assert within_edits("kitten", "sitting", 3) == 3
     assert within_edits("kitten", "sitting", 2) == 3  # more than k: k + 1
+
+
+def test_column_wise_edit_distance_agrees_with_the_reference() -> None:
+    # Typo'd and unrelated e-mail-like strings: DuckDB's column-wise distances capped at k + 1
+    # equal the scalar banded reference; missing or empty sides give -1.
+    rng = np.random.default_rng(5)
+    alphabet = list("abcdeilmnorst.@")
+    left: list[str | None] = []
+    right: list[str | None] = []
+    for _ in range(3000):
+        word = "".join(rng.choice(alphabet, rng.integers(1, 14)))
+        other = list(word)
+        for _ in range(rng.integers(0, 4)):
+            spot = int(rng.integers(0, len(other) + 1))
+            cut = spot + int(rng.integers(0, 2))
+            other[spot:cut] = list(rng.choice(alphabet, rng.integers(0, 2)))
+        left.append(word)
+        right.append("".join(other) if rng.random() < 0.8 else "".join(rng.choice(alphabet, 6)))
+    left[:2], right[:2] = [None, ""], ["x", "y"]
+    for k in (1, 2):
+        got = edits_many(left, right, k)
+        assert got[:2] == [-1, -1]
+        want = [within_edits(a, b, k) if a and b else -1 for a, b in zip(left, right, strict=True)]
+        assert got[2:] == want[2:]
+    assert len(set(edits_many(left, right, 2))) == 5  # -1, 0, 1, 2 and 3 all occur
 
 
 def test_fellegi_sunter_recovers_m_and_separates_matches() -> None:

@@ -1,12 +1,17 @@
 """String similarity for duplicate suggestions: Jaro-Winkler, on distinct string pairs only.
 
 Computed for the candidate pairs blocking leaves (and a fixed-size random sample for the
-u-probabilities), never for all pairs; each distinct (a, b) is computed once.
+u-probabilities), never for all pairs. Edit distances are computed column-wise in DuckDB
+(:func:`edits_many`), tested against the scalar :func:`within_edits`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def jaro(a: str, b: str) -> float:
@@ -45,21 +50,6 @@ def jaro_winkler(a: str, b: str, prefix_scale: float = 0.1) -> float:
     return sim + prefix * prefix_scale * (1 - sim)
 
 
-def jaro_winkler_many(left: Sequence[str | None], right: Sequence[str | None]) -> list[float]:
-    """Pairwise similarity of two aligned columns; -1.0 where either side is missing."""
-    cache: dict[tuple[str, str], float] = {}
-    out = []
-    for a, b in zip(left, right, strict=True):
-        if not a or not b:
-            out.append(-1.0)
-            continue
-        key = (a, b) if a <= b else (b, a)
-        if key not in cache:
-            cache[key] = jaro_winkler(*key)
-        out.append(cache[key])
-    return out
-
-
 def within_edits(a: str, b: str, k: int) -> int:
     """Levenshtein distance of a and b when it is at most k, else k + 1 (banded, O(len * k))."""
     if a == b:
@@ -83,16 +73,42 @@ def within_edits(a: str, b: str, k: int) -> int:
     return min(prev[lb], big)
 
 
-def edits_many(left: Sequence[str | None], right: Sequence[str | None], k: int) -> list[int]:
-    """Bounded edit distance of two aligned columns; -1 where either side is missing."""
-    cache: dict[tuple[str, str], int] = {}
+def _pairwise(expression: str, left: Sequence[str | None], right: Sequence[str | None]) -> pa.Array:
+    """``expression`` over the aligned columns ``l`` and ``r`` in an in-memory DuckDB (its
+    string functions are vectorised C++; a Python loop over the 50K demo's 180k candidate
+    email pairs took 9 s). Rows where either side is missing or empty give NULL."""
+    pairs = pa.table({"l": pa.array(left, pa.string()), "r": pa.array(right, pa.string())})
+    with duckdb.connect() as con:
+        con.register("pairs", pairs)
+        got: pa.Table = con.sql(
+            f"SELECT CASE WHEN coalesce(l, '') = '' OR coalesce(r, '') = '' THEN NULL "
+            f"ELSE {expression} END AS v FROM pairs"
+        ).to_arrow_table()
+    return got.column("v").combine_chunks()
+
+
+def jaro_winkler_many(left: Sequence[str | None], right: Sequence[str | None]) -> list[float]:
+    """Pairwise similarity of two aligned columns; -1.0 where either side is missing.
+
+    In Python, once per distinct pair (names repeat: 23k distinct of 128k pairs on the 50K
+    demo, 1.3 s): DuckDB's ``jaro_winkler_similarity`` matches characters differently from
+    the classic definition in some strings ('lda.cs.ecr' / '.lda.cs.ecr': 0.870 against 0.853),
+    which would move pairs across the suggestion levels."""
+    cache: dict[tuple[str, str], float] = {}
     out = []
     for a, b in zip(left, right, strict=True):
         if not a or not b:
-            out.append(-1)
+            out.append(-1.0)
             continue
         key = (a, b) if a <= b else (b, a)
         if key not in cache:
-            cache[key] = within_edits(*key, k)
+            cache[key] = jaro_winkler(*key)
         out.append(cache[key])
     return out
+
+
+def edits_many(left: Sequence[str | None], right: Sequence[str | None], k: int) -> list[int]:
+    """Edit distance of two aligned columns capped at k + 1 (as :func:`within_edits`); -1
+    where either side is missing."""
+    values = _pairwise(f"least(levenshtein(l, r), {int(k) + 1})", left, right)
+    return pc.fill_null(values, -1).to_pylist()  # type: ignore[no-any-return]

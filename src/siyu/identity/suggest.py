@@ -120,25 +120,37 @@ with the first name, a postcode implies city and country. Left out of that rule'
 
 
 def candidate_pairs(df: pd.DataFrame) -> pd.DataFrame:
-    """Pairs (a < b, row positions) proposed by any blocking rule, with the rules' names."""
+    """Pairs (a < b, row positions, sorted) proposed by any blocking rule; ``mask`` has bit i
+    set when the i-th rule of :data:`BLOCKS` proposed the pair (:func:`block_names`).
+
+    Column-wise throughout: keys by string concatenation, block sizes by counting factorised
+    keys, the rules of a pair by summing distinct bits. Row-wise ``agg``/``apply`` took 36.8 of
+    53 s of a suggestion run on the 50K demo."""
     found = []
     pos = pd.Series(np.arange(len(df)), index=df.index)
-    for name, keys in BLOCKS.items():
+    for bit, keys in enumerate(BLOCKS.values()):
         part = df[list(keys)].dropna()
         if part.empty:
             continue
-        key = part.astype(str).agg("\x1f".join, axis=1)
-        size = key.map(key.value_counts())
-        key = key[size <= MAX_BLOCK]
-        left = pd.DataFrame({"k": key.values, "a": pos[key.index].values})
+        key = part[keys[0]].astype(str)
+        for column in keys[1:]:
+            key = key + "\x1f" + part[column].astype(str)
+        codes, _ = pd.factorize(key)
+        small = np.bincount(codes)[codes] <= MAX_BLOCK
+        left = pd.DataFrame({"k": codes[small], "a": pos[key.index[small]].to_numpy()})
         pairs = left.merge(left.rename(columns={"a": "b"}), on="k")
         pairs = pairs[pairs["a"] < pairs["b"]][["a", "b"]]
-        found.append(pairs.assign(block=name))
+        found.append(pairs.assign(mask=np.int64(1 << bit)))
     if not found:
-        return pd.DataFrame({"a": [], "b": [], "block": []})
-    every = pd.concat(found, ignore_index=True)
-    grouped = every.groupby(["a", "b"])["block"].agg(lambda s: sorted(set(s)))
-    return grouped.reset_index()
+        empty = np.array([], np.int64)
+        return pd.DataFrame({"a": empty, "b": empty, "mask": empty})
+    every = pd.concat(found, ignore_index=True).drop_duplicates()
+    return every.groupby(["a", "b"], sort=True)["mask"].sum().reset_index()
+
+
+def block_names(mask: int) -> list[str]:
+    """The names of the blocking rules in a pair's ``mask``, alphabetically."""
+    return sorted(name for bit, name in enumerate(BLOCKS) if mask >> bit & 1)
 
 
 def levels(df: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> Levels:
@@ -198,8 +210,8 @@ def suggest(
     ids = df["customer_id"].to_numpy(dtype=object)
     decided = _decided(conn, workspace_id)
     if decided and len(pairs):
-        key = pd.Series(list(zip(ids[pairs["a"]], ids[pairs["b"]], strict=True)))
-        pairs = pairs[~key.isin(decided).to_numpy()]
+        key = pd.Series(ids[pairs["a"].to_numpy()]) + SEP + pd.Series(ids[pairs["b"].to_numpy()])
+        pairs = pairs[~key.isin({f"{x}{SEP}{y}" for x, y in decided}).to_numpy()]
     if pairs.empty:
         return []
     a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
@@ -212,8 +224,9 @@ def suggest(
     u = model.u_from_random(levels(df, ra[keep], rb[keep]), model.n_levels)
     names = list(COMPARISONS)
     sessions = []
+    masks = pairs["mask"].to_numpy()
     for block, fixed in FIXED_BY_BLOCK.items():
-        rows = pairs["block"].map(lambda bs, block=block: block in bs).to_numpy(dtype=bool)
+        rows = (masks >> list(BLOCKS).index(block) & 1).astype(bool)
         sessions.append((gamma[rows], {names.index(c) for c in fixed}))
     model.fit(sessions, u, candidates=len(pairs), total_pairs=n * (n - 1) / 2)
     prob, weight = model.predict(gamma), model.log2_bayes_factor(gamma)
@@ -234,7 +247,7 @@ def suggest(
                 round(float(prob[i]), 6),
                 round(float(weight[i]), 3),
                 agreement,
-                list(pairs["block"].iloc[i]),
+                block_names(int(masks[i])),
             )
         )
     return out
