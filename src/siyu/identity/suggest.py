@@ -332,9 +332,7 @@ def decide(
     )
     survivor = None
     if decision == "confirm":
-        from siyu.identity.graph import resolve_workspace
-
-        resolve_workspace(conn, workspace_id, windows=windows)
+        _resolve_pair(conn, workspace_id, [customer_a, customer_b], windows)
         i = t.identities
         survivor = conn.execute(
             sa.select(i.c.customer_id).where(
@@ -346,6 +344,32 @@ def decide(
         "identifiers": [f"{ka}:{va}", f"{kb}:{vb}"],
         "customer_id": survivor,
     }
+
+
+def _resolve_pair(
+    conn: sa.Connection,
+    workspace_id: str,
+    customers: list[str],
+    windows: Mapping[str, int] | None,
+) -> None:
+    """Re-resolve the two customers' components with the new operator link: incrementally,
+    from one event of each (a batch reaches its senders' whole components, and the operator
+    links of reached identifiers are added as in a full run), so a confirm costs two
+    components, not the workspace (a full rebuild took 264 s at 1M customers). A customer
+    without any event falls back to the full rebuild."""
+    from siyu.identity.graph import resolve_new_events, resolve_workspace
+
+    picked = conn.execute(
+        sa.text(
+            "SELECT customer_id, min(message_id) AS message_id FROM events "
+            "WHERE workspace_id = :ws AND customer_id IN :customers GROUP BY customer_id"
+        ).bindparams(sa.bindparam("customers", expanding=True)),
+        {"ws": workspace_id, "customers": customers},
+    ).all()
+    if len(picked) < len(set(customers)):
+        resolve_workspace(conn, workspace_id, windows=windows)
+        return
+    resolve_new_events(conn, workspace_id, [str(r.message_id) for r in picked], windows=windows)
 
 
 def add_operator_links(conn: sa.Connection, workspace_id: str, graph: Graph) -> int:
