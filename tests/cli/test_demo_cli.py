@@ -32,6 +32,7 @@ def test_demo_runs_the_loop_after_loading(cli_env: str) -> None:
         "Predicting CLV, churn risk and recommendations",
         "Computing RFM, lifecycle tiers and tags",
         "Loyalty: points from orders",
+        "duplicate suggestions for review",
         "Demo brand ready",
     ):
         assert stage in out

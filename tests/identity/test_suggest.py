@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from siyu.identity.similarity import (
     jaro_winkler,
     within_edits,
 )
-from siyu.identity.suggest import decide, suggest
+from siyu.identity.suggest import compute, decide, has_stored, refresh, stored, suggest
 from siyu.runtime import Runtime
 from tests.api.conftest import MakeKey, bearer
 from tests.identity.helpers import customers_of_events, identify, ingest
@@ -158,6 +159,46 @@ def test_suggests_the_typo_not_the_namesake_and_remembers_decisions(rt: Runtime)
         decide(conn, ws, c["ana"], c["ana"], "confirm")
 
 
+def test_stored_suggestions_are_the_computed_ones_less_what_changed_since(rt: Runtime) -> None:
+    c = _people(rt)
+    ws = c["ws"]
+    with rt.db.engine.connect() as conn:
+        assert stored(conn, ws) is None
+        assert not has_stored(conn, ws)
+        live = compute(conn, ws, min_probability=0.5, limit=None)
+    with rt.db.engine.begin() as conn:
+        assert refresh(conn, ws) == len(live) >= 1
+    with rt.db.engine.connect() as conn:
+        kept = stored(conn, ws, min_probability=0.5, limit=1000)
+        top = stored(conn, ws, limit=1)
+    assert kept is not None
+    assert top is not None
+    assert [dataclasses.replace(x, computed_at=None) for x in kept] == live
+    assert all(x.computed_at is not None for x in kept)
+    assert [(x.customer_a, x.customer_b) for x in top] == [tuple(sorted((c["ana"], c["typo"])))]
+    # A reject since the refresh hides the pair at once; suggest() reads the stored rows.
+    with rt.db.engine.begin() as conn:
+        decide(conn, ws, c["ana"], c["typo"], "reject")
+    assert _pairs(rt, ws) == []
+    with rt.db.engine.begin() as conn:  # a refresh after a decision does not bring it back
+        refresh(conn, ws)
+    assert _pairs(rt, ws) == []
+
+
+def test_stored_suggestions_leave_out_merged_customers(rt: Runtime) -> None:
+    c = _people(rt)
+    ws = c["ws"]
+    with rt.db.engine.begin() as conn:
+        refresh(conn, ws)
+    assert len(_pairs(rt, ws)) == 1
+    # The Instagram account later gives Ana's right address: One-ID merges the two customers,
+    # and the stored pair goes without a refresh.
+    ingest(rt, "instagram", [identify("17841400000000300", email="ana.lim@mail.co", day=9)])
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws)
+    assert _pairs(rt, ws) == []
+
+
 def test_confirm_is_a_manual_link_kept_on_rebuild_and_undone_by_split(rt: Runtime) -> None:
     c = _people(rt)
     ws = c["ws"]
@@ -192,6 +233,13 @@ def test_api_and_cli(client: TestClient, make_key: MakeKey, rt: Runtime) -> None
     assert {top["customer_a"], top["customer_b"]} == {c["ana"], c["typo"]}
     assert top["agreement"]["email"] == "same"
     assert top["probability"] >= 0.8
+    assert top["computed_at"]  # the first read computed and stored them
+    assert client.post("/api/identity/suggestions/refresh", headers=read).status_code == 403
+    refreshed = client.post("/api/identity/suggestions/refresh", headers=write)
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["suggestions"] >= 1
+    again = client.get("/api/identity/suggestions", headers=read).json()[0]
+    assert again["computed_at"] >= top["computed_at"]
     body = {"customer_a": c["ana"], "customer_b": c["typo"]}
     assert (
         client.post("/api/identity/suggestions/confirm", json=body, headers=read).status_code == 403

@@ -72,6 +72,7 @@ def _downstream(rt: Runtime, ws: Workspace, as_of: datetime | None) -> None:
     reported with the reason and skipped: the demo shows what siyu says to a real small brand.
     """
     from siyu.identity.graph import resolve_workspace
+    from siyu.identity.suggest import refresh as refresh_suggestions
     from siyu.loyalty.sync import sync as loyalty_sync
     from siyu.predict.churn import score_churn
     from siyu.predict.reco import recommend_all
@@ -138,6 +139,14 @@ def _downstream(rt: Runtime, ws: Workspace, as_of: datetime | None) -> None:
         console.print(
             f"  One-ID for the {resolved_events:,} events loyalty published ({_since(started)})."
         )
+    console.print("One-ID: duplicate suggestions for review ...")
+    started = perf_counter()
+    with rt.db.write_lock, rt.db.engine.begin() as conn:
+        pairs = refresh_suggestions(conn, ws.workspace_id)
+    console.print(
+        f"  {pairs:,} likely duplicates sharing no identifier "
+        f"('siyu identity suggest --stored'; {_since(started)})."
+    )
     console.print(
         "Next: 'siyu journeys library' lists ready journeys and 'siyu journeys enable NAME' "
         "publishes one; channels (SMTP, WhatsApp, SMS) are set up as docs/messaging.md says."

@@ -132,19 +132,38 @@ def suggest_cmd(
     ] = 0.8,
     limit: Annotated[int, typer.Option(help="How many suggestions at most.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print the suggestions as JSON.")] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh/--stored",
+            help="Recompute and store the suggestions first (--stored: list the last refresh's).",
+        ),
+    ] = True,
 ) -> None:
-    """List likely duplicates that share no identifier, scored by a Fellegi-Sunter model."""
+    """List likely duplicates that share no identifier, scored by a Fellegi-Sunter model.
+
+    The suggestions are computed over every customer and stored (what the API and the console
+    list); --stored only reads the last refresh's."""
     import dataclasses
     import json
 
-    from siyu.identity.suggest import suggest
+    from siyu.identity import suggest as suggestions
 
     with runtime() as rt:
         ws = rt.workspace(workspace)
+        if refresh:
+            with (
+                console.status("Computing duplicate suggestions ..."),
+                rt.db.write_lock,
+                rt.db.engine.begin() as conn,
+            ):
+                suggestions.refresh(conn, ws.workspace_id)
         with rt.db.engine.connect() as conn:
-            found = suggest(conn, ws.workspace_id, min_probability=min_probability, limit=limit)
+            found = suggestions.suggest(
+                conn, ws.workspace_id, min_probability=min_probability, limit=limit
+            )
     if as_json:
-        console.print_json(json.dumps([dataclasses.asdict(s) for s in found]))
+        console.print_json(json.dumps([dataclasses.asdict(s) for s in found], default=str))
         return
     if not found:
         console.print("No likely duplicates.")

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -35,6 +36,8 @@ from siyu.identity.extract import SEP, Graph
 from siyu.identity.fellegi_sunter import FellegiSunter, Levels
 from siyu.identity.kind import get_kind
 from siyu.identity.similarity import edits_many, jaro_winkler_many
+from siyu.store import schema
+from siyu.store.bulk import append
 
 MAX_BLOCK = 50
 RANDOM_PAIRS = 20_000
@@ -64,6 +67,8 @@ class Suggestion:
     """Comparison -> 'same' | 'similar' | 'different' (missing comparisons left out)."""
     blocks: list[str]
     """The blocking rules that proposed the pair."""
+    computed_at: datetime | None = None
+    """When the stored suggestion was computed (None: computed for this request)."""
 
 
 def _json(dialect: str, column: str, *path: str) -> str:
@@ -193,16 +198,137 @@ def _decided(conn: sa.Connection, workspace_id: str) -> set[tuple[str, str]]:
     return {(min(str(x), str(y)), max(str(x), str(y))) for x, y in rows}
 
 
+STORED_FLOOR = 0.5
+"""A refresh stores the suggestions down to this match probability; a request for less than
+this is computed for that request."""
+
+
 def suggest(
     conn: sa.Connection, workspace_id: str, *, min_probability: float = 0.8, limit: int = 50
 ) -> list[Suggestion]:
-    """Likely duplicates, most probable first."""
+    """Likely duplicates, most probable first: those of the last refresh when there is one
+    (:func:`refresh`, read by :func:`stored`), else computed now (nothing is written)."""
+    _check_probability(min_probability)
+    if min_probability >= STORED_FLOOR:
+        found = stored(conn, workspace_id, min_probability=min_probability, limit=limit)
+        if found is not None:
+            return found
+    return compute(conn, workspace_id, min_probability=min_probability, limit=limit)
+
+
+def _check_probability(min_probability: float) -> None:
     if not 0 <= min_probability <= 1:
         raise InvalidInput(
             f"min_probability must be between 0 and 1, got {min_probability}.",
             hint="For example 0.8.",
             field="min_probability",
         )
+
+
+def refresh(conn: sa.Connection, workspace_id: str) -> int:
+    """Compute the workspace's suggestions down to :data:`STORED_FLOOR` and store them in place
+    of the last refresh's; return how many. The batch half of suggestions: run by ``siyu
+    identity suggest``, the demo, ``POST /api/identity/suggestions/refresh`` and the first
+    read of a workspace without any."""
+    found = compute(conn, workspace_id, min_probability=STORED_FLOOR, limit=None)
+    s = t.identity_suggestions
+    conn.execute(s.delete().where(s.c.workspace_id == workspace_id))
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if found:
+        append(
+            conn,
+            s,
+            pa.table(
+                {
+                    "workspace_id": pa.array([workspace_id] * len(found), pa.string()),
+                    "customer_a": pa.array([x.customer_a for x in found], pa.string()),
+                    "customer_b": pa.array([x.customer_b for x in found], pa.string()),
+                    "probability": pa.array([x.probability for x in found], pa.float64()),
+                    "weight": pa.array([x.weight for x in found], pa.float64()),
+                    "agreement": pa.array(
+                        [orjson.dumps(x.agreement).decode() for x in found], pa.string()
+                    ),
+                    "blocks": pa.array(
+                        [orjson.dumps(x.blocks).decode() for x in found], pa.string()
+                    ),
+                    "computed_at": pa.array([now] * len(found), pa.timestamp("us")),
+                }
+            ),
+        )
+    return len(found)
+
+
+def has_stored(conn: sa.Connection, workspace_id: str) -> bool:
+    """Whether a refresh stored suggestions for the workspace."""
+    s = t.identity_suggestions
+    query = sa.select(s.c.customer_a).where(s.c.workspace_id == workspace_id).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def stored(
+    conn: sa.Connection, workspace_id: str, *, min_probability: float = 0.8, limit: int = 50
+) -> list[Suggestion] | None:
+    """The last refresh's suggestions, most probable first, without the pairs decided since and
+    those whose customers merged since (None: no refresh stored any)."""
+    _check_probability(min_probability)
+    if not has_stored(conn, workspace_id):
+        return None
+    s, c = t.identity_suggestions, schema.customers
+    a, b = c.alias("a"), c.alias("b")
+    query = (
+        sa.select(s)
+        .where(
+            s.c.workspace_id == workspace_id,
+            s.c.probability >= min_probability,
+            sa.exists().where(a.c.workspace_id == workspace_id, a.c.customer_id == s.c.customer_a),
+            sa.exists().where(b.c.workspace_id == workspace_id, b.c.customer_id == s.c.customer_b),
+        )
+        .order_by(s.c.probability.desc(), s.c.customer_a, s.c.customer_b)
+    )
+    decided = _decided(conn, workspace_id)
+    out: list[Suggestion] = []
+    for row in conn.execute(query).mappings():
+        if len(out) >= limit:
+            break
+        if (row["customer_a"], row["customer_b"]) in decided:
+            continue
+        out.append(
+            Suggestion(
+                row["customer_a"],
+                row["customer_b"],
+                float(row["probability"]),
+                float(row["weight"]),
+                _in_order(_document(row["agreement"])),
+                _document(row["blocks"]),
+                row["computed_at"],
+            )
+        )
+    return out
+
+
+def _in_order(agreement: dict[str, str]) -> dict[str, str]:
+    """Comparisons in :data:`COMPARISONS` order (PostgreSQL's jsonb keeps keys sorted)."""
+    return {name: agreement[name] for name in COMPARISONS if name in agreement}
+
+
+def _json_texts(values: list[Any]) -> pa.Array:
+    return pa.array([orjson.dumps(v).decode() for v in values], pa.string())
+
+
+def _document(value: Any) -> Any:
+    """A JSON column's value: DuckDB may hand back the text, PostgreSQL the object."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def compute(
+    conn: sa.Connection,
+    workspace_id: str,
+    *,
+    min_probability: float = 0.8,
+    limit: int | None = 50,
+) -> list[Suggestion]:
+    """Likely duplicates computed now (``limit`` None: all), most probable first."""
+    _check_probability(min_probability)
     df = features(conn, workspace_id)
     if len(df) < 2:
         return []
@@ -233,7 +359,7 @@ def suggest(
     order = np.lexsort((ids[b], ids[a], -prob))
     out: list[Suggestion] = []
     for i in order.tolist():
-        if prob[i] < min_probability or len(out) >= limit:
+        if prob[i] < min_probability or (limit is not None and len(out) >= limit):
             break
         agreement = {
             name: LEVEL_NAMES[n][int(gamma[i, k])]

@@ -190,6 +190,22 @@ identity_decisions = sa.Table(
 (a <= b): ``confirm`` is a manual link the graph keeps on every rebuild, ``reject`` means the pair
 is never suggested again."""
 
+identity_suggestions = sa.Table(
+    "identity_suggestions",
+    metadata,
+    _ws(),
+    sa.Column("customer_a", sa.String(40), nullable=False),
+    sa.Column("customer_b", sa.String(40), nullable=False),
+    sa.Column("probability", sa.Double(), nullable=False),
+    sa.Column("weight", sa.Double(), nullable=False),
+    sa.Column("agreement", JSONDoc, nullable=False),
+    sa.Column("blocks", JSONDoc, nullable=False),
+    sa.Column("computed_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "customer_a", "customer_b"),
+)
+"""Duplicate suggestions of the last refresh (customer_a < customer_b), down to
+``suggest.STORED_FLOOR``: read page by page without recomputing the model."""
+
 identity_tuples = sa.Table(
     "identity_tuples",
     metadata,

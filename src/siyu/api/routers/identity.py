@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from time import perf_counter
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -10,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from siyu.api.deps import ReadWorkspace, RuntimeDep, WriteWorkspace
 from siyu.identity.explain import explain
-from siyu.identity.suggest import decide, suggest
+from siyu.identity.suggest import STORED_FLOOR, compute, decide, refresh, stored
 from siyu.runtime import Runtime
 
 router = APIRouter(prefix="/api/identity", tags=["identity"])
@@ -29,10 +30,31 @@ def list_suggestions(
     min_probability: float = Query(0.8, ge=0, le=1),
     limit: int = Query(50, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
-    """Likely duplicates sharing no identifier, most probable first, with the comparisons."""
+    """Likely duplicates sharing no identifier, most probable first, with the comparisons:
+    those of the last refresh (``computed_at``), computed and stored first when the workspace
+    has none; below the stored floor (0.5) computed for the request."""
+    if min_probability < STORED_FLOOR:
+        with rt.db.engine.connect() as conn:
+            live = compute(conn, ws.workspace_id, min_probability=min_probability, limit=limit)
+        return [dataclasses.asdict(s) for s in live]
     with rt.db.engine.connect() as conn:
-        found = suggest(conn, ws.workspace_id, min_probability=min_probability, limit=limit)
-    return [dataclasses.asdict(s) for s in found]
+        found = stored(conn, ws.workspace_id, min_probability=min_probability, limit=limit)
+    if found is None:
+        with rt.db.write_lock, rt.db.engine.begin() as conn:
+            refresh(conn, ws.workspace_id)
+        with rt.db.engine.connect() as conn:
+            found = stored(conn, ws.workspace_id, min_probability=min_probability, limit=limit)
+    return [dataclasses.asdict(s) for s in found or []]
+
+
+@router.post("/suggestions/refresh")
+def refresh_suggestions(ws: WriteWorkspace, rt: RuntimeDep) -> dict[str, Any]:
+    """Recompute the workspace's suggestions (blocking, comparisons, the model's fit) and store
+    them in place of the last refresh's."""
+    started = perf_counter()
+    with rt.db.write_lock, rt.db.engine.begin() as conn:
+        count = refresh(conn, ws.workspace_id)
+    return {"suggestions": count, "seconds": round(perf_counter() - started, 3)}
 
 
 @router.post("/suggestions/confirm")
