@@ -265,6 +265,10 @@ def test_cli_suggest_confirm(settings: Settings) -> None:
     assert result.exit_code == 0, result.output
     assert c["typo"] in result.output
     assert "agree: first_name, last_name, email" in result.output
+    stored_only = runner.invoke(app, ["identity", "suggest", "--stored", "--json"])
+    assert stored_only.exit_code == 0, stored_only.output
+    assert c["typo"] in stored_only.output
+    assert '"computed_at"' in stored_only.output
     result = runner.invoke(app, ["identity", "confirm", c["ana"], c["typo"], "--note", "same"])
     assert result.exit_code == 0, result.output
     assert f"now customer {c['ana']}" in result.output
