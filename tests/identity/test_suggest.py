@@ -185,6 +185,46 @@ def test_stored_suggestions_are_the_computed_ones_less_what_changed_since(rt: Ru
     assert _pairs(rt, ws) == []
 
 
+def test_a_family_phone_the_rules_refused_is_not_suggested(rt: Runtime) -> None:
+    c = _people(rt)
+    ws = c["ws"]
+    # Grandfather, father and son: one name, one address, one phone, three store accounts. The
+    # rules refuse the phone (one account per customer): it stays with the first, and the other
+    # two share it with no customer holding it. The model alone rates them one person.
+    home = {"postal_code": "50667", "city": "Cologne", "country": "DE"}
+    budi = {"first_name": "Budi", "last_name": "Hartono", "country": "DE", "address": home}
+    accounts = ("6100000400", "6100000401", "6100000402")
+    ingest(
+        rt,
+        "shopify",
+        [
+            identify(a, email=f"budi.hartono.{a[-1]}@post.de", phone="+4915177777777", **budi)
+            for a in accounts
+        ],
+    )
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws)
+        conflicts = conn.execute(
+            sa.text("SELECT count(*) FROM identity_conflicts WHERE value = '+4915177777777'")
+        ).scalar()
+        family = sorted(
+            conn.execute(
+                sa.text(
+                    "SELECT customer_id FROM identities WHERE kind = 'shopify_customer_id' "
+                    "AND value = :v"
+                ),
+                {"v": a},
+            ).scalar_one()
+            for a in accounts
+        )
+    assert conflicts >= 2
+    assert len(set(family)) == 3
+    with rt.db.engine.connect() as conn:
+        everything = compute(conn, ws, min_probability=0.0, limit=None)
+    suggested = {(x.customer_a, x.customer_b) for x in everything}
+    assert not suggested & {(family[0], family[1]), (family[0], family[2]), (family[1], family[2])}
+
+
 def test_stored_suggestions_leave_out_merged_customers(rt: Runtime) -> None:
     c = _people(rt)
     ws = c["ws"]
