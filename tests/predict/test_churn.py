@@ -60,6 +60,21 @@ def test_each_rule_adds_its_points_and_alerts_above_80() -> None:
     assert describe([overdue])[0].endswith("(+35 points)")
 
 
+def test_reasons_with_a_null_number_read_as_unknown() -> None:
+    # Stored reasons keep NaN as null (no typical value, no cycle): the API rendered them with
+    # the template's number format and answered 500 (seen on the 1M demo's scores endpoint).
+    stored = [
+        {"code": "cycle_ratio", "points": 12, "value": None, "typical": 1.4},
+        {"code": "days_since_last_order", "value": 40.0, "typical": None},
+        {"code": "low_open_rate", "value": None},
+    ]
+    assert describe(stored) == [
+        "unknown purchase cycles since the last order (typical 1.4) (+12 points)",
+        "40 days since the last order (typical unknown)",
+        "email open rate unknown in 90 days (under 5%)",
+    ]
+
+
 def test_rule_edges_cycle_fallback_and_unknown_open_rate() -> None:
     frame = _rules_frame(
         avg_cycle_days=[20.0, 40.0, np.nan, np.nan],

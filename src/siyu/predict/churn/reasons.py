@@ -61,14 +61,23 @@ def json_lists(pieces: Sequence[pd.Series]) -> list[str]:
     return out
 
 
+class _Unknown:
+    """A number stored as ``null`` (NaN when scored: no typical value among too few buyers, a
+    ratio without a cycle): rendered as "unknown" whatever the template's number format."""
+
+    def __format__(self, spec: str) -> str:
+        return "unknown"
+
+
 def describe(reasons: Sequence[Mapping[str, Any]]) -> list[str]:
     """English sentences for stored reasons (unknown codes are shown as they are)."""
     lines = []
     for r in reasons:
         template = TEXT.get(str(r.get("code")), "{code}")
+        fields = {k: _Unknown() if v is None else v for k, v in r.items()}
         try:
-            line = template.format(**{"value": 0.0, "typical": 0.0, **r})
-        except (KeyError, ValueError):
+            line = template.format(**{"value": 0.0, "typical": 0.0, **fields})
+        except (KeyError, ValueError, TypeError):
             line = str(r.get("code"))
         points = r.get("points")
         lines.append(f"{line} (+{points} points)" if points else line)
