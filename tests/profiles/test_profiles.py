@@ -150,6 +150,21 @@ def test_unknown_and_invalid_lookups_say_what_to_do(rt: Runtime) -> None:
     assert "kind:value" in info.value.hint
 
 
+def test_an_amazon_relay_address_is_found_as_an_email(rt: Runtime) -> None:
+    # The graph keeps relay addresses as kind amazon_buyer; the operator has them as an email.
+    ingest(
+        rt, "amazon", [identify("AHH0UFT4PBXPA2", day=1, email="9zn7ylcvff@marketplace.amazon.de")]
+    )
+    ws = rt.workspace().workspace_id
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws)
+    found = _profile(rt, "9ZN7YLCVFF@marketplace.amazon.de")
+    assert ("amazon_buyer", "9zn7ylcvff@marketplace.amazon.de") in {
+        (r["kind"], r["value"]) for r in found["identifiers"]
+    }
+    assert _profile(rt, "email:9zn7ylcvff@marketplace.amazon.de") == found
+
+
 def test_merged_away_id_answers_with_the_survivor(rt: Runtime) -> None:
     ingest(rt, "shopify", [identify("6100000002", day=1, email="bo@mail.co")])
     ingest(rt, "instagram", [identify("17841400000000002", day=2, email="bo@mail.co")])

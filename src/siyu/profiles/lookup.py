@@ -11,7 +11,7 @@ import re
 import sqlalchemy as sa
 
 from siyu.errors import InvalidInput, NotFound
-from siyu.identity import get_kind, is_blocked
+from siyu.identity import InvalidIdentifier, get_kind, is_blocked
 from siyu.identity.tables import identities, identity_customer_archive
 from siyu.registry import registry
 from siyu.store import schema
@@ -51,9 +51,12 @@ def normalise_identifier(kind: str, value: str, *, region: str | None = None) ->
 
 def customer_by_identifier(conn: sa.Connection, workspace_id: str, kind: str, value: str) -> str:
     """The customer holding an identifier; NotFound when no customer has it."""
-    node_kind, normalised = normalise_identifier(
-        kind, value, region=workspace_region(conn, workspace_id)
-    )
+    region = workspace_region(conn, workspace_id)
+    node_kind, normalised = normalise_identifier(kind, value, region=region)
+    if kind == "email" and _is_amazon_relay(value, region):
+        # The graph keeps relay addresses as kind amazon_buyer (they are not the buyer's own
+        # mailbox), but an operator looking one up has it as an email, e.g. from the order.
+        node_kind, normalised = normalise_identifier("amazon_buyer", value, region=region)
     i = identities
     found = conn.execute(
         sa.select(i.c.customer_id).where(
@@ -74,6 +77,14 @@ def customer_by_identifier(conn: sa.Connection, workspace_id: str, kind: str, va
             hint="Check the value, or run 'siyu identity resolve' if it was ingested recently.",
         )
     return str(found)
+
+
+def _is_amazon_relay(value: str, region: str | None) -> bool:
+    try:
+        get_kind("amazon_buyer").normalise(value, region=region)
+    except InvalidIdentifier:
+        return False
+    return True
 
 
 def current_customer_id(conn: sa.Connection, workspace_id: str, customer_id: str) -> str | None:
