@@ -225,6 +225,32 @@ def test_a_family_phone_the_rules_refused_is_not_suggested(rt: Runtime) -> None:
     assert not suggested & {(family[0], family[1]), (family[0], family[2]), (family[1], family[2])}
 
 
+def test_a_confirm_the_merge_rules_refuse_says_so(rt: Runtime) -> None:
+    c = _people(rt)
+    ws = c["ws"]
+    # Two store accounts of one shop: at most one per customer, so the confirmed link is kept
+    # as a conflict and the answer says the customers were not merged.
+    with rt.db.engine.begin() as conn:
+        store_a, store_b = (
+            conn.execute(
+                sa.text(
+                    "SELECT customer_id FROM identities WHERE kind = 'shopify_customer_id' "
+                    "AND value = :v"
+                ),
+                {"v": v},
+            ).scalar_one()
+            for v in ("6100000200", "6100000201")
+        )
+        refused = decide(conn, ws, store_a, store_b, "confirm")
+    assert refused["merged"] is False
+    assert "not merged" in refused["reason"]
+    assert "account" in refused["reason"]
+    with rt.db.engine.begin() as conn:
+        accepted = decide(conn, ws, c["typo"], c["ana"], "confirm")
+    assert accepted["merged"] is True
+    assert accepted["customer_id"] == c["ana"]
+
+
 def test_stored_suggestions_leave_out_merged_customers(rt: Runtime) -> None:
     c = _people(rt)
     ws = c["ws"]

@@ -201,7 +201,14 @@ def _decide(
                 windows=rt.settings.identity_limit_windows,
             )
     ids = " and ".join(result["identifiers"])
-    if decision == "confirm":
+    if decision == "confirm" and not result.get("merged", True):
+        console.print(
+            f"{result['reason']} ({ids}). It is listed as a conflict in "
+            f"'siyu identity explain {result['customer_id']}'.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif decision == "confirm":
         console.print(
             f"Linked {ids}; now customer {result['customer_id']}.", highlight=False, soft_wrap=True
         )

@@ -486,19 +486,51 @@ def decide(
             decided_at=now,
         )
     )
-    survivor = None
-    if decision == "confirm":
-        _resolve_pair(conn, workspace_id, [customer_a, customer_b], windows)
-        i = t.identities
-        survivor = conn.execute(
-            sa.select(i.c.customer_id).where(
-                i.c.workspace_id == workspace_id, i.c.kind == ka, i.c.value == va
-            )
-        ).scalar()
-    return {
+    out: dict[str, Any] = {
         "decision": decision,
         "identifiers": [f"{ka}:{va}", f"{kb}:{vb}"],
-        "customer_id": survivor,
+        "customer_id": None,
+    }
+    if decision == "confirm":
+        _resolve_pair(conn, workspace_id, [customer_a, customer_b], windows)
+        out.update(_confirmed(conn, workspace_id, (ka, va), (kb, vb)))
+    return out
+
+
+def _confirmed(
+    conn: sa.Connection, workspace_id: str, a: tuple[str, str], b: tuple[str, str]
+) -> dict[str, Any]:
+    """Whether the confirmed link merged the two customers; when a merge rule still keeps them
+    apart (two accounts of one store: at most one per customer), the rule's reason, so the
+    operator is not told a merge happened that did not."""
+    i, c = t.identities, t.identity_conflicts
+    owners = [
+        conn.execute(
+            sa.select(i.c.customer_id).where(
+                i.c.workspace_id == workspace_id, i.c.kind == kind, i.c.value == value
+            )
+        ).scalar()
+        for kind, value in (a, b)
+    ]
+    if owners[0] == owners[1]:
+        return {"customer_id": owners[0], "merged": True}
+    pair = sa.or_(
+        sa.and_(
+            c.c.kind == a[0], c.c.value == a[1], c.c.other_kind == b[0], c.c.other_value == b[1]
+        ),
+        sa.and_(
+            c.c.kind == b[0], c.c.value == b[1], c.c.other_kind == a[0], c.c.other_value == a[1]
+        ),
+    )
+    reasons = conn.execute(
+        sa.select(c.c.rule, c.c.reason).where(c.c.workspace_id == workspace_id, pair)
+    ).all()
+    ranked = sorted(reasons, key=lambda r: (r.rule == "disputed", str(r.rule)))
+    reason = ranked[0].reason if ranked else "a merge rule keeps them apart"
+    return {
+        "customer_id": owners[0],
+        "merged": False,
+        "reason": f"The link is recorded, but the customers were not merged: {reason}.",
     }
 
 
