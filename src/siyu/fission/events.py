@@ -147,11 +147,15 @@ def pending_messages(
         sql = _scoped(kind, source, scope)
         if sql is None:
             continue
+        # One object's changes concern a few customers: read only their anchors.
+        only = (
+            "" if scope is None else f"AND a.customer_id IN (SELECT q.customer_id FROM ({sql}) q)"
+        )
         query = sa.text(
             f"""
             SELECT s.*, {SUBJECT_COLUMNS}
             FROM ({sql}) s
-            {subject_join("s.customer_id")}
+            {subject_join("s.customer_id", only)}
             WHERE NOT EXISTS (
                 SELECT 1 FROM events e WHERE e.workspace_id = :ws AND e.message_id = s.mid)
             """

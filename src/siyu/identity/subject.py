@@ -36,10 +36,12 @@ class Sender:
         return {"anonymousId": self.anonymous_id or ""}
 
 
-def subject_join(customer_column: str) -> str:
+def subject_join(customer_column: str, only: str = "") -> str:
     """LEFT JOINs adding ``subj_*`` columns for :func:`sender_of` to a query with a
-    ``customer_id`` column ``customer_column`` and a ``:ws`` parameter (set-based: one pass over
-    the workspace's anchors, however many customers the query has)."""
+    ``customer_id`` column ``customer_column`` and a ``:ws`` parameter: one set-based pass over
+    the workspace's anchors, however many customers the query has. ``only`` narrows the anchors
+    read (an SQL condition on ``a.customer_id``) when the query is about a few customers: a
+    click or one referral must not sort a million customers' anchors."""
     return f"""
         LEFT JOIN (
             SELECT a.customer_id AS own_customer_id, a.source_id AS own_source_id,
@@ -49,7 +51,7 @@ def subject_join(customer_column: str) -> str:
                        ORDER BY CASE WHEN a.user_id IS NULL THEN 1 ELSE 0 END,
                                 a.source_id, a.user_id, a.anonymous_id) AS own_pick
             FROM identity_anchors a
-            WHERE a.workspace_id = :ws AND a.provisional_id = a.customer_id
+            WHERE a.workspace_id = :ws AND a.provisional_id = a.customer_id {only}
         ) subj_own ON subj_own.own_customer_id = {customer_column} AND subj_own.own_pick = 1
         LEFT JOIN (
             SELECT customer_id AS row_customer_id, user_id AS row_user_id,
@@ -101,7 +103,7 @@ def senders_of(
               WHERE workspace_id = :ws AND customer_id IN :ids
               UNION SELECT customer_id FROM identity_anchors
               WHERE workspace_id = :ws AND customer_id IN :ids) w
-        {subject_join("w.customer_id")}
+        {subject_join("w.customer_id", "AND a.customer_id IN :ids")}
         """
     ).bindparams(sa.bindparam("ids", expanding=True))
     found = {

@@ -159,11 +159,12 @@ def pending_messages(
     """Segment track calls for the state changes whose event is not stored yet, each with the
     sender it is sent as (the customer's own: :mod:`siyu.identity.subject`)."""
     params: dict[str, Any] = {"ws": workspace_id}
-    customer_filter = ""
+    customer_filter = anchors_filter = ""
     if customer_ids is not None:
         if not customer_ids:
             return []
         customer_filter = "AND {t}.customer_id IN :customers"
+        anchors_filter = "AND a.customer_id IN :customers"
         params["customers"] = sorted(set(customer_ids))
     messages: list[tuple[Sender, dict[str, Any]]] = []
     for kind, sql in _sources(customer_filter):
@@ -171,7 +172,7 @@ def pending_messages(
             f"""
             SELECT s.*, {SUBJECT_COLUMNS}
             FROM ({sql}) s
-            {subject_join("s.customer_id")}
+            {subject_join("s.customer_id", anchors_filter)}
             WHERE NOT EXISTS (
                 SELECT 1 FROM events e WHERE e.workspace_id = :ws AND e.message_id = s.mid)
             """
