@@ -185,6 +185,12 @@ def test_stored_suggestions_are_the_computed_ones_less_what_changed_since(rt: Ru
     assert _pairs(rt, ws) == []
 
 
+def _store_customer(conn: sa.Connection, account: str) -> str:
+    """The customer holding a Shopify customer id."""
+    query = "SELECT customer_id FROM identities WHERE kind = 'shopify_customer_id' AND value = :v"
+    return str(conn.execute(sa.text(query), {"v": account}).scalar_one())
+
+
 def test_a_family_phone_the_rules_refused_is_not_suggested(rt: Runtime) -> None:
     c = _people(rt)
     ws = c["ws"]
@@ -207,16 +213,7 @@ def test_a_family_phone_the_rules_refused_is_not_suggested(rt: Runtime) -> None:
         conflicts = conn.execute(
             sa.text("SELECT count(*) FROM identity_conflicts WHERE value = '+4915177777777'")
         ).scalar()
-        family = sorted(
-            conn.execute(
-                sa.text(
-                    "SELECT customer_id FROM identities WHERE kind = 'shopify_customer_id' "
-                    "AND value = :v"
-                ),
-                {"v": a},
-            ).scalar_one()
-            for a in accounts
-        )
+        family = sorted(_store_customer(conn, a) for a in accounts)
     assert conflicts >= 2
     assert len(set(family)) == 3
     with rt.db.engine.connect() as conn:
@@ -231,16 +228,7 @@ def test_a_confirm_the_merge_rules_refuse_says_so(rt: Runtime) -> None:
     # Two store accounts of one shop: at most one per customer, so the confirmed link is kept
     # as a conflict and the answer says the customers were not merged.
     with rt.db.engine.begin() as conn:
-        store_a, store_b = (
-            conn.execute(
-                sa.text(
-                    "SELECT customer_id FROM identities WHERE kind = 'shopify_customer_id' "
-                    "AND value = :v"
-                ),
-                {"v": v},
-            ).scalar_one()
-            for v in ("6100000200", "6100000201")
-        )
+        store_a, store_b = (_store_customer(conn, v) for v in ("6100000200", "6100000201"))
         refused = decide(conn, ws, store_a, store_b, "confirm")
     assert refused["merged"] is False
     assert "not merged" in refused["reason"]
