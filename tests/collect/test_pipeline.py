@@ -137,6 +137,32 @@ def test_orders_lines_and_products(rt: Runtime) -> None:
     assert count(rt, "products") == 2
 
 
+def test_products_keep_the_latest_values_and_are_written_only_when_they_change(
+    rt: Runtime,
+) -> None:
+    pipeline = rt.pipeline()
+
+    def viewed(mid: str, ts: str, **props: Any) -> dict[str, Any]:
+        return {**track(mid, product_id="p1", **props), "timestamp": ts}
+
+    def stored() -> tuple[Any, ...]:
+        [row] = rows(rt, "SELECT name, price, brand, first_seen_at, updated_at FROM products")
+        return tuple(row)
+
+    pipeline.ingest([viewed("v1", "2025-03-02T10:00:00Z", name="Mug", price=10, brand="Acme")])
+    first = stored()
+    assert (first[0], Decimal(first[1]), first[2]) == ("Mug", Decimal(10), "Acme")
+    pipeline.ingest([viewed("v2", "2025-03-03T10:00:00Z", name="Mug", price=10)])
+    assert stored() == first  # seen again, nothing changed: not written (updated_at kept)
+    pipeline.ingest([viewed("v3", "2025-03-01T10:00:00Z", price=12)])
+    name, price, brand, first_seen, updated = stored()
+    assert (name, Decimal(price), brand) == ("Mug", Decimal(12), "Acme")  # empty values kept
+    assert str(first_seen).startswith("2025-03-01 10:00")  # the earliest sighting
+    assert updated > first[4]
+    pipeline.ingest([viewed("v4", "2025-02-01T10:00:00Z", name="Mug", price=12)])
+    assert str(stored()[3]).startswith("2025-02-01 10:00")  # only first seen earlier
+
+
 def test_same_order_from_two_channels_is_one_order(rt: Runtime) -> None:
     pipeline = rt.pipeline()
     pipeline.ingest([order("o1", total=20, mid="webhook-1")])
@@ -293,6 +319,46 @@ def test_chunks_prepared_ahead_are_written_in_order(rt: Runtime) -> None:
     assert rows(rt, "SELECT refunded, status FROM orders") == [
         (Decimal("4.0000"), "partially_refunded")
     ]
+
+
+def test_parts_of_several_sources_end_as_one_ingest_per_part(rt: Runtime) -> None:
+    """One run over several sources' parts (the next chunk prepared while the current one is
+    written, across parts): each part's events carry its source, its bad record its own
+    position and origin, a duplicate across parts counts once, and no chunk mixes parts."""
+    from siyu.collect import Pipeline
+    from siyu.collect.pipeline import Part
+    from siyu.collect.sources import ensure_source
+    from siyu.config import Settings
+
+    ws = rt.workspace().workspace_id
+    with rt.db.engine.begin() as conn:
+        shop = ensure_source(conn, ws, "shop", "shopify").source_id
+        chat = ensure_source(conn, ws, "chat", "whatsapp").source_id
+    settings = Settings(**{**rt.settings.model_dump(), "ingest_chunk_size": 100})
+    pipeline = Pipeline(rt.db, rt.workspace(), settings)
+    shop_records = [order("o1", total=10)] + [track(f"s{i}") for i in range(149)]
+    chat_records: list[dict[str, Any]] = [track(f"c{i}") for i in range(60)]
+    chat_records[41] = {**track("bad"), "timestamp": "yesterday"}  # position 42 of its part
+    chat_records.append(track("s5"))  # stored by the first part already
+    seen: list[int] = []
+    report = pipeline.ingest_parts(
+        iter([Part(shop_records, shop, "file:shop"), Part(chat_records, chat, "file:chat")]),
+        progress=seen.append,
+    )
+    assert seen == [100, 50, 61]
+    assert (report.read, report.stored, report.duplicates, report.quarantined) == (
+        211,
+        150 + 59,
+        1,
+        1,
+    )
+    assert sorted(rows(rt, "SELECT source_id, count(*) FROM events GROUP BY source_id")) == sorted(
+        [(shop, 150), (chat, 59)]
+    )
+    assert rows(rt, "SELECT source_id, origin, position FROM quarantine") == [
+        (chat, "file:chat", 42)
+    ]
+    assert count(rt, "orders") == 1
 
 
 def test_base_rate_is_the_nearest_earlier_day_per_currency(rt: Runtime) -> None:
