@@ -14,11 +14,15 @@ resolving them took 68 s; at 1M it was the bulk of ``siyu serve``'s first minute
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from siyu.collect.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
@@ -114,15 +118,21 @@ def senders_of(
 
 
 def ingest_as(
-    ingest: Callable[..., Any], sent: Iterable[tuple[Sender, dict[str, Any]]], **options: Any
+    pipeline: Pipeline,
+    sent: Iterable[tuple[Sender, dict[str, Any]]],
+    *,
+    origin: str,
+    received_at: datetime | None = None,
 ) -> int:
-    """Ingest each message under its sender, one ``ingest`` call per source (a pipeline run has
-    one source); return how many events were stored."""
+    """Ingest each message under its sender, one part per source (a chunk has one source), all
+    in one pipeline run; return how many events were stored."""
+    from siyu.collect.pipeline import Part
+
     by_source: dict[str | None, list[dict[str, Any]]] = {}
     for sender, message in sent:
         by_source.setdefault(sender.source_id, []).append({**message, **sender.fields()})
-    stored = 0
-    for source_id in sorted(by_source, key=lambda s: s or ""):
-        report = ingest(by_source[source_id], source_id=source_id, **options)
-        stored += int(getattr(report, "stored", 0) or 0)
-    return stored
+    parts = [
+        Part(by_source[source_id], source_id, origin)
+        for source_id in sorted(by_source, key=lambda s: s or "")
+    ]
+    return pipeline.ingest_parts(parts, received_at=received_at).stored

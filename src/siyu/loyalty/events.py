@@ -214,4 +214,4 @@ def publish(
     latest = max(datetime.fromisoformat(m["timestamp"][:-1]) for _, m in messages)
     now = max(datetime.now(UTC).replace(tzinfo=None), latest)
     pipeline = Pipeline(db, workspace, settings or load_settings())
-    return ingest_as(pipeline.ingest, messages, origin="loyalty", received_at=now)
+    return ingest_as(pipeline, messages, origin="loyalty", received_at=now)

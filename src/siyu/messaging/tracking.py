@@ -19,11 +19,10 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -31,6 +30,9 @@ from siyu.config import Settings
 from siyu.errors import InvalidInput
 from siyu.identity.subject import ingest_as, senders_of
 from siyu.messaging.tables import messages
+
+if TYPE_CHECKING:
+    from siyu.collect.pipeline import Pipeline
 
 _HREF = re.compile(r"""(href\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
 # A 1x1 transparent GIF.
@@ -101,7 +103,7 @@ def instrument_html(
 
 def record_hit(
     engine: sa.Engine,
-    ingest: Callable[..., Any],
+    pipeline: Pipeline,
     token: TrackToken,
     now: datetime,
 ) -> bool:
@@ -144,5 +146,5 @@ def record_hit(
         "timestamp": now.isoformat() + "Z",
         "properties": props,
     }
-    ingest_as(ingest, [(sender, record)], origin="tracking")
+    ingest_as(pipeline, [(sender, record)], origin="tracking")
     return True

@@ -15,10 +15,9 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -26,6 +25,9 @@ from siyu.config import Settings
 from siyu.errors import InvalidInput, NotFound
 from siyu.identity.subject import ingest_as, senders_of
 from siyu.store.schema import consents, customers
+
+if TYPE_CHECKING:
+    from siyu.collect.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,12 @@ def unsubscribe_url(
 
 def withdraw(
     conn_engine: sa.Engine,
-    pipeline_ingest: Callable[..., Any],
+    pipeline: Pipeline,
     token: UnsubscribeToken,
     now: datetime,
     method: str,
 ) -> str:
-    """Record the withdrawal through ``pipeline_ingest`` (Pipeline.ingest); return its id.
+    """Record the withdrawal through ``pipeline``; return its id.
 
     The events are sent as the customer's own sender (:mod:`siyu.identity.subject`), and the
     ledger row is attributed to the token's customer: the token names them exactly, whatever
@@ -128,7 +130,7 @@ def withdraw(
             "properties": {"channel": token.channel, "message_id": token.message_id},
         },
     ]
-    ingest_as(pipeline_ingest, [(sender, r) for r in records], origin="unsubscribe")
+    ingest_as(pipeline, [(sender, r) for r in records], origin="unsubscribe")
     with conn_engine.begin() as conn:
         conn.execute(
             consents.update()

@@ -73,7 +73,7 @@ async def unsubscribe(token: str, rt: RuntimeDep) -> str:
         with rt.db.engine.connect() as conn:
             ws = get_workspace_by_id(conn, t.workspace_id)
         pipeline = rt.pipeline(ws)
-        return withdraw(rt.db.engine, pipeline.ingest, t, _now(), "list-unsubscribe")
+        return withdraw(rt.db.engine, pipeline, t, _now(), "list-unsubscribe")
 
     await run_in_threadpool(run)
     return _page(
@@ -102,7 +102,7 @@ async def track_click(token: str, rt: RuntimeDep) -> RedirectResponse:
 def _record(rt: Any, t: TrackToken) -> None:
     with rt.db.engine.connect() as conn:
         ws = get_workspace_by_id(conn, t.workspace_id)
-    record_hit(rt.db.engine, rt.pipeline(ws).ingest, t, _now())
+    record_hit(rt.db.engine, rt.pipeline(ws), t, _now())
 
 
 @router.get("/api/templates")
