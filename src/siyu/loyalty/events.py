@@ -179,8 +179,10 @@ def pending_messages(
         )
         if "customers" in params:
             query = query.bindparams(sa.bindparam("customers", expanding=True))
-        for r in conn.execute(query, params).mappings():
-            row = dict(r)
+        result = conn.execute(query, params)
+        names = list(result.keys())  # once: a RowMapping per row rebuilt its keys every time
+        for values in result:
+            row = dict(zip(names, values, strict=True))
             sender = sender_of(str(row["customer_id"]), row)
             name, props = _event(kind, row)
             message: dict[str, Any] = {
