@@ -124,6 +124,48 @@ def test_features_use_nothing_after_the_cut_off(demo_rt: Runtime) -> None:
     assert list(before.columns) == ["customer_id", *FEATURES, "email_sends_90"]
 
 
+def test_siyus_own_events_about_a_customer_are_not_her_activity(demo_rt: Runtime) -> None:
+    """Loyalty's events are sent as the customer's own (identity.subject): a points credit or
+    expiry after the cut-off must leave a lapsed buyer lapsed, while a redemption (her own
+    act) still counts as an interaction."""
+    from siyu.identity.subject import ingest_as, senders_of
+
+    ws = demo_rt.workspace().workspace_id
+    t = tables(demo_rt.db, ws)
+    labels = churn_labels(t, CUT).execute().set_index("customer_id")["churned"]
+    lapsed = sorted(labels[labels].index)[:40]
+    assert len(lapsed) == 40
+    at = (CUT + timedelta(days=10)).isoformat() + "Z"
+
+    def message(customer: str, event: str) -> dict[str, object]:
+        return {
+            "type": "track",
+            "event": event,
+            "messageId": f"test-own-{event}-{customer}",
+            "timestamp": at,
+            "properties": {"customer_id": customer, "points": 10},
+            "context": {"library": {"name": "siyu-loyalty"}},
+        }
+
+    with demo_rt.db.engine.connect() as conn:
+        senders = senders_of(conn, ws, lapsed)
+    sent = [
+        (senders[c], message(c, e)) for c in lapsed for e in ("Points Earned", "Points Expired")
+    ]
+    sent.append((senders[lapsed[0]], message(lapsed[0], "Points Redeemed")))
+    try:
+        stored = ingest_as(demo_rt.pipeline(), sent, origin="loyalty")
+        assert stored == len(sent)
+        after = churn_labels(t, CUT).execute().set_index("customer_id")["churned"]
+        assert not after[lapsed[0]]  # redeemed points: her own act
+        assert after[lapsed[1:]].all()  # credits and expiries: the brand's, not hers
+        others = [c for c in labels.index if c != lapsed[0]]
+        assert after.reindex(others).equals(labels.reindex(others))  # nobody else moved
+    finally:
+        with demo_rt.db.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM events WHERE message_id LIKE 'test-own-%'"))
+
+
 def test_model_beats_p_alive_and_scores_are_stored(demo_rt: Runtime) -> None:
     ws = demo_rt.workspace()
     score_customers(demo_rt.db, ws, as_of=DEMO_AS_OF)

@@ -187,6 +187,35 @@ SIYU_EVENTS: dict[str, tuple[type[Properties], str]] = {
     "Assist Reward Unlocked": (Properties, "A target reached an assist threshold (threshold)."),
 }
 
+#: Events the brand or siyu produces about a customer, not things she did: a model of her
+#: activity (churn labels and features) must not count them. Loyalty and fission events are
+#: sent as the customer's own, so without this list a points expiry or a sync's "Points
+#: Earned" made every member look active on the day it ran.
+SYSTEM_EVENTS: tuple[str, ...] = (
+    "Message Sent",
+    "Message Delivered",
+    "Message Read",
+    "Message Failed",
+    "Email Sent",
+    "Email Delivered",
+    "Email Bounced",
+    "Points Earned",
+    "Points Expired",
+    "Points Reversed",
+    "Member Tier Changed",
+    "Membership Lapsed",
+    "Coupon Issued",
+    "Referral Created",
+    "Referral Qualified",
+    "Referral Flagged",
+    "Referral Approved",
+    "Referral Rewarded",
+    "Referral Rejected",
+    "Group Buy Completed",
+    "Group Buy Expired",
+    "Assist Reward Unlocked",
+)
+
 ORDER_COMPLETED = "Order Completed"
 ORDER_REFUNDED = "Order Refunded"
 ORDER_CANCELLED = "Order Cancelled"

@@ -16,18 +16,12 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
+from siyu.collect.ecommerce import SYSTEM_EVENTS
 from siyu.compute import WorkspaceTables
 
-#: Events the brand or a system produces about a customer: not interactions of hers.
-BRAND_EVENTS: tuple[str, ...] = (
-    "Message Sent",
-    "Message Delivered",
-    "Message Read",
-    "Message Failed",
-    "Email Sent",
-    "Email Delivered",
-    "Email Bounced",
-)
+#: Events the brand or a system produces about a customer: not interactions of hers (messages
+#: sent to her, and siyu's own loyalty and fission events such as "Points Earned").
+BRAND_EVENTS: tuple[str, ...] = SYSTEM_EVENTS
 #: Events that count as email sends for the open rate (opens / sends in 90 days).
 EMAIL_SEND_EVENTS: tuple[str, ...] = ("Email Sent", "Email Delivered")
 VISIT_EVENTS: tuple[str, ...] = ("Product Viewed", "Product List Viewed", "Products Searched")
