@@ -153,3 +153,21 @@ def test_rules_are_stored_listed_and_removed(rt: Runtime) -> None:
         remove_rule(conn, ws, rule_id)
         with pytest.raises(NotFound):
             remove_rule(conn, ws, rule_id)
+
+
+def test_row_argmax_matches_scipy_on_ties_negatives_and_empty_rows() -> None:
+    import numpy as np
+    import scipy.sparse as sp
+
+    from siyu.predict.reco.model import _row_argmax_positive
+
+    rng = np.random.default_rng(5)
+    dense = rng.choice([0.0, 0.0, 0.5, 1.0, -1.0, 2.0], size=(400, 30))
+    dense[:20] = 0.0  # empty rows
+    dense[20:40] = -np.abs(dense[20:40])  # only negatives (and implicit zeros)
+    for matrix in (sp.csr_matrix(dense), sp.csr_matrix(dense)[:, ::-1].tocsr()):
+        best, has = _row_argmax_positive(matrix)
+        expected_has = np.asarray(matrix.max(axis=1).toarray()).ravel() > 0
+        assert (has == expected_has).all()
+        expected = np.asarray(matrix.argmax(axis=1)).ravel()
+        assert (best[has] == expected[has]).all()
