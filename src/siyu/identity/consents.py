@@ -67,14 +67,23 @@ def clear_merge_consents(conn: sa.Connection, workspace_id: str, customers: Sequ
     """Delete the merge-added ledger rows of these customers."""
     if not customers:
         return 0
-    c = schema.consents
-    result = conn.execute(
-        c.delete().where(
-            c.c.workspace_id == workspace_id,
-            c.c.customer_id.in_(sorted(set(customers))),
-            c.c.consent_id.like(f"{PREFIX}%"),
-        )
+    # The customers are staged, not bound: a full run passes every merged customer (30k in the
+    # 50K demo), and binding that many literals cost DuckDB 2.4 s for a 0.1 s delete.
+    name = stage(
+        conn,
+        schema.consents,
+        pa.table({"customer_id": pa.array(sorted(set(customers)), pa.string())}),
     )
+    try:
+        result = conn.execute(
+            sa.text(
+                "DELETE FROM consents WHERE workspace_id = :ws AND consent_id LIKE :prefix "
+                f"AND customer_id IN (SELECT customer_id FROM {name})"
+            ),
+            {"ws": workspace_id, "prefix": f"{PREFIX}%"},
+        )
+    finally:
+        unstage(conn, name)
     return max(result.rowcount, 0)
 
 
