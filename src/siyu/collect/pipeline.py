@@ -212,29 +212,29 @@ class Pipeline:
             _duckdb_threads_for_ingest(self.db),
             ThreadPoolExecutor(1, thread_name_prefix="siyu-ingest") as pool,
         ):
-            current: _Chunk | None = first
+            current = first
             upcoming: _Chunk | None = second
             pending = pool.submit(
                 self._prepare, first.records, first.position, first.source_id, received_at
             )
-            while current is not None:
+            while True:
                 following = (
-                    pool.submit(
+                    None
+                    if upcoming is None
+                    else pool.submit(
                         self._prepare,
                         upcoming.records,
                         upcoming.position,
                         upcoming.source_id,
                         received_at,
                     )
-                    if upcoming is not None
-                    else None
                 )
                 prepared = pending.result()
                 finish(self._write(prepared, current.source_id, current.origin), prepared.read)
                 del prepared  # freed before the next write, while the collector is paused
-                current, upcoming = upcoming, next(work, None) if upcoming is not None else None
-                if following is not None:
-                    pending = following
+                if upcoming is None or following is None:
+                    break
+                current, pending, upcoming = upcoming, following, next(work, None)
         return report
 
     def _work(self, parts: Iterable[Part]) -> Iterator[_Chunk]:
