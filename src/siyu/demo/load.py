@@ -59,7 +59,7 @@ def load_demo(
 
     # The collector stays paused for the whole load: the generator thread's and the pipeline's
     # own pauses otherwise re-enabled it for each other, and each re-enabling scanned the
-    # chunk's live dicts (about 5 s of a 50K demo's load, measured with py-spy).
+    # chunk's live dicts (about 6 s of a 50K demo's load, measured with py-spy).
     with collector_paused():
         report = pipeline.ingest_parts(parts(), progress=on_records)
     with rt.db.engine.begin() as conn:

@@ -19,9 +19,6 @@ import ibis.expr.types as ir
 from siyu.collect.ecommerce import SYSTEM_EVENTS
 from siyu.compute import WorkspaceTables
 
-#: Events the brand or a system produces about a customer: not interactions of hers (messages
-#: sent to her, and siyu's own loyalty and fission events such as "Points Earned").
-BRAND_EVENTS: tuple[str, ...] = SYSTEM_EVENTS
 #: Events that count as email sends for the open rate (opens / sends in 90 days).
 EMAIL_SEND_EVENTS: tuple[str, ...] = ("Email Sent", "Email Delivered")
 VISIT_EVENTS: tuple[str, ...] = ("Product Viewed", "Product List Viewed", "Products Searched")
@@ -51,12 +48,13 @@ def _orders(t: WorkspaceTables) -> ir.Table:
 
 
 def interactions(t: WorkspaceTables) -> ir.Table:
-    """Events the customer did herself (see :data:`BRAND_EVENTS`)."""
+    """Events the customer did herself: not those about her (:data:`SYSTEM_EVENTS`: messages
+    sent to her, siyu's own loyalty and fission events such as "Points Earned")."""
     e = t.events
     return e.filter(
         e.customer_id.notnull()
         & e.type.isin(["track", "page", "screen"])
-        & (e.event.isnull() | ~e.event.isin(BRAND_EVENTS))
+        & (e.event.isnull() | ~e.event.isin(SYSTEM_EVENTS))
     )
 
 
