@@ -488,6 +488,37 @@ def test_a_chunk_without_identify_keeps_stored_traits_and_widens_seen_times(rt: 
     assert count(rt, "customers") == 2
 
 
+def test_events_about_a_customer_do_not_move_her_seen_times(rt: Runtime) -> None:
+    """A points expiry or a message sent to her is stored as her event but is not her act: a
+    win-back segment on last_seen_at must not lose her when the win-back message goes out.
+    A customer with only such events still gets a row (every event's customer has one)."""
+
+    def at(record: dict[str, Any], day: str) -> dict[str, Any]:
+        return {**record, "timestamp": f"{day}T00:00:00Z"}
+
+    pipeline = rt.pipeline()
+    pipeline.ingest([at(track("own1", user="u5"), "2025-01-10")])
+    pipeline.ingest(
+        [
+            at(track("sys1", "Points Expired", user="u5", points=10), "2025-06-01"),
+            at(track("sys2", "Message Sent", user="u6", channel="email"), "2025-05-01"),
+            at(track("own2", user="u7"), "2025-04-01"),
+            at(track("sys3", "Points Earned", user="u7", points=5), "2025-07-01"),
+        ]
+    )
+    pipeline.ingest([at(track("sys4", "Member Tier Changed", user="u7"), "2025-08-01")])
+    seen = {
+        r[0]: (str(r[1])[:10], str(r[2])[:10])
+        for r in rows(rt, "SELECT user_id, first_seen_at, last_seen_at FROM customers")
+    }
+    assert seen == {
+        "u5": ("2025-01-10", "2025-01-10"),
+        "u6": ("2025-05-01", "2025-05-01"),
+        "u7": ("2025-04-01", "2025-04-01"),
+    }
+    assert count(rt, "events") == 6
+
+
 def _identify(message_id: str, at: str, **traits: str) -> dict[str, Any]:
     return {
         "type": "identify",

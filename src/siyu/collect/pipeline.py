@@ -33,6 +33,7 @@ from siyu.collect.ecommerce import (
     ORDER_CANCELLED,
     ORDER_COMPLETED,
     ORDER_REFUNDED,
+    SYSTEM_EVENTS,
     OrderRefunded,
 )
 from siyu.collect.quarantine import Rejection, store_rejections
@@ -45,9 +46,11 @@ from siyu.store import schema
 from siyu.store.bulk import (
     KeyStored,
     append,
+    append_new,
     insert_all,
     insert_new,
     insert_new_keys,
+    insert_select_new,
     stage,
     unstage,
     upsert,
@@ -520,7 +523,10 @@ class Pipeline:
         if conn.dialect.name == "duckdb":
             upsert_customers_from_events(conn, events, rows.identify_traits(new), now)
         else:
-            upsert_customers(conn, rows.customers_table(ws, new, events, now))
+            active, passive = rows.customers_table(ws, new, events, now)
+            upsert_customers(conn, active)
+            if passive.num_rows:
+                append_new(conn, schema.customers, passive)
         consent_calls = [
             v for v in new if v.props is not None and v.fields.get("event") == CONSENT_UPDATED
         ]
@@ -706,24 +712,31 @@ def upsert_customers_from_events(
     and anonymous id) and joins the few customers with identify traits, so the writing thread
     builds no per-customer rows in Python. DuckDB only: it reads the Arrow events in place
     (PostgreSQL would need them copied again) and compares strings byte-wise, as Arrow does.
+    As there, events about a customer that are not her acts (``rows.system_events_mask``) do
+    not move her seen times; a customer with only such events gets a row if she has none.
     """
     if events.num_rows == 0:
         return
+    with_system = rows.system_events_mask(events) is not None
     name = stage(conn, schema.events, events)
     staged_traits = stage(conn, schema.customers, rows.traits_table(traits)) if traits else None
     try:
+        own = f"(e.event IS NULL OR e.event NOT IN ({_SYSTEM_EVENTS_SQL}))" if with_system else ""
         trait_values = [
             f"any_value(t.{c})" if staged_traits else "NULL" for c in rows.CUSTOMER_TRAIT_COLUMNS
         ]
         join = f" LEFT JOIN {staged_traits} t ON t.customer_id = e.customer_id"
-        select = (
-            "SELECT e.workspace_id, e.customer_id, min(e.user_id), min(e.anonymous_id), "
-            + ", ".join(trait_values)
-            + ', min(e."timestamp"), max(e."timestamp"), '
-            + f"TIMESTAMP '{now.isoformat(sep=' ')}' FROM {name} e"
-            + (join if staged_traits else "")
-            + " WHERE e.customer_id IS NOT NULL GROUP BY e.workspace_id, e.customer_id"
-        )
+
+        def grouped(values: list[str], where: str) -> str:
+            return (
+                "SELECT e.workspace_id, e.customer_id, min(e.user_id), min(e.anonymous_id), "
+                + ", ".join(values)
+                + ', min(e."timestamp"), max(e."timestamp"), '
+                + f"TIMESTAMP '{now.isoformat(sep=' ')}' FROM {name} e"
+                + (join if staged_traits else "")
+                + f" WHERE e.customer_id IS NOT NULL{where} GROUP BY e.workspace_id, e.customer_id"
+            )
+
         columns = [
             "workspace_id",
             "customer_id",
@@ -741,11 +754,20 @@ def upsert_customers_from_events(
             # new version of each of these columns for every updated customer (upsert of
             # 300k track events: 2.8-3.3 -> 2.6-2.8 us of CPU per event, alternated).
             updates = {c: e for c, e in updates.items() if c not in _TRAIT_ONLY}
+        select = grouped(trait_values, f" AND {own}" if own else "")
         upsert_select(conn, schema.customers, columns, select, _CUSTOMER_KEY, updates)
+        if with_system:
+            nothing = ["NULL"] * len(rows.CUSTOMER_TRAIT_COLUMNS)
+            passive = grouped(nothing, "") + f" HAVING NOT bool_or({own})"
+            insert_select_new(conn, schema.customers, columns, passive)
     finally:
         unstage(conn, name)
         if staged_traits:
             unstage(conn, staged_traits)
+
+
+# SYSTEM_EVENTS as an SQL list (constant names; quotes doubled all the same).
+_SYSTEM_EVENTS_SQL = ", ".join("'" + n.replace("'", "''") + "'" for n in SYSTEM_EVENTS)
 
 
 def _lookup_orders(

@@ -22,6 +22,7 @@ from siyu.collect.ecommerce import (
     ORDER_CANCELLED,
     ORDER_COMPLETED,
     ORDER_REFUNDED,
+    SYSTEM_EVENTS,
     ConsentUpdated,
     OrderCompleted,
     OrderRefunded,
@@ -419,28 +420,59 @@ def traits_table(merged: dict[str, tuple[datetime, dict[str, Any]]]) -> pa.Table
     return pa.table(data)
 
 
+_SYSTEM_EVENT_NAMES = pa.array(SYSTEM_EVENTS, pa.string())
+
+
+def system_events_mask(events: pa.Table) -> pa.ChunkedArray | None:
+    """Which of a chunk's events are about a customer, not by her (None: none is).
+
+    :data:`~siyu.collect.ecommerce.SYSTEM_EVENTS` (a message sent, points expired, a tier
+    changed) are stored as the customer's own events, but they are not her activity: a
+    customer's seen times must not move with them, or a win-back segment on ``last_seen_at``
+    would lose everyone the moment the win-back message is sent.
+    """
+    mask = pc.fill_null(pc.is_in(events["event"], value_set=_SYSTEM_EVENT_NAMES), False)
+    return mask if pc.any(mask).as_py() else None
+
+
 def customers_table(
     workspace_id: str, calls: list[ValidCall], events: pa.Table, now: datetime
-) -> pa.Table:
+) -> tuple[pa.Table, pa.Table]:
     """One row per provisional customer in the chunk: seen times and latest identify traits.
 
+    Returns the customers with an act of their own in the chunk (to upsert: seen times
+    widened, traits merged) and those with only :func:`system_events_mask` events (to insert
+    where the row is missing, seen at their first such event; a stored row is left as it is).
     Seen times aggregate columnar over the chunk's events; only identify calls (few) are
     visited one by one to merge their traits in time order. (On DuckDB the pipeline does the
     same in SQL over the staged events: ``pipeline.upsert_customers_from_events``.)
     """
+    events = events.filter(pc.is_valid(events["customer_id"]))
+    system = system_events_mask(events)
+    own = events if system is None else events.filter(pc.invert(system))
+    active = _customer_rows(workspace_id, calls, own, now)
+    if system is None:
+        return active, active.slice(0, 0)
+    others = events.filter(system)
+    ids = pc.unique(others["customer_id"])
+    passive_ids = ids.filter(pc.invert(pc.is_in(ids, value_set=active["customer_id"])))
+    passive = others.filter(pc.is_in(others["customer_id"], value_set=passive_ids))
+    return active, _customer_rows(workspace_id, [], passive, now)
+
+
+def _customer_rows(
+    workspace_id: str, calls: list[ValidCall], events: pa.Table, now: datetime
+) -> pa.Table:
     # Acero's thread pool costs milliseconds of hand-off per call: worth it only for a big
     # chunk, and a small one (an HTTP request's) is latency-bound.
-    seen = (
-        events.filter(pc.is_valid(events["customer_id"]))
-        .group_by("customer_id", use_threads=events.num_rows > THREADED_GROUP_BY)
-        .aggregate(
-            [
-                ("timestamp", "min"),
-                ("timestamp", "max"),
-                ("user_id", "min"),
-                ("anonymous_id", "min"),
-            ]
-        )
+    threads = events.num_rows > THREADED_GROUP_BY
+    seen = events.group_by("customer_id", use_threads=threads).aggregate(
+        [
+            ("timestamp", "min"),
+            ("timestamp", "max"),
+            ("user_id", "min"),
+            ("anonymous_id", "min"),
+        ]
     )
     merged = identify_traits(calls)
     n = seen.num_rows

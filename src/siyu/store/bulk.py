@@ -339,3 +339,13 @@ def upsert_select(
         f"INSERT INTO {target} ({', '.join(_quote(c) for c in columns)}) {select} "
         f"ON CONFLICT ({', '.join(_quote(k) for k in key)}) DO UPDATE SET {sets}"
     )
+
+
+def insert_select_new(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], select: str
+) -> None:
+    """Insert the rows a ``SELECT`` makes (of staged data) whose key is not stored yet."""
+    conn.exec_driver_sql(
+        f"INSERT INTO {_quote(table.name)} ({', '.join(_quote(c) for c in columns)}) {select} "
+        "ON CONFLICT DO NOTHING"
+    )
