@@ -72,6 +72,23 @@ def test_new_potential_churned_boundaries(rt: Runtime) -> None:
     assert got["live179"] == "unclassified"
 
 
+def test_events_about_a_customer_are_not_her_interactions(rt: Runtime) -> None:
+    """A points expiry or a win-back message 10 days ago is stored on the lapsed customer but
+    is not her act: she stays churned, not counted as having interacted."""
+
+    def about(user: str, event: str, days_ago: float) -> dict[str, Any]:
+        return {**view(user, days_ago), "event": event, "messageId": f"s-{user}-{event}"}
+
+    records = [
+        view("lapsed", 200),
+        about("lapsed", "Points Expired", 10),
+        about("lapsed", "Message Sent", 5),
+        view("back", 200),
+        view("back", 3),  # her own act: no longer churned
+    ]
+    assert tiers_of(rt, records) == {"lapsed": "churned", "back": "unclassified"}
+
+
 def test_active_and_loyal_boundaries(rt: Runtime) -> None:
     records = [
         view("a1", 300),

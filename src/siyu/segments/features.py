@@ -18,6 +18,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from siyu.collect.ecommerce import SYSTEM_EVENTS
 from siyu.compute import WorkspaceTables
 
 WINDOWS = (30, 60, 90, 365)
@@ -68,9 +69,19 @@ def order_features(t: WorkspaceTables, as_of: datetime) -> ir.Table:
 
 
 def event_features(t: WorkspaceTables, as_of: datetime) -> ir.Table:
-    """Interactions per customer: first, last, and the number in the last 30 days."""
+    """Interactions per customer: first, last, and the number in the last 30 days.
+
+    An interaction is an event the customer did: not one about her (:data:`SYSTEM_EVENTS`, a
+    message sent to her, points credited or expired), which siyu stores on her too. Otherwise
+    the brand's own win-back message or a points expiry would keep a lapsed customer out of
+    "churned" and in "active in 30 days".
+    """
     e = t.events
-    e = e.filter(e.customer_id.notnull() & (e.timestamp <= ibis.literal(as_of)))
+    e = e.filter(
+        e.customer_id.notnull()
+        & (e.timestamp <= ibis.literal(as_of))
+        & (e.event.isnull() | ~e.event.isin(SYSTEM_EVENTS))
+    )
     return e.group_by("customer_id").aggregate(
         first_interaction_at=e.timestamp.min(),
         last_interaction_at=e.timestamp.max(),
