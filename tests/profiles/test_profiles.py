@@ -150,6 +150,21 @@ def test_unknown_and_invalid_lookups_say_what_to_do(rt: Runtime) -> None:
     assert "kind:value" in info.value.hint
 
 
+def test_an_identifier_kept_apart_says_why_it_has_no_profile(rt: Runtime) -> None:
+    """A store tablet's browser id seen with several shoppers belongs to none of them: its
+    lookup says so and why, instead of naming a customer id that has no profile."""
+    accounts = ("6100000001", "6100000002")
+    shoppers = [track(u, anonymous_id="tablet-1", day=d) for d, u in enumerate(accounts, 1)]
+    ingest(rt, "shopify", shoppers)
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, rt.workspace().workspace_id)
+    with pytest.raises(NotFound, match="seen with 2 different people") as info:
+        _profile(rt, "anonymous_id:tablet-1")
+    assert "No customer profile holds the anonymous_id 'tablet-1'" in info.value.message
+    assert "siyu identity explain cus_" in info.value.hint
+    assert _profile(rt, "shopify_customer_id:6100000001")["customer_id"].startswith("cus_")
+
+
 def test_an_amazon_relay_address_is_found_as_an_email(rt: Runtime) -> None:
     # The graph keeps relay addresses as kind amazon_buyer; the operator has them as an email.
     ingest(

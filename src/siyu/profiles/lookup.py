@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from siyu.errors import InvalidInput, NotFound
 from siyu.identity import InvalidIdentifier, get_kind, is_blocked
-from siyu.identity.tables import identities, identity_customer_archive
+from siyu.identity.tables import identities, identity_conflicts, identity_customer_archive
 from siyu.registry import registry
 from siyu.store import schema
 
@@ -76,7 +76,33 @@ def customer_by_identifier(conn: sa.Connection, workspace_id: str, kind: str, va
             f"No customer has the {node_kind} {normalised!r}.",
             hint="Check the value, or run 'siyu identity resolve' if it was ingested recently.",
         )
+    if current_customer_id(conn, workspace_id, str(found)) is None:
+        raise NotFound(
+            f"No customer profile holds the {node_kind} {normalised!r}: "
+            f"{_kept_apart_reason(conn, workspace_id, node_kind, normalised)}.",
+            hint=f"'siyu identity explain {found}' (GET /api/customers/{found}/explain) shows "
+            "whom it was seen with and the rule that kept it apart.",
+        )
     return str(found)
+
+
+def _kept_apart_reason(conn: sa.Connection, workspace_id: str, kind: str, value: str) -> str:
+    """Why an identifier stands alone: the merge rule that refused its links (a store tablet's
+    browser id seen with many shoppers), as One-ID recorded it."""
+    c = identity_conflicts
+    reason = conn.execute(
+        sa.select(c.c.reason)
+        .where(
+            c.c.workspace_id == workspace_id,
+            sa.or_(
+                sa.and_(c.c.kind == kind, c.c.value == value),
+                sa.and_(c.c.other_kind == kind, c.c.other_value == value),
+            ),
+        )
+        .order_by(c.c.created_at.desc())
+        .limit(1)
+    ).scalar()
+    return str(reason) if reason else "One-ID links it to no customer record"
 
 
 def _is_amazon_relay(value: str, region: str | None) -> bool:
