@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from siyu.cli import app
 from siyu.config import Settings
 from siyu.runtime import Runtime
-from tests.identity.helpers import identify, ingest
+from tests.identity.helpers import identify, ingest, track
 
 runner = CliRunner()
 
@@ -20,7 +20,7 @@ def test_resolve_explain_split_evaluate(settings: Settings) -> None:
 
     result = runner.invoke(app, ["identity", "resolve"])
     assert result.exit_code == 0, result.output
-    assert "-> 1 customers" in result.output
+    assert "-> 1 customers (0 identifiers kept apart" in result.output
 
     result = runner.invoke(app, ["identity", "explain", "email:max@mail.co"])
     assert result.exit_code == 0, result.output
@@ -36,3 +36,19 @@ def test_resolve_explain_split_evaluate(settings: Settings) -> None:
     result = runner.invoke(app, ["identity", "evaluate"])
     assert result.exit_code != 0
     assert "no demo truth" in str(result.exception)
+
+
+def test_resolve_counts_customer_records_not_identifier_groups(settings: Settings) -> None:
+    """A store tablet's browser id seen with two shoppers is its own identity group but no
+    customer: the summary counts the customers (as tiers and scores do) and the shared id."""
+    with Runtime(settings) as rt:
+        rt.init()
+        accounts = ("6100000071", "6100000072")
+        shoppers = [track(u, anonymous_id="tablet-9", day=d) for d, u in enumerate(accounts, 1)]
+        ingest(rt, "shopify", shoppers)
+
+    result = runner.invoke(app, ["identity", "resolve"])
+    assert result.exit_code == 0, result.output
+    assert "-> 2 customers (1 identifiers kept apart on no customer's record)" in " ".join(
+        result.output.split()
+    )

@@ -71,6 +71,7 @@ def _downstream(rt: Runtime, ws: Workspace, as_of: datetime | None) -> None:
     A stage the data cannot support (for example CLV on a brand with too few repeat buyers) is
     reported with the reason and skipped: the demo shows what siyu says to a real small brand.
     """
+    from siyu.identity.explain import outcome
     from siyu.identity.graph import resolve_workspace
     from siyu.identity.suggest import refresh as refresh_suggestions
     from siyu.loyalty.sync import sync as loyalty_sync
@@ -86,10 +87,11 @@ def _downstream(rt: Runtime, ws: Workspace, as_of: datetime | None) -> None:
         resolved = resolve_workspace(
             conn, ws.workspace_id, windows=rt.settings.identity_limit_windows
         )
+        left = outcome(conn, ws.workspace_id)
     console.print(
-        f"  {resolved.identifiers:,} identifiers -> {resolved.customers:,} customers "
-        f"({resolved.merges:,} merges, {resolved.conflicts:,} conflicts kept apart; "
-        f"{_since(started)})."
+        f"  {resolved.identifiers:,} identifiers -> {left.customers:,} customers "
+        f"({resolved.merges:,} merges, {resolved.conflicts:,} conflicts kept apart, "
+        f"{left.standalone:,} shared identifiers on no customer's record; {_since(started)})."
     )
     console.print("Predicting CLV, churn risk and recommendations ...")
     started = perf_counter()

@@ -17,6 +17,7 @@ identity_app = typer.Typer(
 @identity_app.command("resolve")
 def resolve_cmd(workspace: WorkspaceOpt = None) -> None:
     """Rebuild the identity graph from all events and point every record at its customer."""
+    from siyu.identity.explain import outcome
     from siyu.identity.graph import resolve_workspace
 
     with runtime() as rt:
@@ -25,8 +26,10 @@ def resolve_cmd(workspace: WorkspaceOpt = None) -> None:
             report = resolve_workspace(
                 conn, ws.workspace_id, windows=rt.settings.identity_limit_windows
             )
+            left = outcome(conn, ws.workspace_id)
     console.print(
-        f"{report.identifiers} identifiers, {report.links} links -> {report.customers} customers; "
+        f"{report.identifiers} identifiers, {report.links} links -> {left.customers} customers "
+        f"({left.standalone} identifiers kept apart on no customer's record); "
         f"{report.merges} merges recorded, {report.conflicts} links refused by rules, "
         f"{report.refused} values refused (invalid or blocked)."
     )

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from siyu.errors import NotFound
 from siyu.identity import tables as t
+from siyu.store import schema
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,33 @@ def explain(conn: sa.Connection, workspace_id: str, customer: str) -> Explanatio
         )
     ]
     return Explanation(customer_id, identifiers, links, conflicts, audit)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a resolution left, counted the way the rest of siyu counts (tiers, scores, tags)."""
+
+    customers: int
+    """Customer records of the workspace."""
+    standalone: int
+    """Identifiers on no customer's record: kept apart from everyone by a merge rule (a store
+    tablet's browser id seen with several shoppers) and never a sender of their own. The
+    graph gives each its own group, so the resolver's count of groups includes them."""
+
+
+def outcome(conn: sa.Connection, workspace_id: str) -> Outcome:
+    c, i = schema.customers, t.identities
+    customers = conn.execute(
+        sa.select(sa.func.count()).select_from(c).where(c.c.workspace_id == workspace_id)
+    ).scalar_one()
+    has_record = (
+        sa.select(c.c.customer_id)
+        .where(c.c.workspace_id == workspace_id, c.c.customer_id == i.c.customer_id)
+        .exists()
+    )
+    standalone = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(i)
+        .where(i.c.workspace_id == workspace_id, ~has_record)
+    ).scalar_one()
+    return Outcome(int(customers), int(standalone))
