@@ -463,6 +463,7 @@ def customers_table(
 def _customer_rows(
     workspace_id: str, calls: list[ValidCall], events: pa.Table, now: datetime
 ) -> pa.Table:
+    """A row per customer of ``events``: seen times from them, traits from ``calls``."""
     # Acero's thread pool costs milliseconds of hand-off per call: worth it only for a big
     # chunk, and a small one (an HTTP request's) is latency-bound.
     threads = events.num_rows > THREADED_GROUP_BY
