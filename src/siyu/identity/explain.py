@@ -115,6 +115,7 @@ class Outcome:
 
 
 def outcome(conn: sa.Connection, workspace_id: str) -> Outcome:
+    """Count the workspace's customer records and the identifiers on none of them."""
     c, i = schema.customers, t.identities
     customers = conn.execute(
         sa.select(sa.func.count()).select_from(c).where(c.c.workspace_id == workspace_id)

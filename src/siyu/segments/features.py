@@ -68,20 +68,20 @@ def order_features(t: WorkspaceTables, as_of: datetime) -> ir.Table:
     return o.group_by("customer_id").aggregate(**aggs)
 
 
+def own_act(e: ir.Table) -> ir.BooleanValue:
+    """Whether an event is one the customer did, not one about her (:data:`SYSTEM_EVENTS`: a
+    message sent to her, points credited or expired), which siyu stores on her too."""
+    return e.event.isnull() | ~e.event.isin(SYSTEM_EVENTS)
+
+
 def event_features(t: WorkspaceTables, as_of: datetime) -> ir.Table:
     """Interactions per customer: first, last, and the number in the last 30 days.
 
-    An interaction is an event the customer did: not one about her (:data:`SYSTEM_EVENTS`, a
-    message sent to her, points credited or expired), which siyu stores on her too. Otherwise
-    the brand's own win-back message or a points expiry would keep a lapsed customer out of
-    "churned" and in "active in 30 days".
+    An interaction is an :func:`own_act`: otherwise the brand's own win-back message or a
+    points expiry would keep a lapsed customer out of "churned" and in "active in 30 days".
     """
     e = t.events
-    e = e.filter(
-        e.customer_id.notnull()
-        & (e.timestamp <= ibis.literal(as_of))
-        & (e.event.isnull() | ~e.event.isin(SYSTEM_EVENTS))
-    )
+    e = e.filter(e.customer_id.notnull() & (e.timestamp <= ibis.literal(as_of)) & own_act(e))
     return e.group_by("customer_id").aggregate(
         first_interaction_at=e.timestamp.min(),
         last_interaction_at=e.timestamp.max(),

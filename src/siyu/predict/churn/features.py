@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
-from siyu.collect.ecommerce import SYSTEM_EVENTS
 from siyu.compute import WorkspaceTables
+from siyu.segments.features import own_act
 
 #: Events that count as email sends for the open rate (opens / sends in 90 days).
 EMAIL_SEND_EVENTS: tuple[str, ...] = ("Email Sent", "Email Delivered")
@@ -51,11 +51,7 @@ def interactions(t: WorkspaceTables) -> ir.Table:
     """Events the customer did herself: not those about her (:data:`SYSTEM_EVENTS`: messages
     sent to her, siyu's own loyalty and fission events such as "Points Earned")."""
     e = t.events
-    return e.filter(
-        e.customer_id.notnull()
-        & e.type.isin(["track", "page", "screen"])
-        & (e.event.isnull() | ~e.event.isin(SYSTEM_EVENTS))
-    )
+    return e.filter(e.customer_id.notnull() & e.type.isin(["track", "page", "screen"]) & own_act(e))
 
 
 def _negative(e: ir.Table) -> ir.BooleanValue:
