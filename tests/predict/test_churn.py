@@ -219,3 +219,22 @@ def test_the_model_refuses_below_its_minimums(demo_rt: Runtime) -> None:
             as_of=DEMO_AS_OF,
             minimums=ChurnMinimums(customers=10, churned=10_000),
         )
+
+
+def test_the_model_does_not_depend_on_the_order_of_its_rows() -> None:
+    """Rows come sorted by customer id, a hash that includes the workspace id: the same
+    customers in another workspace arrive in another order and must get the same risks."""
+    from siyu.predict.churn.model import ChurnModel
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    x = rng.gamma(2.0, 10.0, size=(n, len(FEATURES)))
+    x[rng.random((n, len(FEATURES))) < 0.1] = np.nan
+    x[:, 1] = np.round(x[:, 1])  # ties on a feature, as counts have
+    risk = 1 / (1 + np.exp(-(np.nan_to_num(x[:, 0], nan=20.0) - 20.0) / 5))
+    churned = rng.random(n) < risk
+    shuffled = rng.permutation(n)
+    probe = x[:500]
+    first = ChurnModel().fit(x, churned).predict(probe)
+    second = ChurnModel().fit(x[shuffled], churned[shuffled]).predict(probe)
+    np.testing.assert_array_equal(first, second)

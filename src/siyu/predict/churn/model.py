@@ -2,7 +2,9 @@
 
 scikit-learn's HistGradientBoostingClassifier (missing values handled natively: a one-time buyer
 has no purchase cycle) inside CalibratedClassifierCV, so that a risk of 70 means about 70 in 100
-such customers lapse. Deterministic: no early stopping, unshuffled folds.
+such customers lapse. Deterministic: no early stopping; the rows are put in the order of their
+values (:func:`canonical_order`), then dealt into the calibration's folds by a seeded shuffle;
+the booster's binning sample (taken above 200,000 rows) has a fixed seed too.
 
 Reasons (documented in docs/predict.md): a feature's contribution for a customer is how much her
 probability falls when that one feature is set to the population's median, everything else
@@ -20,6 +22,7 @@ import numpy.typing as npt
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from siyu.predict.churn.features import FEATURES
@@ -57,6 +60,21 @@ class Metrics:
         )
 
 
+def canonical_order(x: FloatArray, y: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+    """The rows sorted by label, then by every feature (missing values last).
+
+    The calibration's folds were consecutive slices of the rows, so the fitted model depended
+    on their order. Callers read customers sorted by id, and customer ids are hashes that
+    include the workspace id: the same history loaded into two workspaces (the demo built twice
+    with one seed) gave different churn risks. Starting from the values' order makes the model
+    a function of the data alone (rows equal in every value are interchangeable). The folds
+    must not be slices of this order (each would hold one range of the first feature): the
+    caller shuffles them with a fixed seed.
+    """
+    keys = [x[:, j] for j in range(x.shape[1] - 1, -1, -1)]
+    return np.lexsort([*keys, y])
+
+
 class ChurnModel:
     """Fit on point-in-time features and labels; predict calibrated churn probabilities."""
 
@@ -73,12 +91,15 @@ class ChurnModel:
             min_samples_leaf=20,
             l2_regularization=1.0,
             early_stopping=False,
+            random_state=0,
         )
         # Isotonic calibration needs many customers per fold; Platt scaling is safer below.
         method = "isotonic" if len(y) >= 3000 else "sigmoid"
-        self._model = CalibratedClassifierCV(booster, method=method, cv=3)
+        folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+        self._model = CalibratedClassifierCV(booster, method=method, cv=folds)
+        order = canonical_order(x, y)
         with threadpool_limits(_threads(len(y)), user_api="openmp"):
-            self._model.fit(x, y)
+            self._model.fit(x[order], y[order])
         medians = np.nanmedian(np.where(np.isfinite(x), x, np.nan), axis=0)
         self.medians_ = np.asarray(medians, dtype=float)
         return self
