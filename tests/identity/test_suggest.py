@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -22,7 +23,17 @@ from siyu.identity.similarity import (
     jaro_winkler,
     within_edits,
 )
-from siyu.identity.suggest import compute, decide, has_stored, refresh, stored, suggest
+from siyu.identity.suggest import (
+    candidate_pairs,
+    compute,
+    decide,
+    has_stored,
+    match_scores,
+    matching_fields,
+    refresh,
+    stored,
+    suggest,
+)
 from siyu.runtime import Runtime
 from tests.api.conftest import MakeKey, bearer
 from tests.identity.helpers import customers_of_events, identify, ingest
@@ -328,3 +339,43 @@ def test_cli_suggest_confirm(settings: Settings) -> None:
     assert f"now customer {c['ana']}" in result.output
     result = runner.invoke(app, ["identity", "suggest", "--json"])
     assert result.output.strip() == "[]"
+
+
+def test_the_model_gives_the_same_probabilities_whatever_the_customers_order() -> None:
+    """Customers are read in id order, and ids are hashes that include the workspace id: the
+    same customers in another workspace come in another order and must score the same."""
+    rng = np.random.default_rng(5)
+    n = 400
+    people = pd.DataFrame(
+        {
+            "first_name": rng.choice(FIRST, n),
+            "last_name": rng.choice(LAST, n),
+            "phone": [f"+49151{rng.integers(10**6, 10**7)}" for _ in range(n)],
+            "country": "DE",
+        }
+    )
+    place = rng.integers(0, len(CITIES), n)
+    people["postal_code"] = [CITIES[i][0] for i in place]
+    people["city"] = [CITIES[i][1] for i in place]
+    people["email"] = people["first_name"] + "." + people["last_name"] + "@mail.co"
+    people.loc[::7, "email"] = people["first_name"] + people["last_name"] + "@post.de"
+    people["customer_id"] = [f"cus_{i:04d}" for i in range(n)]
+
+    def scores(frame: pd.DataFrame) -> dict[frozenset[str], float]:
+        df = matching_fields(frame.reset_index(drop=True))
+        pairs = candidate_pairs(df)
+        _, prob, _ = match_scores(df, pairs)
+        ids = df["customer_id"].to_numpy()
+        return {
+            frozenset((ids[a], ids[b])): float(p)
+            for a, b, p in zip(pairs["a"], pairs["b"], prob, strict=True)
+        }
+
+    first = scores(people)
+    second = scores(people.iloc[rng.permutation(n)])
+    assert len(first) > 100
+    assert first.keys() == second.keys()
+    keys = sorted(first, key=sorted)
+    np.testing.assert_allclose(
+        [first[k] for k in keys], [second[k] for k in keys], rtol=1e-9, atol=1e-12
+    )
