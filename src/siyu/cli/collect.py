@@ -10,14 +10,7 @@ import typer
 from rich.table import Table
 
 from siyu.cli.common import WorkspaceOpt, console, runtime
-from siyu.collect.sources import (
-    SOURCE_KINDS,
-    create_source,
-    list_sources,
-    revoke_source,
-    rotate_write_key,
-    set_webhook_secret,
-)
+from siyu.collect.kinds import SOURCE_KINDS
 
 sources_app = typer.Typer(help="Sources (store, site, channel) and their write keys.")
 
@@ -46,6 +39,8 @@ def sources_add(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Create a source; print its write key once (stored hashed) and its webhook URL."""
+    from siyu.collect.sources import create_source, set_webhook_secret
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.begin() as conn:
@@ -76,6 +71,8 @@ def sources_add(
 @sources_app.command("list")
 def sources_list(workspace: WorkspaceOpt = None) -> None:
     """List sources with key prefix and state (never keys or secrets)."""
+    from siyu.collect.sources import list_sources
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -99,6 +96,8 @@ def sources_list(workspace: WorkspaceOpt = None) -> None:
 @sources_app.command("rotate")
 def sources_rotate(name: str, workspace: WorkspaceOpt = None) -> None:
     """Issue a new write key; the old key stops working at once (a revoked source is revived)."""
+    from siyu.collect.sources import rotate_write_key
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.begin() as conn:
@@ -110,6 +109,8 @@ def sources_rotate(name: str, workspace: WorkspaceOpt = None) -> None:
 @sources_app.command("revoke")
 def sources_revoke(name: str, workspace: WorkspaceOpt = None) -> None:
     """Revoke a source: its write key and webhooks are refused from now on."""
+    from siyu.collect.sources import revoke_source
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.begin() as conn:
@@ -129,6 +130,8 @@ def sources_secret(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Set a source's webhook secret and/or WhatsApp verify token."""
+    from siyu.collect.sources import set_webhook_secret
+
     if not webhook_secret and not verify_token:
         raise typer.BadParameter("give --webhook-secret and/or --verify-token")
     with runtime() as rt:

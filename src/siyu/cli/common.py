@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,7 +19,9 @@ from rich.progress import (
 )
 
 from siyu.config import load_settings
-from siyu.runtime import Runtime
+
+if TYPE_CHECKING:
+    from siyu.runtime import Runtime
 
 console = Console()
 err_console = Console(stderr=True)
@@ -32,7 +34,14 @@ WorkspaceOpt = Annotated[
 
 @contextmanager
 def runtime() -> Iterator[Runtime]:
-    """Open the configured database for the duration of one command."""
+    """Open the configured database for the duration of one command.
+
+    The CLI's modules import the database, pipeline and model code inside their commands, so
+    that ``siyu --help`` and commands that need little start in a fraction of a second (they
+    took about 4 s importing pandas, SciPy and scikit-learn).
+    """
+    from siyu.runtime import Runtime
+
     with Runtime(load_settings()) as rt:
         yield rt
 

@@ -9,12 +9,8 @@ import orjson
 import typer
 from rich.table import Table
 
-from siyu.access import create_key, list_keys, parse_scopes, revoke_key
 from siyu.cli.common import WorkspaceOpt, console, runtime
-from siyu.collect.quarantine import get_quarantined, list_quarantine
-from siyu.collect.replay import replay
 from siyu.errors import InvalidInput, NotFound
-from siyu.money.fx import import_rates_file
 
 quarantine_app = typer.Typer(help="Records that could not be stored: list, show, replay.")
 fx_app = typer.Typer(help="FX rates used to value orders in the base currency.")
@@ -46,6 +42,8 @@ def quarantine_list(
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
 ) -> None:
     """List quarantined records with their origin, position and reason."""
+    from siyu.collect.quarantine import list_quarantine
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         rows = list_quarantine(
@@ -69,6 +67,8 @@ def quarantine_list(
 @quarantine_app.command("show")
 def quarantine_show(quarantine_id: str, workspace: WorkspaceOpt = None) -> None:
     """Show one quarantined record: reason and original payload."""
+    from siyu.collect.quarantine import get_quarantined
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         row = get_quarantined(rt.db.engine, ws.workspace_id, quarantine_id)
@@ -90,6 +90,8 @@ def quarantine_replay(
     ] = None,
 ) -> None:
     """Send quarantined records through the pipeline again (after fixing their cause)."""
+    from siyu.collect.replay import replay
+
     override = None
     if payload is not None:
         if not payload.is_file():
@@ -124,6 +126,8 @@ def fx_import(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Import daily FX rates (1 unit of currency = rate base units) and value orders."""
+    from siyu.money.fx import import_rates_file
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         report = import_rates_file(rt.db.engine, ws.workspace_id, ws.base_currency, path)
@@ -144,6 +148,8 @@ def keys_create(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Create an API key; the key is printed once and stored hashed."""
+    from siyu.access import create_key, parse_scopes
+
     scopes = parse_scopes(scope)
     with runtime() as rt:
         ws = rt.workspace(workspace)
@@ -156,6 +162,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(workspace: WorkspaceOpt = None) -> None:
     """List API keys (never their secrets)."""
+    from siyu.access import list_keys
+
     with runtime() as rt:
         keys = list_keys(rt.db.engine, rt.workspace(workspace).workspace_id)
     table = Table()
@@ -178,6 +186,8 @@ def keys_revoke(
     key: Annotated[str, typer.Argument(help="Key id or prefix.")], workspace: WorkspaceOpt = None
 ) -> None:
     """Revoke an API key at once."""
+    from siyu.access import revoke_key
+
     with runtime() as rt:
         revoked = revoke_key(rt.db.engine, rt.workspace(workspace).workspace_id, key)
     console.print(f"Revoked {revoked.key_id} ({revoked.prefix}).")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from time import perf_counter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from siyu.access.workspaces import Workspace, utcnow
 from siyu.cli.common import WorkspaceOpt, console, progress_bar, runtime
 from siyu.errors import InvalidInput, SiyuError
-from siyu.runtime import Runtime
+
+if TYPE_CHECKING:
+    from siyu.access.workspaces import Workspace
+    from siyu.runtime import Runtime
 
 
 def demo(
@@ -71,6 +73,7 @@ def _downstream(rt: Runtime, ws: Workspace, as_of: datetime | None) -> None:
     A stage the data cannot support (for example CLV on a brand with too few repeat buyers) is
     reported with the reason and skipped: the demo shows what siyu says to a real small brand.
     """
+    from siyu.access.workspaces import utcnow
     from siyu.identity.explain import outcome
     from siyu.identity.graph import resolve_workspace
     from siyu.identity.suggest import refresh as refresh_suggestions

@@ -10,7 +10,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -18,14 +18,9 @@ from rich.table import Table
 
 from siyu.cli.common import WorkspaceOpt, console, runtime
 from siyu.errors import InvalidInput, NotFound
-from siyu.fission import assists, groupbuys, referrals
-from siyu.fission.common import utcnow
-from siyu.fission.events import publish
-from siyu.fission.metrics import fission_metrics
-from siyu.fission.program import load_program, save_program
-from siyu.fission.qualify import process_referrals
-from siyu.fission.service import process
-from siyu.runtime import Runtime
+
+if TYPE_CHECKING:
+    from siyu.runtime import Runtime
 
 referrals_app = typer.Typer(
     help="Referrals: invite codes and links, two-sided rewards, fraud rules, review.",
@@ -92,6 +87,8 @@ def _decimal(value: str | None, option: str) -> Decimal | None:
 
 def _publish(rt: Runtime, workspace_id: str, **scope: str) -> None:
     """Publish the events of the object a command changed (``scope``), or all pending."""
+    from siyu.fission.events import publish
+
     publish(rt.db, workspace_id, settings=rt.settings, scope=scope or None)
 
 
@@ -101,6 +98,8 @@ def _publish(rt: Runtime, workspace_id: str, **scope: str) -> None:
 @referrals_app.command("code")
 def code_cmd(customer_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """The customer's invite code and link (created on first request)."""
+    from siyu.fission import referrals
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         code = referrals.invite_code(rt.db, ws.workspace_id, customer_id)
@@ -119,6 +118,8 @@ def refer_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Record that a friend arrived through an invite code (the first code used wins)."""
+    from siyu.fission import referrals
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         row, created = referrals.refer(
@@ -144,6 +145,8 @@ def list_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Referrals, newest first, with state, reason and fraud flag."""
+    from siyu.fission import referrals
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -170,6 +173,8 @@ def list_cmd(
 @referrals_app.command("show")
 def show_cmd(referral_id: str, workspace: WorkspaceOpt = None) -> None:
     """One referral with its history of states (JSON)."""
+    from siyu.fission import referrals
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -191,6 +196,8 @@ def review_cmd(
     ] = None,
 ) -> None:
     """Approve (clear an ip_burst flag) or reject a referral that is not rewarded yet."""
+    from siyu.fission import referrals
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         row = referrals.review(rt.db, ws.workspace_id, referral_id, approve=approve, reason=reason)
@@ -207,6 +214,8 @@ def program_cmd(
     ] = None,
 ) -> None:
     """Show the referral programme (rewards, windows, fraud limits), or replace it."""
+    from siyu.fission.program import load_program, save_program
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         if set_file is not None:
@@ -227,6 +236,9 @@ def process_cmd(
     workspace: WorkspaceOpt = None, now: NowOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Qualify, reject, flag and reward referrals (idempotent), then publish their events."""
+    from siyu.fission.common import utcnow
+    from siyu.fission.qualify import process_referrals
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         report = process_referrals(rt.db, ws.workspace_id, now=_when(now) or utcnow())
@@ -272,6 +284,8 @@ def gb_create(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Create a group-buy campaign: a price, a discount or tiers, a size and a time limit."""
+    from siyu.fission import groupbuys
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.begin() as conn:
@@ -298,6 +312,8 @@ def gb_create(
 @groupbuys_app.command("campaigns")
 def gb_campaigns(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """The group-buy campaigns."""
+    from siyu.fission import groupbuys
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -344,6 +360,8 @@ def gb_open(
     as_json: JsonOpt = False,
 ) -> None:
     """The leader opens a group of a campaign (taking seat 1)."""
+    from siyu.fission import groupbuys
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         group = groupbuys.open_group(
@@ -363,6 +381,8 @@ def gb_join(
     as_json: JsonOpt = False,
 ) -> None:
     """Take the next free seat of a group; the last seat completes it."""
+    from siyu.fission import groupbuys
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         group = groupbuys.join_group(
@@ -382,6 +402,8 @@ def gb_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Groups by campaign and status."""
+    from siyu.fission import groupbuys
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -392,6 +414,8 @@ def gb_list(
 @groupbuys_app.command("show")
 def gb_show(group_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """One group with its members, prices paid and confirmed, refunds owed."""
+    from siyu.fission import groupbuys
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -402,6 +426,8 @@ def gb_show(group_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = Fa
 @groupbuys_app.command("close")
 def gb_close(workspace: WorkspaceOpt = None, now: NowOpt = None) -> None:
     """Settle groups whose time ran out: completed at the tier reached, or voided and refunded."""
+    from siyu.fission import groupbuys
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         counts = groupbuys.close_due(rt.db, ws.workspace_id, now=_when(now))
@@ -434,6 +460,8 @@ def as_create(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Create a friend-assist campaign with reward thresholds."""
+    from siyu.fission import assists
+
     doc = _read_doc(thresholds)
     if not isinstance(doc, list):
         raise InvalidInput(f"{thresholds} must hold a list of thresholds.", field="--thresholds")
@@ -458,6 +486,8 @@ def as_create(
 @assists_app.command("campaigns")
 def as_campaigns(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """The friend-assist campaigns."""
+    from siyu.fission import assists
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -487,6 +517,8 @@ def as_assist(
     as_json: JsonOpt = False,
 ) -> None:
     """A helper assists a target; rewards of the thresholds reached are granted once."""
+    from siyu.fission import assists
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         result = assists.assist(
@@ -504,6 +536,8 @@ def as_status(
     campaign_id: str, target_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False
 ) -> None:
     """A target's helpers, the thresholds and the rewards unlocked so far."""
+    from siyu.fission import assists
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -519,6 +553,8 @@ def as_status(
 @assists_app.command("sync")
 def as_sync(workspace: WorkspaceOpt = None, now: NowOpt = None) -> None:
     """Grant rewards of thresholds reached but not recorded (after a crash); never twice."""
+    from siyu.fission import assists
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         granted = assists.sync_rewards(rt.db, ws.workspace_id, now=_when(now))
@@ -534,6 +570,9 @@ def fission_process(
     workspace: WorkspaceOpt = None, now: NowOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Referral rules, group-buy settlement, assist reward repair, then pending events."""
+    from siyu.fission.common import utcnow
+    from siyu.fission.service import process
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         report = process(rt.db, ws.workspace_id, now=_when(now) or utcnow(), settings=rt.settings)
@@ -572,6 +611,9 @@ def fission_metrics_cmd(
 ) -> None:
     """Invites, visits per share, invite conversion, K-factor, referred vs organic customers,
     cost per referred customer and the top inviters."""
+    from siyu.fission.common import utcnow
+    from siyu.fission.metrics import fission_metrics
+
     end = _when(until, "--until") or utcnow()
     start = _when(since, "--since") or end - timedelta(days=30)
     with runtime() as rt:

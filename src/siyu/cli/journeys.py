@@ -6,16 +6,16 @@ import json
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from siyu.access.workspaces import utcnow
 from siyu.cli.common import WorkspaceOpt, console, err_console, runtime
 from siyu.errors import InvalidInput
-from siyu.journeys import service
-from siyu.journeys.definition import Definition, parse
+
+if TYPE_CHECKING:
+    from siyu.journeys.definition import Definition
 
 journeys_app = typer.Typer(help="Customer journeys: triggers, steps, messages, measurement.")
 
@@ -24,12 +24,16 @@ JourneyArg = Annotated[str, typer.Argument(help="Journey id.")]
 
 
 def _read(path: Path) -> Definition:
+    from siyu.journeys.definition import parse
+
     if not path.is_file():
         raise InvalidInput(f"No file {path}.", hint="Give the path of a journey YAML/JSON file.")
     return parse(path.read_text(encoding="utf-8"), source=str(path))
 
 
 def _when(value: str | None) -> datetime:
+    from siyu.access.workspaces import utcnow
+
     if value is None:
         return utcnow()
     try:
@@ -43,6 +47,8 @@ def _when(value: str | None) -> datetime:
 @journeys_app.command("list")
 def list_cmd(workspace: WorkspaceOpt = None) -> None:
     """Journeys of the workspace with status, version and enrollments."""
+    from siyu.journeys import service
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         items = service.overview(rt.db, ws.workspace_id)
@@ -62,6 +68,8 @@ def list_cmd(workspace: WorkspaceOpt = None) -> None:
 @journeys_app.command("validate")
 def validate_cmd(path: FileArg, workspace: WorkspaceOpt = None) -> None:
     """Check a definition (format, steps, templates, rewards) without publishing it."""
+    from siyu.journeys import service
+
     definition = _read(path)
     with runtime() as rt:
         ws = rt.workspace(workspace)
@@ -72,6 +80,9 @@ def validate_cmd(path: FileArg, workspace: WorkspaceOpt = None) -> None:
 @journeys_app.command("publish")
 def publish_cmd(path: FileArg, workspace: WorkspaceOpt = None) -> None:
     """Publish a definition as the journey's next version (running enrollments keep theirs)."""
+    from siyu.access.workspaces import utcnow
+    from siyu.journeys import service
+
     definition = _read(path)
     with runtime() as rt:
         ws = rt.workspace(workspace)
@@ -85,6 +96,9 @@ def publish_cmd(path: FileArg, workspace: WorkspaceOpt = None) -> None:
 @journeys_app.command("pause")
 def pause_cmd(journey: JourneyArg, workspace: WorkspaceOpt = None) -> None:
     """Stop new entries and step execution; due steps wait until resumed."""
+    from siyu.access.workspaces import utcnow
+    from siyu.journeys import service
+
     with runtime() as rt:
         service.set_status(rt.db, rt.workspace(workspace).workspace_id, journey, "paused", utcnow())
     console.print(f"Paused '{journey}'.")
@@ -93,6 +107,9 @@ def pause_cmd(journey: JourneyArg, workspace: WorkspaceOpt = None) -> None:
 @journeys_app.command("resume")
 def resume_cmd(journey: JourneyArg, workspace: WorkspaceOpt = None) -> None:
     """Resume a paused journey (events received meanwhile still trigger it)."""
+    from siyu.access.workspaces import utcnow
+    from siyu.journeys import service
+
     with runtime() as rt:
         service.set_status(rt.db, rt.workspace(workspace).workspace_id, journey, "active", utcnow())
     console.print(f"Resumed '{journey}'.")
@@ -107,6 +124,9 @@ def preview_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """The path a customer would take if they entered now, with messages rendered."""
+    from siyu.access.workspaces import utcnow
+    from siyu.journeys import service
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         path = Path(journey)
@@ -137,6 +157,7 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Evaluate triggers and exits, then execute every due step (once, or in a loop)."""
+    from siyu.journeys import service
 
     def report_batch(steps: int) -> None:
         err_console.print(f"batch: {steps} steps committed", highlight=False)
@@ -166,6 +187,9 @@ def failures_cmd(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Rows to show.")] = 50,
 ) -> None:
     """Dead-lettered steps with their reasons; --retry re-queues them."""
+    from siyu.access.workspaces import utcnow
+    from siyu.journeys import service
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         if retry:
@@ -198,6 +222,8 @@ def stats_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the measurement as JSON.")] = False,
 ) -> None:
     """Entered, active, goal, messages, conversions, revenue, A/B test and holdout lift."""
+    from siyu.journeys import service
+
     with runtime() as rt:
         m = service.metrics(rt.db, rt.workspace(workspace).workspace_id, journey)
     data = m.as_dict()
@@ -252,6 +278,7 @@ def enable_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Publish a library journey, adding the message templates it needs."""
+    from siyu.access.workspaces import utcnow
     from siyu.journeys.library import enable
 
     with runtime() as rt:

@@ -14,11 +14,6 @@ from rich.table import Table
 
 from siyu.cli.common import WorkspaceOpt, console, runtime
 from siyu.errors import InvalidInput, NotFound
-from siyu.loyalty import actions, coupons, ledger, membership
-from siyu.loyalty.program import load_program, save_program
-from siyu.loyalty.summary import member_summary
-from siyu.loyalty.sync import sync
-from siyu.money import to_money
 
 loyalty_app = typer.Typer(
     help="Loyalty: points ledger, bonuses, member tiers and paid membership.", no_args_is_help=True
@@ -79,6 +74,9 @@ def program_cmd(
     ] = None,
 ) -> None:
     """Show the loyalty programme (earning rates, bonuses, expiry, tiers), or replace it."""
+    from siyu.loyalty import actions
+    from siyu.loyalty.program import load_program, save_program
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         if set_file is not None:
@@ -94,6 +92,9 @@ def program_cmd(
 @loyalty_app.command("sync")
 def sync_cmd(workspace: WorkspaceOpt = None, now: NowOpt = None, as_json: JsonOpt = False) -> None:
     """Points for new orders, refund reversals, expiry, birthdays, coupon uses, tiers, lapses."""
+    from siyu.loyalty import actions
+    from siyu.loyalty.sync import sync
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         report = sync(
@@ -106,6 +107,9 @@ def sync_cmd(workspace: WorkspaceOpt = None, now: NowOpt = None, as_json: JsonOp
 @loyalty_app.command("show")
 def show(customer_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Balance, next expiry, tier, paid membership and coupons of one customer."""
+    from siyu.loyalty import ledger
+    from siyu.loyalty.summary import member_summary
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -150,6 +154,8 @@ def earn_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Credit points to a customer (a goodwill gesture, a migration from another tool)."""
+    from siyu.loyalty import actions
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         out = actions.earn_points(
@@ -176,6 +182,8 @@ def redeem_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Spend a customer's points (oldest lots first); refused when the balance is short."""
+    from siyu.loyalty import actions
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         out = actions.redeem_points(
@@ -195,6 +203,8 @@ def redeem_cmd(
 @loyalty_app.command("rewards")
 def rewards_cmd(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """The reward catalogue: what points can be redeemed for (coupons or reward items)."""
+    from siyu.loyalty.program import load_program
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -219,6 +229,8 @@ def redeem_reward_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Spend points on a catalogue reward: a coupon code at once, or an item to ship."""
+    from siyu.loyalty import actions
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         out = actions.redeem_reward(
@@ -242,6 +254,8 @@ def bonus_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Credit a programme bonus under its rule (once, per local day, per reference...)."""
+    from siyu.loyalty import actions
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         out = actions.award_bonus(
@@ -253,6 +267,8 @@ def bonus_cmd(
 @loyalty_app.command("plans")
 def plans_cmd(workspace: WorkspaceOpt = None) -> None:
     """List the paid membership plans."""
+    from siyu.loyalty import membership
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -286,6 +302,9 @@ def plan_create(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Create a paid membership plan."""
+    from siyu.loyalty import actions, membership
+    from siyu.money import to_money
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.begin() as conn:
@@ -318,6 +337,8 @@ def membership_start(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Start a paid membership (after the payment; --reference names it)."""
+    from siyu.loyalty import actions
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         out = actions.start_membership(
@@ -338,6 +359,8 @@ def membership_renew(
     customer_id: str, key: KeyOpt, reference: RefOpt = None, workspace: WorkspaceOpt = None
 ) -> None:
     """Extend by one period from the later of the current end and now."""
+    from siyu.loyalty import actions
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         out = actions.renew_membership(
@@ -355,6 +378,8 @@ def membership_cancel(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Stop renewal (benefits to the end of the period), or end the membership now."""
+    from siyu.loyalty import actions
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         out = actions.cancel_membership(
@@ -381,6 +406,8 @@ def campaign_create(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Create a coupon campaign: what its codes give, validity and limits."""
+    from siyu.loyalty import actions, coupons
+
     try:
         doc = json.loads(spec)
     except json.JSONDecodeError as exc:
@@ -414,6 +441,8 @@ def issue_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Issue one unique code (from a campaign or an ad-hoc spec) once per key."""
+    from siyu.loyalty import actions
+
     doc = json.loads(spec) if spec else None
     with runtime() as rt:
         ws = rt.workspace(workspace)
@@ -439,6 +468,9 @@ def check_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """What CODE would take off a basket now, or why it cannot be used."""
+    from siyu.loyalty import actions, coupons
+    from siyu.money import to_money
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:

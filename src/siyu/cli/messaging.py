@@ -12,24 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 import typer
 import yaml
 from rich.table import Table
 
 from siyu.cli.common import WorkspaceOpt, console, runtime
 from siyu.errors import InvalidInput, NotFound
-from siyu.messaging.suppress import add_suppression, list_suppressions, remove_suppression
-from siyu.messaging.tables import messages
-from siyu.messaging.templates import (
-    get_template,
-    load_templates,
-    preview,
-    save_template,
-    template_from_doc,
-    template_to_doc,
-)
-from siyu.registry import registry
 
 templates_app = typer.Typer(
     help="Message templates: sandboxed Jinja2, one variant per locale.", no_args_is_help=True
@@ -66,6 +54,8 @@ def _read_doc(path: Path) -> dict[str, Any]:
 @templates_app.command("list")
 def templates_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """The workspace's templates with their channel and locales."""
+    from siyu.messaging.templates import load_templates, template_to_doc
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -90,6 +80,9 @@ def templates_add(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Add or replace templates (each checked: channel, variants, Jinja syntax)."""
+    from siyu.messaging.templates import save_template, template_from_doc
+    from siyu.registry import registry
+
     docs = [(f, _read_doc(f)) for f in files]
     parsed = [template_from_doc(doc, registry.channels.names()) for _, doc in docs]
     with runtime() as rt:
@@ -107,6 +100,8 @@ def templates_add(
 @templates_app.command("show")
 def templates_show(name: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """One template as the YAML document 'templates add' reads (or JSON)."""
+    from siyu.messaging.templates import get_template, template_to_doc
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -150,6 +145,8 @@ def templates_preview(
     as_json: JsonOpt = False,
 ) -> None:
     """Render a template with a real customer's data: locale, money and dates as sent."""
+    from siyu.messaging.templates import preview
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         r = preview(rt.db, ws.workspace_id, name, customer, _vars(var or []), rt.settings)
@@ -180,6 +177,8 @@ def suppressions_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Suppressed addresses with the reason and when."""
+    from siyu.messaging.suppress import list_suppressions
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.connect() as conn:
@@ -206,6 +205,8 @@ def suppressions_add(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Never contact ADDRESS on CHANNEL again (whatever the purpose)."""
+    from siyu.messaging.suppress import add_suppression
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.begin() as conn:
@@ -219,6 +220,8 @@ def suppressions_add(
 @suppressions_app.command("remove")
 def suppressions_remove(channel: str, address: str, workspace: WorkspaceOpt = None) -> None:
     """Lift a suppression (consent still applies)."""
+    from siyu.messaging.suppress import remove_suppression
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         with rt.db.engine.begin() as conn:
@@ -237,6 +240,10 @@ def messages_list(
     as_json: JsonOpt = False,
 ) -> None:
     """The latest messages: status, and the reason of every skip, deferral or failure."""
+    import sqlalchemy as sa
+
+    from siyu.messaging.tables import messages
+
     m = messages.c
     q = sa.select(
         m.message_id,

@@ -11,8 +11,6 @@ from rich.table import Table
 
 from siyu.cli.common import WorkspaceOpt, console, runtime
 from siyu.errors import InvalidInput
-from siyu.money import format_money
-from siyu.predict.scores import Minimums, score_customers
 
 predict_app = typer.Typer(
     help="Predictions: customer lifetime value (BG/NBD + Gamma-Gamma), validation, churn risk."
@@ -38,6 +36,9 @@ def clv(
     discount: Annotated[float, typer.Option(help="Monthly discount rate.")] = 0.01,
 ) -> None:
     """Fit the models on every buyer and store p_alive, expected orders and CLV per customer."""
+    from siyu.money import format_money
+    from siyu.predict.scores import Minimums, score_customers
+
     try:
         when = datetime.fromisoformat(as_of) if as_of else None
     except ValueError:
@@ -77,6 +78,7 @@ def evaluate(
 ) -> None:
     """Holdout check of BG/NBD: expected vs actual repeat purchases, per group and over time."""
     from siyu.predict.evaluate import evaluate_store
+    from siyu.predict.scores import Minimums
 
     with runtime() as rt:
         ws = rt.workspace(workspace)

@@ -4,25 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.table import Table
 
 from siyu.cli.common import WorkspaceOpt, console, err_console, progress_bar, runtime
 from siyu.errors import InvalidInput
-from siyu.segments import TIER_MODELS, RfmConfig, TierConfig, run_segments
-from siyu.segments.export import export_segment
-from siyu.segments.lang import TagError
-from siyu.segments.membership import latest_snapshots, refresh_segments
-from siyu.segments.saved import (
-    count,
-    create_segment,
-    delete_segment,
-    get_segment,
-    list_segments,
-    update_segment,
-)
+
+if TYPE_CHECKING:
+    from siyu.segments import RfmConfig, TierConfig
+
+if TYPE_CHECKING:
+    from siyu.segments.lang import TagError
+
+TIER_MODEL_HELP = "Tier model: default, apparel or dtc_rfm (docs/segments.md)."
+"""Written out, not built from ``siyu.segments.TIER_MODELS``: importing the models imports Ibis,
+which made every ``siyu`` command start half a second later (a test keeps the two in step)."""
 
 run_app = typer.Typer(help="Run a computation now (instead of waiting for its schedule).")
 
@@ -30,7 +28,7 @@ run_app = typer.Typer(help="Run a computation now (instead of waiting for its sc
 @run_app.command("segments")
 def segments(
     workspace: WorkspaceOpt = None,
-    model: Annotated[str, typer.Option(help=f"Tier model: {', '.join(TIER_MODELS)}.")] = "default",
+    model: Annotated[str, typer.Option(help=TIER_MODEL_HELP)] = "default",
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Compute as of YYYY-MM-DD[THH:MM] (UTC).")
     ] = None,
@@ -56,6 +54,8 @@ def segments(
     With --engine spark the same computation, and every tag, runs on Apache Spark over exported
     Parquet tables; the results are written as Parquet (nothing is stored in the database).
     """
+    from siyu.segments import RfmConfig, TierConfig, run_segments
+
     try:
         when = datetime.fromisoformat(as_of) if as_of else None
     except ValueError:
@@ -156,6 +156,9 @@ def _fail_on_tag_error(exc: TagError) -> NoReturn:
 @segments_app.command("list")
 def list_cmd(workspace: WorkspaceOpt = None) -> None:
     """List saved segments with their version and size at the last refresh."""
+    from siyu.segments.membership import latest_snapshots
+    from siyu.segments.saved import list_segments
+
     with runtime() as rt:
         ws = rt.workspace(workspace).workspace_id
         segments = list_segments(rt.db, ws)
@@ -189,6 +192,9 @@ def create_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Save a segment, e.g. 'tag:high_value and tier:loyal and reachable:whatsapp'."""
+    from siyu.segments.lang import TagError
+    from siyu.segments.saved import create_segment, list_segments, update_segment
+
     with runtime() as rt:
         ws = rt.workspace(workspace)
         exists = any(s.segment_id == segment_id for s in list_segments(rt.db, ws.workspace_id))
@@ -214,6 +220,9 @@ def create_cmd(
 @segments_app.command("show")
 def show_cmd(segment_id: str, workspace: WorkspaceOpt = None) -> None:
     """Show a segment: expression, version, dates and its last refresh."""
+    from siyu.segments.membership import latest_snapshots
+    from siyu.segments.saved import get_segment
+
     with runtime() as rt:
         ws = rt.workspace(workspace).workspace_id
         seg = get_segment(rt.db, ws, segment_id)
@@ -237,6 +246,9 @@ def count_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Count the customers an expression (or saved segment) holds now, without saving it."""
+    from siyu.segments.lang import TagError
+    from siyu.segments.saved import count, list_segments
+
     with runtime() as rt:
         ws = rt.workspace(workspace).workspace_id
         saved = {s.segment_id: s.expression for s in list_segments(rt.db, ws)}
@@ -262,6 +274,8 @@ def export_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Write a segment's members with contact details to CSV or Parquet, streaming."""
+    from siyu.segments.export import export_segment
+
     with runtime() as rt, progress_bar() as bar:
         task = bar.add_task(f"export {segment_id}", total=None)
         report = export_segment(
@@ -295,6 +309,8 @@ def export_tables_cmd(
 @segments_app.command("refresh")
 def refresh_cmd(as_of: AsOfOpt = None, workspace: WorkspaceOpt = None) -> None:
     """Evaluate every saved segment now; record who entered and left."""
+    from siyu.segments.membership import refresh_segments
+
     with runtime() as rt:
         report = refresh_segments(rt.db, rt.workspace(workspace), as_of=_as_of(as_of))
     table = Table(title=f"Refresh {report.run_id}")
@@ -313,6 +329,8 @@ def refresh_cmd(as_of: AsOfOpt = None, workspace: WorkspaceOpt = None) -> None:
 @segments_app.command("delete")
 def delete_cmd(segment_id: str, workspace: WorkspaceOpt = None) -> None:
     """Delete a saved segment and its current members (its history is kept)."""
+    from siyu.segments.saved import delete_segment
+
     with runtime() as rt:
         delete_segment(rt.db, rt.workspace(workspace), segment_id)
     console.print(f"Deleted segment {segment_id}.")

@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from siyu.cli.common import WorkspaceOpt, console, runtime
-from siyu.segments.tagging import add_tag, all_tags, explain_tag, run_tags
 
 tags_app = typer.Typer(help="Tags: 200+ built-in rules plus your own, explained per customer.")
 
@@ -20,6 +19,8 @@ def list_tags(
     zh: Annotated[bool, typer.Option("--zh", help="Names in Simplified Chinese.")] = False,
 ) -> None:
     """List tags with their family, name and rule."""
+    from siyu.segments.tagging import all_tags
+
     with runtime() as rt:
         tags = all_tags(rt.db, rt.workspace(workspace).workspace_id)
     table = Table()
@@ -34,6 +35,8 @@ def list_tags(
 @tags_app.command("run")
 def run(workspace: WorkspaceOpt = None) -> None:
     """Evaluate every tag for every customer now; record what changed."""
+    from siyu.segments.tagging import run_tags
+
     with runtime() as rt:
         report = run_tags(rt.db, rt.workspace(workspace))
     console.print(
@@ -45,6 +48,8 @@ def run(workspace: WorkspaceOpt = None) -> None:
 @tags_app.command("explain")
 def explain(customer: str, tag: str, workspace: WorkspaceOpt = None) -> None:
     """Say why CUSTOMER has or lacks TAG: each part of the rule with its value."""
+    from siyu.segments.tagging import explain_tag
+
     with runtime() as rt:
         explanation = explain_tag(rt.db, rt.workspace(workspace), customer, tag)
     for line in explanation.lines():
@@ -61,6 +66,8 @@ def add(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Add a workspace tag; the rule is checked first (errors point at the position)."""
+    from siyu.segments.tagging import add_tag
+
     with runtime() as rt:
         tag = add_tag(
             rt.db,

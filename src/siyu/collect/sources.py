@@ -16,25 +16,9 @@ import sqlalchemy as sa
 
 from siyu.access.workspaces import utcnow
 from siyu.collect import tables
+from siyu.collect.kinds import SOURCE_KINDS
 from siyu.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from siyu.store import schema
-
-SOURCE_KINDS = (
-    "shopify",
-    "amazon",
-    "woocommerce",
-    "tiktok_shop",
-    "web",
-    "mobile",
-    "whatsapp",
-    "instagram",
-    "email",
-    "sms",
-    "line",
-    "discord",
-    "import",
-    "other",
-)
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,19 @@ model used, and costs one prediction per feature (vectorised, in chunks).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from siyu.predict.churn.features import FEATURES
+
+if TYPE_CHECKING:
+    from sklearn.calibration import CalibratedClassifierCV
+
+# scikit-learn is imported where a model is fitted or measured, not with this module: the
+# registry imports it to register the model, and every command paid about a second for it.
 
 FloatArray = npt.NDArray[np.float64]
 CHUNK = 20_000
@@ -49,6 +52,8 @@ class Metrics:
 
     @classmethod
     def of(cls, churned: npt.ArrayLike, probability: npt.ArrayLike) -> Metrics:
+        from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
         y = np.asarray(churned, dtype=bool)
         p = np.clip(np.asarray(probability, dtype=float), 0.0, 1.0)
         return cls(
@@ -84,6 +89,10 @@ class ChurnModel:
 
     def fit(self, x: FloatArray, churned: npt.ArrayLike) -> ChurnModel:
         y = np.asarray(churned, dtype=bool)
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.model_selection import StratifiedKFold
+
         booster = HistGradientBoostingClassifier(
             max_iter=150,
             learning_rate=0.05,
