@@ -28,3 +28,33 @@ def test_a_name_registers_once_unless_replaced() -> None:
         fresh.channels.register("outbox", "second")
     fresh.channels.register("outbox", "second", replace=True)
     assert fresh.channels.get("outbox") == "second"
+
+
+def test_each_builtin_module_registers_into_the_points_it_declares() -> None:
+    """A point loads only the modules declared for it, so a module registering elsewhere
+    would leave that point without its built-in until something else loaded the module."""
+    import importlib
+
+    from siyu.registry import BUILTIN_MODULES
+
+    for name, declared in BUILTIN_MODULES.items():
+        fresh = Registry()
+        importlib.import_module(name).register(fresh)
+        filled = {key for key, point in fresh.points().items() if point._items}
+        assert filled == set(declared), name
+
+
+def test_a_point_loads_only_its_own_builtins() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from siyu.registry import registry; "
+        "assert 'phone' in registry.identifier_kinds; "
+        "print(','.join(m for m in ('siyu.collect.importers', 'siyu.predict.btyd', "
+        "'siyu.segments.lang.functions') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""
