@@ -45,3 +45,51 @@ def test_generate_with_truth_is_generate_and_truth_in_one_pass() -> None:
         (c.source, c.records) for c in generate(*args, chunk_customers=500)
     ]
     assert [t for _, t in both] == list(truth(*args, chunk_customers=500))
+
+
+def test_the_generator_process_sends_exactly_the_generators_chunks() -> None:
+    """From GENERATOR_PROCESS_FROM customers the demo is made in a child process: the same
+    chunks in the same order, and the child ends with the last one."""
+    from siyu.demo import generate_with_truth
+    from siyu.demo.elsewhere import generated_elsewhere
+
+    day = date(2025, 6, 30)
+    here = list(generate_with_truth(700, 5, day))
+    sent = list(generated_elsewhere(700, 5, day))
+    assert len(sent) == len(here) > 0
+    for (chunks_a, people_a), (chunks_b, people_b) in zip(here, sent, strict=True):
+        assert [(c.source, c.records) for c in chunks_a] == [
+            (c.source, c.records) for c in chunks_b
+        ]
+        assert people_a.equals(people_b)
+
+
+def test_a_failure_in_the_generator_process_is_raised_with_its_traceback() -> None:
+    import pytest
+
+    from siyu.demo.elsewhere import generated_elsewhere
+    from siyu.errors import SiyuError
+
+    with pytest.raises(SiyuError, match="demo generator failed") as caught:
+        list(generated_elsewhere(10, -1, date(2025, 6, 30)))  # a negative seed: refused
+    assert "InvalidInput" in caught.value.message
+
+
+def test_a_generator_process_that_dies_is_an_error_not_a_hang() -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    import pytest
+
+    from siyu.demo.elsewhere import generated_elsewhere
+    from siyu.errors import SiyuError
+
+    made = generated_elsewhere(12_000, 5, date(2025, 6, 30))  # three chunks
+    next(made)
+    children = [c for c in multiprocessing.active_children() if c.name == "siyu-demo-generator"]
+    assert len(children) == 1
+    assert children[0].pid is not None
+    os.kill(children[0].pid, signal.SIGKILL)
+    with pytest.raises(SiyuError, match="stopped before sending every chunk"):
+        list(made)

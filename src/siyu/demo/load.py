@@ -21,6 +21,10 @@ from siyu.store.bulk import append
 
 HISTORY_DAYS = 800
 T = TypeVar("T")
+GENERATOR_PROCESS_FROM = 20_000
+"""From this many customers the generator runs in a process of its own
+(:mod:`siyu.demo.elsewhere`): starting it costs about a second, which a small demo would not
+win back."""
 
 
 def load_demo(
@@ -34,6 +38,7 @@ def load_demo(
 ) -> IngestReport:
     """Generate and ingest the demo brand; store FX rates first and the true persons aside."""
     from siyu.demo import SOURCES, fx_rates, generate_with_truth
+    from siyu.demo.elsewhere import generated_elsewhere
 
     day = as_of or datetime.now(UTC).date()
     ws = workspace.workspace_id
@@ -50,7 +55,12 @@ def load_demo(
 
     def parts() -> Iterator[Part]:
         """Every chunk's sources in turn; a chunk's true persons are stored once it is read."""
-        for chunks, people in _ahead(generate_with_truth(customers, seed, day)):
+        made = (
+            generated_elsewhere(customers, seed, day)
+            if customers >= GENERATOR_PROCESS_FROM
+            else _ahead(generate_with_truth(customers, seed, day))
+        )
+        for chunks, people in made:
             chunks.reverse()
             while chunks:  # popped: a source's messages are freed once ingested
                 chunk = chunks.pop()
