@@ -34,3 +34,31 @@ def test_the_tier_model_help_names_every_model() -> None:
 
     for name in TIER_MODELS:
         assert name in TIER_MODEL_HELP
+
+
+def test_the_table_definitions_load_without_ibis_scipy_or_pandas() -> None:
+    """``siyu status`` and the migrations load every slice's tables; a slice's package no
+    longer imports its whole API (``siyu.lazy``), so that does not import the analytics."""
+    probe = (
+        "import sys; from siyu.store.catalog import load_all_tables; load_all_tables(); "
+        "print(','.join(m for m in ('pandas', 'scipy', 'sklearn', 'ibis') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""
+
+
+def test_lazy_package_names_are_the_defining_modules_names() -> None:
+    import importlib
+
+    import siyu.collect
+    import siyu.predict
+    import siyu.segments
+
+    for package in (siyu.collect, siyu.predict, siyu.segments):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, f"{package.__name__}.{name}"
+    from siyu.segments import RfmConfig
+
+    assert RfmConfig is importlib.import_module("siyu.segments.rfm").RfmConfig

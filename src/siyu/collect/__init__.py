@@ -1,15 +1,15 @@
 """Collect: the Segment-spec event model and the ingestion pipeline every entry point uses.
 
-The package's names are imported on first use (PEP 562): a light submodule (the source kinds
-for a CLI option's help) does not pull in the pipeline, pandas and Arrow compute with it.
+The package's names are imported on first use (:mod:`siyu.lazy`): a light submodule (the
+source kinds for a CLI option's help) does not pull in the pipeline, pandas and Arrow compute.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from siyu.collect import _native  # noqa: F401  (first: never import a stale compiled module)
+from siyu.lazy import exports
 
 if TYPE_CHECKING:
     from siyu.collect.pipeline import IngestReport, Part, Pipeline
@@ -17,16 +17,12 @@ if TYPE_CHECKING:
 
 __all__ = ["IngestReport", "Part", "Pipeline", "Record"]
 
-_HOMES = {
-    "IngestReport": "siyu.collect.pipeline",
-    "Part": "siyu.collect.pipeline",
-    "Pipeline": "siyu.collect.pipeline",
-    "Record": "siyu.collect.validate",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'siyu.collect' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+__getattr__ = exports(
+    __name__,
+    {
+        "IngestReport": "siyu.collect.pipeline",
+        "Part": "siyu.collect.pipeline",
+        "Pipeline": "siyu.collect.pipeline",
+        "Record": "siyu.collect.validate",
+    },
+)
