@@ -3,29 +3,18 @@ little no longer wait seconds for pandas, SciPy, scikit-learn and Ibis to import
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.subprocesses import imported_by
 
 HEAVY = ("pandas", "scipy", "sklearn", "ibis", "pyarrow.compute", "duckdb")
 
 
 def test_importing_the_cli_imports_no_heavy_library() -> None:
-    probe = f"import sys, siyu.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert out == ""
+    assert imported_by("import siyu.cli", HEAVY) == []
 
 
 def test_registering_the_builtins_does_not_import_scikit_learn() -> None:
-    probe = (
-        "import sys; from siyu.registry import load_builtins; load_builtins(); "
-        "print('sklearn' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert out == "False"
+    code = "from siyu.registry import load_builtins; load_builtins()"
+    assert imported_by(code, ("sklearn",)) == []
 
 
 def test_the_tier_model_help_names_every_model() -> None:
@@ -39,14 +28,8 @@ def test_the_tier_model_help_names_every_model() -> None:
 def test_the_table_definitions_load_without_ibis_scipy_or_pandas() -> None:
     """``siyu status`` and the migrations load every slice's tables; a slice's package no
     longer imports its whole API (``siyu.lazy``), so that does not import the analytics."""
-    probe = (
-        "import sys; from siyu.store.catalog import load_all_tables; load_all_tables(); "
-        "print(','.join(m for m in ('pandas', 'scipy', 'sklearn', 'ibis') if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert out == ""
+    code = "from siyu.store.catalog import load_all_tables; load_all_tables()"
+    assert imported_by(code, ("pandas", "scipy", "sklearn", "ibis")) == []
 
 
 def test_lazy_package_names_are_the_defining_modules_names() -> None:
