@@ -33,7 +33,7 @@ _POLL_SECONDS = 1.0
 
 
 def send_generated(out: Any, customers: int, seed: int, as_of: dt.date) -> None:
-    """The child's work: every chunk of :func:`generate_with_truth` into ``out``, then a
+    """The child's work: every chunk of :func:`generate_with_truth` into ``out``, then an
     end mark, or the failure's text (an exception object may not survive pickling)."""
     gc.disable()  # the chunks are plain dicts and lists: reference counting frees them
     try:
