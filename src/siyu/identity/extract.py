@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from siyu.compute.arrow_sql import arrow_query
 from siyu.identity.blocking import blocked_many, normalise_many
 from siyu.identity.fastpath import fast_namespaced, fast_values
 from siyu.identity.kind import IdentifierKind, get_kind
@@ -473,7 +474,6 @@ def build_graph(
     two = pc.fill_null(pc.equal(pc.utf8_length(country), 2), False)
     region_arr = pc.if_else(two, country, pa.scalar(default_region, pa.string())).combine_chunks()
     user = _strings(t, "user_id")
-    anon = _strings(t, "anonymous_id")
     prev = _strings(t, "previous_id")
     # Unique per row: kept in Arrow and taken for the links and refusals that cite one (a
     # dictionary of 4.7M distinct ids at 1M customers cost seconds and bought nothing).
@@ -494,11 +494,11 @@ def build_graph(
     for slot, column in ((2, "email"), (3, "phone")):
         rows = _present(t.column(column))
         _slot(occ, column, rows, slot, _taken(t, column, rows), region_arr.take(rows), messages)
-    rows = np.flatnonzero(~pd.isna(anon) & (anon != ""))
+    rows = _present(t.column("anonymous_id"))
     anon_values = _taken(t, "anonymous_id", rows)
     _slot(occ, "anonymous_id", rows, 1, anon_values, _constant(None, len(rows)), messages)
     _late(occ, user, prev, generic, has_user, source_kind, messages)
-    return _assemble(workspace_id, t, occ, generic, user, anon, messages)
+    return _assemble(workspace_id, t, occ, generic, messages)
 
 
 def _taken(table: pa.Table, column: str, rows: Ints) -> pa.Array:
@@ -732,8 +732,6 @@ def _assemble(
     t: pa.Table,
     occ: _Occurrences,
     generic: npt.NDArray[np.bool_],
-    user: npt.NDArray[np.object_],
-    anon: npt.NDArray[np.object_],
     messages: pa.Array,
 ) -> Graph:
     """Nodes, their first/last seen, source and account, links with evidence, and anchors."""
@@ -798,7 +796,7 @@ def _assemble(
         link_message=messages.take(pa.array(link_row)),
         link_rule=pc.if_else(pa.array(link_slot == 4), "alias", "same_event"),
         link_seen=link_t0.astype("datetime64[us]"),
-        anchors=_anchors(workspace_id, t0, source, user, anon, per_slot),
+        anchors=_anchors(workspace_id, t, per_slot),
         refused=sorted(occ.refused),
         raw_pairs=(occ.raws(), node),
     )
@@ -832,65 +830,64 @@ def _min_text(group: Ints, text: npt.NDArray[np.object_], n: int) -> list[str | 
     return [names[b] for b in best.tolist()]
 
 
-def _anchors(
-    workspace_id: str,
-    t0: npt.NDArray[np.datetime64],
-    source: npt.NDArray[np.object_],
-    user: npt.NDArray[np.object_],
-    anon: npt.NDArray[np.object_],
-    per_slot: Ints,
-) -> Anchors:
-    """One anchor per sender ((source, userId) or anonymousId): its node and provisional id."""
-    has_user = ~pd.isna(user) & (user != "")
-    has_anon = ~pd.isna(anon) & (anon != "")
-    rows = np.flatnonzero(has_user | has_anon)
-    if not rows.size:
-        return Anchors.empty()
-    u = has_user[rows]
-    src = pa.array(source[rows], pa.string())
-    as_user = pc.binary_join_element_wise(
-        "u", pc.fill_null(src, "None"), pa.array(user[rows], pa.string()), "|"
-    )
-    as_anon = pc.binary_join_element_wise("a", pa.array(anon[rows], pa.string()), "|")
-    # Group by sender id in Arrow (no Python string per row); ids sorted by code point, as
-    # Python sorts them. A sender's node is the one of its first (lowest) row.
-    senders = pa.table(
+SENDERS_SQL = """
+    SELECT CASE WHEN user_id <> '' THEN 'u|' || coalesce(source_id, 'None') || '|' || user_id
+                ELSE 'a|' || anonymous_id END AS id,
+           min(row) AS first_row, min(first_seen) AS first_seen
+    FROM tuples WHERE user_id <> '' OR anonymous_id <> ''
+    GROUP BY 1 ORDER BY 1
+"""
+"""One row per sender of the tuples: its id, first row and first time, in id order (DuckDB
+compares strings byte-wise: UTF-8 byte order is code-point order, as Python sorts)."""
+
+
+def _anchors(workspace_id: str, t: pa.Table, per_slot: Ints) -> Anchors:
+    """One anchor per sender ((source, userId) or anonymousId): its node and provisional id.
+
+    The senders are grouped and sorted in SQL over the tuple columns (``arrow_query``): at 1M
+    customers (4.7M tuples, 2.8M senders) building each row's sender id, hashing and sorting
+    them with Arrow kernels and NumPy took 5.7 s on one core, the fused query 1.4 s.
+    """
+    tuples = pa.table(
         {
-            "id": pc.if_else(pa.array(u), as_user, as_anon),
-            "row": rows,
-            "t0": t0[rows].astype(np.int64),
+            "row": pa.array(np.arange(t.num_rows, dtype=np.int64)),
+            **{c: t.column(c) for c in ("source_id", "user_id", "anonymous_id", "first_seen")},
         }
     )
-    del as_user, as_anon
-    grouped = senders.group_by("id", use_threads=False).aggregate([("row", "min"), ("t0", "min")])
-    del senders
-    grouped = grouped.take(pc.sort_indices(grouped, sort_keys=[("id", "ascending")]))
-    r = np.asarray(grouped.column("row_min").to_numpy(), dtype=np.int64)
-    # Position of each sender's first row among ``rows``: a gather through the inverse map (a
-    # binary search of ``rows`` in sender-id order missed the cache at every step: 2.9 s for
-    # 2.8M senders, the gather 0.2 s).
-    position = np.empty(len(has_user), dtype=np.int64)
-    position[rows] = np.arange(len(rows), dtype=np.int64)
-    first_row = position[r]
-    node = np.where(u, per_slot[0, rows], per_slot[1, rows])[first_row]
-    has = has_user[r]
-    uid = user[r].copy()
-    uid[~has] = None
-    aid = anon[r].copy()
-    aid[has | pd.isna(aid)] = None
-    sid = source[r].copy()
-    sid[~has] = None
-    provisional = pa.array(_customer_keys(workspace_id, uid, aid), pa.string())
+    grouped = arrow_query(SENDERS_SQL, tuples=tuples)
+    if grouped.num_rows == 0:
+        return Anchors.empty()
+    r = np.asarray(grouped.column("first_row").to_numpy(), dtype=np.int64)
+    taken = pa.array(r)
+    user = t.column("user_id").take(taken).combine_chunks()
+    has = np.asarray(
+        pc.fill_null(pc.not_equal(user, ""), False).to_numpy(zero_copy_only=False), dtype=bool
+    )
+    # A sender's node is the one of its first row: its user_id slot, else its anonymousId's.
+    node = np.where(has, per_slot[0, r], per_slot[1, r])
+    own = pa.array(has)
+    none = pa.scalar(None, pa.string())
+    uid = pc.if_else(own, user, none)
+    aid = pc.if_else(own, none, t.column("anonymous_id").take(taken).combine_chunks())
+    sid = pc.if_else(own, t.column("source_id").take(taken).combine_chunks(), none)
+    provisional = pa.array(
+        _customer_keys(
+            workspace_id,
+            np.asarray(uid.to_numpy(zero_copy_only=False), dtype=object),
+            np.asarray(aid.to_numpy(zero_copy_only=False), dtype=object),
+        ),
+        pa.string(),
+    )
     return Anchors(
-        anchor_id=grouped.column("id").combine_chunks(),
-        source_id=pa.array(sid, pa.string(), from_pandas=True),
-        user_id=pa.array(uid, pa.string(), from_pandas=True),
-        anonymous_id=pa.array(aid, pa.string(), from_pandas=True),
+        anchor_id=grouped.column("id").combine_chunks().cast(pa.string()),
+        source_id=sid,
+        user_id=uid,
+        anonymous_id=aid,
         node=node.astype(np.int64),
         provisional_id=provisional,
-        first_seen=np.asarray(grouped.column("t0_min").to_numpy(), dtype=np.int64).astype(
-            "datetime64[us]"
-        ),
+        first_seen=np.asarray(
+            grouped.column("first_seen").cast(pa.timestamp("us")).to_numpy(), dtype=np.int64
+        ).astype("datetime64[us]"),
     )
 
 
