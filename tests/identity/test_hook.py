@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,32 @@ def test_a_full_rebuild_moves_the_watermark_so_nothing_is_resolved_again(
     assert resolve_all_pending(rt) == 0
     assert handed == []
     ingest(rt, "web", [identify(anonymous_id="tab-87", email="ivy@mail.co", day=3)])
+    assert resolve_all_pending(rt) == 1
+    assert resolve_all_pending(rt) == 0
+    assert len(handed) == 1
+    assert len(set(customers_of_events(rt).values())) == 1
+
+
+def test_a_rebuild_of_old_history_records_nothing_and_moves_the_watermark_to_its_read(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events received more than the look-back window before the rebuild read them were all
+    committed then: none is recorded as resolved (after a bulk load that was every event of
+    the workspace), the watermark moves to the read's clock, and nothing is resolved again."""
+    handed = _record_handed_events(monkeypatch)
+    ingest(rt, "shopify", [identify("6100000089", email="ada@mail.co", day=1)])
+    ingest(rt, "instagram", [identify("17841400000000089", email="ada@mail.co", day=2)])
+    with rt.db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE events SET received_at = received_at - INTERVAL '1 hour'"))
+    ws = rt.workspace().workspace_id
+    before = datetime.now(UTC).replace(tzinfo=None)
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws)
+    assert scalar(rt, "SELECT count(*) FROM identity_resolved") == 0
+    assert scalar(rt, "SELECT resolved_until FROM identity_state") >= before
+    assert resolve_all_pending(rt) == 0
+    assert handed == []
+    ingest(rt, "web", [identify(anonymous_id="tab-89", email="ada@mail.co", day=3)])
     assert resolve_all_pending(rt) == 1
     assert resolve_all_pending(rt) == 0
     assert len(handed) == 1

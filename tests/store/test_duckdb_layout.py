@@ -1,5 +1,6 @@
 """What the DuckDB schema must keep that the name-only schema comparison cannot see: column order
-(bulk inserts from Arrow match columns by position) and migration 0017's key-less graph tables."""
+(bulk inserts from Arrow match columns by position), migration 0017's key-less graph tables and
+0020's key-less ``identity_resolved``."""
 
 from __future__ import annotations
 
@@ -79,3 +80,40 @@ def test_0017_drops_the_graph_keys_and_its_downgrade_survives_a_duplicate(
         assert keys == set(GRAPH_TABLES)
         assert len(indexes) == 3
         assert rows == [now]  # one row per key: the first stored
+
+
+def _resolved_key(conn: sa.Connection) -> list[str]:
+    return list(
+        conn.execute(
+            sa.text(
+                "SELECT table_name FROM duckdb_constraints() "
+                "WHERE constraint_type = 'PRIMARY KEY' AND table_name = 'identity_resolved'"
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+def test_0020_drops_the_resolved_key_and_its_downgrade_survives_a_duplicate(
+    tmp_path: Path,
+) -> None:
+    with Database.open(f"duckdb:///{tmp_path}/r.duckdb") as db:
+        upgrade(db)
+        with db.engine.begin() as conn:
+            assert _resolved_key(conn) == []
+            for seen in (datetime(2026, 1, 1), datetime(2026, 1, 2)):  # no key refuses it
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO identity_resolved (workspace_id, message_id, received_at) "
+                        "VALUES ('w', 'm-1', :t)"
+                    ),
+                    {"t": seen},
+                )
+        with db.engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0019")
+        with db.engine.connect() as conn:
+            key = _resolved_key(conn)
+            rows = conn.execute(sa.text("SELECT received_at FROM identity_resolved")).all()
+        assert key == ["identity_resolved"]
+        assert [r[0] for r in rows] == [datetime(2026, 1, 1)]  # one row per key: the first

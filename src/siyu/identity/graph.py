@@ -105,6 +105,7 @@ def resolve_workspace(
     """
     from siyu.identity.hook import mark_rebuilt, newest_received
 
+    read_at = _now()  # before ``until``: what arrived OVERLAP before it was committed
     until = newest_received(conn, workspace_id)  # before the read: nothing newer is covered
     tuples = fetch_tuples(conn, workspace_id)
     region = _region(conn, workspace_id)
@@ -118,7 +119,7 @@ def resolve_workspace(
         conn.execute(table.delete().where(table.c.workspace_id == workspace_id))
     report = _apply(conn, workspace_id, graph, previous, windows=windows)
     if until is not None:
-        mark_rebuilt(conn, workspace_id, until)
+        mark_rebuilt(conn, workspace_id, until, read_at)
     return report
 
 
