@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -134,8 +134,10 @@ def _classes(graph: Graph, windows: Mapping[str, int] | None = None) -> tuple[_C
         days = window_days(windows, kind.name)
         if days is not None:
             limits.window[kind.name] = days * 86_400
-    account, sources = pd.factorize(pd.Series(graph.account_source, dtype=object))
-    account_names = [str(x) for x in sources]
+    # Codes in order of first appearance (as pd.factorize numbers them), -1 where none.
+    encoded = pc.dictionary_encode(graph.account_source)
+    account = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    account_names = [str(x) for x in encoded.dictionary.to_pylist()]
     for name in account_names:
         limits.most[f"account:{name}"] = ACCOUNT_LIMIT
     if limits.window:

@@ -133,9 +133,9 @@ def graph_rows(
             "kind": kind_col,
             "value": value_col,
             "customer_id": node_customers,
-            "component_id": pa.array(comp_name[res.component], pa.string()),
-            "source_id": pa.array(graph.source_id, pa.string()),
-            "account_source_id": pa.array(graph.account_source, pa.string()),
+            "component_id": pa.array(comp_name, pa.string()).take(pa.array(res.component)),
+            "source_id": graph.source_id,
+            "account_source_id": graph.account_source,
             "first_seen_at": pa.array(graph.first_seen, TS),
             "last_seen_at": pa.array(graph.last_seen, TS),
         }
