@@ -745,15 +745,11 @@ def _assemble(
     n = len(keys)
     t0 = np.asarray(t.column("first_seen").to_numpy(), dtype="datetime64[us]")
     t1 = np.asarray(t.column("last_seen").to_numpy(), dtype="datetime64[us]")
-    source = _strings(t, "source_id")
     first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first, node, t0[row].astype(np.int64))
     last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(last, node, t1[row].astype(np.int64))
-    src = _min_text(node, source[row], n)
-    is_user = (slot == 0) & ~pd.isna(source[row]) & (source[row] != "")
-    marks = np.where(generic[row[is_user]], "1", "0").astype(object) + source[row[is_user]]
-    account = pc.utf8_slice_codeunits(_min_text(node[is_user], marks, n), 1)
+    src, account = _sources(t, row, slot, node, generic)
     # Per tuple row, the node of each slot (-1: none); the hub is the first present slot.
     per_slot = np.full((len(SLOTS), n_rows), -1, dtype=np.int64)
     per_slot[slot, row] = node
@@ -821,17 +817,36 @@ def _sorted_codes(key: pa.Array) -> tuple[Ints, pa.Array]:
     return node, encoded.dictionary.take(order).cast(pa.string())
 
 
-def _min_text(group: Ints, text: npt.NDArray[np.object_], n: int) -> pa.Array:
-    """The least non-empty text per group 0..n-1 (null where a group has none), vectorised;
-    Arrow strings taken from the distinct texts (a Python list of 3.3M node values at 1M
-    customers cost 1.3 s more to hand to Arrow when the graph was stored)."""
-    codes, uniques = pd.factorize(pd.Series(text, dtype=object), sort=True)
-    codes = np.asarray(codes, dtype=np.int64)
-    none = len(uniques)
-    best = np.full(n, none, dtype=np.int64)
-    np.minimum.at(best, group, np.where(codes < 0, none, codes))
-    names = pa.array([str(u) for u in uniques.tolist()], pa.string())
-    return names.take(pa.array(np.minimum(best, max(none - 1, 0)), mask=best == none))
+NODE_SOURCES_SQL = """
+    SELECT node, min(source) AS source_id,
+           substr(min(CASE WHEN slot = 0 AND source <> ''
+                           THEN CASE WHEN generic THEN '1' ELSE '0' END || source END), 2)
+             AS account_source_id
+    FROM occurrences GROUP BY node ORDER BY node
+"""
+"""Per node, the least source it was seen on, and the source of its account: the least source
+whose userId it is, a specific source before a generic one (the '0'/'1' mark)."""
+
+
+def _sources(
+    t: pa.Table, row: Ints, slot: Ints, node: Ints, generic: npt.NDArray[np.bool_]
+) -> tuple[pa.Array, pa.Array]:
+    """(source, account source) per node 0..n-1 (every node has an occurrence), in SQL over
+    the occurrences: at 1M customers two factorize-and-minimum passes over 5M Python strings
+    cost 2.4 s on one core."""
+    occurrences = pa.table(
+        {
+            "node": pa.array(node),
+            "slot": pa.array(slot),
+            "source": t.column("source_id").take(pa.array(row)),
+            "generic": pa.array(generic[row]),
+        }
+    )
+    found = arrow_query(NODE_SOURCES_SQL, occurrences=occurrences)
+    return (
+        found.column("source_id").combine_chunks().cast(pa.string()),
+        found.column("account_source_id").combine_chunks().cast(pa.string()),
+    )
 
 
 SENDERS_SQL = """
