@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from siyu.collect.importers import run_import
+from siyu.collect.sources import ensure_source
 from siyu.config import Settings
 from siyu.identity.graph import resolve_workspace
 from siyu.identity.hook import resolve_all_pending, resolve_pending
@@ -170,4 +171,42 @@ def test_a_rebuild_of_old_history_records_nothing_and_moves_the_watermark_to_its
     assert resolve_all_pending(rt) == 1
     assert resolve_all_pending(rt) == 0
     assert len(handed) == 1
+    assert len(set(customers_of_events(rt).values())) == 1
+
+
+def test_an_event_committed_while_a_rebuild_runs_is_resolved_by_the_next_pass(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer commits an event stamped before the rebuild's newest event, after the
+    rebuild read the events: the rebuild did not see it, so it must not be recorded as
+    resolved (PostgreSQL's read-committed statements would see it if the window were
+    recorded after the read); the next pass resolves it."""
+    import siyu.identity.graph as graph
+
+    handed = _record_handed_events(monkeypatch)
+    ingest(rt, "shopify", [identify("6100000091", email="eve@mail.co", day=1)])
+    ws = rt.workspace()
+    newest = scalar(rt, "SELECT max(received_at) FROM events")
+    real = graph.build_graph
+    late: list[str] = []
+
+    def commit_late_then_build(*args: Any, **kw: Any) -> object:
+        if not late:  # the first build of the rebuild: its read is done
+            late.append("late-91")
+            with rt.db.engine.begin() as conn:
+                source_id = ensure_source(conn, ws.workspace_id, "web", "web").source_id
+            rt.pipeline(ws).ingest(
+                [identify(anonymous_id="tab-91", email="eve@mail.co", message_id="late-91")],
+                source_id=source_id,
+                received_at=newest - timedelta(seconds=1),
+            )
+        return real(*args, **kw)
+
+    monkeypatch.setattr(graph, "build_graph", commit_late_then_build)
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws.workspace_id)
+    assert late == ["late-91"]
+    assert scalar(rt, "SELECT count(*) FROM identity_resolved WHERE message_id = 'late-91'") == 0
+    assert resolve_all_pending(rt) == 1
+    assert handed == ["late-91"]
     assert len(set(customers_of_events(rt).values())) == 1

@@ -96,17 +96,19 @@ def resolve_workspace(
 
     ``windows`` is the ``identity_limit_windows`` setting (kind -> days); every path that
     resolves a workspace must pass the same one, or full and incremental runs could differ.
-    The background resolver's watermark moves to the newest event the rebuild read, so
-    ``siyu serve`` does not resolve that history again. The workspace's ``identity_tuples`` are
-    refreshed from the same read (only rows that differ
-    are written), by the database while Python builds the graph: on two cores the refresh
+    The background resolver's watermark moves past the events the rebuild reads, so ``siyu
+    serve`` does not resolve that history again; the events of its look-back window are
+    recorded before the read (``hook.record_rebuild_window``). The workspace's
+    ``identity_tuples`` are refreshed from the same read (only rows that differ are written),
+    by the database while Python builds the graph: on two cores the refresh
     (DuckDB's or PostgreSQL's work, without the GIL) costs no wall time. Only the worker
     thread uses the connection until it is done.
     """
-    from siyu.identity.hook import mark_rebuilt, newest_received
+    from siyu.identity.hook import move_watermark, newest_received, record_rebuild_window
 
     read_at = _now()  # before ``until``: what arrived OVERLAP before it was committed
     until = newest_received(conn, workspace_id)  # before the read: nothing newer is covered
+    mark = None if until is None else record_rebuild_window(conn, workspace_id, until, read_at)
     tuples = fetch_tuples(conn, workspace_id)
     region = _region(conn, workspace_id)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-tuples") as pool:
@@ -118,8 +120,8 @@ def resolve_workspace(
     for table in (t.identities, t.identity_links, t.identity_anchors, t.identity_conflicts):
         conn.execute(table.delete().where(table.c.workspace_id == workspace_id))
     report = _apply(conn, workspace_id, graph, previous, windows=windows)
-    if until is not None:
-        mark_rebuilt(conn, workspace_id, until, read_at)
+    if mark is not None:
+        move_watermark(conn, workspace_id, mark)
     return report
 
 

@@ -116,7 +116,7 @@ def resolve_pending(
             }
         ),
     )
-    _move_watermark(conn, workspace_id, until)
+    move_watermark(conn, workspace_id, until)
     return len(rows)
 
 
@@ -131,26 +131,32 @@ def newest_received(conn: sa.Connection, workspace_id: str) -> datetime | None:
     return found if isinstance(found, datetime) else None
 
 
-def mark_rebuilt(
-    conn: sa.Connection, workspace_id: str, until: datetime, read_at: datetime | None = None
-) -> None:
-    """After a full rebuild that read every event received up to ``until``: the background
-    passes start from there instead of re-resolving the whole history (at the 1M demo, 31M
-    events in batches of MAX_BATCH).
+def record_rebuild_window(
+    conn: sa.Connection, workspace_id: str, until: datetime, read_at: datetime
+) -> datetime:
+    """Before a full rebuild reads the events received up to ``until``: record the events of
+    its look-back window as resolved, and return the watermark to move to once it is done
+    (:func:`move_watermark`). The background passes then start there instead of re-resolving
+    the whole history (at the 1M demo, 31M events in batches of MAX_BATCH).
 
-    ``read_at`` is the clock when the rebuild began to read (before it asked for ``until``). A
-    commit is never later than :data:`OVERLAP` after its receipt time (the window's premise),
-    so every event received up to ``read_at - OVERLAP`` was visible to the read: the watermark
-    moves to the later of ``until`` and ``read_at``, and only the events the rebuild read
-    inside the window before it (received after ``watermark - OVERLAP``) are recorded as
-    resolved, as a pass records its own, so none is resolved twice. A rebuild of history that
-    arrived more than OVERLAP ago records none (the 1M benchmark's bulk-loaded evidence: 7.2M
-    rows), one right after a bulk load records what arrived in its last minutes."""
+    ``read_at`` is the clock when the rebuild began (before it asked for ``until``). A commit
+    is never later than :data:`OVERLAP` after its receipt time (the window's premise), so every
+    event received up to ``read_at - OVERLAP`` is visible to the read: the watermark is the
+    later of ``until`` and ``read_at``, and only the events inside the window before it
+    (received after ``watermark - OVERLAP``) are recorded. A rebuild of history that arrived
+    more than OVERLAP ago records none (the 1M benchmark's bulk-loaded evidence: 7.2M rows);
+    one right after a bulk load records what arrived in its last minutes.
+
+    Recorded *before* the read, in the rebuild's transaction: an event another writer commits
+    meanwhile is then read and not recorded (the next pass resolves it again, which changes
+    nothing), never recorded and not read. Recorded after the read, PostgreSQL's read-committed
+    statements could see such an event in the window and skip it for good.
+    """
     from siyu.identity.tables import identity_resolved
     from siyu.store import schema
 
     done, e = identity_resolved, schema.events
-    mark = until if read_at is None else max(until, read_at)
+    mark = max(until, read_at)
     conn.execute(done.delete().where(done.c.workspace_id == workspace_id))
     if until > mark - OVERLAP:
         conn.execute(
@@ -163,10 +169,10 @@ def mark_rebuilt(
                 ),
             )
         )
-    _move_watermark(conn, workspace_id, mark)
+    return mark
 
 
-def _move_watermark(conn: sa.Connection, workspace_id: str, until: datetime) -> None:
+def move_watermark(conn: sa.Connection, workspace_id: str, until: datetime) -> None:
     """Set the watermark to ``until`` (never back) and forget the resolved events that fell
     out of the look-back window."""
     from siyu.identity.tables import identity_resolved, identity_state
