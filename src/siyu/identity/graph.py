@@ -155,58 +155,28 @@ def resolve_new_events(
     # Generic userIds and alias previousIds are read against other senders' raw ids, so senders
     # with the same raw id are affected too, even when no identity node is shared yet.
     raw = sorted(_raw_ids(batch))
-    reached = _reached(conn, workspace_id, first.keys, raw)
-    aliases_read = False
-    while True:
-        tuples, had_history = fetch_sender_tuples(
-            conn,
-            workspace_id,
-            pc.unique(
-                pa.concat_arrays(
-                    [
-                        reached.anchors.column(SENDER).combine_chunks(),
-                        batch.column("sender").combine_chunks(),
-                    ]
-                )
-            ),
-            batch,
-        )
-        found: list[_Stored] = []
-        if not aliases_read:
-            # A sender seen for the first time can be the one an older alias named (its
-            # previousId was then read as a user_id of the alias's source): a full run links
-            # them now, so the alias's sender belongs to the graph. (Raw ids of the senders'
-            # history need no look-up: each was looked up when its batch was resolved, and a
-            # later sender with the same raw id is found by its own batch's look-up.)
-            aliases_read = True
-            named = _aliases(conn, workspace_id, _new_sender_ids(batch, had_history))
-            if named:
-                found.append(_reached(conn, workspace_id, named, []))
-        grown = False
-        for extra in found:
-            known = reached.anchors.column("anchor_id").cast(pa.string())
-            new_anchors = extra.anchors.filter(
-                pc.invert(pc.is_in(extra.anchors.column("anchor_id").cast(pa.string()), known))
-            )
-            if new_anchors.num_rows == 0:
-                continue
-            grown = True
-            seen = _key_text(reached.identities)
-            new_ids = extra.identities.filter(
-                pc.invert(pc.is_in(_key_text(extra.identities), seen))
-            )
-            reached = _Stored(
-                pa.concat_tables([reached.identities, new_ids]),
-                reached.links,
-                pa.concat_tables([reached.anchors, new_anchors]),
-                reached.conflicts,
-            )
-        if not grown:
-            break
+    # A sender seen for the first time can be the one an older alias named (its previousId was
+    # then read as a user_id of the alias's source): a full run links them now, so the alias's
+    # sender belongs to the graph. Found before the components are read, so that one look-up
+    # reaches them all (a second round of look-ups cost 0.46 s of a 2.6 s batch at 1M). (Raw
+    # ids of the senders' history need no look-up: each was looked up when its batch was
+    # resolved, and a later sender with the same raw id is found by its own batch's look-up.)
+    senders = batch.column("sender").combine_chunks()
+    named = _aliases(
+        conn, workspace_id, _new_sender_ids(batch, _with_history(conn, workspace_id, senders))
+    )
+    probed = sorted({*first.keys, *named})
+    reached = _reached(conn, workspace_id, probed, raw)
+    tuples, had_history = fetch_sender_tuples(
+        conn,
+        workspace_id,
+        pc.unique(pa.concat_arrays([reached.anchors.column(SENDER).combine_chunks(), senders])),
+        batch,
+    )
     store_tuples(conn, workspace_id, batch)
     graph = build_graph(workspace_id, tuples, region, memo)
     del tuples
-    old = _stored(conn, workspace_id, graph, first.keys, reached, had_history)
+    old = _stored(conn, workspace_id, graph, probed, reached, had_history)
     return _apply(
         conn,
         workspace_id,
@@ -216,6 +186,21 @@ def resolve_new_events(
         old=old,
         received_from=received_from,
     )
+
+
+def _with_history(conn: sa.Connection, workspace_id: str, senders: pa.Array) -> pa.Array:
+    """Those of ``senders`` (hashes) with a stored tuple (a scan of one integer column)."""
+    name = stage(conn, t.identity_tuples, pa.table({"sender": pc.unique(senders)}))
+    try:
+        found = query_arrow(
+            conn,
+            "SELECT DISTINCT x.sender FROM identity_tuples x WHERE x.workspace_id = :ws "
+            f"AND x.sender IN (SELECT sender FROM {name})",
+            {"ws": workspace_id},
+        )
+    finally:
+        unstage(conn, name)
+    return found.column("sender").combine_chunks().cast(pa.int64())
 
 
 def _new_sender_ids(batch: pa.Table, had_history: pa.Array) -> list[str]:
@@ -383,7 +368,7 @@ def _stored(
     conn: sa.Connection,
     workspace_id: str,
     graph: Graph,
-    batch_keys: list[str],
+    probed: list[str],
     reached: _Stored,
     had_history: pa.Array,
 ) -> _Stored:
@@ -392,8 +377,9 @@ def _stored(
     conflicts of those identifiers (or of its own nodes).
 
     Most of it was read with the reached components: only senders with a history but no
-    anchor on them, and identifiers outside them that are neither in the batch (whose absence
-    the first look-up showed), are looked up again, which is rarely needed.
+    anchor on them, and identifiers outside them that were not ``probed`` (the batch's and the
+    alias-named ones, whose absence the first look-up showed), are looked up again, which is
+    rarely needed.
     """
     ws = {"ws": workspace_id}
     anchors = reached.anchors
@@ -427,7 +413,7 @@ def _stored(
     known = pa.concat_arrays(
         [
             _key_text(_as_strings(identities.select(["kind", "value"]))),
-            pa.array(batch_keys, pa.string()),
+            pa.array(probed, pa.string()),
         ]
     )
     probe = probe.filter(pc.invert(pc.is_in(_key_text(probe), known)))
