@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 import sqlalchemy as sa
 
 from siyu.demo.load import load_demo
@@ -65,7 +66,6 @@ def test_the_generator_process_sends_exactly_the_generators_chunks() -> None:
 
 
 def test_a_failure_in_the_generator_process_is_raised_with_its_traceback() -> None:
-    import pytest
 
     from siyu.demo.elsewhere import generated_elsewhere
     from siyu.errors import SiyuError
@@ -75,18 +75,23 @@ def test_a_failure_in_the_generator_process_is_raised_with_its_traceback() -> No
     assert "InvalidInput" in caught.value.message
 
 
+@pytest.mark.timeout(120)  # a regression hangs: fail it, not the whole run at 900 s
 def test_a_generator_process_that_dies_is_an_error_not_a_hang() -> None:
+    """Killed in the middle of sending a chunk: the second chunk is made while the first is
+    handed over, then the child waits in ``send`` with part of it in the pipe (a chunk is
+    megabytes, the pipe's buffer 64 KB). A queue whose write end the parent also held left
+    the parent waiting for the rest of that chunk for good (seen once in CI)."""
     import multiprocessing
     import os
     import signal
-
-    import pytest
+    import time
 
     from siyu.demo.elsewhere import generated_elsewhere
     from siyu.errors import SiyuError
 
     made = generated_elsewhere(12_000, 5, date(2025, 6, 30))  # three chunks
     next(made)
+    time.sleep(3)  # the next chunk is made and partly written
     children = [c for c in multiprocessing.active_children() if c.name == "siyu-demo-generator"]
     assert len(children) == 1
     assert children[0].pid is not None
