@@ -17,18 +17,20 @@ from siyu.store.migrate import alembic_config
 GRAPH_TABLES = ("identities", "identity_links", "identity_anchors")
 
 
+def _keyed(conn: sa.Connection, tables: tuple[str, ...]) -> set[str]:
+    """Those of ``tables`` that have a primary key."""
+    names = ", ".join(f"'{t}'" for t in tables)
+    found = conn.execute(
+        sa.text(
+            "SELECT table_name FROM duckdb_constraints() "
+            f"WHERE constraint_type = 'PRIMARY KEY' AND table_name IN ({names})"
+        )
+    )
+    return set(found.scalars().all())
+
+
 def _keys_and_indexes(conn: sa.Connection) -> tuple[set[str], set[str]]:
     names = ", ".join(f"'{t}'" for t in GRAPH_TABLES)
-    keys = (
-        conn.execute(
-            sa.text(
-                "SELECT table_name FROM duckdb_constraints() "
-                f"WHERE constraint_type = 'PRIMARY KEY' AND table_name IN ({names})"
-            )
-        )
-        .scalars()
-        .all()
-    )
     indexes = (
         conn.execute(
             sa.text(f"SELECT index_name FROM duckdb_indexes() WHERE table_name IN ({names})")
@@ -36,7 +38,7 @@ def _keys_and_indexes(conn: sa.Connection) -> tuple[set[str], set[str]]:
         .scalars()
         .all()
     )
-    return set(keys), set(indexes)
+    return _keyed(conn, GRAPH_TABLES), set(indexes)
 
 
 def test_duckdb_columns_are_in_the_schema_definitions_order(tmp_path: Path) -> None:
@@ -82,26 +84,13 @@ def test_0017_drops_the_graph_keys_and_its_downgrade_survives_a_duplicate(
         assert rows == [now]  # one row per key: the first stored
 
 
-def _resolved_key(conn: sa.Connection) -> list[str]:
-    return list(
-        conn.execute(
-            sa.text(
-                "SELECT table_name FROM duckdb_constraints() "
-                "WHERE constraint_type = 'PRIMARY KEY' AND table_name = 'identity_resolved'"
-            )
-        )
-        .scalars()
-        .all()
-    )
-
-
 def test_0020_drops_the_resolved_key_and_its_downgrade_survives_a_duplicate(
     tmp_path: Path,
 ) -> None:
     with Database.open(f"duckdb:///{tmp_path}/r.duckdb") as db:
         upgrade(db)
         with db.engine.begin() as conn:
-            assert _resolved_key(conn) == []
+            assert _keyed(conn, ("identity_resolved",)) == set()
             for seen in (datetime(2026, 1, 1), datetime(2026, 1, 2)):  # no key refuses it
                 conn.execute(
                     sa.text(
@@ -113,7 +102,7 @@ def test_0020_drops_the_resolved_key_and_its_downgrade_survives_a_duplicate(
         with db.engine.begin() as conn:
             command.downgrade(alembic_config(conn), "0019")
         with db.engine.connect() as conn:
-            key = _resolved_key(conn)
+            keyed = _keyed(conn, ("identity_resolved",))
             rows = conn.execute(sa.text("SELECT received_at FROM identity_resolved")).all()
-        assert key == ["identity_resolved"]
+        assert keyed == {"identity_resolved"}
         assert [r[0] for r in rows] == [datetime(2026, 1, 1)]  # one row per key: the first
