@@ -182,3 +182,17 @@ def test_a_merge_keeps_the_newest_said_traits_not_the_last_seen_row(rt: Runtime)
     assert scalar(rt, "SELECT count(*) FROM customers") == 1
     assert scalar(rt, "SELECT first_name FROM customers") == "Kimberly"
     assert str(scalar(rt, "SELECT traits_at FROM customers"))[:10] == "2025-01-05"
+
+
+def test_raw_values_map_to_their_nodes_built_once_per_graph(rt: Runtime) -> None:
+    """``evaluate`` looks every truth value up in ``raw_nodes``: rebuilt on each access, the
+    50K demo's evaluation did not finish."""
+    from siyu.identity.extract import build_graph, fetch_tuples
+
+    ingest(rt, "shopify", [identify("6100000095", email=" Ada@Mail.co")])
+    ws = rt.workspace()
+    with rt.db.engine.connect() as conn:
+        graph = build_graph(ws.workspace_id, fetch_tuples(conn, ws.workspace_id), "US")
+    nodes = graph.raw_nodes[" Ada@Mail.co"]
+    assert [graph.keys[n] for n in nodes] == ["email\x1fada@mail.co"]
+    assert graph.raw_nodes is graph.raw_nodes

@@ -266,9 +266,11 @@ class Graph:
     )
     """(raw value as the events carry it, node it became) per occurrence, for evaluation."""
 
-    @property
+    @cached_property
     def raw_nodes(self) -> dict[str, set[int]]:
-        """Raw value -> nodes it became (for evaluation against a truth)."""
+        """Raw value -> nodes it became (for evaluation against a truth). Built once per graph:
+        ``evaluate`` looks up every truth value in it (rebuilt on each access, the 50K demo's
+        evaluation had not finished after minutes)."""
         out: dict[str, set[int]] = {}
         raws, nodes = self.raw_pairs
         for raw, node in zip(raws.to_pylist(), nodes.tolist(), strict=True):
