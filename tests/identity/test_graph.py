@@ -196,3 +196,50 @@ def test_raw_values_map_to_their_nodes_built_once_per_graph(rt: Runtime) -> None
     nodes = graph.raw_nodes[" Ada@Mail.co"]
     assert [graph.keys[n] for n in nodes] == ["email\x1fada@mail.co"]
     assert graph.raw_nodes is graph.raw_nodes
+
+
+def _browser_and_two_emails(rt: Runtime, second: str, account: str | None = None) -> None:
+    """A Shopify customer at checkout in one browser, then a second address in that browser
+    (the newsletter form), optionally also a Shopify account of its own."""
+    ingest(rt, "shopify", [identify("6100000061", email="maria.lopez@gmail.com", day=1)])
+    if account:
+        ingest(rt, "shopify", [identify(account, email=second, day=2)])
+    ingest(
+        rt,
+        "web",
+        [
+            identify(anonymous_id="browser-61", email="maria.lopez@gmail.com", day=3),
+            identify(anonymous_id="browser-61", email=second, day=4),
+        ],
+    )
+    _resolve(rt)
+
+
+def test_a_shared_browser_and_a_typod_email_are_one_person(rt: Runtime) -> None:
+    """Two independent signs: the same browser and an address one slip of a key away."""
+    _browser_and_two_emails(rt, "maria.lopez@gmial.com")
+    assert len(set(customers_of_events(rt).values())) == 1
+    assert not [c for c in _conflicts(rt) if c[0] == "shared_weak_identifier"]
+    rules = scalar(rt, "SELECT rule FROM identity_audit WHERE action = 'merge'")
+    assert "shared_browser_typo_email" in rules.split("+")
+
+
+def test_a_shared_computer_without_a_typo_keeps_people_apart(rt: Runtime) -> None:
+    _browser_and_two_emails(rt, "jorge.lopez@gmail.com")
+    # Every event names Maria or Jorge (the browser, refused as a bridge, is on its own).
+    assert len(set(customers_of_events(rt).values())) == 2
+    assert ("shared_weak_identifier", "anonymous_id", "browser-61") in _conflicts(rt)
+
+
+def test_a_typo_join_that_would_break_a_limit_is_not_made(rt: Runtime) -> None:
+    """The second address belongs to another Shopify account: one account per source."""
+    _browser_and_two_emails(rt, "maria.lopez@gmial.com", account="6100000062")
+    with rt.db.engine.connect() as conn:
+        accounts = conn.execute(
+            sa.text(
+                "SELECT count(DISTINCT customer_id) FROM identities "
+                "WHERE kind = 'shopify_customer_id'"
+            )
+        ).scalar()
+    assert accounts == 2
+    assert ("shared_weak_identifier", "anonymous_id", "browser-61") in _conflicts(rt)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from siyu.errors import InvalidInput
 from siyu.identity import tables as t
 from siyu.identity.consents import apply_merge_consents, clear_merge_consents
+from siyu.identity.corroborate import TYPO_RULE
 from siyu.identity.diff import ROWID, Changes, write_changes
 from siyu.identity.extract import (
     SEP,
@@ -765,6 +766,9 @@ def _merge_audit_rows(
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), rule_names), "+")
     joined = pc.fill_null(joined, "")
     rule = pc.if_else(pc.equal(joined, ""), "same_event", joined)
+    if len(res.corroborated):
+        typo = pa.array(np.isin(groups, res.corroborated))
+        rule = pc.if_else(typo, pc.binary_join_element_wise(rule, TYPO_RULE, "+"), rule)
     stamp = now.isoformat()
     audit_ids = [short_hash(workspace_id, c, stamp, prefix="ida_") for c in customers.to_pylist()]
     return pa.table(

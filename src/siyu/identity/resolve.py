@@ -8,6 +8,8 @@
 2. Weak identifiers (anonymous ids, devices) never join two people: a component of weak nodes
    attaches to the one strong group it touches; touching two or more (a store tablet used by
    several signed-in shoppers) is a conflict, and the weak nodes stay a customer of their own.
+   The one exception needs a second, independent sign: two groups that share a weak component
+   and hold e-mails one typo apart are one person (``corroborate``), within the limits.
 
 Limits: each kind's ``max_per_customer`` distinct values, and one account (userId) per source.
 A kind's limit can count per time window instead (``limit_window_days`` or the
@@ -25,10 +27,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from siyu.identity.corroborate import typo_pairs
 from siyu.identity.extract import Graph
 from siyu.identity.kind import get_kind
 
@@ -52,6 +56,8 @@ class Resolution:
     component: Ints
     """Raw connected component per node, ignoring every rule."""
     conflicts: list[Conflict]
+    corroborated: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Groups that a shared browser plus e-mails one typo apart joined (see ``corroborate``)."""
 
 
 def components(n: int, a: Ints, b: Ints) -> Ints:
@@ -177,9 +183,12 @@ def resolve(
         links = np.flatnonzero(ss & in_contest[a])
         roots = _replay(graph, a, b, links, link_ids, classes, limits, in_contest, conflicts)
         label[in_contest] = n + roots[in_contest]
-    label = _attach_weak(graph, a, b, link_ids, strong, label, conflicts)
+    weak_comp = components(n, a[~strong[a] & ~strong[b]], b[~strong[a] & ~strong[b]])
+    label, joined = _corroborated(graph, a, b, strong, weak_comp, label, classes, limits)
+    label = _attach_weak(graph, a, b, link_ids, strong, weak_comp, label, conflicts)
     _, group = np.unique(label, return_inverse=True)
-    return Resolution(group.astype(np.int64), raw, conflicts)
+    corroborated = np.unique(group[joined]) if len(joined) else np.zeros(0, dtype=np.int64)
+    return Resolution(group.astype(np.int64), raw, conflicts, corroborated.astype(np.int64))
 
 
 def _over(comp: Ints, code: Ints, limit_of: Ints) -> tuple[Ints, Ints]:
@@ -391,13 +400,12 @@ def _attach_weak(
     b: Ints,
     link_ids: Ints,
     strong: npt.NDArray[np.bool_],
+    weak_comp: Ints,
     label: Ints,
     conflicts: list[Conflict],
 ) -> Ints:
     """Weak components join the single strong group they touch; touching several is a conflict."""
     n = len(graph.keys)
-    ww = ~strong[a] & ~strong[b]
-    weak_comp = components(n, a[ww], b[ww])
     mixed = strong[a] != strong[b]
     wa = np.where(strong[a[mixed]], b[mixed], a[mixed])
     sa_ = np.where(strong[a[mixed]], a[mixed], b[mixed])
@@ -435,6 +443,65 @@ def _attach_weak(
                 )
             )
     return out
+
+
+def _touches(a: Ints, b: Ints, strong: npt.NDArray[np.bool_], weak_comp: Ints, label: Ints) -> Ints:
+    """Distinct (weak component, strong group) pairs that a weak-strong link connects."""
+    mixed = strong[a] != strong[b]
+    w = np.where(strong[a[mixed]], b[mixed], a[mixed])
+    s = np.where(strong[a[mixed]], a[mixed], b[mixed])
+    if not len(w):
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.unique(np.stack([weak_comp[w], label[s]], axis=1), axis=0)
+
+
+def _corroborated(
+    graph: Graph,
+    a: Ints,
+    b: Ints,
+    strong: npt.NDArray[np.bool_],
+    weak_comp: Ints,
+    label: Ints,
+    classes: _Classes,
+    limits: Limits,
+) -> tuple[Ints, Ints]:
+    """Join strong groups that share a weak component *and* hold e-mails one typo apart.
+
+    Two independent signs of one person (``siyu.identity.corroborate``), where a shared browser
+    alone is refused. A chain of such joins that would break a limit is not made at all (the
+    groups stay as they were). Returns the new labels and the nodes of the joined groups.
+    """
+    none = np.zeros(0, dtype=np.int64)
+    touch = _touches(a, b, strong, weak_comp, label)
+    if not len(touch):
+        return label, none
+    wc, counts = np.unique(touch[:, 0], return_counts=True)
+    touch = touch[np.isin(touch[:, 0], wc[counts > 1])]
+    codes, names = graph.kind_codes
+    if not len(touch) or "email" not in names:
+        return label, none
+    mailed = np.flatnonzero((codes == names.index("email")) & np.isin(label, touch[:, 1]))
+    pairs = typo_pairs(
+        touch[:, 0], touch[:, 1], label[mailed], graph.key_parts[1].take(pa.array(mailed))
+    )
+    if not len(pairs):
+        return label, none
+    # Chains of joined groups: each takes its smallest label.
+    involved, inverse = np.unique(pairs, return_inverse=True)
+    chain = components(len(involved), inverse[:, 0], inverse[:, 1])
+    first = np.full(int(chain.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, chain, involved)
+    nodes = np.flatnonzero(np.isin(label, involved))
+    merged = first[chain[np.searchsorted(involved, label[nodes])]]
+    sub = _Classes(
+        classes.kind[nodes], classes.kind_names, classes.account[nodes], classes.account_names
+    )
+    seen = limits.seen[nodes] if len(limits.seen) else limits.seen
+    over = _contested(merged, sub, Limits(limits.most, limits.window, seen))
+    ok = ~np.isin(merged, over)
+    out = label.copy()
+    out[nodes[ok]] = merged[ok]
+    return out, nodes[ok]
 
 
 def _priority(key: str) -> int:
