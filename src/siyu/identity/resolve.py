@@ -183,9 +183,11 @@ def resolve(
         links = np.flatnonzero(ss & in_contest[a])
         roots = _replay(graph, a, b, links, link_ids, classes, limits, in_contest, conflicts)
         label[in_contest] = n + roots[in_contest]
-    weak_comp = components(n, a[~strong[a] & ~strong[b]], b[~strong[a] & ~strong[b]])
-    label, joined = _corroborated(graph, a, b, strong, weak_comp, label, classes, limits)
-    label = _attach_weak(graph, a, b, link_ids, strong, weak_comp, label, conflicts)
+    ww = ~strong[a] & ~strong[b]
+    weak_comp = components(n, a[ww], b[ww])
+    touch = _touches(a, b, strong, weak_comp, label)
+    label, joined, touch = _corroborated(graph, touch, label, classes, limits)
+    label = _attach_weak(graph, a, b, link_ids, strong, weak_comp, touch, label, conflicts)
     _, group = np.unique(label, return_inverse=True)
     corroborated = np.unique(group[joined]) if len(joined) else np.zeros(0, dtype=np.int64)
     return Resolution(group.astype(np.int64), raw, conflicts, corroborated.astype(np.int64))
@@ -401,20 +403,23 @@ def _attach_weak(
     link_ids: Ints,
     strong: npt.NDArray[np.bool_],
     weak_comp: Ints,
+    pairs: Ints,
     label: Ints,
     conflicts: list[Conflict],
 ) -> Ints:
-    """Weak components join the single strong group they touch; touching several is a conflict."""
+    """Weak components join the single strong group they touch; touching several is a conflict.
+
+    ``pairs`` is :func:`_touches` of ``label``.
+    """
     n = len(graph.keys)
     mixed = strong[a] != strong[b]
     wa = np.where(strong[a[mixed]], b[mixed], a[mixed])
     sa_ = np.where(strong[a[mixed]], a[mixed], b[mixed])
     mixed_ids = np.flatnonzero(mixed)
-    pairs = np.unique(np.stack([weak_comp[wa], label[sa_]], axis=1), axis=0) if len(wa) else None
     out = label.copy()
     weak = ~strong
     out[weak] = 2 * n + weak_comp[weak]  # on their own unless attached below
-    if pairs is None:
+    if not len(pairs):
         return out
     wc, counts = np.unique(pairs[:, 0], return_counts=True)
     per_comp = np.zeros(n, dtype=np.int64)
@@ -452,47 +457,46 @@ def _touches(a: Ints, b: Ints, strong: npt.NDArray[np.bool_], weak_comp: Ints, l
     s = np.where(strong[a[mixed]], a[mixed], b[mixed])
     if not len(w):
         return np.zeros((0, 2), dtype=np.int64)
-    return np.unique(np.stack([weak_comp[w], label[s]], axis=1), axis=0)
+    # One int64 per pair: a 1-D unique is several times faster than a unique over rows.
+    width = int(label.max()) + 1
+    pairs = np.unique(weak_comp[w] * width + label[s])
+    return np.stack([pairs // width, pairs % width], axis=1)
 
 
 def _corroborated(
-    graph: Graph,
-    a: Ints,
-    b: Ints,
-    strong: npt.NDArray[np.bool_],
-    weak_comp: Ints,
-    label: Ints,
-    classes: _Classes,
-    limits: Limits,
-) -> tuple[Ints, Ints]:
+    graph: Graph, touch: Ints, label: Ints, classes: _Classes, limits: Limits
+) -> tuple[Ints, Ints, Ints]:
     """Join strong groups that share a weak component *and* hold e-mails one typo apart.
 
     Two independent signs of one person (``siyu.identity.corroborate``), where a shared browser
     alone is refused. A chain of such joins that would break a limit is not made at all (the
-    groups stay as they were). Returns the new labels and the nodes of the joined groups.
+    groups stay as they were). ``touch`` is :func:`_touches` of ``label``. Returns the new
+    labels, the nodes of the joined groups and ``touch`` under the new labels.
     """
     none = np.zeros(0, dtype=np.int64)
-    touch = _touches(a, b, strong, weak_comp, label)
     if not len(touch):
-        return label, none
-    wc, counts = np.unique(touch[:, 0], return_counts=True)
-    touch = touch[np.isin(touch[:, 0], wc[counts > 1])]
+        return label, none, touch
+    # ``touch`` is sorted by weak component: runs of one component are its touches.
+    starts = np.flatnonzero(np.r_[True, touch[1:, 0] != touch[:-1, 0]])
+    sizes = np.diff(np.r_[starts, len(touch)])
+    shared = touch[np.repeat(sizes > 1, sizes)]
     codes, names = graph.kind_codes
-    if not len(touch) or "email" not in names:
-        return label, none
-    mailed = np.flatnonzero((codes == names.index("email")) & np.isin(label, touch[:, 1]))
+    if not len(shared) or "email" not in names:
+        return label, none, touch
+    mailed = np.flatnonzero((codes == names.index("email")) & np.isin(label, shared[:, 1]))
     pairs = typo_pairs(
-        touch[:, 0], touch[:, 1], label[mailed], graph.key_parts[1].take(pa.array(mailed))
+        shared[:, 0], shared[:, 1], label[mailed], graph.key_parts[1].take(pa.array(mailed))
     )
     if not len(pairs):
-        return label, none
+        return label, none, touch
     # Chains of joined groups: each takes its smallest label.
     involved, inverse = np.unique(pairs, return_inverse=True)
     chain = components(len(involved), inverse[:, 0], inverse[:, 1])
     first = np.full(int(chain.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first, chain, involved)
+    target = first[chain]
     nodes = np.flatnonzero(np.isin(label, involved))
-    merged = first[chain[np.searchsorted(involved, label[nodes])]]
+    merged = target[np.searchsorted(involved, label[nodes])]
     sub = _Classes(
         classes.kind[nodes], classes.kind_names, classes.account[nodes], classes.account_names
     )
@@ -501,7 +505,18 @@ def _corroborated(
     ok = ~np.isin(merged, over)
     out = label.copy()
     out[nodes[ok]] = merged[ok]
-    return out, nodes[ok]
+    # The touches under the new labels (cheaper than finding them again from the links).
+    # Only the weak components that touched a joined group change (and may now touch it twice).
+    moved = ~np.isin(target, over)
+    at = np.minimum(np.searchsorted(involved, touch[:, 1]), len(involved) - 1)
+    hit = (involved[at] == touch[:, 1]) & moved[at]
+    renamed = touch.copy()
+    renamed[hit, 1] = target[at[hit]]
+    redo = np.isin(renamed[:, 0], renamed[hit, 0])
+    width = int(renamed[:, 1].max()) + 1
+    again = np.unique(renamed[redo, 0] * width + renamed[redo, 1])
+    redone = np.stack([again // width, again % width], axis=1)
+    return out, nodes[ok], np.concatenate([renamed[~redo], redone])
 
 
 def _priority(key: str) -> int:
