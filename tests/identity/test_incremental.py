@@ -31,6 +31,10 @@ SCENARIO: list[tuple[str, dict[str, Any]]] = [
     ("web", identify("6100000103", anonymous_id="b-cy", email="cy@mail.co", day=10)),
     ("email", identify("bob@mail.co", email="bob@mail.co", day=11)),
     ("shopify", identify("6100000104", email="test@example.com", day=12)),
+    # A browser that links an address to its typo'd copy (the corroborated join).
+    ("shopify", identify("6100000105", email="dana.wells@mail.co", day=13)),
+    ("web", identify(anonymous_id="b-dana", email="dana.wells@mail.co", day=14)),
+    ("web", identify(anonymous_id="b-dana", email="dana.wells@mial.co", day=15)),
 ]
 
 
@@ -91,6 +95,9 @@ def test_incremental_equals_full(order: list[int], cuts: list[int]) -> None:
                 resolve_workspace(conn, rt.workspace().workspace_id)
                 full = _snapshot(conn)
     assert incremental == full
+    owners = {v: c for k, v, c in full[0] if k == "email" and v.startswith("dana.wells@")}
+    assert len(owners) == 2
+    assert len(set(owners.values())) == 1  # the typo'd copy joined, whatever the order
 
 
 def test_incremental_on_both_engines(rt: Runtime) -> None:
