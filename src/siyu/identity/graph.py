@@ -632,34 +632,26 @@ def _repoint_incremental(
     events received since then and the orders and consents of merged senders are looked at.
     Without it, every record of the run's senders, as before.
     """
-    ids = anchors.column("anchor_id")
     if received_from is None:
-        return repoint(conn, workspace_id, [str(a) for a in ids.to_pylist()])
+        return repoint(conn, workspace_id, anchors)
     before = changes.deleted
-    moved = pa.array([], pa.string())
+    moved = anchors.slice(0, 0)
     if before.num_rows:
-        now_of = pa.table(
-            {"anchor_id": ids.cast(pa.string()), "now": anchors.column("customer_id")}
-        )
         was = pa.table(
             {
                 "anchor_id": before.column("anchor_id").cast(pa.string()),
                 "was": before.column("customer_id").cast(pa.string()),
             }
         )
-        joined = was.join(now_of, "anchor_id", use_threads=False)
-        moved = joined.filter(pc.not_equal(joined.column("was"), joined.column("now"))).column(
-            "anchor_id"
-        )
-        moved = moved.combine_chunks() if isinstance(moved, pa.ChunkedArray) else moved
+        joined = anchors.join(was, "anchor_id", join_type="inner", use_threads=False)
+        moved = joined.filter(
+            pc.not_equal(joined.column("was"), joined.column("customer_id"))
+        ).drop_columns(["was"])
     merged = anchors.filter(
         pc.not_equal(anchors.column("provisional_id"), anchors.column("customer_id"))
-    ).column("anchor_id")
-    merged = merged.combine_chunks() if isinstance(merged, pa.ChunkedArray) else merged
-    out = repoint(conn, workspace_id, [str(a) for a in moved.to_pylist()]) if len(moved) else {}
-    recent = repoint(
-        conn, workspace_id, [str(a) for a in merged.to_pylist()], received_from=received_from
     )
+    out = repoint(conn, workspace_id, moved) if moved.num_rows else {}
+    recent = repoint(conn, workspace_id, merged, received_from=received_from)
     return {k: out.get(k, 0) + recent.get(k, 0) for k in recent}
 
 

@@ -237,26 +237,26 @@ took 16.9 s for 59k orders of the 50k demo (0.1 s by the key), while for the eve
 def repoint(
     conn: sa.Connection,
     workspace_id: str,
-    only: list[str] | None = None,
+    anchors: pa.Table | None = None,
     *,
     received_from: datetime | None = None,
 ) -> dict[str, int]:
     """Point events, orders and consents at their resolved customer (set-based, both engines).
 
-    ``only`` limits the work to those anchors (an incremental run's senders);
-    ``received_from`` to the events received since then (zone maps prune the rest on DuckDB).
+    ``anchors`` (rows of ``identity_anchors`` as the run wrote them: an incremental run's
+    senders) limits the work to those senders, and is read as given: looking the ids up in the
+    stored anchors scanned that table six times per batch (0.2 of a 1M batch's 0.33 s here).
+    ``received_from`` limits it to the events received since then (zone maps prune the rest on
+    DuckDB).
     """
     changed: dict[str, int] = {}
-    join, staged = "", None
-    if only is not None:
-        if not only:
+    source, staged = "identity_anchors", None
+    if anchors is not None:
+        if not anchors.num_rows:
             return {table.name: 0 for table in REPOINTED}
-        staged = stage(
-            conn, t.identity_anchors, pa.table({"anchor_id": pa.array(only, pa.string())})
-        )
-        # The run's anchors first, then the table: a join of the whole anchors table with the
-        # events filtered afterwards scans and hashes every sender per batch.
-        join = f" JOIN {staged} s ON s.anchor_id = b.anchor_id"
+        columns = ["workspace_id", "source_id", "user_id", "anonymous_id", "customer_id"]
+        staged = stage(conn, t.identity_anchors, anchors.select(columns))
+        source = staged
     for table in REPOINTED:
         name = table.name
         total = 0
@@ -270,21 +270,21 @@ def repoint(
              "AND coalesce(x.source_id, '') = coalesce(a.source_id, '')"),
             ("b.user_id IS NULL", "x.user_id IS NULL AND x.anonymous_id = a.anonymous_id"),
         ):  # fmt: skip
-            anchors = (
+            by = (
                 "(SELECT b.user_id, b.source_id, b.anonymous_id, b.customer_id "
-                f"FROM identity_anchors b{join} WHERE b.workspace_id = :ws AND {mine}) AS a"
+                f"FROM {source} b WHERE b.workspace_id = :ws AND {mine}) AS a"
             )
             changes = "(x.customer_id IS NULL OR x.customer_id <> a.customer_id)"
             key = _UPDATED_BY_KEY.get(name)
             if key is None:
                 sql = (
-                    f"UPDATE {name} AS x SET customer_id = a.customer_id FROM {anchors} "
+                    f"UPDATE {name} AS x SET customer_id = a.customer_id FROM {by} "
                     f"WHERE x.workspace_id = :ws AND {cond}{since} AND {changes}"
                 )
             else:
                 sql = (
                     f"UPDATE {name} AS y SET customer_id = m.customer_id FROM (SELECT x.{key}, "
-                    f"a.customer_id FROM {name} x JOIN {anchors} ON {cond} "
+                    f"a.customer_id FROM {name} x JOIN {by} ON {cond} "
                     f"WHERE x.workspace_id = :ws{since} AND {changes}) AS m "
                     f"WHERE y.workspace_id = :ws AND y.{key} = m.{key}"
                 )
