@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from siyu.compute.arrow_sql import arrow_query
 from siyu.errors import InvalidInput
 from siyu.identity import tables as t
 from siyu.identity.consents import apply_merge_consents, clear_merge_consents
@@ -796,21 +797,21 @@ def _first(owner: Ints, values: Ints, most: int) -> tuple[Ints, Ints]:
 
 def _sorted_sets(owner: Ints, text: pa.Array, most: int | None) -> tuple[Ints, pa.Array]:
     """Per owner, its distinct texts sorted (code-point order, as Python sorts), at most
-    ``most``: (owner per text, texts), sorted by owner."""
-    encoded = pc.dictionary_encode(text)  # no Python object per text
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    names = encoded.dictionary.cast(pa.string())
-    rank = np.asarray(pc.rank(names, sort_keys="ascending").to_numpy(), dtype=np.int64)
-    width = len(names) + 1
-    pair = np.unique(owner * width + rank[np.asarray(codes, dtype=np.int64)])
-    o, r = pair // width, pair % width
+    ``most``: (owner per text, texts), sorted by owner.
+
+    One parallel DuckDB sort over Arrow (``arrow_query``): the evidence of a 1M full run is
+    about 2M distinct message ids, which Arrow's single-threaded string rank took about 3 s
+    to order, on the audit thread beside the run's writes.
+    """
+    pairs = arrow_query(
+        "SELECT DISTINCT o, t FROM x WHERE t IS NOT NULL ORDER BY o, t",
+        x=pa.table({"o": pa.array(owner, pa.int64()), "t": text}),
+    )
+    o = np.asarray(pairs.column("o").to_numpy(), dtype=np.int64)
+    at = np.arange(len(o), dtype=np.int64)
     if most is not None:
-        o, r = _first(o, r, most)
-    by_rank = np.empty(width, dtype=np.int64)
-    by_rank[rank] = np.arange(len(names))
-    return o, names.take(pa.array(by_rank[r]))
+        o, at = _first(o, at, most)
+    return o, pairs.column("t").combine_chunks().take(pa.array(at))
 
 
 _PLAIN_JSON = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"
