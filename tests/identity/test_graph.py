@@ -252,3 +252,17 @@ def test_a_typo_join_that_would_break_a_limit_is_not_made(rt: Runtime) -> None:
         ).scalar()
     assert accounts == 2
     assert ("shared_weak_identifier", "anonymous_id", "browser-61") in _conflicts(rt)
+
+
+def test_links_rank_their_evidence_by_message_id_sorted_or_not() -> None:
+    """Read in message-id order (a full run), the rank is the row; otherwise a sort."""
+    import numpy as np
+    import pyarrow as pa
+
+    from siyu.identity.extract import _message_rank
+
+    ordered = pa.array(["m-1", "m-2", "m-3"])
+    assert _message_rank(ordered).tolist() == [0, 1, 2]
+    shuffled = _message_rank(pa.array(["m-3", "m-1", "m-2", "m-10"]))
+    assert np.argsort(shuffled).tolist() == [1, 3, 2, 0]  # code-point order: m-10 < m-2
+    assert _message_rank(pa.array(["m-1", "m-1", "m-2"])).tolist()[:2] == [1, 1]  # not strict

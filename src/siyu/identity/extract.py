@@ -771,10 +771,7 @@ def _assemble(
     c_a = np.minimum(hub[c_row], other)
     c_b = np.maximum(hub[c_row], other)
     c_t0 = t0[c_row].astype(np.int64)
-    message_rank = pc.rank(
-        t.column("message_id").combine_chunks(), sort_keys="ascending", tiebreaker="dense"
-    )
-    rank = np.asarray(message_rank.to_numpy(), dtype=np.int64)
+    rank = _message_rank(t.column("message_id").combine_chunks())
     order = np.lexsort((c_slot, c_row, rank[c_row], c_t0, c_b, c_a))
     c_a, c_b, c_row, c_slot, c_t0 = c_a[order], c_b[order], c_row[order], c_slot[order], c_t0[order]
     first_of_pair = np.ones(len(order), dtype=bool)
@@ -802,6 +799,18 @@ def _assemble(
     )
     graph.__dict__["key_array"] = sorted_keys  # the cached Arrow keys, already built
     return graph
+
+
+def _message_rank(messages: pa.Array) -> Ints:
+    """Each row's message id's rank (only the order matters). A full run reads the tuples in
+    message-id order (``tuples_sql``), so a 30 ms check usually replaces a string sort (0.6 s
+    for the 4.7M ids at 1M customers)."""
+    if messages.null_count == 0 and (
+        len(messages) < 2 or pc.all(pc.less(messages[:-1], messages[1:])).as_py()
+    ):
+        return np.arange(len(messages), dtype=np.int64)
+    ranked = pc.rank(messages, sort_keys="ascending", tiebreaker="dense")
+    return np.asarray(ranked.to_numpy(), dtype=np.int64)
 
 
 def _sorted_codes(key: pa.Array) -> tuple[Ints, pa.Array]:
