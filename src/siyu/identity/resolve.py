@@ -490,8 +490,9 @@ def _corroborated(
     if not len(pairs):
         return label, none, touch
     # Chains of joined groups: each takes its smallest label.
-    involved, inverse = np.unique(pairs, return_inverse=True)
-    chain = components(len(involved), inverse[:, 0], inverse[:, 1])
+    involved = np.unique(pairs)
+    ends = np.searchsorted(involved, pairs)  # (m, 2) on every NumPy (unique's inverse is not)
+    chain = components(len(involved), ends[:, 0], ends[:, 1])
     first = np.full(int(chain.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first, chain, involved)
     target = first[chain]
