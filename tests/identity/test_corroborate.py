@@ -75,3 +75,16 @@ def test_every_pair_of_a_weak_component_is_considered_once() -> None:
         pa.array(["ann.perez@mail.co", "ann.perez@mial.co", "an.perez@mail.co", "x@y.co"]),
     )
     assert found.tolist() == [[1, 2], [1, 3]]
+
+
+def test_the_audit_can_hold_every_rule_with_the_typo_rule() -> None:
+    """A merge's audit rule joins its links' rules and this one; PostgreSQL enforces the
+    column's length (the demo's first full run stopped on 'alias+same_event+' and a longer name).
+    """
+    from siyu.identity import tables as t
+    from siyu.identity.corroborate import TYPO_RULE
+
+    longest = "+".join(["alias", "operator", "same_event", TYPO_RULE])
+    width = t.identity_audit.c.rule.type.length
+    assert width is not None
+    assert len(longest) <= width

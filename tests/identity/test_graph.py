@@ -221,7 +221,7 @@ def test_a_shared_browser_and_a_typod_email_are_one_person(rt: Runtime) -> None:
     assert len(set(customers_of_events(rt).values())) == 1
     assert not [c for c in _conflicts(rt) if c[0] == "shared_weak_identifier"]
     rules = scalar(rt, "SELECT rule FROM identity_audit WHERE action = 'merge'")
-    assert "shared_browser_typo_email" in rules.split("+")
+    assert "typo_email" in rules.split("+")
     with rt.db.engine.connect() as conn:
         found = explain(conn, rt.workspace().workspace_id, "email:maria.lopez@gmial.com")
     assert {(r["kind"], r["value"]) for r in found.identifiers} == {
@@ -230,7 +230,7 @@ def test_a_shared_browser_and_a_typod_email_are_one_person(rt: Runtime) -> None:
         ("email", "maria.lopez@gmial.com"),
         ("anonymous_id", "browser-61"),
     }
-    assert any("shared_browser_typo_email" in str(r["rule"]) for r in found.audit)
+    assert any("typo_email" in str(r["rule"]) for r in found.audit)
 
 
 def test_a_shared_computer_without_a_typo_keeps_people_apart(rt: Runtime) -> None:

@@ -34,7 +34,7 @@ import pyarrow as pa
 from siyu.compute.arrow_sql import arrow_query
 
 Ints = npt.NDArray[np.int64]
-TYPO_RULE = "shared_browser_typo_email"
+TYPO_RULE = "typo_email"
 """The audit log's name for a merge this rule made (added to the evidence's own rules)."""
 MIN_LOCAL = 5
 """Shortest local part (of the longer address) for which one edit is taken as a typo."""
