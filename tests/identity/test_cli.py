@@ -52,3 +52,20 @@ def test_resolve_counts_customer_records_not_identifier_groups(settings: Setting
     assert "-> 2 customers (1 identifiers kept apart on no customer's record)" in " ".join(
         result.output.split()
     )
+
+
+def test_evaluate_prints_precision_recall_and_why_pairs_were_missed(settings: Settings) -> None:
+    from datetime import date
+
+    from siyu.demo.load import load_demo
+
+    with Runtime(settings) as rt:
+        rt.init()
+        load_demo(rt, rt.workspace(), customers=100, seed=5, as_of=date(2025, 6, 30))
+    assert runner.invoke(app, ["identity", "resolve"]).exit_code == 0
+    result = runner.invoke(app, ["identity", "evaluate"])
+    assert result.exit_code == 0, result.output
+    assert "precision " in result.output
+    assert "recall " in result.output
+    assert "with no linking evidence" in result.output
+    assert "kept apart by the merge rules" in result.output

@@ -36,6 +36,10 @@ def test_precision_and_recall_on_the_demo(rt: Runtime) -> None:
     assert result.shared >= 1
     assert result.unruled_precision < 0.9
     assert result.unruled_precision < result.precision
+    # Every missed true pair either has no evidence or was refused by a rule.
+    missed = result.true_pairs - result.correct_pairs
+    assert result.missed_no_evidence + result.missed_by_rules == missed
+    assert result.missed_no_evidence > result.missed_by_rules >= 0
 
 
 @pytest.mark.parametrize("seed", [0, 11])

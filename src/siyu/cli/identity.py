@@ -122,6 +122,11 @@ def evaluate_cmd(workspace: WorkspaceOpt = None) -> None:
         f"without the merge rules (plain connected components): precision {e.unruled_precision:.4f}"
     )
     console.print(
+        f"true pairs missed: {e.missed_no_evidence:,} with no linking evidence (see 'siyu "
+        f"identity suggest'), {e.missed_by_rules:,} kept apart by the merge rules "
+        "(see 'siyu identity explain')"
+    )
+    console.print(
         f"{e.identifiers} identifiers of {e.persons} persons in {e.customers} customers; "
         f"{e.shared} shared identifiers left out, {e.unmatched} truth values not found."
     )

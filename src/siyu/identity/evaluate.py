@@ -52,6 +52,18 @@ class Evaluation:
     def recall_ceiling(self) -> float:
         return self.linkable_pairs / self.true_pairs if self.true_pairs else 1.0
 
+    @property
+    def missed_no_evidence(self) -> int:
+        """True pairs that no chain of events links: no exact rule can reach them (duplicate
+        suggestions are for these)."""
+        return self.true_pairs - self.linkable_pairs
+
+    @property
+    def missed_by_rules(self) -> int:
+        """True pairs the evidence links but the merge rules keep apart (a browser also seen
+        with a lone phone, a family phone's dispute): the price of the rules' precision."""
+        return self.linkable_pairs - self.correct_pairs
+
 
 def _pairs(labels: npt.NDArray[np.int64]) -> int:
     _, counts = np.unique(labels, return_counts=True)
