@@ -243,14 +243,8 @@ def test_a_shared_computer_without_a_typo_keeps_people_apart(rt: Runtime) -> Non
 def test_a_typo_join_that_would_break_a_limit_is_not_made(rt: Runtime) -> None:
     """The second address belongs to another Shopify account: one account per source."""
     _browser_and_two_emails(rt, "maria.lopez@gmial.com", account="6100000062")
-    with rt.db.engine.connect() as conn:
-        accounts = conn.execute(
-            sa.text(
-                "SELECT count(DISTINCT customer_id) FROM identities "
-                "WHERE kind = 'shopify_customer_id'"
-            )
-        ).scalar()
-    assert accounts == 2
+    accounts = "SELECT count(DISTINCT customer_id) FROM identities WHERE kind = :k"
+    assert scalar(rt, accounts, k="shopify_customer_id") == 2
     assert ("shared_weak_identifier", "anonymous_id", "browser-61") in _conflicts(rt)
 
 
