@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from siyu.compute.arrow_sql import arrow_query
 from siyu.identity.blocking import blocked_many, normalise_many
 from siyu.identity.fastpath import fast_namespaced, fast_values
+from siyu.identity.keys import keys_of
 from siyu.identity.kind import IdentifierKind, get_kind
 from siyu.identity.tables import identity_tuples
 from siyu.store import schema
@@ -227,6 +228,8 @@ class Anchors:
     """The sender's identity node (-1: none)."""
     provisional_id: pa.Array
     first_seen: npt.NDArray[np.datetime64]
+    sender: pa.Array
+    """The sender's hash, as ``identity_tuples`` keys it (:func:`sender_sql`)."""
 
     def __len__(self) -> int:
         return len(self.node)
@@ -235,7 +238,7 @@ class Anchors:
     def empty(cls) -> Anchors:
         none = pa.array([], pa.string())
         return cls(none, none, none, none, np.zeros(0, dtype=np.int64), none,
-                   np.zeros(0, dtype="datetime64[us]"))  # fmt: skip
+                   np.zeros(0, dtype="datetime64[us]"), pa.array([], pa.int64()))  # fmt: skip
 
 
 @dataclass
@@ -281,6 +284,11 @@ class Graph:
     def key_array(self) -> pa.Array:
         """The keys as one Arrow array, built once per graph (several steps read them)."""
         return pa.array(self.keys, pa.string())
+
+    @cached_property
+    def node_keys(self) -> pa.Array:
+        """The integer key of each node (:mod:`siyu.identity.keys`), computed once per graph."""
+        return keys_of(self.key_array)
 
     @cached_property
     def key_parts(self) -> tuple[pa.Array, pa.Array]:
@@ -867,12 +875,13 @@ def _sources(
 SENDERS_SQL = """
     SELECT CASE WHEN user_id <> '' THEN 'u|' || coalesce(source_id, 'None') || '|' || user_id
                 ELSE 'a|' || anonymous_id END AS id,
-           min(row) AS first_row, min(first_seen) AS first_seen
+           min(row) AS first_row, min(first_seen) AS first_seen, min(sender) AS sender
     FROM tuples WHERE user_id <> '' OR anonymous_id <> ''
     GROUP BY 1 ORDER BY 1
 """
-"""One row per sender of the tuples: its id, first row and first time, in id order (DuckDB
-compares strings byte-wise: UTF-8 byte order is code-point order, as Python sorts)."""
+"""One row per sender of the tuples: its id, first row, first time and hash (the same on every
+row of the sender), in id order (DuckDB compares strings byte-wise: UTF-8 byte order is
+code-point order, as Python sorts)."""
 
 
 def _anchors(workspace_id: str, t: pa.Table, per_slot: Ints) -> Anchors:
@@ -885,7 +894,10 @@ def _anchors(workspace_id: str, t: pa.Table, per_slot: Ints) -> Anchors:
     tuples = pa.table(
         {
             "row": pa.array(np.arange(t.num_rows, dtype=np.int64)),
-            **{c: t.column(c) for c in ("source_id", "user_id", "anonymous_id", "first_seen")},
+            **{
+                c: t.column(c)
+                for c in ("source_id", "user_id", "anonymous_id", "first_seen", "sender")
+            },
         }
     )
     grouped = arrow_query(SENDERS_SQL, tuples=tuples)
@@ -922,6 +934,7 @@ def _anchors(workspace_id: str, t: pa.Table, per_slot: Ints) -> Anchors:
         first_seen=np.asarray(
             grouped.column("first_seen").cast(pa.timestamp("us")).to_numpy(), dtype=np.int64
         ).astype("datetime64[us]"),
+        sender=grouped.column("sender").combine_chunks().cast(pa.int64()),
     )
 
 

@@ -34,10 +34,10 @@ from siyu.identity.extract import (
     fetch_tuples,
     query_arrow,
     refresh_tuples,
-    sender_sql,
     store_tuples,
 )
 from siyu.identity.follow import follow_merges, follow_splits
+from siyu.identity.keys import keys_of
 from siyu.identity.kind import get_kind
 from siyu.identity.resolve import Resolution, resolve
 from siyu.identity.store import (
@@ -172,7 +172,7 @@ def resolve_new_events(
     tuples, had_history = fetch_sender_tuples(
         conn,
         workspace_id,
-        pc.unique(pa.concat_arrays([reached.anchors.column(SENDER).combine_chunks(), senders])),
+        pc.unique(pa.concat_arrays([reached.anchors.column("sender").combine_chunks(), senders])),
         batch,
     )
     store_tuples(conn, workspace_id, batch)
@@ -220,7 +220,8 @@ def _new_sender_ids(batch: pa.Table, had_history: pa.Array) -> list[str]:
 
 def _aliases(conn: sa.Connection, workspace_id: str, names: list[str]) -> list[str]:
     """The nodes ('kind<US>value') of the senders whose stored aliases name one of ``names``
-    as their previousId (a scan of the tuples' previousIds, mostly empty)."""
+    as their previousId (a scan of the tuples' previousIds, mostly empty; the anchors are
+    joined on the sender hash, an integer, not on their ids)."""
     if not names:
         return []
     name = stage(conn, t.identity_anchors, pa.table({"user_id": pa.array(names, pa.string())}))
@@ -228,11 +229,9 @@ def _aliases(conn: sa.Connection, workspace_id: str, names: list[str]) -> list[s
         found = query_arrow(
             conn,
             "SELECT DISTINCT a.kind, a.value FROM identity_anchors a JOIN (SELECT DISTINCT "
-            "CASE WHEN x.user_id IS NOT NULL AND x.user_id <> '' THEN "
-            "'u|' || coalesce(x.source_id, 'None') || '|' || x.user_id "
-            "ELSE 'a|' || x.anonymous_id END AS anchor_id FROM identity_tuples x "
-            f"WHERE x.workspace_id = :ws AND x.previous_id IN (SELECT user_id FROM {name})) s "
-            "ON s.anchor_id = a.anchor_id WHERE a.workspace_id = :ws AND a.kind IS NOT NULL",
+            "x.sender FROM identity_tuples x WHERE x.workspace_id = :ws "
+            f"AND x.previous_id IN (SELECT user_id FROM {name})) s ON s.sender = a.sender "
+            "WHERE a.workspace_id = :ws AND a.kind IS NOT NULL",
             {"ws": workspace_id},
         )
     finally:
@@ -252,16 +251,19 @@ def _raw_ids(tuples: pa.Table) -> set[str]:
     }
 
 
-def _keys_table(workspace_id: str, keys: list[str]) -> pa.Table:
-    if not keys:
-        none = pa.array([], pa.string())
-        return pa.table({"workspace_id": none, "kind": none, "value": none})
-    parts = pc.split_pattern(pa.array(keys, pa.string()), SEP, max_splits=1)
+def _nodes_of(graph: Graph) -> pa.Table:
+    """(kind, value, node key) of a graph's nodes."""
+    kind, value = graph.key_parts
+    return pa.table({"kind": kind, "value": value, "node": graph.node_keys})
+
+
+def _node_columns(rows: pa.Table) -> pa.Table:
+    """(kind, value, node key) of stored rows, typed as :func:`_nodes_of` types them."""
     return pa.table(
         {
-            "workspace_id": pa.array([workspace_id] * len(keys), pa.string()),
-            "kind": pc.list_element(parts, 0),
-            "value": pc.list_element(parts, 1),
+            "kind": rows.column("kind").cast(pa.string()),
+            "value": rows.column("value").cast(pa.string()),
+            "node": rows.column("node").cast(pa.int64()),
         }
     )
 
@@ -276,10 +278,6 @@ class _Stored:
     conflicts: pa.Table
 
 
-SENDER = "__sender"
-"""The sender hash of a stored anchor, read with it."""
-
-
 def _arrow_type(column: sa.Column[object]) -> pa.DataType:
     if isinstance(column.type, sa.DateTime):
         return pa.timestamp("us")
@@ -292,7 +290,7 @@ def _typed(rows: pa.Table, table: sa.Table) -> pa.Table:
     """Stored rows with the table's Arrow types (a PostgreSQL result without rows has none;
     DuckDB may hand strings over as views)."""
     types = {c.name: _arrow_type(c) for c in table.columns}
-    types[ROWID] = types[SENDER] = pa.int64()
+    types[ROWID] = pa.int64()
     return pa.table(
         {
             name: rows.column(name).cast(types[name])
@@ -313,7 +311,7 @@ def _reached(conn: sa.Connection, workspace_id: str, keys: list[str], raw: list[
     """The stored components a batch reaches (through its identifiers, or senders whose raw
     id it names): their identities and the anchors on them, each read once, with rowids."""
     ws = {"ws": workspace_id}
-    probe = _keys_table(workspace_id, keys).select(["kind", "value"])
+    probe = keys_of(pa.array(keys, pa.string()))
     if raw:
         rname = stage(conn, t.identity_anchors, pa.table({"user_id": pa.array(raw, pa.string())}))
         try:
@@ -321,16 +319,19 @@ def _reached(conn: sa.Connection, workspace_id: str, keys: list[str], raw: list[
             named = query_arrow(
                 conn,
                 " UNION ".join(
-                    f"SELECT a.kind, a.value FROM identity_anchors a JOIN {rname} r "
-                    f"ON r.user_id = a.{column} WHERE a.workspace_id = :ws AND a.kind IS NOT NULL"
+                    f"SELECT a.node FROM identity_anchors a JOIN {rname} r "
+                    f"ON r.user_id = a.{column} WHERE a.workspace_id = :ws AND a.node IS NOT NULL"
                     for column in ("user_id", "anonymous_id")
                 ),
                 ws,
             )
         finally:
             unstage(conn, rname)
-        probe = pa.concat_tables([probe, _as_strings(named.select(["kind", "value"]))])
-    name = stage(conn, t.identities, probe)
+        if named.num_rows:
+            probe = pa.concat_arrays(
+                [probe, named.column("node").combine_chunks().cast(pa.int64())]
+            )
+    name = stage(conn, t.identities, pa.table({"node": probe}))
     try:
         identities = _typed(
             query_arrow(
@@ -348,22 +349,38 @@ def _reached(conn: sa.Connection, workspace_id: str, keys: list[str], raw: list[
 
 
 def _anchors_on(conn: sa.Connection, workspace_id: str, identities: pa.Table) -> pa.Table:
-    """The stored anchors whose node is one of ``identities``, with their sender hash."""
-    nodes = _as_strings(identities.select(["kind", "value"]))
+    """The stored anchors whose node is one of ``identities`` (joined on the node key, then
+    kept only where (kind, value) is one of them: a key collision must not add an anchor)."""
+    nodes = pa.table({"node": identities.column("node").combine_chunks()})
     name = stage(conn, t.identities, nodes)
     try:
-        return _typed(
+        found = _typed(
             query_arrow(
                 conn,
-                f"SELECT {_select(conn, 'a')}, {sender_sql(conn.dialect.name, 'a')} "
-                f"AS {SENDER} FROM identity_anchors a JOIN {name} n "
-                "ON a.kind = n.kind AND a.value = n.value WHERE a.workspace_id = :ws",
+                f"SELECT {_select(conn, 'a')} FROM identity_anchors a JOIN {name} n "
+                "ON a.node = n.node WHERE a.workspace_id = :ws",
                 {"ws": workspace_id},
             ),
             t.identity_anchors,
         )
     finally:
         unstage(conn, name)
+    return _exactly(found, _key_text(identities), "")
+
+
+def _exactly(rows: pa.Table, keys: pa.Array, *sides: str) -> pa.Table:
+    """The rows whose (``kind{side}``, ``value{side}``) is one of ``keys`` ('kind<US>value')
+    on any of ``sides``: rows found through a node key are checked against the exact node."""
+    if rows.num_rows == 0:
+        return rows
+    keep: pa.Array | None = None
+    for side in sides:
+        text = _key_text(
+            pa.table({"kind": rows.column(f"kind{side}"), "value": rows.column(f"value{side}")})
+        )
+        hit = pc.is_in(text, keys)
+        keep = hit if keep is None else pc.or_(keep, hit)
+    return rows.filter(keep)
 
 
 def _stored(
@@ -386,15 +403,14 @@ def _stored(
     ws = {"ws": workspace_id}
     anchors = reached.anchors
     # Senders of the graph with a history whose anchor was not read (not on a reached node).
-    missing = pc.filter(had_history, pc.invert(pc.is_in(had_history, anchors.column(SENDER))))
+    missing = pc.filter(had_history, pc.invert(pc.is_in(had_history, anchors.column("sender"))))
     if len(missing):
         name = stage(conn, t.identity_tuples, pa.table({"sender": missing}))
         try:
             more = query_arrow(
                 conn,
-                f"SELECT {_select(conn, 'a')}, {sender_sql(conn.dialect.name, 'a')} "
-                f"AS {SENDER} FROM identity_anchors a WHERE a.workspace_id = :ws AND "
-                f"{sender_sql(conn.dialect.name, 'a')} IN (SELECT sender FROM {name})",
+                f"SELECT {_select(conn, 'a')} FROM identity_anchors a WHERE a.workspace_id = :ws "
+                f"AND a.sender IN (SELECT sender FROM {name})",
                 ws,
             )
         finally:
@@ -403,14 +419,9 @@ def _stored(
     ids = graph.anchors.anchor_id
     anchors = anchors.filter(pc.is_in(anchors.column("anchor_id").cast(pa.string()), ids))
     identities = reached.identities
-    own = _keys_table(workspace_id, graph.keys).select(["kind", "value"])
+    own = _nodes_of(graph)
     probe = pa.concat_tables(
-        [
-            own,
-            _as_strings(
-                anchors.filter(pc.is_valid(anchors.column("kind"))).select(["kind", "value"])
-            ),
-        ]
+        [own, _node_columns(anchors.filter(pc.is_valid(anchors.column("kind"))))]
     )
     known = pa.concat_arrays(
         [
@@ -420,7 +431,7 @@ def _stored(
     )
     probe = probe.filter(pc.invert(pc.is_in(_key_text(probe), known)))
     if probe.num_rows:
-        name = stage(conn, t.identities, probe)
+        name = stage(conn, t.identities, probe.select(["node"]))
         try:
             more = query_arrow(
                 conn,
@@ -434,7 +445,7 @@ def _stored(
             seen = _key_text(identities.select(["kind", "value"]))
             more = more.filter(pc.invert(pc.is_in(_key_text(more), seen)))
             identities = pa.concat_tables([identities, _typed(more, t.identities)])
-    gone = pa.concat_tables([own, _as_strings(identities.select(["kind", "value"]))])
+    gone = pa.concat_tables([own, _node_columns(identities)])
     gname = stage(conn, t.identities, gone)
     try:
         # A stored link joins two identifiers of one component unless an operator detached
@@ -445,8 +456,7 @@ def _stored(
             conn,
             " UNION ".join(
                 f"SELECT {_select(conn, 'l')} FROM identity_links l JOIN {gname} g "
-                f"ON g.kind = l.kind_{side} AND g.value = l.value_{side} "
-                "WHERE l.workspace_id = :ws"
+                f"ON g.node = l.node_{side} WHERE l.workspace_id = :ws"
                 for side in sides
             ),
             ws,
@@ -460,12 +470,8 @@ def _stored(
         )
     finally:
         unstage(conn, gname)
-    return _Stored(
-        identities,
-        _typed(links, t.identity_links),
-        anchors,
-        _typed(conflicts, t.identity_conflicts),
-    )
+    exact = _exactly(_typed(links, t.identity_links), _key_text(gone), *(f"_{s}" for s in sides))
+    return _Stored(identities, exact, anchors, _typed(conflicts, t.identity_conflicts))
 
 
 def _has_detached(conn: sa.Connection, workspace_id: str) -> bool:
@@ -545,9 +551,14 @@ def _apply(
     """
     now = _now()
     add_operator_links(conn, workspace_id, graph)
-    res = resolve(graph, _detached(conn, workspace_id, graph), windows)
-    node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
     graph.key_array  # noqa: B018 - built once here, not by both threads
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-keys") as pool:
+        # The nodes' integer keys (an MD5 each, DuckDB's work without the GIL: 0.4 s for the
+        # 3.3M nodes at 1M customers) are computed while this thread resolves.
+        keyed = pool.submit(lambda: graph.node_keys)
+        res = resolve(graph, _detached(conn, workspace_id, graph), windows)
+        keyed.result()
+    node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-audit") as pool:
         audit = pool.submit(
             _merge_audit_rows, workspace_id, graph, res, anchor_customers, previous, now
@@ -936,9 +947,8 @@ def _component_identities_sql(conn: sa.Connection, name: str) -> str:
     by component costs a scan and a hash of it), then their identifiers.
     """
     return (
-        "WITH c AS MATERIALIZED (SELECT DISTINCT i2.component_id FROM identities i2 "
-        f"JOIN {name} k ON k.kind = i2.kind AND k.value = i2.value "
-        "WHERE i2.workspace_id = :ws) "
+        "WITH c AS MATERIALIZED (SELECT DISTINCT i2.component FROM identities i2 "
+        f"JOIN {name} k ON k.node = i2.node WHERE i2.workspace_id = :ws) "
         f"SELECT {_select(conn, 'i')} FROM identities i "
-        "JOIN c ON c.component_id = i.component_id WHERE i.workspace_id = :ws"
+        "JOIN c ON c.component = i.component WHERE i.workspace_id = :ws"
     )

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from siyu.identity import tables as t
 from siyu.identity.extract import Graph
+from siyu.identity.keys import keys_of
 from siyu.identity.resolve import Resolution
 from siyu.store import schema
 from siyu.store.bulk import append, append_new, stage, unstage, upsert
@@ -127,17 +128,22 @@ def graph_rows(
         for i in first_index.tolist()
     ]
     ws = pa.repeat(pa.scalar(workspace_id, pa.string()), n)
+    names = pa.array(comp_name, pa.string())
+    component = pa.array(res.component)
+    nodes = graph.node_keys
     identities = pa.table(
         {
             "workspace_id": ws,
             "kind": kind_col,
             "value": value_col,
             "customer_id": node_customers,
-            "component_id": pa.array(comp_name, pa.string()).take(pa.array(res.component)),
+            "component_id": names.take(component),
             "source_id": graph.source_id,
             "account_source_id": graph.account_source,
             "first_seen_at": pa.array(graph.first_seen, TS),
             "last_seen_at": pa.array(graph.last_seen, TS),
+            "node": nodes,
+            "component": keys_of(names).take(component) if n else pa.array([], pa.int64()),
         }
     )
     links = link_rows(workspace_id, graph, now)
@@ -155,6 +161,8 @@ def graph_rows(
             "provisional_id": an.provisional_id,
             "customer_id": anchor_customers,
             "first_seen_at": pa.array(an.first_seen, TS),
+            "node": nodes.take(missing) if n else pa.nulls(len(an), pa.int64()),
+            "sender": an.sender,
         }
     ).cast(_anchor_schema())
     rows: list[tuple[str, str, str | None, str | None, str | None, str, str]] = []
@@ -211,6 +219,8 @@ def link_rows(workspace_id: str, graph: Graph, now: datetime) -> pa.Table:
             "rule": graph.link_rule,
             "seen_at": pa.array(graph.link_seen, TS),
             "created_at": pa.repeat(pa.scalar(now, TS), m),
+            "node_a": graph.node_keys.take(a),
+            "node_b": graph.node_keys.take(b),
         }
     )
 
@@ -222,7 +232,7 @@ def _anchor_schema() -> pa.Schema:
             for c in ("workspace_id", "anchor_id", "source_id", "user_id", "anonymous_id")
         ]
         + [(c, pa.string()) for c in ("kind", "value", "provisional_id", "customer_id")]
-        + [("first_seen_at", TS)]
+        + [("first_seen_at", TS), ("node", pa.int64()), ("sender", pa.int64())]
     )
 
 

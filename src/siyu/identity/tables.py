@@ -28,13 +28,18 @@ identities = sa.Table(
     sa.Column("account_source_id", sa.String(40)),
     sa.Column("first_seen_at", sa.DateTime(), nullable=False),
     sa.Column("last_seen_at", sa.DateTime(), nullable=False),
+    sa.Column("node", sa.BigInteger()),
+    sa.Column("component", sa.BigInteger()),
     sa.PrimaryKeyConstraint("workspace_id", "kind", "value"),
     sa.Index(None, "workspace_id", "customer_id"),
-    sa.Index(None, "workspace_id", "component_id"),
+    sa.Index(None, "workspace_id", "node"),
+    sa.Index(None, "workspace_id", "component"),
 )
 """One node per normalised identifier. ``account_source_id`` is set when the value is a source's
 userId (one account per source and person); ``component_id`` names the raw connected component
-(ignoring rules) so an incremental run loads only what a new link can change."""
+(ignoring rules) so an incremental run loads only what a new link can change. ``node`` and
+``component`` are the integer keys (:mod:`siyu.identity.keys`) of the node's text and of
+``component_id``, which an incremental run looks up instead of the strings."""
 
 identity_links = sa.Table(
     "identity_links",
@@ -48,9 +53,14 @@ identity_links = sa.Table(
     sa.Column("rule", sa.String(40), nullable=False),
     sa.Column("seen_at", sa.DateTime(), nullable=False),
     sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("node_a", sa.BigInteger()),
+    sa.Column("node_b", sa.BigInteger()),
     sa.PrimaryKeyConstraint("workspace_id", "kind_a", "value_a", "kind_b", "value_b"),
+    sa.Index(None, "workspace_id", "node_a"),
+    sa.Index(None, "workspace_id", "node_b"),
 )
-"""The evidence: two identifiers seen together, first in ``message_id`` (a <= b)."""
+"""The evidence: two identifiers seen together, first in ``message_id`` (a <= b); ``node_a``
+and ``node_b`` are their integer keys."""
 
 identity_anchors = sa.Table(
     "identity_anchors",
@@ -65,12 +75,18 @@ identity_anchors = sa.Table(
     sa.Column("provisional_id", sa.String(40), nullable=False),
     sa.Column("customer_id", sa.String(40), nullable=False),
     sa.Column("first_seen_at", sa.DateTime(), nullable=False),
+    sa.Column("node", sa.BigInteger()),
+    sa.Column("sender", sa.BigInteger()),
     sa.PrimaryKeyConstraint("workspace_id", "anchor_id"),
     sa.Index(None, "workspace_id", "customer_id"),
+    sa.Index(None, "workspace_id", "node"),
+    sa.Index(None, "workspace_id", "sender"),
 )
 """How raw event senders map to customers: (source, userId) or anonymousId -> its identity node,
 its provisional customer id (what the pipeline assigned) and the resolved customer id. Events,
-orders and consents are re-pointed by joining on these raw columns."""
+orders and consents are re-pointed by joining on these raw columns. ``node`` is the integer key
+of the identity node (null without one) and ``sender`` the sender's hash as ``identity_tuples``
+keys it (:func:`siyu.identity.extract.sender_sql`)."""
 
 identity_conflicts = sa.Table(
     "identity_conflicts",
