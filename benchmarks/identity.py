@@ -19,9 +19,12 @@ The load is not part of the measured resolution. ``--evidence FILE`` keeps the l
 (built once, then copied for each run: the 1M build takes ~20 minutes). ``--evaluate`` also
 stores the truth and prints precision and recall.
 
-The batch (``--batch-kind new``, the default) is the real path: the most recent events are held
-out of the full run, then stored again as new events (received after everything else, as ingest
-stores them) and resolved incrementally in their own transaction. ``--batch-kind stored``
+The batch (``--batch-kind new``, the default) is the real path: the 2 x ``--batch`` most
+recent events are held out of the full run, then stored again as new events (received after
+everything else, as ingest stores them) and resolved incrementally, each batch in its own
+transaction: the older half first (the first batch after the full run, which reads the tables
+back into DuckDB's buffers: the figure held against the target), then the newest half (the
+next batch, as a running server resolves one after another). ``--batch-kind stored``
 re-resolves stored events (what earlier versions of this benchmark timed: nothing changes).
 """
 
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from siyu.config import load_settings
@@ -132,6 +136,17 @@ def _hold_out(conn: sa.Connection, wid: str, n: int) -> pa.Table:
     return held.set_column(held.schema.get_field_index("received_at"), "received_at", later)
 
 
+def _two_batches(held: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """The held-out events as two batches: the older half first, then the newest half,
+    received a minute after the first (each batch is read by its receipt time)."""
+    half = held.num_rows // 2
+    first, newest = held.slice(half), held.slice(0, half)
+    received = newest.column("received_at")
+    later = pc.add(received, pa.scalar(timedelta(minutes=1), pa.duration("us")))
+    index = newest.schema.get_field_index("received_at")
+    return first, newest.set_column(index, "received_at", later.cast(received.type))
+
+
 def _takes_received_from() -> bool:
     """Whether this siyu's incremental path takes the batch's receipt time (older ones do not:
     the benchmark also runs against earlier commits for before/after figures)."""
@@ -204,10 +219,10 @@ def main() -> None:
                 conn.exec_driver_sql("CHECKPOINT")
             shutil.copyfile(url.removeprefix("duckdb:///"), args.evidence)
         wid = ws.workspace_id
-        held = None
+        held = following = None
         if args.batch_kind == "new":
             with rt.db.engine.begin() as conn:
-                held = _hold_out(conn, wid, args.batch)
+                held, following = _two_batches(_hold_out(conn, wid, 2 * args.batch))
         with rt.db.engine.begin() as conn:
             events = conn.execute(sa.text("SELECT count(*) FROM events")).scalar()
             print(f"  {events:,} events")
@@ -242,9 +257,23 @@ def main() -> None:
                 extra = {}
                 label = f"incremental batch of {len(recent):,} stored events"
             _, t_batch = timed(label, lambda: resolve_new_events(conn, wid, recent, **extra))
+            cpu_batch = LAST_CPU[0]
+        if following is not None:
+            # The next batch, as a server resolves it after the one before (the tables the
+            # first batch read are in DuckDB's buffers now; the first followed the full run).
+            with rt.db.engine.begin() as conn:
+                append(conn, schema.events, following)
+                later = [str(m) for m in following.column("message_id").to_pylist()]
+                since = following.column("received_at")[0].as_py()
+                extra = {"received_from": since} if _takes_received_from() else {}
+                timed(
+                    f"next incremental batch of {len(later):,} new events",
+                    lambda: resolve_new_events(conn, wid, later, **extra),
+                )
+        with rt.db.engine.begin() as conn:
             print(
                 f"  full resolution {t_full:.2f} s wall, {cpu_full:.2f} s cpu (target <= 60 s at"
-                f" 1M customers); incremental batch {t_batch:.2f} s wall, {LAST_CPU[0]:.2f} s cpu"
+                f" 1M customers); incremental batch {t_batch:.2f} s wall, {cpu_batch:.2f} s cpu"
                 " (target <= 1 s)"
             )
             print(

@@ -3,8 +3,8 @@
 An incremental run used to delete every stored row of the components it touched and append
 them again, through every primary-key index, although a batch of new events changes few of
 them (a new link, a later last-seen time, a merged customer). Here the stored rows are read
-once (with DuckDB's ``rowid``), both sides are compared row by row on one text fingerprint of
-the compared columns (nulls and times included), and only rows that differ are deleted (by
+once (with DuckDB's ``rowid``), both sides are compared row by row on every compared column
+(a null equals a null, times as integers), and only rows that differ are deleted (by
 ``rowid`` on DuckDB, where deleting by key is a scan of the table; by primary key on PostgreSQL,
 which uses its index) and appended. The stored result is the same set of rows as deleting and
 re-appending everything; rows that did not change keep their ``created_at`` (and a conflict its
@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from siyu.compute.arrow_sql import arrow_query
 from siyu.store.bulk import append, append_new, stage, unstage
 
 ROWID = "__rid"
@@ -29,23 +30,37 @@ NOT_COMPARED = frozenset({"created_at", "status", ROWID})
 """Columns a run stamps (``created_at``) or an operator sets (a conflict's ``status``)."""
 
 
-def _text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """A column as text for the fingerprint: times as integers, nulls as a NUL byte."""
+def _comparable(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A column as compared: times as integers (microseconds), whatever their zone or unit."""
     if pa.types.is_timestamp(column.type):
-        column = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
-    if not pa.types.is_string(column.type):
-        column = pc.cast(column, pa.string())
-    out: pa.Array = pc.fill_null(column, "\x00")
-    return out
+        return pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
+    return column
 
 
-def fingerprint(table: pa.Table, columns: list[str]) -> pa.Array:
-    """One text per row joining the compared columns (``\\x1e`` between them)."""
-    if table.num_rows == 0:
-        return pa.array([], pa.string())
-    parts = [_text(table.column(c)) for c in columns]
-    joined = pc.binary_join_element_wise(*parts, "\x1e")
-    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+def unmatched(rows: pa.Table, others: pa.Table, columns: list[str]) -> pa.Table:
+    """The rows of ``rows`` that no row of ``others`` equals on ``columns`` (a null equals a
+    null), in their order.
+
+    One anti-join in the in-memory DuckDB over both sides' Arrow buffers: exact, and on both
+    cores (a text fingerprint per row, built and hashed by Arrow on one core, cost 0.14 s of a
+    1M batch).
+    """
+    if rows.num_rows == 0 or others.num_rows == 0:
+        return rows
+    names = [f"c{i}" for i in range(len(columns))]
+
+    def side(table: pa.Table) -> pa.Table:
+        pairs = zip(names, columns, strict=True)
+        return pa.table({name: _comparable(table.column(column)) for name, column in pairs})
+
+    mine = side(rows).append_column("__row", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+    same = " AND ".join(f"r.{n} IS NOT DISTINCT FROM o.{n}" for n in names)
+    found = arrow_query(
+        f"SELECT r.__row FROM r WHERE NOT EXISTS (SELECT 1 FROM o WHERE {same}) ORDER BY 1",
+        r=mine,
+        o=side(others),
+    )
+    return rows.take(found.column("__row"))
 
 
 @dataclass
@@ -69,9 +84,7 @@ def write_changes(
     equals, append the new rows no old row equals (``only_new_keys``: skipping keys stored
     elsewhere, as :func:`append_new` does)."""
     columns = [c.name for c in table.columns if c.name not in NOT_COMPARED]
-    fo, fn = fingerprint(old, columns), fingerprint(new, columns)
-    gone = old.filter(pc.invert(pc.is_in(fo, value_set=fn))) if old.num_rows else old
-    added = new.filter(pc.invert(pc.is_in(fn, value_set=fo))) if new.num_rows else new
+    gone, added = unmatched(old, new, columns), unmatched(new, old, columns)
     if gone.num_rows:
         _delete(conn, table, workspace_id, gone)
     if added.num_rows:

@@ -479,6 +479,24 @@ def build_graph(
     nodes, links and anchors are NumPy and pandas group-bys over the tuples. ``memo`` keeps
     normalisations across the builds of one run.
     """
+    t, occ, generic, messages = _occurrences(tuples, default_region, memo)
+    return _assemble(workspace_id, t, occ, generic, messages)
+
+
+def graph_keys(tuples: pa.Table, default_region: str | None, memo: Memo | None = None) -> list[str]:
+    """The keys ('kind<US>value') of the nodes :func:`build_graph` would build from the tuples,
+    sorted, without building the rest (an incremental run only probes the stored graph with
+    its batch's keys; its graph is built once the history is read)."""
+    _, occ, _, _ = _occurrences(tuples, default_region, memo)
+    keys: list[str] = pc.unique(occ.keys()).to_pylist()
+    return sorted(keys)
+
+
+def _occurrences(
+    tuples: pa.Table, default_region: str | None, memo: Memo | None
+) -> tuple[pa.Table, _Occurrences, npt.NDArray[np.bool_], pa.Array]:
+    """Every identifier occurrence of the tuples, normalised: (tuples, occurrences, whether
+    each row's source is generic, message ids)."""
     t = _tuples(tuples)
     source_kind = _strings(t, "source_kind")
     source_kind = np.where(pd.isna(source_kind), "other", source_kind).astype(object)
@@ -510,7 +528,7 @@ def build_graph(
     anon_values = _taken(t, "anonymous_id", rows)
     _slot(occ, "anonymous_id", rows, 1, anon_values, _constant(None, len(rows)), messages)
     _late(occ, user, prev, generic, has_user, source_kind, messages)
-    return _assemble(workspace_id, t, occ, generic, messages)
+    return t, occ, generic, messages
 
 
 def _taken(table: pa.Table, column: str, rows: Ints) -> pa.Array:

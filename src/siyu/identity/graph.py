@@ -32,6 +32,7 @@ from siyu.identity.extract import (
     build_graph,
     fetch_sender_tuples,
     fetch_tuples,
+    graph_keys,
     query_arrow,
     refresh_tuples,
     store_tuples,
@@ -153,7 +154,7 @@ def resolve_new_events(
     region = _region(conn, workspace_id)
     batch = fetch_tuples(conn, workspace_id, message_ids, since=received_from)
     memo: Memo = {}
-    first = build_graph(workspace_id, batch, region, memo)
+    first = graph_keys(batch, region, memo)
     # Generic userIds and alias previousIds are read against other senders' raw ids, so senders
     # with the same raw id are affected too, even when no identity node is shared yet.
     raw = sorted(_raw_ids(batch))
@@ -167,7 +168,7 @@ def resolve_new_events(
     named = _aliases(
         conn, workspace_id, _new_sender_ids(batch, _with_history(conn, workspace_id, senders))
     )
-    probed = sorted({*first.keys, *named})
+    probed = sorted({*first, *named})
     reached = _reached(conn, workspace_id, probed, raw)
     tuples, had_history = fetch_sender_tuples(
         conn,

@@ -1,0 +1,41 @@
+"""The incremental run's row diff: which stored rows a run replaces and which rows it adds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from siyu.identity.diff import unmatched
+
+T0 = datetime(2025, 1, 1, 10, 0)
+
+
+def test_rows_differ_on_any_column_and_nulls_equal_nulls() -> None:
+    stored = pa.table(
+        {
+            "kind": ["email", "email", "phone", "email"],
+            "value": ["a@x.co", "b@x.co", "+6281311110001", "c@x.co"],
+            "customer_id": ["cus_1", None, "cus_2", "cus_3"],
+            "seen": pa.array([T0, T0, T0, T0], pa.timestamp("us")),
+        }
+    )
+    new = pa.table(
+        {
+            "kind": ["email", "email", "phone", "email"],
+            "value": ["c@x.co", "b@x.co", "+6281311110001", "a@x.co"],
+            "customer_id": ["cus_3", None, "cus_9", "cus_1"],
+            # The same instants in another unit and zone: equal.
+            "seen": pa.array(
+                [T0.replace(tzinfo=UTC)] * 3 + [datetime(2025, 1, 2)], pa.timestamp("ms", "UTC")
+            ),
+        }
+    )
+    columns = ["kind", "value", "customer_id", "seen"]
+    gone = unmatched(stored, new, columns)
+    added = unmatched(new, stored, columns)
+    assert gone.column("value").to_pylist() == ["a@x.co", "+6281311110001"]  # in their order
+    assert added.column("value").to_pylist() == ["+6281311110001", "a@x.co"]
+    assert added.schema == new.schema  # the rows as given (times as given), not as compared
+    assert unmatched(stored, new.slice(0, 0), columns) == stored
+    assert unmatched(stored.slice(0, 0), new, columns).num_rows == 0
