@@ -41,9 +41,10 @@ def unmatched(rows: pa.Table, others: pa.Table, columns: list[str]) -> pa.Table:
     """The rows of ``rows`` that no row of ``others`` equals on ``columns`` (a null equals a
     null), in their order.
 
-    One anti-join in the in-memory DuckDB over both sides' Arrow buffers: exact, and on both
-    cores (a text fingerprint per row, built and hashed by Arrow on one core, cost 0.14 s of a
-    1M batch).
+    One anti-join in the in-memory DuckDB over both sides' Arrow buffers. It replaced a text
+    fingerprint per row (the columns joined by a separator, nulls as a NUL byte), which was
+    about as fast (0.17 against 0.14 s for 160,000 rows a side) but not exact: a value holding
+    the separator could shift a column boundary, and a NUL-byte value equalled a null.
     """
     if rows.num_rows == 0 or others.num_rows == 0:
         return rows
