@@ -42,6 +42,7 @@ from siyu.identity.keys import keys_of
 from siyu.identity.kind import get_kind
 from siyu.identity.resolve import Resolution, resolve
 from siyu.identity.store import (
+    REPOINTED,
     CustomerMoves,
     customer_ids,
     graph_rows,
@@ -52,7 +53,7 @@ from siyu.identity.store import (
 )
 from siyu.identity.suggest import add_operator_links
 from siyu.store import schema
-from siyu.store.bulk import append, stage, unstage
+from siyu.store.bulk import analyze, append, stage, unstage
 
 
 @dataclass
@@ -604,6 +605,7 @@ def _store(
     fold customers and make every slice follow: (re-pointed, moves, followed) counts."""
     if old is None:
         write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
+        analyze(conn, (t.identities, t.identity_links, t.identity_anchors), REPOINTED)
         repointed = repoint(conn, workspace_id)
         moves = merge_customers(conn, workspace_id, now)
     else:
