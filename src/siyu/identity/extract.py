@@ -10,15 +10,15 @@ which is the node its provisional customer id was derived from.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import cached_property
-from typing import Any
+from functools import cached_property, partial
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -241,11 +241,39 @@ class Anchors:
                    np.zeros(0, dtype="datetime64[us]"), pa.array([], pa.int64()))  # fmt: skip
 
 
+class KeyList(Sequence[str]):
+    """The graph's keys by index, each read from the Arrow array when asked for.
+
+    A full run reads few keys by index (the contested components' links, groups without a
+    sender); a Python string per node (3.3M at 1M customers) cost 2.8 s to make.
+    """
+
+    def __init__(self, array: pa.Array) -> None:
+        self._array = array
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [str(k) for k in self._array[i].to_pylist()]
+        return str(self._array[i].as_py())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._array.to_pylist())
+
+
 @dataclass
 class Graph:
     """Identity nodes, links between them and event anchors, as parallel columns."""
 
-    keys: list[str]
+    key_array: pa.Array
     """'kind<US>value' per node, sorted: index order is key order on every subset."""
     first_seen: npt.NDArray[np.datetime64]
     """Per node, microseconds (NumPy, not a Python datetime per node)."""
@@ -281,9 +309,9 @@ class Graph:
         return out
 
     @cached_property
-    def key_array(self) -> pa.Array:
-        """The keys as one Arrow array, built once per graph (several steps read them)."""
-        return pa.array(self.keys, pa.string())
+    def keys(self) -> KeyList:
+        """The keys by index (Python strings, made only for the keys read)."""
+        return KeyList(self.key_array)
 
     @cached_property
     def node_keys(self) -> pa.Array:
@@ -417,10 +445,6 @@ def _tuples(table: pa.Table) -> pa.Table:
     return pa.table(out)
 
 
-def _strings(table: pa.Table, name: str) -> npt.NDArray[np.object_]:
-    return _objects(table.column(name))
-
-
 def _objects(column: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.object_]:
     """A string column as an object array whose repeated values share one Python string.
 
@@ -463,6 +487,21 @@ class _Occurrences:
         self.key.append(keys)
         self.raw.append(raws)
 
+    @classmethod
+    def of(cls, job: Callable[[_Occurrences], None], memo: Memo | None) -> _Occurrences:
+        """The occurrences a job adds to an empty collection."""
+        part = cls(memo=memo)
+        job(part)
+        return part
+
+    def absorb(self, other: _Occurrences) -> None:
+        """Add ``other``'s occurrences and refusals after these."""
+        self.row.extend(other.row)
+        self.slot.extend(other.slot)
+        self.key.extend(other.key)
+        self.raw.extend(other.raw)
+        self.refused.extend(other.refused)
+
     def keys(self) -> pa.Array:
         return pa.concat_arrays(self.key) if self.key else pa.array([], pa.string())
 
@@ -479,56 +518,79 @@ def build_graph(
     nodes, links and anchors are NumPy and pandas group-bys over the tuples. ``memo`` keeps
     normalisations across the builds of one run.
     """
-    t, occ, generic, messages = _occurrences(tuples, default_region, memo)
-    return _assemble(workspace_id, t, occ, generic, messages)
+    t = _tuples(tuples)
+    # The senders (a DuckDB group-by, then a digest per sender) need only the tuples: found
+    # on another thread while this one normalises (at 1M customers: 3.4 s, mostly overlapped).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-senders") as pool:
+        senders = pool.submit(_senders, workspace_id, t)
+        occ, generic, messages = _occurrences(t, default_region, memo)
+        return _assemble(t, occ, generic, messages, senders.result())
 
 
 def graph_keys(tuples: pa.Table, default_region: str | None, memo: Memo | None = None) -> list[str]:
     """The keys ('kind<US>value') of the nodes :func:`build_graph` would build from the tuples,
     sorted, without building the rest (an incremental run only probes the stored graph with
     its batch's keys; its graph is built once the history is read)."""
-    _, occ, _, _ = _occurrences(tuples, default_region, memo)
+    occ, _, _ = _occurrences(_tuples(tuples), default_region, memo)
     keys: list[str] = pc.unique(occ.keys()).to_pylist()
     return sorted(keys)
 
 
 def _occurrences(
-    tuples: pa.Table, default_region: str | None, memo: Memo | None
-) -> tuple[pa.Table, _Occurrences, npt.NDArray[np.bool_], pa.Array]:
-    """Every identifier occurrence of the tuples, normalised: (tuples, occurrences, whether
-    each row's source is generic, message ids)."""
-    t = _tuples(tuples)
-    source_kind = _strings(t, "source_kind")
-    source_kind = np.where(pd.isna(source_kind), "other", source_kind).astype(object)
+    t: pa.Table, default_region: str | None, memo: Memo | None
+) -> tuple[_Occurrences, npt.NDArray[np.bool_], pa.Array]:
+    """Every identifier occurrence of the tuples (typed by :func:`_tuples`), normalised:
+    (occurrences, whether each row's source is generic, message ids)."""
+    source_kind = _objects(pc.fill_null(t.column("source_kind"), "other"))
     country = pc.utf8_upper(t.column("country"))
     two = pc.fill_null(pc.equal(pc.utf8_length(country), 2), False)
     region_arr = pc.if_else(two, country, pa.scalar(default_region, pa.string())).combine_chunks()
-    user = _strings(t, "user_id")
-    prev = _strings(t, "previous_id")
     # Unique per row: kept in Arrow and taken for the links and refusals that cite one (a
-    # dictionary of 4.7M distinct ids at 1M customers cost seconds and bought nothing).
+    # dictionary of 4.7M distinct ids at 1M customers cost seconds and bought nothing). The
+    # userIds too: mostly distinct, a Python string each cost 2.2 s at 1M customers.
     messages = t.column("message_id").combine_chunks()
     generic = np.isin(source_kind, list(GENERIC_SOURCES))
-    occ = _Occurrences(memo=memo)
     # Specific userIds: the source's own kind (or user_id namespaced by source).
-    has_user = ~pd.isna(user) & (user != "")
+    has_user = np.zeros(t.num_rows, dtype=bool)
+    has_user[_present(t.column("user_id"))] = True
     kinds_of = {
         sk: USER_ID_KIND_BY_SOURCE.get(sk) or (None if sk in GENERIC_SOURCES else "user_id")
         for sk in set(source_kind[has_user].tolist())
     }
+    jobs: list[Callable[[_Occurrences], None]] = []
     for sk, kind in sorted(kinds_of.items()):
-        if kind is None:
-            continue
-        rows = np.flatnonzero(has_user & (source_kind == sk))
-        _slot(occ, kind, rows, 0, _taken(t, "user_id", rows), _constant(sk, len(rows)), messages)
+        if kind is not None:
+            rows = np.flatnonzero(has_user & (source_kind == sk))
+            jobs.append(partial(_slot_of, t, "user_id", kind, rows, 0, sk, messages))
     for slot, column in ((2, "email"), (3, "phone")):
         rows = _present(t.column(column))
-        _slot(occ, column, rows, slot, _taken(t, column, rows), region_arr.take(rows), messages)
+        jobs.append(partial(_slot_of, t, column, column, rows, slot, region_arr, messages))
     rows = _present(t.column("anonymous_id"))
-    anon_values = _taken(t, "anonymous_id", rows)
-    _slot(occ, "anonymous_id", rows, 1, anon_values, _constant(None, len(rows)), messages)
-    _late(occ, user, prev, generic, has_user, source_kind, messages)
-    return t, occ, generic, messages
+    jobs.append(partial(_slot_of, t, "anonymous_id", "anonymous_id", rows, 1, None, messages))
+    occ = _Occurrences(memo=memo)
+    # Two at a time: a slot's Arrow and NumPy work (without the GIL) overlaps the other's
+    # Python normalisation. The parts are kept in job order, so the result does not change.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="siyu-slots") as pool:
+        for part in pool.map(lambda job: _Occurrences.of(job, memo), jobs):
+            occ.absorb(part)
+    _late(occ, t, generic, has_user, source_kind, messages)
+    return occ, generic, messages
+
+
+def _slot_of(
+    t: pa.Table,
+    column: str,
+    kind: str,
+    rows: Ints,
+    slot: int,
+    extra: pa.Array | str | None,
+    messages: pa.Array,
+    occ: _Occurrences,
+) -> None:
+    """:func:`_slot` of ``column``'s values at ``rows``; ``extra`` (each value's region or
+    source) is a column of the tuples or one value for all."""
+    ea = extra.take(pa.array(rows)) if isinstance(extra, pa.Array) else _constant(extra, len(rows))
+    _slot(occ, kind, rows, slot, _taken(t, column, rows), ea, messages)
 
 
 def _taken(table: pa.Table, column: str, rows: Ints) -> pa.Array:
@@ -566,7 +628,7 @@ def _slot(
     combined = pc.binary_join_element_wise(va, pc.fill_null(ea, "\x00"), "\x1e")
     encoded = pc.dictionary_encode(combined)
     codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    _, first_of = np.unique(codes, return_index=True)
+    first_of = _first_occurrences(codes)
     distinct_v = va.take(pa.array(first_of))
     distinct_e = ea.take(pa.array(first_of))
     distinct: list[tuple[str, str | None]] = list(
@@ -590,6 +652,18 @@ def _slot(
             first[k] = min(m, first.get(k, m))
             refusals.add((*k, why[d] or "refused"))
         occ.refused.extend((k, v, r, first[(k, v)]) for k, v, r in sorted(refusals))
+
+
+def _first_occurrences(codes: Ints) -> Ints:
+    """The row of each code's first occurrence, in code order, for the codes of an Arrow
+    dictionary encoding (its dictionary is in order of first occurrence): one pass, not the
+    sort of ``np.unique(..., return_index=True)``."""
+    if not len(codes):
+        return codes
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    new[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
+    return np.flatnonzero(new)
 
 
 def _node_keys(node_kind: str, values: pa.Array) -> pa.Array:
@@ -638,8 +712,7 @@ def _normalise_cached(
 
 def _late(
     occ: _Occurrences,
-    user: npt.NDArray[np.object_],
-    prev: npt.NDArray[np.object_],
+    t: pa.Table,
     generic: npt.NDArray[np.bool_],
     has_user: npt.NDArray[np.bool_],
     source_kind: npt.NDArray[np.object_],
@@ -651,9 +724,13 @@ def _late(
     one), then (previousIds only) among anonymous ids; otherwise it is a ``user_id`` of the
     event's source.
     """
-    wanted = [(0, np.flatnonzero(has_user & generic), user)]
-    wanted.append((4, np.flatnonzero(~pd.isna(prev) & (prev != "")), prev))
-    asked = pc.unique(pa.array(np.concatenate([c[r] for _, r, c in wanted]), pa.string()))
+    user_rows = np.flatnonzero(has_user & generic)
+    prev_rows = _present(t.column("previous_id"))
+    wanted = [
+        (0, user_rows, _taken(t, "user_id", user_rows)),
+        (4, prev_rows, _taken(t, "previous_id", prev_rows)),
+    ]
+    asked = pc.unique(pa.concat_arrays([raw for _, _, raw in wanted]))
     slots_all = np.concatenate(occ.slot) if occ.slot else np.zeros(0, dtype=np.int64)
     keys_all, raws_all = occ.keys(), occ.raws()
     # Hash look-ups in Arrow (C++), not pandas indexes of Python strings; only occurrences of
@@ -674,11 +751,9 @@ def _late(
         .group_by("raw", use_threads=False)
         .aggregate([("key", "first")])
     )
-    for slot, rows, column in wanted:
+    for slot, rows, query in wanted:
         if not len(rows):
             continue
-        raw = column[rows]
-        query = pa.array(raw, pa.string())
         found = _look_up(unique_user, "key", query)
         if slot == 4:
             found = pc.coalesce(found, _look_up(anon_key, "key_first", query))
@@ -758,19 +833,18 @@ def _merge(
 
 
 def _assemble(
-    workspace_id: str,
     t: pa.Table,
     occ: _Occurrences,
     generic: npt.NDArray[np.bool_],
     messages: pa.Array,
+    senders: _Senders,
 ) -> Graph:
     """Nodes, their first/last seen, source and account, links with evidence, and anchors."""
     n_rows = t.num_rows
     row = np.concatenate(occ.row) if occ.row else np.zeros(0, dtype=np.int64)
     slot = np.concatenate(occ.slot) if occ.slot else np.zeros(0, dtype=np.int64)
     node, sorted_keys = _sorted_codes(occ.keys())
-    keys: list[str] = sorted_keys.to_pylist()
-    n = len(keys)
+    n = len(sorted_keys)
     t0 = np.asarray(t.column("first_seen").to_numpy(), dtype="datetime64[us]")
     t1 = np.asarray(t.column("last_seen").to_numpy(), dtype="datetime64[us]")
     first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
@@ -798,7 +872,7 @@ def _assemble(
     c_b = np.maximum(hub[c_row], other)
     c_t0 = t0[c_row].astype(np.int64)
     rank = _message_rank(t.column("message_id").combine_chunks())
-    order = np.lexsort((c_slot, c_row, rank[c_row], c_t0, c_b, c_a))
+    order = _link_order(c_a, c_b, c_t0, rank[c_row], c_row, c_slot, n)
     c_a, c_b, c_row, c_slot, c_t0 = c_a[order], c_b[order], c_row[order], c_slot[order], c_t0[order]
     first_of_pair = np.ones(len(order), dtype=bool)
     first_of_pair[1:] = (c_a[1:] != c_a[:-1]) | (c_b[1:] != c_b[:-1])
@@ -808,8 +882,8 @@ def _assemble(
     link_slot = c_slot[first_of_pair]
     link_t0 = c_t0[first_of_pair]
     del c_a, c_b, c_row, c_slot, c_t0, order, other
-    graph = Graph(
-        keys=keys,
+    return Graph(
+        key_array=sorted_keys,
         first_seen=first.astype("datetime64[us]"),
         last_seen=last.astype("datetime64[us]"),
         source_id=src,
@@ -819,12 +893,26 @@ def _assemble(
         link_message=messages.take(pa.array(link_row)),
         link_rule=pc.if_else(pa.array(link_slot == 4), "alias", "same_event"),
         link_seen=link_t0.astype("datetime64[us]"),
-        anchors=_anchors(workspace_id, t, per_slot),
+        anchors=senders.placed(per_slot),
         refused=sorted(occ.refused),
         raw_pairs=(occ.raws(), node),
     )
-    graph.__dict__["key_array"] = sorted_keys  # the cached Arrow keys, already built
-    return graph
+
+
+def _link_order(
+    a: Ints, b: Ints, seen: Ints, rank: Ints, row: Ints, slot: Ints, n_nodes: int
+) -> Ints:
+    """The order of candidate links by (a, b, seen, message rank, row, slot).
+
+    Sorted on three keys where the pairs and the (rank, row, slot) triples fit one int64 each
+    (a sort pass per key: the six keys of 4.7M candidates at 1M customers took 1.6 s).
+    """
+    rows = int(row.max()) + 1 if len(row) else 0
+    ranks = int(rank.max()) + 1 if len(rank) else 0
+    if n_nodes < 2**31 and rows < 2**29 and ranks < 2**29:
+        tail = (rank * rows + row) * len(SLOTS) + slot
+        return np.lexsort((tail, seen, a * n_nodes + b))
+    return np.lexsort((slot, row, rank, seen, b, a))
 
 
 def _message_rank(messages: pa.Array) -> Ints:
@@ -902,8 +990,27 @@ row of the sender), in id order (DuckDB compares strings byte-wise: UTF-8 byte o
 code-point order, as Python sorts)."""
 
 
-def _anchors(workspace_id: str, t: pa.Table, per_slot: Ints) -> Anchors:
-    """One anchor per sender ((source, userId) or anonymousId): its node and provisional id.
+@dataclass
+class _Senders:
+    """The tuples' senders with their provisional ids, before their nodes are known."""
+
+    anchors: Anchors
+    """Every field but ``node`` (-1 until :meth:`placed`)."""
+    first_row: Ints
+    """Per sender, its first tuple row."""
+    own: npt.NDArray[np.bool_]
+    """Per sender, whether it is a userId (else an anonymousId)."""
+
+    def placed(self, per_slot: Ints) -> Anchors:
+        """The anchors with their nodes: a sender's node is the one of its first row, its
+        user_id slot, else its anonymousId's (``per_slot``: the node per slot and row)."""
+        r = self.first_row
+        node = np.where(self.own, per_slot[0, r], per_slot[1, r])
+        return replace(self.anchors, node=node.astype(np.int64))
+
+
+def _senders(workspace_id: str, t: pa.Table) -> _Senders:
+    """One anchor per sender ((source, userId) or anonymousId) with its provisional id.
 
     The senders are grouped and sorted in SQL over the tuple columns (``arrow_query``): at 1M
     customers (4.7M tuples, 2.8M senders) building each row's sender id, hashing and sorting
@@ -920,15 +1027,14 @@ def _anchors(workspace_id: str, t: pa.Table, per_slot: Ints) -> Anchors:
     )
     grouped = arrow_query(SENDERS_SQL, tuples=tuples)
     if grouped.num_rows == 0:
-        return Anchors.empty()
+        none = np.zeros(0, dtype=np.int64)
+        return _Senders(Anchors.empty(), none, none.astype(bool))
     r = np.asarray(grouped.column("first_row").to_numpy(), dtype=np.int64)
     taken = pa.array(r)
     user = t.column("user_id").take(taken).combine_chunks()
     has = np.asarray(
         pc.fill_null(pc.not_equal(user, ""), False).to_numpy(zero_copy_only=False), dtype=bool
     )
-    # A sender's node is the one of its first row: its user_id slot, else its anonymousId's.
-    node = np.where(has, per_slot[0, r], per_slot[1, r])
     own = pa.array(has)
     none = pa.scalar(None, pa.string())
     uid = pc.if_else(own, user, none)
@@ -942,18 +1048,19 @@ def _anchors(workspace_id: str, t: pa.Table, per_slot: Ints) -> Anchors:
         ),
         pa.string(),
     )
-    return Anchors(
+    anchors = Anchors(
         anchor_id=grouped.column("id").combine_chunks().cast(pa.string()),
         source_id=sid,
         user_id=uid,
         anonymous_id=aid,
-        node=node.astype(np.int64),
+        node=np.full(len(r), -1, dtype=np.int64),
         provisional_id=provisional,
         first_seen=np.asarray(
             grouped.column("first_seen").cast(pa.timestamp("us")).to_numpy(), dtype=np.int64
         ).astype("datetime64[us]"),
         sender=grouped.column("sender").combine_chunks().cast(pa.int64()),
     )
+    return _Senders(anchors, r, has)
 
 
 def _customer_keys(

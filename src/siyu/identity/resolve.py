@@ -22,7 +22,7 @@ rebuild and incremental runs agree.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -350,7 +350,7 @@ class _UnionFind:
         )
         return merged, times, broken
 
-    def union(self, x: int, y: int, keys: list[str]) -> str | None:
+    def union(self, x: int, y: int, keys: Sequence[str]) -> str | None:
         """Join the groups of x and y; return the broken limit class instead when one would be."""
         rx, ry = self.find(x), self.find(y)
         if rx == ry:

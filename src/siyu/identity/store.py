@@ -66,10 +66,10 @@ def customer_ids(workspace_id: str, graph: Graph, res: Resolution) -> tuple[pa.A
     nodes = best.take(pa.array(per_node, mask=per_node < 0))
     missing = np.flatnonzero(per_node < 0)
     if missing.size:
-        keys = graph.keys
         filled = np.asarray(nodes.to_numpy(zero_copy_only=False), dtype=object)
         filled[missing] = [
-            short_hash(workspace_id, keys[i], prefix="cus_") for i in missing.tolist()
+            short_hash(workspace_id, key, prefix="cus_")
+            for key in graph.key_array.take(pa.array(missing)).to_pylist()
         ]
         nodes = pa.array(filled, pa.string())
     if len(node):
@@ -100,12 +100,19 @@ def write_graph(
     anchor_customers: pa.Array,
     now: datetime,
 ) -> None:
-    """Store nodes, links, anchors and conflicts (the caller deleted the rows they replace)."""
-    rows = graph_rows(workspace_id, graph, res, node_customers, anchor_customers, now)
-    append(conn, t.identities, rows.identities)
-    append(conn, t.identity_links, rows.links)
-    append(conn, t.identity_anchors, rows.anchors)
-    append_new(conn, t.identity_conflicts, rows.conflicts)
+    """Store nodes, anchors and conflicts (the caller deleted the rows they replace; the
+    links, which do not depend on the resolution, are written by :func:`write_links`)."""
+    identities, anchors, conflicts = _resolved_rows(
+        workspace_id, graph, res, node_customers, anchor_customers, now
+    )
+    append(conn, t.identities, identities)
+    append(conn, t.identity_anchors, anchors)
+    append_new(conn, t.identity_conflicts, conflicts)
+
+
+def write_links(conn: sa.Connection, workspace_id: str, graph: Graph, now: datetime) -> None:
+    """Store the graph's links (the caller deleted the rows they replace)."""
+    append(conn, t.identity_links, link_rows(workspace_id, graph, now))
 
 
 def graph_rows(
@@ -117,15 +124,29 @@ def graph_rows(
     now: datetime,
 ) -> GraphRows:
     """The graph tables' rows of a resolution, as Arrow."""
+    identities, anchors, conflicts = _resolved_rows(
+        workspace_id, graph, res, node_customers, anchor_customers, now
+    )
+    return GraphRows(identities, link_rows(workspace_id, graph, now), anchors, conflicts)
+
+
+def _resolved_rows(
+    workspace_id: str,
+    graph: Graph,
+    res: Resolution,
+    node_customers: pa.Array,
+    anchor_customers: pa.Array,
+    now: datetime,
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """The identities, anchors and conflicts of a resolution, as Arrow."""
     n = len(graph.keys)
     kind_col, value_col = graph.key_parts
     comps, first_index = np.unique(res.component, return_index=True)
     comp_name = np.empty(int(res.component.max()) + 1 if n else 0, dtype=object)
-    keys = graph.keys
     blake2b, head = hashlib.blake2b, f"{workspace_id}|"
     comp_name[comps] = [  # short_hash(workspace_id, key, prefix="cmp_"), without a call each
-        "cmp_" + blake2b(f"{head}{keys[i]}".encode(), digest_size=10).hexdigest()
-        for i in first_index.tolist()
+        "cmp_" + blake2b(f"{head}{key}".encode(), digest_size=10).hexdigest()
+        for key in graph.key_array.take(pa.array(first_index)).to_pylist()
     ]
     ws = pa.repeat(pa.scalar(workspace_id, pa.string()), n)
     names = pa.array(comp_name, pa.string())
@@ -146,7 +167,6 @@ def graph_rows(
             "component": keys_of(names).take(component) if n else pa.array([], pa.int64()),
         }
     )
-    links = link_rows(workspace_id, graph, now)
     an = graph.anchors
     missing = pa.array(an.node, mask=an.node < 0)
     anchors = pa.table(
@@ -199,7 +219,7 @@ def graph_rows(
             "created_at": pa.array([now] * len(rows), TS),
         }
     )
-    return GraphRows(identities, links, anchors, conflicts)
+    return identities, anchors, conflicts
 
 
 def link_rows(workspace_id: str, graph: Graph, now: datetime) -> pa.Table:

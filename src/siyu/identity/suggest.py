@@ -30,6 +30,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from siyu.errors import Conflict, InvalidInput, NotFound
@@ -602,11 +603,15 @@ def add_operator_links(conn: sa.Connection, workspace_id: str, graph: Graph) -> 
     ).all()
     if not rows:
         return 0
-    index = {k: i for i, k in enumerate(graph.keys)}
+    # Each pair's two nodes, looked up in the graph's Arrow keys (no index of every key).
+    wanted = pa.array(
+        [f"{k}{SEP}{v}" for ka, va, kb, vb, _ in rows for k, v in ((ka, va), (kb, vb))],
+        pa.string(),
+    )
+    found = pc.index_in(wanted, value_set=graph.key_array).to_pylist()
     added = 0
     extra_a, extra_b, extra_seen, extra_message = [], [], [], []
-    for ka, va, kb, vb, at in rows:
-        x, y = index.get(f"{ka}{SEP}{va}"), index.get(f"{kb}{SEP}{vb}")
+    for (_, _, _, _, at), x, y in zip(rows, found[0::2], found[1::2], strict=True):
         if x is None or y is None:
             continue
         x, y = min(x, y), max(x, y)
