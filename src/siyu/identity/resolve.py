@@ -22,7 +22,7 @@ rebuild and incremental runs agree.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -266,11 +266,17 @@ def _replay(
     """
 
     seen = graph.link_seen.astype(np.int64)
+    # The contested nodes' keys and merge priorities, looked up once (not per comparison).
+    contested = np.flatnonzero(nodes)
+    keys = dict(zip(contested.tolist(), graph.key_array.take(contested).to_pylist(), strict=True))
+    codes, names = graph.kind_codes
+    by_kind = np.array([get_kind(name).merge_priority for name in names] or [0], dtype=np.int64)
+    priority_of = dict(zip(contested.tolist(), by_kind[codes[contested]].tolist(), strict=True))
 
     def rank(j: int) -> tuple[int, int, str, str]:
         x, y = int(a[j]), int(b[j])
-        priority = max(_priority(graph.keys[x]), _priority(graph.keys[y]))
-        return (priority, int(seen[int(link_ids[j])]), graph.keys[x], graph.keys[y])
+        priority = max(priority_of[x], priority_of[y])
+        return (priority, int(seen[int(link_ids[j])]), keys[x], keys[y])
 
     ordered = sorted(links.tolist(), key=rank)
     disputed: set[int] = set()
@@ -281,14 +287,14 @@ def _replay(
         for j in ordered:
             if int(a[j]) in disputed or int(b[j]) in disputed:
                 continue
-            if uf.union(int(a[j]), int(b[j]), graph.keys) is not None:
+            if uf.union(int(a[j]), int(b[j]), keys) is not None:
                 refused.append(j)
                 if j not in limit_conflicts:
                     limit_conflicts[j] = _limit_conflict(graph, uf, a, b, link_ids, j)
         new = set()
         for j in refused:
             x, y = int(a[j]), int(b[j])
-            px, py = _priority(graph.keys[x]), _priority(graph.keys[y])
+            px, py = priority_of[x], priority_of[y]
             new |= {x} if px > py else {y} if py > px else {x, y}
         if not new - disputed:
             break
@@ -305,7 +311,7 @@ def _replay(
             if uf.find(node) != uf.find(other):
                 conflicts.append(_disputed(graph, a, b, link_ids, j))
             continue
-        if uf.union(node, other, graph.keys) is not None:
+        if uf.union(node, other, keys) is not None:
             conflicts.append(_disputed(graph, a, b, link_ids, j))
     roots = np.arange(len(graph.keys), dtype=np.int64)
     for i in np.flatnonzero(nodes).tolist():
@@ -350,7 +356,7 @@ class _UnionFind:
         )
         return merged, times, broken
 
-    def union(self, x: int, y: int, keys: Sequence[str]) -> str | None:
+    def union(self, x: int, y: int, keys: Mapping[int, str]) -> str | None:
         """Join the groups of x and y; return the broken limit class instead when one would be."""
         rx, ry = self.find(x), self.find(y)
         if rx == ry:
@@ -518,10 +524,6 @@ def _corroborated(
     again = np.unique(renamed[redo, 0] * width + renamed[redo, 1])
     redone = np.stack([again // width, again % width], axis=1)
     return out, nodes[ok], np.concatenate([renamed[~redo], redone])
-
-
-def _priority(key: str) -> int:
-    return get_kind(key.split("\x1f", 1)[0]).merge_priority
 
 
 def _msg(graph: Graph, link_ids: Ints, j: int) -> str | None:

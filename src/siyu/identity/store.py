@@ -65,13 +65,12 @@ def customer_ids(workspace_id: str, graph: Graph, res: Resolution) -> tuple[pa.A
     per_node = by_group[res.group] if len(res.group) else np.zeros(0, dtype=np.int64)
     nodes = best.take(pa.array(per_node, mask=per_node < 0))
     missing = np.flatnonzero(per_node < 0)
-    if missing.size:
-        filled = np.asarray(nodes.to_numpy(zero_copy_only=False), dtype=object)
-        filled[missing] = [
+    if missing.size:  # only those are made in Python (not a string per node)
+        made = [
             short_hash(workspace_id, key, prefix="cus_")
             for key in graph.key_array.take(pa.array(missing)).to_pylist()
         ]
-        nodes = pa.array(filled, pa.string())
+        nodes = pc.replace_with_mask(nodes, pa.array(per_node < 0), pa.array(made, pa.string()))
     if len(node):
         mine = pc.if_else(
             pa.array(node >= 0), nodes.take(pa.array(np.maximum(node, 0))), anchors.provisional_id
