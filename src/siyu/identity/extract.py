@@ -30,6 +30,7 @@ from siyu.identity.keys import keys_of
 from siyu.identity.kind import IdentifierKind, get_kind
 from siyu.identity.tables import identity_tuples
 from siyu.store import schema
+from siyu.store.arrow_read import postgres_arrow
 from siyu.store.bulk import append, stage, unstage
 
 Ints = npt.NDArray[np.int64]
@@ -366,7 +367,8 @@ TUPLE_COLUMNS = (
 
 
 def query_arrow(conn: sa.Connection, sql: str, params: dict[str, Any]) -> pa.Table:
-    """Run a query into an Arrow table: DuckDB hands Arrow over directly, others row by row."""
+    """Run a query into an Arrow table: DuckDB hands Arrow over directly, PostgreSQL as CSV
+    through ``COPY`` (:func:`siyu.store.arrow_read.postgres_arrow`)."""
     if conn.dialect.name == "duckdb":
         duck: Any = conn.connection.driver_connection
         named = sql
@@ -374,6 +376,8 @@ def query_arrow(conn: sa.Connection, sql: str, params: dict[str, Any]) -> pa.Tab
             named = named.replace(f":{key}", f"${key}")
         table: pa.Table = duck.sql(named, params=params).to_arrow_table()
         return table
+    if conn.dialect.name == "postgresql":
+        return postgres_arrow(conn, sql, params)
     result = conn.execute(sa.text(sql), params)
     names = list(result.keys())
     rows = result.all()
