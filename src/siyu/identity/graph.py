@@ -50,7 +50,6 @@ from siyu.identity.store import (
     repoint,
     short_hash,
     write_graph,
-    write_links,
 )
 from siyu.identity.suggest import add_operator_links
 from siyu.store import schema
@@ -552,13 +551,13 @@ def _apply(
     add_operator_links(conn, workspace_id, graph)
     detached = _detached(conn, workspace_id, graph)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-keys") as pool:
-        # While this thread resolves: the nodes' integer keys (an MD5 each, DuckDB's work
-        # without the GIL: 0.4 s for the 3.3M nodes at 1M customers) and, on a full run, the
-        # links, which do not depend on the resolution (2.8M at 1M customers: 1.5 s of
-        # DuckDB's work). Only that thread uses the connection until it is done.
-        early = pool.submit(_keys_and_links, conn, workspace_id, graph, now, old is None)
+        # The nodes' integer keys (an MD5 each, DuckDB's work without the GIL: 0.4 s for the
+        # 3.3M nodes at 1M customers) are computed while this thread resolves. (Writing a full
+        # run's links here too, which do not depend on the resolution, measured 1 s slower at
+        # 1M, alternated: the rules then share the cores with DuckDB's appends.)
+        keyed = pool.submit(lambda: graph.node_keys)
         res = resolve(graph, detached, windows)
-        early.result()
+        keyed.result()
     node_customers, anchor_customers = customer_ids(workspace_id, graph, res)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-audit") as pool:
         audit = pool.submit(
@@ -587,15 +586,6 @@ def _apply(
         refused=len(graph.refused),
         repointed={**repointed, "customers_merged": len(moves.merged), **followed},
     )
-
-
-def _keys_and_links(
-    conn: sa.Connection, workspace_id: str, graph: Graph, now: datetime, full: bool
-) -> None:
-    """Compute the graph's node keys; on a full run, also store its links."""
-    graph.node_keys  # noqa: B018 - a cached property, computed here
-    if full:
-        write_links(conn, workspace_id, graph, now)
 
 
 def _store(

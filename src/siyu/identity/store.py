@@ -99,19 +99,12 @@ def write_graph(
     anchor_customers: pa.Array,
     now: datetime,
 ) -> None:
-    """Store nodes, anchors and conflicts (the caller deleted the rows they replace; the
-    links, which do not depend on the resolution, are written by :func:`write_links`)."""
-    identities, anchors, conflicts = _resolved_rows(
-        workspace_id, graph, res, node_customers, anchor_customers, now
-    )
-    append(conn, t.identities, identities)
-    append(conn, t.identity_anchors, anchors)
-    append_new(conn, t.identity_conflicts, conflicts)
-
-
-def write_links(conn: sa.Connection, workspace_id: str, graph: Graph, now: datetime) -> None:
-    """Store the graph's links (the caller deleted the rows they replace)."""
-    append(conn, t.identity_links, link_rows(workspace_id, graph, now))
+    """Store nodes, links, anchors and conflicts (the caller deleted the rows they replace)."""
+    rows = graph_rows(workspace_id, graph, res, node_customers, anchor_customers, now)
+    append(conn, t.identities, rows.identities)
+    append(conn, t.identity_links, rows.links)
+    append(conn, t.identity_anchors, rows.anchors)
+    append_new(conn, t.identity_conflicts, rows.conflicts)
 
 
 def graph_rows(
@@ -123,21 +116,6 @@ def graph_rows(
     now: datetime,
 ) -> GraphRows:
     """The graph tables' rows of a resolution, as Arrow."""
-    identities, anchors, conflicts = _resolved_rows(
-        workspace_id, graph, res, node_customers, anchor_customers, now
-    )
-    return GraphRows(identities, link_rows(workspace_id, graph, now), anchors, conflicts)
-
-
-def _resolved_rows(
-    workspace_id: str,
-    graph: Graph,
-    res: Resolution,
-    node_customers: pa.Array,
-    anchor_customers: pa.Array,
-    now: datetime,
-) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """The identities, anchors and conflicts of a resolution, as Arrow."""
     n = len(graph.keys)
     kind_col, value_col = graph.key_parts
     comps, first_index = np.unique(res.component, return_index=True)
@@ -166,6 +144,7 @@ def _resolved_rows(
             "component": keys_of(names).take(component) if n else pa.array([], pa.int64()),
         }
     )
+    links = link_rows(workspace_id, graph, now)
     an = graph.anchors
     missing = pa.array(an.node, mask=an.node < 0)
     anchors = pa.table(
@@ -218,7 +197,7 @@ def _resolved_rows(
             "created_at": pa.array([now] * len(rows), TS),
         }
     )
-    return identities, anchors, conflicts
+    return GraphRows(identities, links, anchors, conflicts)
 
 
 def link_rows(workspace_id: str, graph: Graph, now: datetime) -> pa.Table:
