@@ -10,6 +10,8 @@ so a split can restore them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import count
@@ -296,12 +298,31 @@ def repoint(
                     f"WHERE x.workspace_id = :ws{since} AND {changes}) AS m "
                     f"WHERE y.workspace_id = :ws AND y.{key} = m.{key}"
                 )
-            result = conn.execute(sa.text(sql), params)
+            with _hash_joined(conn, since != ""):
+                result = conn.execute(sa.text(sql), params)
             total += max(result.rowcount, 0)
         changed[name] = total
     if staged is not None:
         unstage(conn, staged)
     return changed
+
+
+@contextmanager
+def _hash_joined(conn: sa.Connection, recent: bool) -> Iterator[None]:
+    """On PostgreSQL, no nested loop for a statement over the events received since a batch
+    began (``recent``): those are newer than the table's statistics, so the planner takes them
+    for one row and joins them to the staged senders by a nested loop, each event against
+    every sender (27-31 s of a batch of 10,000 events at 200k customers). A hash join reads
+    both once; the events come through their receipt-time index (migration 0022)."""
+    if not recent or conn.dialect.name != "postgresql":
+        yield
+        return
+    before = conn.exec_driver_sql("SHOW enable_nestloop").scalar()
+    conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"SET LOCAL enable_nestloop = {'on' if before == 'on' else 'off'}")
 
 
 _CUSTOMER_COLUMNS = [c.name for c in schema.customers.columns]

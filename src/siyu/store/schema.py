@@ -93,6 +93,8 @@ events = sa.Table(
     sa.Column("traits", JSONDoc),
     sa.Column("context", JSONDoc),
     sa.PrimaryKeyConstraint("workspace_id", "message_id"),
+    # PostgreSQL only (migration 0022): a One-ID batch reads its events by receipt time.
+    sa.Index(None, "workspace_id", "received_at"),
 )
 
 quarantine = sa.Table(
