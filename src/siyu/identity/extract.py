@@ -632,7 +632,7 @@ def _slot(
     combined = pc.binary_join_element_wise(va, pc.fill_null(ea, "\x00"), "\x1e")
     encoded = pc.dictionary_encode(combined)
     codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    first_of = _first_occurrences(codes)
+    first_of = _first_occurrences(codes, len(encoded.dictionary))
     distinct_v = va.take(pa.array(first_of))
     distinct_e = ea.take(pa.array(first_of))
     distinct: list[tuple[str, str | None]] = list(
@@ -658,16 +658,20 @@ def _slot(
         occ.refused.extend((k, v, r, first[(k, v)]) for k, v, r in sorted(refusals))
 
 
-def _first_occurrences(codes: Ints) -> Ints:
+def _first_occurrences(codes: Ints, distinct: int) -> Ints:
     """The row of each code's first occurrence, in code order, for the codes of an Arrow
-    dictionary encoding (its dictionary is in order of first occurrence): one pass, not the
-    sort of ``np.unique(..., return_index=True)``."""
+    dictionary encoding of ``distinct`` values: its dictionary is in order of first
+    occurrence, so each first occurrence is a new maximum (one pass, not the sort of
+    ``np.unique(..., return_index=True)``, which is kept for any other numbering)."""
     if not len(codes):
         return codes
     new = np.empty(len(codes), dtype=bool)
     new[0] = True
     new[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
-    return np.flatnonzero(new)
+    first: Ints = np.flatnonzero(new)
+    if len(first) != distinct or codes[0] != 0:
+        first = np.unique(codes, return_index=True)[1]
+    return first
 
 
 def _node_keys(node_kind: str, values: pa.Array) -> pa.Array:
