@@ -38,3 +38,21 @@ def test_import_errors(cli_db: str) -> None:
     )
     assert mapped.exit_code == 0, mapped.output
     assert "quarantined 1" in mapped.output
+
+
+def test_a_first_import_shows_repeat_customers_details_apart(cli_db: str, tmp_path: Path) -> None:
+    import csv
+
+    from tests.collect.shopify_export import HEADER, order_rows
+
+    path = tmp_path / "orders.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HEADER)
+        writer.writeheader()
+        for i in [*range(5), *range(997, 1002)]:  # five customers order twice
+            writer.writerows(order_rows(i))
+    done = runner.invoke(app, ["import", "shopify-orders", str(path)])
+    assert done.exit_code == 0, done.output
+    text = " ".join(done.output.split())
+    assert "duplicates 0," in text
+    assert "repeated customer details 5 (already known, not stored again)" in text

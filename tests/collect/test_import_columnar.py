@@ -29,7 +29,7 @@ from siyu.collect.tables import import_checkpoints
 from siyu.registry import registry
 from siyu.runtime import Runtime
 from siyu.store import schema
-from tests.collect.shopify_export import write_shopify_orders
+from tests.collect.shopify_export import HEADER, order_rows, write_shopify_orders
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IGNORED = {"updated_at", "received_at", "quarantine_id", "resolved_at", "resolution"}
@@ -92,7 +92,7 @@ def both_ways(rt: Runtime, importer: str, path: Path) -> tuple[Any, Any]:
     for way in (MessagesOnly(spec), spec):
         summary = run_import(rt.pipeline(), way, path, batch_rows=40)
         results.append((summary.messages, summary.stored, summary.duplicates,
-                        summary.quarantined, snapshot(rt)))  # fmt: skip
+                        summary.repeated_details, summary.quarantined, snapshot(rt)))  # fmt: skip
         wipe(rt)
     return results[0], results[1]
 
@@ -114,6 +114,46 @@ def test_fixture_exports_store_the_same_either_way(rt: Runtime, importer: str, n
     assert messages == arrow
 
 
+def _repeat_customers_export(path: Path) -> Path:
+    """Orders 0-39 and 997-1036: each customer of the second half (e-mail buyer{i % 997},
+    same country) orders again with unchanged details."""
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HEADER)
+        writer.writeheader()
+        for i in [*range(40), *range(997, 1037)]:
+            writer.writerows(order_rows(i))
+    return path
+
+
+def test_a_repeat_customers_details_are_not_counted_as_duplicates(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """A first import reports no duplicates: the second order's unchanged customer details
+    are counted apart, the same on either path, whether the repeat is within a slice (left
+    out by the importer) or in a later slice (refused by the stored key)."""
+    path = _repeat_customers_export(tmp_path / "orders.csv")
+    messages, arrow = both_ways(rt, "shopify-orders", path)  # slices of 40 rows
+    assert messages == arrow
+    total, stored, duplicates, repeated, quarantined, _ = arrow
+    assert (duplicates, repeated, quarantined) == (0, 40, 0)
+    assert total == stored + repeated
+    spec = registry.importers.get("shopify-orders")
+    whole = run_import(rt.pipeline(), spec, path, batch_rows=10_000)  # one slice
+    assert (whole.messages, whole.stored, whole.duplicates, whole.repeated_details) == (
+        total,
+        stored,
+        0,
+        40,
+    )
+    # The same orders in another file are duplicates; their details are known details.
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+    again = run_import(rt.pipeline(), spec, copy, batch_rows=10_000)
+    assert again.stored == 0
+    assert again.repeated_details == 80  # every order's identify message
+    assert again.duplicates == total - 80
+
+
 def test_generated_export_with_fx_rates_stores_the_same_either_way(
     rt: Runtime, tmp_path: Path
 ) -> None:
@@ -132,7 +172,7 @@ def test_generated_export_with_fx_rates_stores_the_same_either_way(
     messages, arrow = both_ways(rt, "shopify-orders", path)
     assert messages == arrow
     names = [c.name for c in schema.orders.columns if c.name not in IGNORED]
-    orders = [dict(zip(names, r, strict=True)) for r in arrow[4]["orders"]]
+    orders = [dict(zip(names, r, strict=True)) for r in arrow[5]["orders"]]
     assert len(orders) == 120
     rated = [o for o in orders if o["currency"] in ("USD", "EUR", "GBP", "SGD")]
     assert rated
@@ -236,12 +276,12 @@ def test_refunds_of_orders_stored_by_an_earlier_export_store_the_same_either_way
     results = []
     for way in (MessagesOnly(spec), spec):
         summaries = [run_import(rt.pipeline(), way, f, batch_rows=4) for f in (first, later)]
-        results.append(([(s.stored, s.duplicates, s.quarantined) for s in summaries],
-                        snapshot(rt)))  # fmt: skip
+        counts = [(s.stored, s.duplicates, s.repeated_details, s.quarantined) for s in summaries]
+        results.append((counts, snapshot(rt)))
         wipe(rt)
     assert results[0] == results[1]
     counts, tables = results[1]
-    assert counts[1][2] == 1  # the refund larger than the order is quarantined
+    assert counts[1][3] == 1  # the refund larger than the order is quarantined
     [q] = tables["quarantine"]
     assert "refund_exceeds_order" in q
     names = [c.name for c in schema.orders.columns if c.name not in IGNORED]

@@ -45,7 +45,9 @@ def test_a_file_imported_again_without_its_checkpoint_adds_nothing(
         conn.execute(import_checkpoints.delete())
     again = run_import(rt.pipeline(), spec, path, batch_rows=30)
     assert again.stored == 0
-    assert again.duplicates == first.stored + first.duplicates
+    assert again.duplicates + again.repeated_details == (
+        first.stored + first.duplicates + first.repeated_details
+    )
     assert snapshot(rt) == before
 
 
@@ -133,7 +135,7 @@ def test_identify_messages_stored_by_an_earlier_export_keep_the_slice_optimistic
     expect = Expectation()
     report = ingest_columns(pipeline, batch, source_id=None, origin="test", expect=expect)
     assert expect.new  # no roll-back: the stored identify messages were looked up
-    assert report.duplicates == identify
+    assert report.duplicates == report.repeated_details == identify
     assert report.stored == batch.events.num_rows - identify
     counts = _counts(rt)
     assert counts["events"] == first.stored + report.stored

@@ -9,8 +9,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from siyu.collect.importers import run_import
+from siyu.collect.tables import import_checkpoints
 from siyu.registry import registry
 from siyu.runtime import Runtime
 from tests.collect.shopify_export import HEADER, order_rows
@@ -27,7 +29,8 @@ def _export(path: Path, orders: Iterable[int]) -> Path:
 
 
 def _summary(s: object) -> tuple[int, ...]:
-    return tuple(getattr(s, k) for k in ("rows", "messages", "stored", "duplicates", "quarantined"))
+    names = ("rows", "messages", "stored", "duplicates", "repeated_details", "quarantined")
+    return tuple(getattr(s, k) for k in names)
 
 
 @pytest.mark.parametrize(
@@ -59,26 +62,34 @@ def test_parts_of_a_slice_store_what_whole_slices_store(
 def test_an_interrupted_slice_of_parts_resumes_from_its_checkpoint(
     rt: Runtime, tmp_path: Path
 ) -> None:
-    path = _export(tmp_path / "orders.csv", range(60))
+    # Orders 997-1036 are second orders of the customers of 0-39: repeated details, which
+    # the resumed run's totals (kept by the checkpoint) must count as the whole run did.
+    path = _export(tmp_path / "orders.csv", [*range(40), *range(997, 1037)])
     spec = registry.importers.get("shopify-orders")
-    run_import(rt.pipeline(), spec, path, batch_rows=40, part_rows=10)
+    whole = run_import(rt.pipeline(), spec, path, batch_rows=40, part_rows=10)
+    assert (whole.duplicates, whole.repeated_details) == (0, 40)
     uninterrupted = snapshot(rt)
     wipe(rt)
     calls: list[int] = []
 
     def crash(rows: int) -> None:
         calls.append(rows)
-        if len(calls) == 6:  # in the second slice, after some of its parts were stored
+        if len(calls) == 14:  # in the fourth slice, after some of its parts were stored
             raise KeyboardInterrupt
 
     checkpoints: list[int] = []
     with pytest.raises(KeyboardInterrupt):
         run_import(rt.pipeline(), spec, path, batch_rows=40, part_rows=10, progress=crash,
                    on_checkpoint=checkpoints.append)  # fmt: skip
-    assert len(checkpoints) == 1  # the first slice only: the second was rolled back
+    assert len(checkpoints) == 3  # the first three slices: the fourth was rolled back
+    with rt.db.engine.connect() as conn:
+        saved = conn.execute(sa.select(import_checkpoints.c.repeated_details)).scalar_one()
+    assert 0 < saved < 40  # repeats of the stored slices, counted when resuming
     resumed = run_import(rt.pipeline(), spec, path, batch_rows=40, part_rows=10)
-    assert resumed.resumed_at == checkpoints[0]
+    assert resumed.resumed_at == checkpoints[-1]
     assert snapshot(rt) == uninterrupted
+    totals = ("stored", "duplicates", "repeated_details", "quarantined")
+    assert [getattr(resumed, k) for k in totals] == [getattr(whole, k) for k in totals]
 
 
 def test_a_stored_message_in_a_later_part_sends_the_whole_slice_through_the_checks(

@@ -456,7 +456,7 @@ def test_customer_keys_of_the_pipeline_equal_customer_key() -> None:
         for i, (u, a) in enumerate(senders)
     ]
     calls: list[ValidCall] = []
-    assert rows.keep_new_calls("ws_x", valid, set(), {}, calls) == 0
+    assert rows.keep_new_calls("ws_x", valid, set(), {}, calls) == (0, 0)
     assert [v.customer_id for v in calls] == [rows.customer_key("ws_x", u, a) for u, a in senders]
     assert calls[-1].customer_id is None
 

@@ -206,7 +206,8 @@ def import_file(
     console.print(
         f"Read {summary.rows:,} rows -> {summary.messages:,} messages this run. "
         f"Totals for this file: stored {summary.stored:,}, duplicates {summary.duplicates:,}, "
-        f"quarantined {summary.quarantined:,}."
+        f"repeated customer details {summary.repeated_details:,} (already known, not stored "
+        f"again), quarantined {summary.quarantined:,}."
     )
     if summary.quarantined:
         console.print("See them with 'siyu quarantine list' (origin, row number and reason).")

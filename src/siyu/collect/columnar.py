@@ -64,6 +64,13 @@ def _first_of_each(events: pa.Table) -> pa.Table:
     return events.take(pa.array(np.sort(first), pa.int64()))  # keep input order
 
 
+def _identify_count(events: pa.Table) -> int:
+    """How many of ``events`` are identify messages (counted as repeated details)."""
+    if events.num_rows == 0:
+        return 0
+    return int(pc.sum(pc.equal(events["type"], "identify")).as_py() or 0)
+
+
 def _arrow(conn: sa.Connection, sql: str) -> pa.Table:
     """The result of ``sql`` as an Arrow table (DuckDB hands it over without Python rows)."""
     if conn.dialect.name == "duckdb":
@@ -693,6 +700,8 @@ def store_columns(
     report = IngestReport(read=batch.events.num_rows)
     full = _first_of_each(batch.events)
     report.duplicates = batch.events.num_rows - full.num_rows
+    if report.duplicates:
+        report.repeated_details = _identify_count(batch.events) - _identify_count(full)
     # Events first: the primary key says which are new (see _insert_events).
     new = _insert_events(conn, ws, full, source_id, now, optimistic)
     # Filtering a table copies every column: the later steps work on the events without
@@ -704,6 +713,7 @@ def store_columns(
         refused = events.filter(pc.invert(new))
         events = events.filter(new)
     report.duplicates += refused.num_rows
+    report.repeated_details += _identify_count(refused)
     # A repeat customer's identify message is the usual refused one: the orders and refunds
     # are filtered only when messages of theirs were refused.
     orders = _without(batch.orders, refused, "order")

@@ -67,12 +67,19 @@ PREPARE_SLICE = 2_048
 
 @dataclass
 class IngestReport:
-    """What happened to every input record: read = stored + duplicates + quarantined."""
+    """What happened to every input record: read = stored + duplicates + quarantined.
+
+    ``repeated_details`` counts the identify messages among the duplicates: an importer keys
+    a customer's identify message by the customer and the details, so a repeat customer's
+    unchanged details come again as a duplicate, which an import summary reports apart from
+    orders already imported.
+    """
 
     read: int = 0
     stored: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    repeated_details: int = 0
     orders: int = 0
     refunds: int = 0
     quarantine_ids: list[str] = field(default_factory=list)
@@ -83,6 +90,7 @@ class IngestReport:
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
+        self.repeated_details += other.repeated_details
         self.orders += other.orders
         self.refunds += other.refunds
         self.quarantine_ids += other.quarantine_ids
@@ -109,6 +117,7 @@ class _Prepared:
     events: pa.Table  # the event rows of ``calls``, in their order
     rejected: list[Rejection]
     duplicates: int  # repeats of a messageId within the chunk
+    repeated_details: int  # of which identify messages
 
 
 @dataclass(frozen=True)
@@ -270,7 +279,7 @@ class Pipeline:
         now = received_at or datetime.now(UTC).replace(tzinfo=None)
         ws_id = self.workspace.workspace_id
         skew = timedelta(seconds=self.settings.max_future_skew_seconds)
-        duplicates = 0
+        duplicates = repeated_details = 0
         seen: set[str] = set()
         keys: dict[tuple[str | None, str | None], str | None] = {}  # senders repeat in a chunk
         calls: list[ValidCall] = []
@@ -286,10 +295,12 @@ class Pipeline:
             )
             rejected += result.rejected
             first = len(calls)
-            duplicates += rows.keep_new_calls(ws_id, result.valid, seen, keys, calls)
+            repeats, details = rows.keep_new_calls(ws_id, result.valid, seen, keys, calls)
+            duplicates += repeats
+            repeated_details += details
             tables.append(rows.events_table(ws_id, calls[first:], source_id, now))
         events = pa.concat_tables(tables) if tables else rows.events_table(ws_id, [], None, now)
-        return _Prepared(len(chunk), now, calls, events, rejected, duplicates)
+        return _Prepared(len(chunk), now, calls, events, rejected, duplicates, repeated_details)
 
     def _write(self, prepared: _Prepared, source_id: str | None, origin: str) -> IngestReport:
         """Store one prepared chunk in one transaction; return what happened to its records.
@@ -317,7 +328,11 @@ class Pipeline:
     def _write_chunk(
         self, prepared: _Prepared, source_id: str | None, origin: str, *, expect_new: bool
     ) -> IngestReport:
-        report = IngestReport(read=prepared.read, duplicates=prepared.duplicates)
+        report = IngestReport(
+            read=prepared.read,
+            duplicates=prepared.duplicates,
+            repeated_details=prepared.repeated_details,
+        )
         rejected = prepared.rejected
         now = prepared.now
         ws = self.workspace.workspace_id
@@ -377,6 +392,11 @@ class Pipeline:
         else:
             inserted = set(keys.column(0).to_pylist())
             new = [v for v in candidates if v.message_id in inserted]
+            report.repeated_details += sum(
+                1
+                for v in candidates
+                if v.message_id not in inserted and v.fields["type"] == "identify"
+            )
         kept, order_report = self._orders(conn, new, rejected, source_id, now)
         report.orders, report.refunds = order_report
         if len(kept) != len(new):

@@ -62,13 +62,16 @@ def keep_new_calls(
     seen: set[str],
     keys: dict[tuple[str | None, str | None], str | None],
     calls: list[ValidCall],
-) -> int:
+) -> tuple[int, int]:
     """Append to ``calls`` the calls whose messageId is not in ``seen``, with their customer.
 
     ``seen`` and ``keys`` (sender -> provisional customer, as senders repeat) carry over from
-    one slice of a chunk to the next. Returns how many calls repeated a messageId.
+    one slice of a chunk to the next. Returns how many calls repeated a messageId, and how
+    many of those were identify calls (a repeat customer's unchanged details, whose messageId
+    an importer derives from the details: reported apart from duplicate orders).
     """
     duplicates = 0
+    repeated_details = 0
     # customer_key written out with the workspace prefix hashed once: the same digest as
     # hashing "workspace|u:user" in one go (tests/collect/test_pipeline.py checks).
     prefix = _BLAKE2B_10.copy()
@@ -76,6 +79,8 @@ def keep_new_calls(
     for v in valid:
         if v.message_id in seen:
             duplicates += 1
+            if v.fields["type"] == "identify":
+                repeated_details += 1
             continue
         seen.add(v.message_id)
         fields = v.fields
@@ -97,7 +102,7 @@ def keep_new_calls(
             keys[sender] = key
         v.customer_id = key
         calls.append(v)
-    return duplicates
+    return duplicates, repeated_details
 
 
 def _json(value: Any) -> str | None:

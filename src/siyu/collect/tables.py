@@ -36,4 +36,7 @@ import_checkpoints = sa.Table(
     sa.Column("duplicates", sa.BigInteger(), nullable=False),
     sa.Column("quarantined", sa.BigInteger(), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
+    # Identify messages of known details (ImportSummary.repeated_details), apart from the
+    # duplicates; added by migration 0023.
+    sa.Column("repeated_details", sa.BigInteger(), nullable=False, server_default="0"),
 )

@@ -60,8 +60,9 @@ class ColumnarImporter(Importer, Protocol):
     def build_columns(
         self, table: pa.Table, origin_row: int, context: ColumnContext
     ) -> tuple[ColumnarBatch | None, list[Record], int]:
-        """Columns of the plain records, messages of the others, and how many messages were
-        left out as repeats within the slice (counted as read and duplicate)."""
+        """Columns of the plain records, messages of the others, and how many identify
+        messages were left out as repeats within the slice (counted as read and repeated
+        details)."""
 
 
 def _context(pipeline: Pipeline) -> ColumnContext:
@@ -77,7 +78,14 @@ def _context(pipeline: Pipeline) -> ColumnContext:
 
 @dataclass
 class ImportSummary:
-    """Rows read this run; messages and what became of them, over all runs of this file."""
+    """Rows read this run; messages and what became of them, over all runs of this file:
+    ``messages = stored + duplicates + repeated_details + quarantined``.
+
+    ``duplicates`` are messages stored before (an overlapping export, a file imported again);
+    ``repeated_details`` are a customer's identify messages whose details were already known
+    (the same details with each order of a repeat customer, or from an earlier export): not
+    duplicate rows, so a first import of an export shows no duplicates.
+    """
 
     file_hash: str
     rows: int = 0
@@ -86,6 +94,7 @@ class ImportSummary:
     messages: int = 0
     stored: int = 0
     duplicates: int = 0
+    repeated_details: int = 0
     quarantined: int = 0
 
 
@@ -113,6 +122,7 @@ def _write_checkpoint(conn: sa.Connection, key: dict[str, str], name: str, s: Im
         "finished": finished,
         "stored": s.stored,
         "duplicates": s.duplicates,
+        "repeated_details": s.repeated_details,
         "quarantined": s.quarantined,
         "updated_at": _now(),
     }
@@ -225,6 +235,7 @@ def run_import(
     skip = 0
     if saved is not None:
         summary.stored, summary.duplicates = saved.stored, saved.duplicates
+        summary.repeated_details = saved.repeated_details
         summary.quarantined = saved.quarantined
         if saved.finished:
             summary.already_done = True
@@ -299,7 +310,8 @@ def run_import(
     def count(report: IngestReport) -> None:
         summary.messages += report.read
         summary.stored += report.stored
-        summary.duplicates += report.duplicates
+        summary.duplicates += report.duplicates - report.repeated_details
+        summary.repeated_details += report.repeated_details
         summary.quarantined += report.quarantined
 
     writer = SliceWriter(pipeline, source_id=source_id, origin=origin, expect=expect)
@@ -309,9 +321,10 @@ def run_import(
         rows: int, batch: ColumnarBatch | None, records: list[Record], repeated: int, last: bool
     ) -> None:
         nonlocal in_slice
-        # Messages the importer left out as repeats within the part: read, and duplicates.
+        # Identify messages the importer left out as repeats within the part: read, and
+        # repeated details.
         summary.messages += repeated
-        summary.duplicates += repeated
+        summary.repeated_details += repeated
         if batch is not None:
             writer.add(batch)
         if records:
