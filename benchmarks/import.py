@@ -134,6 +134,7 @@ def run_siyu(
         "messages": summary.messages,
         "stored": summary.stored,
         "duplicates": summary.duplicates,
+        "repeated_details": summary.repeated_details,
         "quarantined": summary.quarantined,
         "rss_mb": peak_rss_mb(),
         **spent,
@@ -236,7 +237,8 @@ def main() -> None:
     print(
         f"siyu import shopify-orders, {siyu['rows']:,.0f} rows: {rates(siyu)}; "
         f"{siyu['messages']:,.0f} messages: stored {siyu['stored']:,.0f}, duplicates "
-        f"{siyu['duplicates']:,.0f}, quarantined {siyu['quarantined']:,.0f}"
+        f"{siyu['duplicates']:,.0f}, repeated customer details {siyu['repeated_details']:,.0f}, "
+        f"quarantined {siyu['quarantined']:,.0f}"
     )
     if siyu_large is not None:
         print(
