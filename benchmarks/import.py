@@ -19,7 +19,10 @@ Each measurement runs in a fresh process: wall time, CPU time of the process (al
 and peak memory; the machine's load average is printed, since others' load inflates wall time.
 The big file is imported a second time serially (no worker thread) with the storage calls
 (``SliceWriter.add`` / ``.commit``, ``Pipeline.ingest``) timed, to print how the CPU time
-splits between the storage and the importer's own work.
+splits between the storage and the importer's own work. The storage floor: the rows that
+import stored, read back and inserted from memory into a fresh database in one transaction
+(with siyu's keys, then into tables without any key), which bounds any importer that stores
+them in DuckDB on the machine at hand.
 
     python benchmarks/import.py [--orders 100000] [--baseline-orders 20000] [--others 100000]
                                 [--batch-rows 100000] [--large-batch-rows 250000]
@@ -165,6 +168,53 @@ def run_pandas(path: str, db: str) -> dict[str, float]:
     return {"rows": len(frame), "seconds": wall, "cpu": cpu, "rss_mb": peak_rss_mb()}
 
 
+STORED_TABLES = ("events", "order_lines", "orders", "consents", "refunds", "customers", "products")
+"""The tables an orders import writes (its checkpoint aside)."""
+
+
+def run_floor(imported: str, out: str) -> dict[str, float]:
+    """What storing the import's rows alone costs DuckDB: the rows siyu's import stored (read
+    back from ``imported``) inserted from memory into a fresh database, one transaction, one
+    ``INSERT`` per table, then closed (its checkpoint), as the import ends. Twice: with siyu's
+    schema (keys and indexes, the same checkpoint threshold), and into tables without any key.
+    No parsing, validation or deduplication: the most any importer storing these rows could
+    reach on this machine."""
+    import duckdb
+
+    from siyu.config import load_settings
+    from siyu.runtime import Runtime
+
+    src = duckdb.connect(imported, read_only=True)
+    tables = {name: src.sql(f"SELECT * FROM {name}").to_arrow_table() for name in STORED_TABLES}
+    src.close()
+    threshold = load_settings().duckdb_checkpoint_threshold
+    result: dict[str, float] = {name: float(t.num_rows) for name, t in tables.items()}
+    for keys in (True, False):
+        db = f"{out}-{'keys' if keys else 'plain'}.duckdb"
+        if keys:
+            with Runtime(load_settings(database_url=f"duckdb:///{db}")) as rt:
+                rt.init()
+        con = duckdb.connect(db)
+        con.execute(f"SET checkpoint_threshold = '{threshold}'")
+        for name, table in tables.items():
+            con.register("rows", table)
+            if not keys:
+                con.execute(f"CREATE TABLE {name} AS SELECT * FROM rows LIMIT 0")
+            con.unregister("rows")
+        wall, cpu = time.perf_counter(), time.process_time()
+        con.execute("BEGIN")
+        for name, table in tables.items():
+            con.register("rows", table)
+            con.execute(f"INSERT INTO {name} SELECT * FROM rows")
+            con.unregister("rows")
+        con.execute("COMMIT")
+        con.close()
+        label = "keys" if keys else "plain"
+        result[f"{label}_seconds"] = time.perf_counter() - wall
+        result[f"{label}_cpu"] = time.process_time() - cpu
+    return result
+
+
 def child(*args: str) -> dict[str, float]:
     """Run one measurement in a fresh process (its own peak memory)."""
     out = subprocess.run(
@@ -205,6 +255,8 @@ def main() -> None:
         what, path, db, *rest = args.child
         if what == "pandas":
             result = run_pandas(path, db)
+        elif what == "floor":
+            result = run_floor(path, db)
         else:
             result = run_siyu(path, db, rest[0], int(rest[1]), phases=rest[2:] == ["phases"])
         print(json.dumps(result))
@@ -217,6 +269,7 @@ def main() -> None:
         big = write_shopify_orders(Path(tmp) / "orders.csv", args.orders)
         small = write_shopify_orders(Path(tmp) / "small.csv", args.baseline_orders)
         siyu = child("siyu", str(big), f"{tmp}/siyu.duckdb", "shopify-orders", batch)
+        floor = child("floor", f"{tmp}/siyu.duckdb", f"{tmp}/floor")
         large = str(args.large_batch_rows)
         siyu_large = (
             child("siyu", str(big), f"{tmp}/large.duckdb", "shopify-orders", large)
@@ -246,6 +299,15 @@ def main() -> None:
             f"{rates(siyu_large)}"
         )
     print(f"siyu, {siyu_small['rows']:,.0f} rows: {rates(siyu_small)}")
+    stored = ", ".join(f"{floor[name]:,.0f} {name}" for name in STORED_TABLES)
+    print(
+        f"storage floor: the rows that import stored ({stored}) inserted from memory in one "
+        f"transaction, then closed: {siyu['rows'] / floor['keys_seconds']:,.0f} rows/s wall "
+        f"with siyu's keys ({floor['keys_seconds']:.2f} s, {floor['keys_cpu']:.2f} s CPU), "
+        f"{siyu['rows'] / floor['plain_seconds']:,.0f} rows/s into tables without any key "
+        f"({floor['plain_seconds']:.2f} s, {floor['plain_cpu']:.2f} s CPU): no importer storing "
+        "these rows in DuckDB can be faster on this machine"
+    )
     store, close, total = serial["store_cpu"], serial["close_cpu"], serial["cpu"]
     rest = total - store - close
     print(
