@@ -56,3 +56,5 @@ def test_a_first_import_shows_repeat_customers_details_apart(cli_db: str, tmp_pa
     text = " ".join(done.output.split())
     assert "duplicates 0," in text
     assert "repeated customer details 5 (already known, not stored again)" in text
+    plain = runner.invoke(app, ["import", "shopify-orders", str(FIXTURES / "shopify_orders.csv")])
+    assert "repeated customer details 0, quarantined" in " ".join(plain.output.split())

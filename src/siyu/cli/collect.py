@@ -203,11 +203,12 @@ def import_file(
         )
     elif summary.resumed_at:
         console.print(f"Resumed after row {summary.resumed_at + 1} (checkpoint).")
+    known = " (already known, not stored again)" if summary.repeated_details else ""
     console.print(
         f"Read {summary.rows:,} rows -> {summary.messages:,} messages this run. "
         f"Totals for this file: stored {summary.stored:,}, duplicates {summary.duplicates:,}, "
-        f"repeated customer details {summary.repeated_details:,} (already known, not stored "
-        f"again), quarantined {summary.quarantined:,}."
+        f"repeated customer details {summary.repeated_details:,}{known}, "
+        f"quarantined {summary.quarantined:,}."
     )
     if summary.quarantined:
         console.print("See them with 'siyu quarantine list' (origin, row number and reason).")
