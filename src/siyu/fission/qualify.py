@@ -36,7 +36,7 @@ from siyu.fission.fraud import ip_bursts, shared_fingerprints
 from siyu.fission.program import ReferralProgram, load_program
 from siyu.fission.referrals import record_change
 from siyu.fission.tables import referrals
-from siyu.store.bulk import stage, unstage
+from siyu.store.bulk import arrow_type, stage, unstage
 from siyu.store.database import Database
 
 
@@ -129,14 +129,6 @@ def _cell(column: sa.Column[Any], value: Any) -> Any:
     return str(value)
 
 
-def _arrow_type(column: sa.Column[Any]) -> pa.DataType:
-    if isinstance(column.type, sa.DateTime):
-        return pa.timestamp("us")
-    if isinstance(column.type, sa.Numeric):
-        return pa.float64()
-    return pa.string()
-
-
 def _update(conn: sa.Connection, rows: list[dict[str, Any]], values: dict[str, Any]) -> None:
     """UPDATE referrals for the ``rows`` (each with ``rid`` and its own values), only while the
     referral is still in the state this run read (``from_state``, the same for all rows)."""
@@ -161,7 +153,7 @@ def _update(conn: sa.Connection, rows: list[dict[str, Any]], values: dict[str, A
         {
             "referral_id": pa.array([str(x["rid"]) for x in rows], pa.string()),
             **{
-                c: pa.array([_cell(r.c[c], x[key]) for x in rows], _arrow_type(r.c[c]))
+                c: pa.array([_cell(r.c[c], x[key]) for x in rows], arrow_type(r.c[c]))
                 for c, key in per_row.items()
             },
         }

@@ -27,7 +27,7 @@ from siyu.identity.extract import Graph
 from siyu.identity.keys import keys_of
 from siyu.identity.resolve import Resolution
 from siyu.store import schema
-from siyu.store.bulk import append, append_new, stage, unstage, upsert
+from siyu.store.bulk import append, append_new, arrow_type, stage, unstage, upsert
 
 TS = pa.timestamp("us")
 
@@ -328,14 +328,6 @@ def _hash_joined(conn: sa.Connection, recent: bool) -> Iterator[None]:
 _CUSTOMER_COLUMNS = [c.name for c in schema.customers.columns]
 
 
-def _arrow_type(column: sa.Column[Any]) -> pa.DataType:
-    if isinstance(column.type, sa.DateTime):
-        return TS
-    if isinstance(column.type, sa.Date):
-        return pa.date32()
-    return pa.string()
-
-
 def _customers_table(rows: list[dict[str, Any]]) -> pa.Table:
     import orjson
 
@@ -344,7 +336,7 @@ def _customers_table(rows: list[dict[str, Any]]) -> pa.Table:
         values = [r.get(col.name) for r in rows]
         if col.name == "traits":
             values = [orjson.dumps(v).decode() if isinstance(v, dict) else v for v in values]
-        data[col.name] = pa.array(values, _arrow_type(col))
+        data[col.name] = pa.array(values, arrow_type(col))
     return pa.table(data)
 
 

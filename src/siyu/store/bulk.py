@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -24,6 +25,22 @@ def _quote(name: str) -> str:
 
 def _columns(data: pa.Table) -> str:
     return ", ".join(_quote(c) for c in data.column_names)
+
+
+def arrow_type(column: sa.Column[Any]) -> pa.DataType:
+    """The Arrow type the bulk paths give a column's values: times as microsecond timestamps
+    (what both engines store), dates, 64-bit integers, numerics as doubles, and everything
+    else (strings, JSON documents as text) as strings."""
+    kind = column.type
+    if isinstance(kind, sa.DateTime):
+        return pa.timestamp("us")
+    if isinstance(kind, sa.Date):
+        return pa.date32()
+    if isinstance(kind, sa.Integer):
+        return pa.int64()
+    if isinstance(kind, sa.Numeric):
+        return pa.float64()
+    return pa.string()
 
 
 def _stage_duckdb(conn: sa.Connection, data: pa.Table) -> str:
