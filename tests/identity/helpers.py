@@ -56,6 +56,16 @@ def track(
     return msg
 
 
+def status(
+    user_id: str, *, day: int = 1, event: str = "Message Delivered", message_id: str | None = None
+) -> dict[str, Any]:
+    """A WhatsApp delivery status as siyu stores it on the recipient: an event about her, not
+    one she did (``SYSTEM_EVENTS``)."""
+    msg = track(user_id, day=day, event=event, message_id=message_id)
+    msg["properties"] = {"channel": "whatsapp", "message_id": f"wamid.{msg['messageId']}"}
+    return msg
+
+
 def ingest(rt: Runtime, source: str, records: list[dict[str, Any]]) -> None:
     """Ingest records as coming from a source named and kinded ``source``."""
     ws = rt.workspace()

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from siyu.collect.ecommerce import SYSTEM_EVENTS
 from siyu.compute.arrow_sql import arrow_query
 from siyu.identity.blocking import blocked_many, normalise_many
 from siyu.identity.fastpath import fast_namespaced, fast_values
@@ -77,6 +78,15 @@ def sender_sql(dialect: str, alias: str) -> str:
     return f"hashtextextended({text}, 0)"
 
 
+def own_act_sql(alias: str) -> str:
+    """Whether an event is the customer's own act in SQL: not one of
+    :data:`~siyu.collect.ecommerce.SYSTEM_EVENTS`, which siyu and the brand store about her (a
+    message sent, points credited). An identifier's seen times count her own acts, as her
+    profile's do, so that a win-back message does not make her e-mail look recently seen."""
+    names = ", ".join("'" + name.replace("'", "''") + "'" for name in SYSTEM_EVENTS)
+    return f"({alias}.event IS NULL OR {alias}.event NOT IN ({names}))"
+
+
 def tuples_sql(dialect: str, ids: str | None, since: bool = False) -> str:
     """Distinct identifier tuples of a workspace's events (``ids``: only those messages;
     ``since``: only events received from ``:since``, which DuckDB's zone maps prune).
@@ -92,6 +102,7 @@ def tuples_sql(dialect: str, ids: str | None, since: bool = False) -> str:
         f"right({_json_text(dialect, 'e.context', 'locale')}, 2)))"
     )
     where = "e.workspace_id = :ws" + (" AND e.received_at >= :since" if since else "")
+    own = own_act_sql("e")
     picked = "" if ids is None else f"JOIN {ids} m ON m.message_id = e.message_id"
     return f"""
         SELECT e.source_id, s.kind AS source_kind, e.user_id, e.anonymous_id,
@@ -100,7 +111,9 @@ def tuples_sql(dialect: str, ids: str | None, since: bool = False) -> str:
                {_json_text(dialect, "e.traits", "phone")} AS phone,
                {country} AS country,
                min(e.timestamp) AS first_seen, max(e.timestamp) AS last_seen,
-               min(e.message_id) AS message_id, {sender_sql(dialect, "e")} AS sender
+               min(e.message_id) AS message_id, {sender_sql(dialect, "e")} AS sender,
+               min(e.timestamp) FILTER (WHERE {own}) AS own_first_seen,
+               max(e.timestamp) FILTER (WHERE {own}) AS own_last_seen
         FROM events e {picked} LEFT JOIN sources s
           ON s.source_id = e.source_id AND s.workspace_id = e.workspace_id
         WHERE {where}
@@ -115,13 +128,14 @@ def stored_tuples_sql(senders: str, batch: str) -> str:
     a row per run that saw it); ``stored`` tells tuples with a stored row."""
     columns = (
         "source_id, user_id, anonymous_id, previous_id, email, phone, country, first_seen, "
-        "last_seen, message_id, sender"
+        "last_seen, message_id, sender, own_first_seen, own_last_seen"
     )
     return f"""
         SELECT t.source_id, s.kind AS source_kind, t.user_id, t.anonymous_id, t.previous_id,
                t.email, t.phone, t.country, min(t.first_seen) AS first_seen,
                max(t.last_seen) AS last_seen, min(t.message_id) AS message_id,
-               min(t.sender) AS sender, max(t.stored) AS stored
+               min(t.sender) AS sender, min(t.own_first_seen) AS own_first_seen,
+               max(t.own_last_seen) AS own_last_seen, max(t.stored) AS stored
         FROM (SELECT {columns}, 1 AS stored FROM identity_tuples x
               WHERE x.workspace_id = :ws AND x.sender IN (SELECT sender FROM {senders})
               UNION ALL SELECT {columns}, 0 AS stored FROM {batch}) t
@@ -231,6 +245,10 @@ class Anchors:
     first_seen: npt.NDArray[np.datetime64]
     sender: pa.Array
     """The sender's hash, as ``identity_tuples`` keys it (:func:`sender_sql`)."""
+    acted: npt.NDArray[np.bool_]
+    """Whether any of the sender's events is the customer's own act (else siyu and the brand
+    only stored events about her under it, such as message statuses): a merge takes seen
+    times from the customer rows of senders that acted."""
 
     def __len__(self) -> int:
         return len(self.node)
@@ -239,7 +257,8 @@ class Anchors:
     def empty(cls) -> Anchors:
         none = pa.array([], pa.string())
         return cls(none, none, none, none, np.zeros(0, dtype=np.int64), none,
-                   np.zeros(0, dtype="datetime64[us]"), pa.array([], pa.int64()))  # fmt: skip
+                   np.zeros(0, dtype="datetime64[us]"), pa.array([], pa.int64()),
+                   np.zeros(0, dtype=bool))  # fmt: skip
 
 
 class KeyList(Sequence[str]):
@@ -363,7 +382,11 @@ TUPLE_COLUMNS = (
     "last_seen",
     "message_id",
     "sender",
+    "own_first_seen",
+    "own_last_seen",
 )
+
+TIME_COLUMNS = ("first_seen", "last_seen", "own_first_seen", "own_last_seen")
 
 
 def query_arrow(conn: sa.Connection, sql: str, params: dict[str, Any]) -> pa.Table:
@@ -439,7 +462,7 @@ def _tuples(table: pa.Table) -> pa.Table:
     for name in TUPLE_COLUMNS:
         kind = (
             pa.timestamp("us")
-            if name in ("first_seen", "last_seen")
+            if name in TIME_COLUMNS
             else pa.int64()
             if name == "sender"
             else pa.string()
@@ -854,11 +877,7 @@ def _assemble(
     node, sorted_keys = _sorted_codes(occ.keys())
     n = len(sorted_keys)
     t0 = np.asarray(t.column("first_seen").to_numpy(), dtype="datetime64[us]")
-    t1 = np.asarray(t.column("last_seen").to_numpy(), dtype="datetime64[us]")
-    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first, node, t0[row].astype(np.int64))
-    last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-    np.maximum.at(last, node, t1[row].astype(np.int64))
+    first, last = _seen(t, row, node, n)
     src, account = _sources(t, row, slot, node, generic)
     # Per tuple row, the node of each slot (-1: none); the hub is the first present slot.
     per_slot = np.full((len(SLOTS), n_rows), -1, dtype=np.int64)
@@ -905,6 +924,28 @@ def _assemble(
         refused=sorted(occ.refused),
         raw_pairs=(occ.raws(), node),
     )
+
+
+def _seen(t: pa.Table, row: Ints, node: Ints, n: int) -> tuple[Ints, Ints]:
+    """Each node's first and last seen (microseconds): over the customer's own acts where any
+    of its tuples has one, else over every event (a WhatsApp id that only status callbacks
+    carried is still seen when they came)."""
+    lowest, highest = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+
+    def times(column: str, missing: int) -> Ints:
+        values = pc.fill_null(t.column(column).cast(pa.int64()), missing)
+        return np.asarray(values.to_numpy(), dtype=np.int64)[row]
+
+    first = np.full(n, highest, dtype=np.int64)
+    np.minimum.at(first, node, times("first_seen", highest))
+    last = np.full(n, lowest, dtype=np.int64)
+    np.maximum.at(last, node, times("last_seen", lowest))
+    own_first = np.full(n, highest, dtype=np.int64)
+    np.minimum.at(own_first, node, times("own_first_seen", highest))
+    own_last = np.full(n, lowest, dtype=np.int64)
+    np.maximum.at(own_last, node, times("own_last_seen", lowest))
+    acted = own_first != highest
+    return np.where(acted, own_first, first), np.where(acted, own_last, last)
 
 
 def _link_order(
@@ -989,13 +1030,14 @@ def _sources(
 SENDERS_SQL = """
     SELECT CASE WHEN user_id <> '' THEN 'u|' || coalesce(source_id, 'None') || '|' || user_id
                 ELSE 'a|' || anonymous_id END AS id,
-           min(row) AS first_row, min(first_seen) AS first_seen, min(sender) AS sender
+           min(row) AS first_row, min(first_seen) AS first_seen, min(sender) AS sender,
+           bool_or(own_first_seen IS NOT NULL) AS acted
     FROM tuples WHERE user_id <> '' OR anonymous_id <> ''
     GROUP BY 1 ORDER BY 1
 """
-"""One row per sender of the tuples: its id, first row, first time and hash (the same on every
-row of the sender), in id order (DuckDB compares strings byte-wise: UTF-8 byte order is
-code-point order, as Python sorts)."""
+"""One row per sender of the tuples: its id, first row, first time, hash (the same on every
+row of the sender) and whether it acted itself, in id order (DuckDB compares strings
+byte-wise: UTF-8 byte order is code-point order, as Python sorts)."""
 
 
 @dataclass
@@ -1029,7 +1071,14 @@ def _senders(workspace_id: str, t: pa.Table) -> _Senders:
             "row": pa.array(np.arange(t.num_rows, dtype=np.int64)),
             **{
                 c: t.column(c)
-                for c in ("source_id", "user_id", "anonymous_id", "first_seen", "sender")
+                for c in (
+                    "source_id",
+                    "user_id",
+                    "anonymous_id",
+                    "first_seen",
+                    "sender",
+                    "own_first_seen",
+                )
             },
         }
     )
@@ -1067,6 +1116,7 @@ def _senders(workspace_id: str, t: pa.Table) -> _Senders:
             grouped.column("first_seen").cast(pa.timestamp("us")).to_numpy(), dtype=np.int64
         ).astype("datetime64[us]"),
         sender=grouped.column("sender").combine_chunks().cast(pa.int64()),
+        acted=np.asarray(grouped.column("acted").to_numpy(), dtype=bool),
     )
     return _Senders(anchors, r, has)
 

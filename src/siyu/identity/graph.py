@@ -274,7 +274,7 @@ def _store(
         write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
         analyze(conn, (t.identities, t.identity_links, t.identity_anchors), REPOINTED)
         repointed = repoint(conn, workspace_id)
-        moves = merge_customers(conn, workspace_id, now)
+        moves = merge_customers(conn, workspace_id, now, passive=_passive(graph))
     else:
         rows = graph_rows(workspace_id, graph, res, node_customers, anchor_customers, now)
         write_changes(conn, t.identities, workspace_id, old.identities, rows.identities)
@@ -289,8 +289,16 @@ def _store(
             only_new_keys=True,
         )
         repointed = _repoint_incremental(conn, workspace_id, rows.anchors, anchors, received_from)
-        moves = merge_customers(conn, workspace_id, now, _merged_pairs(rows.anchors))
+        moves = merge_customers(
+            conn, workspace_id, now, _merged_pairs(rows.anchors), _passive(graph)
+        )
     return repointed, moves, _follow(conn, workspace_id, moves)
+
+
+def _passive(graph: Graph) -> pa.Array:
+    """The provisional ids of the graph's senders that never acted themselves."""
+    anchors = graph.anchors
+    return anchors.provisional_id.filter(pa.array(~anchors.acted))
 
 
 def _merged_pairs(anchors: pa.Table) -> pa.Table:

@@ -10,7 +10,7 @@ so a split can restore them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -362,12 +362,19 @@ class CustomerMoves:
 
 
 def merge_customers(
-    conn: sa.Connection, workspace_id: str, now: datetime, pairs: pa.Table | None = None
+    conn: sa.Connection,
+    workspace_id: str,
+    now: datetime,
+    pairs: pa.Table | None = None,
+    passive: pa.Array | None = None,
 ) -> CustomerMoves:
     """Restore archived survivors, then fold merged customers' rows into their survivor.
 
     ``pairs`` (an incremental run): the (provisional_id, customer_id) pairs of the run's
-    anchors; only those are looked at instead of every stored anchor.
+    anchors; only those are looked at instead of every stored anchor. ``passive``: the
+    provisional ids of senders that never acted themselves (only events about the customer,
+    such as message statuses, came under them): their rows' seen times are those events', so
+    a survivor takes its seen times from the other rows.
     """
     moves = CustomerMoves()
     staged = None
@@ -387,11 +394,15 @@ def merge_customers(
             f"SELECT DISTINCT provisional_id, customer_id AS target FROM {staged} "
             "WHERE provisional_id <> customer_id"
         )
+    quiet = None
+    if passive is not None and len(passive):
+        quiet = stage(conn, schema.customers, pa.table({"customer_id": passive.cast(pa.string())}))
     try:
-        return _merge_customers(conn, workspace_id, now, moves, survivors, merged, ws)
+        return _merge_customers(conn, workspace_id, now, moves, survivors, merged, ws, quiet)
     finally:
-        if staged is not None:
-            unstage(conn, staged)
+        for name in (staged, quiet):
+            if name is not None:
+                unstage(conn, name)
 
 
 def _merge_customers(
@@ -402,6 +413,7 @@ def _merge_customers(
     survivors: str,
     merged: str,
     ws: dict[str, str],
+    passive: str | None,
 ) -> CustomerMoves:
     c, arc = schema.customers, t.identity_customer_archive
     restore = conn.execute(
@@ -425,7 +437,7 @@ def _merge_customers(
                 arc.c.customer_id.in_([r["customer_id"] for r in rows]),
             )
         )
-    return _fold_merged(conn, workspace_id, now, moves, merged, ws)
+    return _fold_merged(conn, workspace_id, now, moves, merged, ws, passive)
 
 
 FOLD_TARGETS = 50_000
@@ -443,19 +455,21 @@ def _fold_merged(
     moves: CustomerMoves,
     merged: str,
     ws: dict[str, str],
+    passive: str | None,
 ) -> CustomerMoves:
     """Fold each merged customer's row into its survivor's, archive it and delete it.
 
     The rows are first copied aside (one temporary table: every round reads them as they were
     before any write, as a single pass would), then folded FOLD_TARGETS survivors at a time,
-    ordered by survivor, so a survivor's group is never split between rounds.
+    ordered by survivor, so a survivor's group is never split between rounds. Rows of the
+    staged ``passive`` customers are marked there (see :func:`merge_customers`).
     """
     name = f"siyu_fold_{next(_fold_tables)}"
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
     conn.execute(
         sa.text(
             f"CREATE TEMPORARY TABLE {name} AS SELECT m.target AS fold_target, "
-            "0 AS fold_member, c.* FROM customers c "
+            "0 AS fold_member, false AS fold_passive, c.* FROM customers c "
             f"JOIN ({merged}) m ON c.customer_id = m.provisional_id WHERE c.workspace_id = :ws"
         ),
         ws,
@@ -464,12 +478,17 @@ def _fold_merged(
     # rollback, which drops the table with the transaction anyway (DuckDB's catalog too).
     conn.execute(
         sa.text(
-            f"INSERT INTO {name} SELECT c.customer_id, 1, c.* FROM customers c "
+            f"INSERT INTO {name} SELECT c.customer_id, 1, false, c.* FROM customers c "
             f"WHERE c.workspace_id = :ws AND c.customer_id IN "
             f"(SELECT fold_target FROM {name})"
         ),
         ws,
     )
+    if passive is not None:
+        conn.exec_driver_sql(
+            f"UPDATE {name} SET fold_passive = true "
+            f"WHERE customer_id IN (SELECT customer_id FROM {passive})"
+        )
     targets = [
         str(r[0])
         for r in conn.exec_driver_sql(
@@ -510,9 +529,12 @@ def _fold_round(
     current: dict[str, dict[str, Any]] = {}
     members: list[dict[str, Any]] = []
     into: list[str] = []
+    passive: set[str] = set()
     for r in found:
         row = dict(r._mapping)
         target = row.pop("fold_target")
+        if row.pop("fold_passive"):
+            passive.add(row["customer_id"])
         if row.pop("fold_member"):
             current[target] = row
         else:
@@ -526,7 +548,7 @@ def _fold_round(
     merged_rows = []
     for target, group in by_target.items():
         rows = ([current[target]] if target in current else []) + group
-        merged_rows.append(_fold(target, rows, now))
+        merged_rows.append(_fold(target, rows, now, passive))
     _replace_customers(conn, workspace_id, _customers_table(merged_rows))
     import orjson
 
@@ -607,11 +629,16 @@ def _revive(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _fold(target: str, rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+def _fold(
+    target: str, rows: list[dict[str, Any]], now: datetime, passive: Collection[str] = ()
+) -> dict[str, Any]:
     """Survivorship: earliest first seen, latest last seen, most recent non-empty value.
 
     "Most recent" is by when the traits were said (``traits_at``; rows without one first),
-    then by last seen, so a row that only arrived later does not win with older traits.
+    then by last seen, so a row that only arrived later does not win with older traits. Seen
+    times come from the rows of senders that acted themselves (not in ``passive``), when
+    there is one: a WhatsApp status row merged into a customer must not make her look seen
+    the day siyu's message was delivered.
     """
     ordered = sorted(
         rows,
@@ -631,8 +658,9 @@ def _fold(target: str, rows: list[dict[str, Any]], now: datetime) -> dict[str, A
             if row.get(col) not in (None, ""):
                 out[col] = row[col]
         traits.update({k: v for k, v in _as_dict(row.get("traits")).items() if v not in (None, "")})
-    out["first_seen_at"] = min(r["first_seen_at"] for r in rows)
-    out["last_seen_at"] = max(r["last_seen_at"] for r in rows)
+    acting = [r for r in rows if r["customer_id"] not in passive] or rows
+    out["first_seen_at"] = min(r["first_seen_at"] for r in acting)
+    out["last_seen_at"] = max(r["last_seen_at"] for r in acting)
     said = [r["traits_at"] for r in rows if r.get("traits_at") is not None]
     out["traits_at"] = max(said) if said else None
     out["traits"] = traits or None

@@ -237,6 +237,10 @@ identity_tuples = sa.Table(
     sa.Column("first_seen", sa.DateTime(), nullable=False),
     sa.Column("last_seen", sa.DateTime(), nullable=False),
     sa.Column("message_id", sa.String(200), nullable=False),
+    # The same times over the customer's own acts only (migration 0024): null where every event
+    # of the tuple is one siyu or the brand stored about her (a message status, points).
+    sa.Column("own_first_seen", sa.DateTime()),
+    sa.Column("own_last_seen", sa.DateTime()),
     sa.Index("ix_identity_tuples_sender", "workspace_id", "sender"),
 )
 """The distinct identifier tuples of the resolved events, per sender (``sender``: the engine's
