@@ -41,7 +41,10 @@ def customer_ids(workspace_id: str, graph: Graph, res: Resolution) -> tuple[pa.A
     """Surviving customer id per node and per anchor: the group's oldest provisional id.
 
     Set-based: anchors sorted by (group, first seen, provisional id) in Arrow, the first of each
-    group wins; a group no sender reaches gets an id derived from its first identifier.
+    group wins; a group no sender reaches gets an id derived from its first identifier. Both
+    results are one ``take`` of the provisional ids (plus the few derived ones) by index
+    instead of string selections (``if_else``, ``replace_with_mask``): 0.67 s instead of
+    0.79-0.90 s at 1M.
     """
     anchors = graph.anchors
     node = anchors.node
@@ -54,32 +57,32 @@ def customer_ids(workspace_id: str, graph: Graph, res: Resolution) -> tuple[pa.A
             "id": anchors.provisional_id.take(pa.array(picked)),
         }
     )
-    order = pc.sort_indices(
-        frame, sort_keys=[("group", "ascending"), ("seen", "ascending"), ("id", "ascending")]
+    order = np.asarray(
+        pc.sort_indices(
+            frame, sort_keys=[("group", "ascending"), ("seen", "ascending"), ("id", "ascending")]
+        ).to_numpy(),
+        dtype=np.int64,
     )
-    frame = frame.take(order)
-    g = np.asarray(frame.column("group").to_numpy(), dtype=np.int64)
+    g = group[picked][order]
     first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else g
     n_groups = int(res.group.max()) + 1 if len(res.group) else 0
-    by_group = np.full(n_groups, -1, dtype=np.int64)
-    by_group[g[first]] = first
-    best = frame.column("id").combine_chunks()
-    per_node = by_group[res.group] if len(res.group) else np.zeros(0, dtype=np.int64)
-    nodes = best.take(pa.array(per_node, mask=per_node < 0))
+    winner = np.full(n_groups, -1, dtype=np.int64)  # per group, the winning anchor
+    winner[g[first]] = picked[order[first]]
+    per_node = winner[res.group] if len(res.group) else np.zeros(0, dtype=np.int64)
+    ids = anchors.provisional_id
     missing = np.flatnonzero(per_node < 0)
     if missing.size:  # only those are made in Python (not a string per node)
         made = [
             short_hash(workspace_id, key, prefix="cus_")
             for key in graph.key_array.take(pa.array(missing)).to_pylist()
         ]
-        nodes = pc.replace_with_mask(nodes, pa.array(per_node < 0), pa.array(made, pa.string()))
-    if len(node):
-        mine = pc.if_else(
-            pa.array(node >= 0), nodes.take(pa.array(np.maximum(node, 0))), anchors.provisional_id
-        )
-    else:
-        mine = anchors.provisional_id
-    return nodes, mine.cast(pa.string())
+        per_node[missing] = len(ids) + np.arange(missing.size)
+        ids = pa.concat_arrays([ids, pa.array(made, pa.string())])
+    nodes = ids.take(pa.array(per_node))
+    own = np.arange(len(node), dtype=np.int64)
+    if len(per_node):
+        own = np.where(node >= 0, per_node[np.maximum(node, 0)], own)
+    return nodes.cast(pa.string()), ids.take(pa.array(own)).cast(pa.string())
 
 
 @dataclass
