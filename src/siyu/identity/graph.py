@@ -65,13 +65,25 @@ from siyu.store.bulk import analyze, append
 
 @dataclass
 class ResolveReport:
+    """What one run resolved: a full run's whole graph, an incremental run's reached part."""
+
     identifiers: int = 0
+    """Identity nodes in the run's graph."""
     links: int = 0
+    """Links (evidence pairs) in the run's graph."""
     customers: int = 0
+    """Groups of the run's graph (one customer id each). A weak identifier kept apart (a store
+    tablet's browser id) is a group but no customer's record, so the count of customers a
+    user sees is ``explain.outcome``'s, not this."""
     merges: int = 0
+    """Merge audit rows written (customers whose set of merged provisional ids changed)."""
     conflicts: int = 0
+    """Links refused by a merge rule, recorded for review."""
     refused: int = 0
+    """Values refused as invalid or blocked."""
     repointed: dict[str, int] = field(default_factory=dict)
+    """Rows that moved to another customer, per table, plus customers folded and consents
+    restricted by merges."""
 
 
 def _now() -> datetime:
