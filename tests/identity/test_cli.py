@@ -27,6 +27,9 @@ def test_resolve_explain_split_evaluate(settings: Settings) -> None:
     assert "6100000061" in result.output
     assert "17841400000000061" in result.output
     assert "same_event" in result.output
+    # Times to the second, in UTC (stored to the microsecond).
+    assert "seen 2025-01-01 10:00:00 .. 2025-01-01 10:00:00 UTC" in result.output
+    assert ".000000" not in result.output
 
     result = runner.invoke(app, ["identity", "split", "email:max@mail.co", "--note", "test"])
     assert result.exit_code == 0, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -37,6 +38,13 @@ def resolve_cmd(workspace: WorkspaceOpt = None) -> None:
     console.print(f"Records re-pointed: {moved}.")
 
 
+def _when(value: object) -> str:
+    """A stored time (naive UTC) to the second: microseconds are noise when reading evidence."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
 @identity_app.command("explain")
 def explain_cmd(
     customer: Annotated[str, typer.Argument(help="A customer id, or an identifier kind:value.")],
@@ -55,7 +63,7 @@ def explain_cmd(
     for r in found.identifiers:
         console.print(
             f"  {r['kind']}:{r['value']}  source {r['source_id'] or '-'}, "
-            f"seen {r['first_seen_at']} .. {r['last_seen_at']}",
+            f"seen {_when(r['first_seen_at'])} .. {_when(r['last_seen_at'])} UTC",
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -64,7 +72,7 @@ def explain_cmd(
     for r in found.links:
         console.print(
             f"  {r['kind_a']}:{r['value_a']} = {r['kind_b']}:{r['value_b']}  "
-            f"{r['rule']} in message {r['message_id']} at {r['seen_at']}",
+            f"{r['rule']} in message {r['message_id']} at {_when(r['seen_at'])} UTC",
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -80,7 +88,7 @@ def explain_cmd(
             )
     for r in found.audit:
         console.print(
-            f"{r['recorded_at']} {r['action']} ({r['rule']}): {r['customers']}",
+            f"{_when(r['recorded_at'])} UTC {r['action']} ({r['rule']}): {r['customers']}",
             markup=False,
             highlight=False,
             soft_wrap=True,
