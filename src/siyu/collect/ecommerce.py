@@ -216,6 +216,15 @@ SYSTEM_EVENTS: tuple[str, ...] = (
     "Assist Reward Unlocked",
 )
 
+
+def own_act_sql(alias: str) -> str:
+    """Whether an event (table ``alias``) is the customer's own act, in SQL: not one of
+    :data:`SYSTEM_EVENTS`. The pipeline's seen times and One-ID's identifier seen times both
+    use it, so a win-back message moves neither."""
+    names = ", ".join("'" + name.replace("'", "''") + "'" for name in SYSTEM_EVENTS)
+    return f"({alias}.event IS NULL OR {alias}.event NOT IN ({names}))"
+
+
 ORDER_COMPLETED = "Order Completed"
 ORDER_REFUNDED = "Order Refunded"
 ORDER_CANCELLED = "Order Cancelled"

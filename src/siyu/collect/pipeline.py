@@ -33,8 +33,8 @@ from siyu.collect.ecommerce import (
     ORDER_CANCELLED,
     ORDER_COMPLETED,
     ORDER_REFUNDED,
-    SYSTEM_EVENTS,
     OrderRefunded,
+    own_act_sql,
 )
 from siyu.collect.quarantine import Rejection, store_rejections
 from siyu.collect.validate import ValidCall, _dump, validate_chunk
@@ -741,7 +741,7 @@ def upsert_customers_from_events(
     name = stage(conn, schema.events, events)
     staged_traits = stage(conn, schema.customers, rows.traits_table(traits)) if traits else None
     try:
-        own = f"(e.event IS NULL OR e.event NOT IN ({_SYSTEM_EVENTS_SQL}))" if with_system else ""
+        own = own_act_sql("e") if with_system else ""
         trait_values = [
             f"any_value(t.{c})" if staged_traits else "NULL" for c in rows.CUSTOMER_TRAIT_COLUMNS
         ]
@@ -784,10 +784,6 @@ def upsert_customers_from_events(
         unstage(conn, name)
         if staged_traits:
             unstage(conn, staged_traits)
-
-
-# SYSTEM_EVENTS as an SQL list (constant names; quotes doubled all the same).
-_SYSTEM_EVENTS_SQL = ", ".join("'" + n.replace("'", "''") + "'" for n in SYSTEM_EVENTS)
 
 
 def _lookup_orders(

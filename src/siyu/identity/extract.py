@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from siyu.collect.ecommerce import SYSTEM_EVENTS
+from siyu.collect.ecommerce import own_act_sql
 from siyu.compute.arrow_sql import arrow_query
 from siyu.identity.blocking import blocked_many, normalise_many
 from siyu.identity.fastpath import fast_namespaced, fast_values
@@ -76,15 +76,6 @@ def sender_sql(dialect: str, alias: str) -> str:
     if dialect == "duckdb":
         return f"CAST(hash({text}) >> 1 AS BIGINT)"
     return f"hashtextextended({text}, 0)"
-
-
-def own_act_sql(alias: str) -> str:
-    """Whether an event is the customer's own act in SQL: not one of
-    :data:`~siyu.collect.ecommerce.SYSTEM_EVENTS`, which siyu and the brand store about her (a
-    message sent, points credited). An identifier's seen times count her own acts, as her
-    profile's do, so that a win-back message does not make her e-mail look recently seen."""
-    names = ", ".join("'" + name.replace("'", "''") + "'" for name in SYSTEM_EVENTS)
-    return f"({alias}.event IS NULL OR {alias}.event NOT IN ({names}))"
 
 
 def tuples_sql(dialect: str, ids: str | None, since: bool = False) -> str:
@@ -932,18 +923,17 @@ def _seen(t: pa.Table, row: Ints, node: Ints, n: int) -> tuple[Ints, Ints]:
     carried is still seen when they came)."""
     lowest, highest = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
-    def times(column: str, missing: int) -> Ints:
-        values = pc.fill_null(t.column(column).cast(pa.int64()), missing)
-        return np.asarray(values.to_numpy(), dtype=np.int64)[row]
+    def per_node(column: str, earliest: bool) -> Ints:
+        """The column's minimum (``earliest``) or maximum per node; nulls never win."""
+        start = highest if earliest else lowest
+        values = pc.fill_null(t.column(column).cast(pa.int64()), start)
+        out = np.full(n, start, dtype=np.int64)
+        pick = np.minimum if earliest else np.maximum
+        pick.at(out, node, np.asarray(values.to_numpy(), dtype=np.int64)[row])
+        return out
 
-    first = np.full(n, highest, dtype=np.int64)
-    np.minimum.at(first, node, times("first_seen", highest))
-    last = np.full(n, lowest, dtype=np.int64)
-    np.maximum.at(last, node, times("last_seen", lowest))
-    own_first = np.full(n, highest, dtype=np.int64)
-    np.minimum.at(own_first, node, times("own_first_seen", highest))
-    own_last = np.full(n, lowest, dtype=np.int64)
-    np.maximum.at(own_last, node, times("own_last_seen", lowest))
+    first, last = per_node("first_seen", True), per_node("last_seen", False)
+    own_first, own_last = per_node("own_first_seen", True), per_node("own_last_seen", False)
     acted = own_first != highest
     return np.where(acted, own_first, first), np.where(acted, own_last, last)
 
