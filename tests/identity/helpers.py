@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from siyu.collect.sources import ensure_source
+from siyu.identity.held import HeldGraph, HeldGraphs, HeldTable
+from siyu.identity.versions import current_version
 from siyu.runtime import Runtime
 
 _seq = count()
@@ -83,3 +85,22 @@ def customers_of_events(rt: Runtime) -> dict[str, str]:
 def scalar(rt: Runtime, sql: str, **params: Any) -> Any:
     with rt.db.engine.connect() as conn:
         return conn.execute(sa.text(sql), params).scalar()
+
+
+def assert_held_matches(conn: sa.Connection, held: HeldGraphs, workspace_id: str) -> None:
+    """The held copy of the graph is exactly what the database holds, row for row (and the
+    version it matches is the stored one)."""
+    graph = held.get(workspace_id)
+    assert graph is not None
+    assert graph.version == current_version(conn, workspace_id)
+    fresh = HeldGraph.load(conn, workspace_id)
+    for name in ("identities", "identity_links", "identity_anchors", "identity_tuples"):
+        mine, stored = graph.table(name), fresh.table(name)
+        assert mine is not None
+        assert stored is not None
+        assert _rows(mine) == _rows(stored), name
+
+
+def _rows(table: HeldTable) -> list[tuple[object, ...]]:
+    live = table.live
+    return sorted((tuple(r.values()) for r in live.to_pylist()), key=lambda r: tuple(map(str, r)))

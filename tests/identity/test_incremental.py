@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,8 +15,9 @@ from hypothesis import strategies as st
 from siyu.collect.sources import ensure_source
 from siyu.config import load_settings
 from siyu.identity.graph import resolve_new_events, resolve_workspace
+from siyu.identity.held import HeldGraphs
 from siyu.runtime import Runtime
-from tests.identity.helpers import identify, status, track
+from tests.identity.helpers import assert_held_matches, identify, status, track
 
 SCENARIO: list[tuple[str, dict[str, Any]]] = [
     ("shopify", identify("6100000101", email="ann@mail.co", phone="+6281311110001", day=1)),
@@ -61,9 +63,13 @@ def _messages() -> list[tuple[str, dict[str, Any]]]:
 Batch = list[tuple[str, dict[str, Any]]]
 
 
-def _ingest_and_resolve(rt: Runtime, batches: list[Batch], times: int = 1) -> None:
+def _ingest_and_resolve(
+    rt: Runtime, batches: list[Batch], times: int = 1, held: HeldGraphs | None = None
+) -> None:
     """Ingest each batch (its messages per source, as the sources send them) and resolve its
-    events incrementally, ``times`` times each (2: a batch resolved again)."""
+    events incrementally, ``times`` times each (2: a batch resolved again); ``held``: with
+    the graph held in memory, as ``siyu serve`` resolves (the copy must stay what the
+    database holds)."""
     ws = rt.workspace()
     names = {name for batch in batches for name, _ in batch}
     with rt.db.engine.begin() as conn:
@@ -76,7 +82,12 @@ def _ingest_and_resolve(rt: Runtime, batches: list[Batch], times: int = 1) -> No
             pipeline.ingest([m for s, m in batch if s == source], source_id=sources[source])
         for _ in range(times):
             with rt.db.engine.begin() as conn:
-                resolve_new_events(conn, ws.workspace_id, [m["messageId"] for _, m in batch])
+                resolve_new_events(
+                    conn, ws.workspace_id, [m["messageId"] for _, m in batch], held=held
+                )
+            if held is not None:
+                with rt.db.engine.connect() as conn:
+                    assert_held_matches(conn, held, ws.workspace_id)
 
 
 @settings(
@@ -85,8 +96,9 @@ def _ingest_and_resolve(rt: Runtime, batches: list[Batch], times: int = 1) -> No
 @given(
     order=st.permutations(list(range(len(SCENARIO)))),
     cuts=st.lists(st.integers(1, len(SCENARIO) - 1), max_size=4),
+    hold=st.booleans(),
 )
-def test_incremental_equals_full(order: list[int], cuts: list[int]) -> None:
+def test_incremental_equals_full(order: list[int], cuts: list[int], hold: bool) -> None:
     messages = _messages()
     bounds = [0, *sorted(set(cuts)), len(order)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +106,7 @@ def test_incremental_equals_full(order: list[int], cuts: list[int]) -> None:
         with Runtime(load_settings(database_url=url, env="test")) as rt:
             rt.init()
             batches = [[messages[i] for i in order[lo:hi]] for lo, hi in itertools.pairwise(bounds)]
-            _ingest_and_resolve(rt, batches)
+            _ingest_and_resolve(rt, batches, held=HeldGraphs() if hold else None)
             with rt.db.engine.begin() as conn:
                 incremental = _snapshot(conn)
                 resolve_workspace(conn, rt.workspace().workspace_id)
@@ -105,14 +117,17 @@ def test_incremental_equals_full(order: list[int], cuts: list[int]) -> None:
     assert len(set(owners.values())) == 1  # the typo'd copy joined, whatever the order
 
 
-def test_incremental_on_both_engines(rt: Runtime) -> None:
+@pytest.mark.parametrize("hold", [False, True], ids=["tables", "held"])
+def test_incremental_on_both_engines(rt: Runtime, hold: bool) -> None:
     """A fixed adversarial order (storefront ids before the store's, the tablet first) on
-    every engine: incremental batches end where a full rebuild does."""
+    every engine: incremental batches end where a full rebuild does, with the graph read
+    from the tables or held in memory."""
     messages = _messages()
     ws = rt.workspace()
     order = [4, 5, 6, 10, 7, 8, 2, 3, 0, 1, 9, 11, 12]
     bounds = itertools.pairwise([0, 3, 6, 9, len(order)])
-    _ingest_and_resolve(rt, [[messages[i] for i in order[lo:hi]] for lo, hi in bounds])
+    batches = [[messages[i] for i in order[lo:hi]] for lo, hi in bounds]
+    _ingest_and_resolve(rt, batches, held=HeldGraphs() if hold else None)
     with rt.db.engine.begin() as conn:
         incremental = _snapshot(conn)
         resolve_workspace(conn, ws.workspace_id)

@@ -14,6 +14,7 @@ review ``status``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +27,10 @@ from siyu.store.bulk import append, append_new, stage, unstage
 ROWID = "__rid"
 """The DuckDB ``rowid`` of a stored row, read with it (absent on PostgreSQL)."""
 
-NOT_COMPARED = frozenset({"created_at", "status", ROWID})
+POS = "__pos"
+"""A held row's position in the serving process's copy (:mod:`siyu.identity.held`)."""
+
+NOT_COMPARED = frozenset({"created_at", "status", ROWID, POS})
 """Columns a run stamps (``created_at``) or an operator sets (a conflict's ``status``)."""
 
 
@@ -64,6 +68,14 @@ def unmatched(rows: pa.Table, others: pa.Table, columns: list[str]) -> pa.Table:
     return rows.take(found.column("__row"))
 
 
+class RowStore(Protocol):
+    """Where the old rows came from: deletes them and learns of appended rows."""
+
+    def delete(self, table: sa.Table, rows: pa.Table) -> None: ...
+
+    def stored(self, table: sa.Table, rows: pa.Table) -> None: ...
+
+
 @dataclass
 class Changes:
     """What a diff wrote: the stored rows deleted and the new rows appended."""
@@ -80,20 +92,29 @@ def write_changes(
     new: pa.Table,
     *,
     only_new_keys: bool = False,
+    store: RowStore | None = None,
 ) -> Changes:
     """Make the stored ``old`` rows of ``table`` into ``new``: delete the old rows no new row
     equals, append the new rows no old row equals (``only_new_keys``: skipping keys stored
-    elsewhere, as :func:`append_new` does)."""
+    elsewhere, as :func:`append_new` does). ``store``, where the old rows were read from,
+    deletes them (default: :func:`delete_rows`) and learns of the appended rows."""
     columns = [c.name for c in table.columns if c.name not in NOT_COMPARED]
     gone, added = unmatched(old, new, columns), unmatched(new, old, columns)
     if gone.num_rows:
-        _delete(conn, table, workspace_id, gone)
+        if store is None:
+            delete_rows(conn, table, workspace_id, gone)
+        else:
+            store.delete(table, gone)
     if added.num_rows:
         (append_new if only_new_keys else append)(conn, table, added)
+        if store is not None:
+            store.stored(table, added)
     return Changes(gone, added)
 
 
-def _delete(conn: sa.Connection, table: sa.Table, workspace_id: str, rows: pa.Table) -> None:
+def delete_rows(conn: sa.Connection, table: sa.Table, workspace_id: str, rows: pa.Table) -> None:
+    """Delete stored rows: by the ``rowid`` they were read with (DuckDB), else by primary key
+    (PostgreSQL uses its index)."""
     if ROWID in rows.column_names:
         ids = np.unique(np.asarray(rows.column(ROWID).to_numpy(), dtype=np.int64))
         name = stage(conn, table, pa.table({ROWID: pa.array(ids)}))

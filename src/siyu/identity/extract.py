@@ -113,24 +113,33 @@ def tuples_sql(dialect: str, ids: str | None, since: bool = False) -> str:
     """
 
 
-def stored_tuples_sql(senders: str, batch: str) -> str:
+def stored_tuples_sql(senders: str | None, batch: str, held: str | None = None) -> str:
     """The stored tuples (``identity_tuples``) of the staged ``senders`` and the staged
     ``batch`` tuples, aggregated as :func:`tuples_sql` aggregates the events (a tuple can have
-    a row per run that saw it); ``stored`` tells tuples with a stored row."""
+    a row per run that saw it); ``stored`` tells tuples with a stored row.
+
+    ``held``: the stored tuples are that relation's rows instead (a held graph's, already
+    those of the senders; ``sources`` is then the workspace's sources only)."""
     columns = (
         "source_id, user_id, anonymous_id, previous_id, email, phone, country, first_seen, "
         "last_seen, message_id, sender, own_first_seen, own_last_seen"
     )
+    stored = (
+        f"{held} x"
+        if held
+        else "identity_tuples x WHERE x.workspace_id = :ws "
+        f"AND x.sender IN (SELECT sender FROM {senders})"
+    )
+    workspace = "" if held else " AND s.workspace_id = :ws"
     return f"""
         SELECT t.source_id, s.kind AS source_kind, t.user_id, t.anonymous_id, t.previous_id,
                t.email, t.phone, t.country, min(t.first_seen) AS first_seen,
                max(t.last_seen) AS last_seen, min(t.message_id) AS message_id,
                min(t.sender) AS sender, min(t.own_first_seen) AS own_first_seen,
                max(t.own_last_seen) AS own_last_seen, max(t.stored) AS stored
-        FROM (SELECT {columns}, 1 AS stored FROM identity_tuples x
-              WHERE x.workspace_id = :ws AND x.sender IN (SELECT sender FROM {senders})
+        FROM (SELECT {columns}, 1 AS stored FROM {stored}
               UNION ALL SELECT {columns}, 0 AS stored FROM {batch}) t
-        LEFT JOIN sources s ON s.source_id = t.source_id AND s.workspace_id = :ws
+        LEFT JOIN sources s ON s.source_id = t.source_id{workspace}
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
         ORDER BY message_id
     """
@@ -139,13 +148,14 @@ def stored_tuples_sql(senders: str, batch: str) -> str:
 STORED_TUPLE_COLUMNS = [c.name for c in identity_tuples.columns if c.name != "workspace_id"]
 
 
-def store_tuples(conn: sa.Connection, workspace_id: str, tuples: pa.Table) -> None:
-    """Record tuples in ``identity_tuples`` (an incremental run's batch; a full run's all)."""
-    if tuples.num_rows == 0:
-        return
+def store_tuples(conn: sa.Connection, workspace_id: str, tuples: pa.Table) -> pa.Table:
+    """Record tuples in ``identity_tuples`` (an incremental run's batch; a full run's all);
+    return the rows stored."""
     data = tuples.select(STORED_TUPLE_COLUMNS)
     ws = pa.repeat(pa.scalar(workspace_id, pa.string()), data.num_rows)
-    append(conn, identity_tuples, data.add_column(0, "workspace_id", ws))
+    rows = data.add_column(0, "workspace_id", ws)
+    append(conn, identity_tuples, rows)
+    return rows
 
 
 def refresh_tuples(conn: sa.Connection, workspace_id: str, tuples: pa.Table) -> None:

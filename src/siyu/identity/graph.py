@@ -28,24 +28,23 @@ from siyu.identity.extract import (
     Graph,
     Memo,
     build_graph,
-    fetch_sender_tuples,
     fetch_tuples,
     graph_keys,
     refresh_tuples,
     store_tuples,
 )
 from siyu.identity.follow import follow_merges, follow_splits
+from siyu.identity.held import HeldGraphs
 from siyu.identity.kind import get_kind
 from siyu.identity.lookup import (
+    Lookups,
     Stored,
-    aliases,
     mapping_of,
     new_sender_ids,
     old_mapping,
     raw_ids,
     reached_components,
     stored_rows,
-    with_history,
 )
 from siyu.identity.resolve import Resolution, resolve
 from siyu.identity.store import (
@@ -59,6 +58,7 @@ from siyu.identity.store import (
     write_graph,
 )
 from siyu.identity.suggest import add_operator_links
+from siyu.identity.versions import stamp_version
 from siyu.store import schema
 from siyu.store.bulk import analyze, append
 
@@ -155,13 +155,16 @@ def resolve_new_events(
     *,
     windows: Mapping[str, int] | None = None,
     received_from: datetime | None = None,
+    held: HeldGraphs | None = None,
 ) -> ResolveReport:
     """Resolve a newly ingested batch, touching only the components it reaches.
 
     The pipeline hook: call after a chunk's events are stored, in the same transaction.
     ``received_from`` (when the caller knows it) is the earliest receipt time of the batch's
     events: the events are then read by their receipt time, which DuckDB prunes by zone maps,
-    instead of a scan of every stored message id.
+    instead of a scan of every stored message id. ``held``: the process holds the stored graph
+    in memory (``siyu serve``): the look-ups read it instead of the tables
+    (:mod:`siyu.identity.held`).
 
     Each large table is read as few times as the lookups allow (DuckDB has no index lookups for
     a set of keys: every lookup is a scan of the table's columns): the identities of the
@@ -173,6 +176,7 @@ def resolve_new_events(
         return ResolveReport()
     region = _region(conn, workspace_id)
     batch = fetch_tuples(conn, workspace_id, message_ids, since=received_from)
+    lookups = Lookups(conn, workspace_id) if held is None else held.lookups(conn, workspace_id)
     memo: Memo = {}
     first = graph_keys(batch, region, memo)
     # Generic userIds and alias previousIds are read against other senders' raw ids, so senders
@@ -185,21 +189,17 @@ def resolve_new_events(
     # ids of the senders' history need no look-up: each was looked up when its batch was
     # resolved, and a later sender with the same raw id is found by its own batch's look-up.)
     senders = batch.column("sender").combine_chunks()
-    named = aliases(
-        conn, workspace_id, new_sender_ids(batch, with_history(conn, workspace_id, senders))
-    )
+    named = lookups.aliases(new_sender_ids(batch, lookups.with_history(senders)))
     probed = sorted({*first, *named})
-    reached = reached_components(conn, workspace_id, probed, raw)
-    tuples, had_history = fetch_sender_tuples(
-        conn,
-        workspace_id,
+    reached = reached_components(lookups, probed, raw)
+    tuples, had_history = lookups.sender_tuples(
         pc.unique(pa.concat_arrays([reached.anchors.column("sender").combine_chunks(), senders])),
         batch,
     )
-    store_tuples(conn, workspace_id, batch)
+    lookups.stored(t.identity_tuples, store_tuples(conn, workspace_id, batch))
     graph = build_graph(workspace_id, tuples, region, memo)
     del tuples
-    old = stored_rows(conn, workspace_id, graph, probed, reached, had_history)
+    old = stored_rows(lookups, graph, probed, reached, had_history)
     return _apply(
         conn,
         workspace_id,
@@ -207,6 +207,7 @@ def resolve_new_events(
         mapping_of(old.anchors),
         windows=windows,
         old=old,
+        lookups=lookups,
         received_from=received_from,
     )
 
@@ -219,10 +220,12 @@ def _apply(
     *,
     windows: Mapping[str, int] | None = None,
     old: Stored | None = None,
+    lookups: Lookups | None = None,
     received_from: datetime | None = None,
 ) -> ResolveReport:
     """Resolve the graph and store it: all of it (a full run, ``old`` None), or only the rows
-    that differ from ``old`` (an incremental run), then re-point records and fold customers.
+    that differ from ``old`` (an incremental run; ``lookups`` read them), then re-point
+    records and fold customers. The stored graph gets a new version (:mod:`held`).
 
     The merge audit (Arrow and NumPy work on the graph, no database) is computed in a worker
     thread while this one writes and re-points (database work without the GIL); its rows are
@@ -253,11 +256,16 @@ def _apply(
             anchor_customers,
             now,
             old,
+            lookups,
             received_from,
         )
         audit_rows = audit.result()
     if audit_rows is not None:
         append(conn, t.identity_audit, audit_rows)
+    if lookups is None:
+        stamp_version(conn, workspace_id)
+    else:
+        lookups.finish()
     return ResolveReport(
         identifiers=len(graph.keys),
         links=len(graph.link_a),
@@ -278,6 +286,7 @@ def _store(
     anchor_customers: pa.Array,
     now: datetime,
     old: Stored | None,
+    lookups: Lookups | None,
     received_from: datetime | None,
 ) -> tuple[dict[str, int], CustomerMoves, dict[str, int]]:
     """Write the resolved graph (all of it, or what differs from ``old``), re-point records,
@@ -289,9 +298,14 @@ def _store(
         moves = merge_customers(conn, workspace_id, now, passive=_passive(graph))
     else:
         rows = graph_rows(workspace_id, graph, res, node_customers, anchor_customers, now)
-        write_changes(conn, t.identities, workspace_id, old.identities, rows.identities)
-        write_changes(conn, t.identity_links, workspace_id, old.links, rows.links)
-        anchors = write_changes(conn, t.identity_anchors, workspace_id, old.anchors, rows.anchors)
+        for table, before, after in (
+            (t.identities, old.identities, rows.identities),
+            (t.identity_links, old.links, rows.links),
+        ):
+            write_changes(conn, table, workspace_id, before, after, store=lookups)
+        anchors = write_changes(
+            conn, t.identity_anchors, workspace_id, old.anchors, rows.anchors, store=lookups
+        )
         write_changes(
             conn,
             t.identity_conflicts,
@@ -299,6 +313,7 @@ def _store(
             old.conflicts,
             rows.conflicts,
             only_new_keys=True,
+            store=lookups,
         )
         repointed = _repoint_incremental(conn, workspace_id, rows.anchors, anchors, received_from)
         moves = merge_customers(

@@ -31,6 +31,7 @@ from siyu.config import Settings
 from siyu.store.bulk import append
 
 if TYPE_CHECKING:
+    from siyu.identity.held import HeldGraphs
     from siyu.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,13 @@ def resolve_pending(
     windows: Mapping[str, int] | None = None,
     *,
     limit: int = MAX_BATCH,
+    held: HeldGraphs | None = None,
 ) -> int:
     """Resolve events received since the watermark (at most ``limit``); return how many.
 
     The server's passes keep the default, so each transaction stays short; a batch job with
     nothing waiting on it (the demo) passes a larger one: fewer passes over the reached
-    components.
+    components. ``held``: the process's graphs held in memory (``siyu serve``).
 
     Reads the look-back window (:data:`OVERLAP` before the watermark) less the events already
     resolved in it, resolves those, records them, moves the watermark to the newest one and
@@ -103,6 +105,7 @@ def resolve_pending(
         [str(r.message_id) for r in rows],
         windows=windows,
         received_from=min(r.received_at for r in rows),
+        held=held,
     )
     until = max([r.received_at for r in rows] + ([mark] if mark is not None else []))
     append(
@@ -193,8 +196,8 @@ def move_watermark(conn: sa.Connection, workspace_id: str, until: datetime) -> N
     conn.execute(s.insert().values(workspace_id=workspace_id, resolved_until=until, updated_at=now))
 
 
-def resolve_all_pending(rt: Runtime) -> int:
-    """One background pass over every workspace."""
+def resolve_all_pending(rt: Runtime, held: HeldGraphs | None = None) -> int:
+    """One background pass over every workspace (``held``: the graphs the process holds)."""
     from siyu.store import schema
 
     with rt.db.engine.connect() as conn:
@@ -202,15 +205,21 @@ def resolve_all_pending(rt: Runtime) -> int:
     total = 0
     for workspace_id in workspaces:
         with rt.db.write_lock, rt.db.engine.begin() as conn:
-            total += resolve_pending(conn, workspace_id, rt.settings.identity_limit_windows)
+            total += resolve_pending(
+                conn, workspace_id, rt.settings.identity_limit_windows, held=held
+            )
     return total
 
 
 async def resolve_forever(rt: Runtime) -> None:
-    """``siyu serve``'s background step (identity_resolve = 'background')."""
+    """``siyu serve``'s background step (identity_resolve = 'background'), with each
+    workspace's graph held in memory between passes unless ``identity_hold_graph`` is off."""
+    from siyu.identity.held import HeldGraphs
+
+    held = HeldGraphs() if rt.settings.identity_hold_graph else None
     while True:
         try:
-            done = await asyncio.to_thread(resolve_all_pending, rt)
+            done = await asyncio.to_thread(resolve_all_pending, rt, held)
             if done:
                 log.info("One-ID: resolved %d new events", done)
         except Exception:  # keep serving; the next pass retries the same events

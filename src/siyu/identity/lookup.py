@@ -1,11 +1,13 @@
 """The stored graph rows an incremental One-ID run reads, and the look-ups that find them.
 
-A batch re-resolves only the components it reaches. These functions find them in the stored
+A batch re-resolves only the components it reaches. :class:`Lookups` finds them in the stored
 tables: the senders with a history, the senders an alias named, the components the batch's
 identifiers and raw ids reach (their identities and the anchors on them), and the links and
 conflicts those rows carry. DuckDB has no index look-up for a set of keys, so each look-up is
 one join that scans the looked-up columns; they join on the integer keys of migration 0021
-(``identity/keys.py``) and read each large table as few times as the run allows.
+(``identity/keys.py``) and read each large table as few times as the run allows. A serving
+process answers the same look-ups from memory (:class:`siyu.identity.held.HeldLookups`);
+:func:`reached_components` and :func:`stored_rows` decide what to look up, for both.
 """
 
 from __future__ import annotations
@@ -17,25 +19,172 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from siyu.identity import tables as t
-from siyu.identity.diff import ROWID
-from siyu.identity.extract import SEP, Graph, query_arrow
+from siyu.identity.diff import ROWID, delete_rows
+from siyu.identity.extract import SEP, STORED_TUPLE_COLUMNS, Graph, query_arrow, stored_tuples_sql
+from siyu.identity.extract import _tuples as tuple_columns
 from siyu.identity.keys import keys_of
+from siyu.identity.versions import stamp_version
 from siyu.store.bulk import arrow_type, stage, unstage
 
 
-def with_history(conn: sa.Connection, workspace_id: str, senders: pa.Array) -> pa.Array:
-    """Those of ``senders`` (hashes) with a stored tuple (a scan of one integer column)."""
-    name = stage(conn, t.identity_tuples, pa.table({"sender": pc.unique(senders)}))
-    try:
-        found = query_arrow(
-            conn,
+class Lookups:
+    """An incremental run's look-ups and row deletes in the database, for one transaction."""
+
+    def __init__(self, conn: sa.Connection, workspace_id: str) -> None:
+        self.conn = conn
+        self.workspace_id = workspace_id
+        self._ws = {"ws": workspace_id}
+
+    def _staged_query(self, like: sa.Table, data: pa.Table, sql: str) -> pa.Table:
+        """Run ``sql`` with ``data`` staged; ``{s}`` in it names the staged relation."""
+        name = stage(self.conn, like, data)
+        try:
+            return query_arrow(self.conn, sql.format(s=name), self._ws)
+        finally:
+            unstage(self.conn, name)
+
+    def with_history(self, senders: pa.Array) -> pa.Array:
+        """Those of ``senders`` (hashes) with a stored tuple (a scan of one integer column)."""
+        found = self._staged_query(
+            t.identity_tuples,
+            pa.table({"sender": pc.unique(senders)}),
             "SELECT DISTINCT x.sender FROM identity_tuples x WHERE x.workspace_id = :ws "
-            f"AND x.sender IN (SELECT sender FROM {name})",
-            {"ws": workspace_id},
+            "AND x.sender IN (SELECT sender FROM {s})",
         )
-    finally:
-        unstage(conn, name)
-    return found.column("sender").combine_chunks().cast(pa.int64())
+        return found.column("sender").combine_chunks().cast(pa.int64())
+
+    def aliases(self, names: list[str]) -> list[str]:
+        """The nodes ('kind<US>value') of the senders whose stored aliases name one of
+        ``names`` as their previousId (a scan of the tuples' previousIds, mostly empty; the
+        anchors are joined on the sender hash, an integer, not on their ids)."""
+        if not names:
+            return []
+        found = self._staged_query(
+            t.identity_anchors,
+            pa.table({"user_id": pa.array(names, pa.string())}),
+            "SELECT DISTINCT a.kind, a.value FROM identity_anchors a JOIN (SELECT DISTINCT "
+            "x.sender FROM identity_tuples x WHERE x.workspace_id = :ws "
+            "AND x.previous_id IN (SELECT user_id FROM {s})) s ON s.sender = a.sender "
+            "WHERE a.workspace_id = :ws AND a.kind IS NOT NULL",
+        )
+        return sorted({str(k) for k in key_text(found).to_pylist()})
+
+    def raw_nodes(self, raw: list[str]) -> pa.Array:
+        """The nodes of the senders whose userId or anonymousId is one of ``raw``."""
+        if not raw:
+            return pa.array([], pa.int64())
+        # Two equality joins, not one ON ... OR ...: an OR join is a nested loop.
+        found = self._staged_query(
+            t.identity_anchors,
+            pa.table({"user_id": pa.array(raw, pa.string())}),
+            " UNION ".join(
+                "SELECT a.node FROM identity_anchors a JOIN {s} r "
+                f"ON r.user_id = a.{column} WHERE a.workspace_id = :ws AND a.node IS NOT NULL"
+                for column in ("user_id", "anonymous_id")
+            ),
+        )
+        return found.column("node").combine_chunks().cast(pa.int64())
+
+    def component_identities(self, nodes: pa.Array) -> pa.Table:
+        """Every identity of the components that the node keys reach.
+
+        The components first (materialised: joining the whole identities table before
+        filtering by component costs a scan and a hash of it), then their identifiers.
+        """
+        found = self._staged_query(
+            t.identities,
+            pa.table({"node": nodes}),
+            "WITH c AS MATERIALIZED (SELECT DISTINCT i2.component FROM identities i2 "
+            "JOIN {s} k ON k.node = i2.node WHERE i2.workspace_id = :ws) "
+            f"SELECT {self._select('i')} FROM identities i "
+            "JOIN c ON c.component = i.component WHERE i.workspace_id = :ws",
+        )
+        return typed(found, t.identities)
+
+    def anchors_on(self, nodes: pa.Array) -> pa.Table:
+        """The stored anchors whose node key is one of ``nodes``."""
+        found = self._staged_query(
+            t.identities,
+            pa.table({"node": nodes}),
+            f"SELECT {self._select('a')} FROM identity_anchors a JOIN {{s}} n "
+            "ON a.node = n.node WHERE a.workspace_id = :ws",
+        )
+        return typed(found, t.identity_anchors)
+
+    def anchors_of(self, senders: pa.Array) -> pa.Table:
+        """The stored anchors of the senders (hashes)."""
+        found = self._staged_query(
+            t.identity_tuples,
+            pa.table({"sender": senders}),
+            f"SELECT {self._select('a')} FROM identity_anchors a WHERE a.workspace_id = :ws "
+            "AND a.sender IN (SELECT sender FROM {s})",
+        )
+        return typed(found, t.identity_anchors)
+
+    def links_of(self, nodes: pa.Table, sides: tuple[str, ...]) -> pa.Table:
+        """The stored links whose node key on one of ``sides`` is one of ``nodes``."""
+        found = self._staged_query(
+            t.identities,
+            nodes.select(["node"]),
+            " UNION ".join(
+                f"SELECT {self._select('l')} FROM identity_links l JOIN {{s}} g "
+                f"ON g.node = l.node_{side} WHERE l.workspace_id = :ws"
+                for side in sides
+            ),
+        )
+        return typed(found, t.identity_links)
+
+    def conflicts_of(self, nodes: pa.Table) -> pa.Table:
+        """The stored conflicts about one of the (kind, value) of ``nodes``."""
+        found = self._staged_query(
+            t.identities,
+            nodes,
+            f"SELECT {self._select('x')} FROM identity_conflicts x "
+            "WHERE x.workspace_id = :ws AND EXISTS (SELECT 1 FROM {s} g "
+            "WHERE g.kind = x.kind AND g.value = x.value)",
+        )
+        return typed(found, t.identity_conflicts)
+
+    def sender_tuples(self, senders: pa.Array, batch: pa.Table) -> tuple[pa.Table, pa.Array]:
+        """Every stored tuple of the given senders (their hashes) with the ``batch``'s (not
+        yet stored): an incremental run's history. Also returns the senders that have a
+        stored tuple."""
+        conn = self.conn
+        name = stage(conn, t.identity_tuples, pa.table({"sender": senders.cast(pa.int64())}))
+        bname = stage(conn, t.identity_tuples, batch.select(STORED_TUPLE_COLUMNS))
+        try:
+            found = query_arrow(conn, stored_tuples_sql(name, bname), self._ws)
+        finally:
+            unstage(conn, name)
+            unstage(conn, bname)
+        return with_history_of(found)
+
+    def delete(self, table: sa.Table, rows: pa.Table) -> None:
+        """Delete stored rows read by these look-ups (by ``rowid`` on DuckDB)."""
+        delete_rows(self.conn, table, self.workspace_id, rows)
+
+    def stored(self, table: sa.Table, rows: pa.Table) -> None:
+        """Rows were appended to ``table`` (the database holds them already)."""
+
+    def finish(self) -> None:
+        """The run wrote the graph: give it a new version."""
+        stamp_version(self.conn, self.workspace_id)
+
+    def _select(self, alias: str) -> str:
+        """A stored row's columns, with its rowid on DuckDB (rows are then deleted by rowid)."""
+        rowid = f"{alias}.rowid AS {ROWID}, " if self.conn.dialect.name == "duckdb" else ""
+        return f"{rowid}{alias}.*"
+
+
+def with_history_of(found: pa.Table) -> tuple[pa.Table, pa.Array]:
+    """Aggregated tuples (:func:`stored_tuples_sql`'s result) and the senders among them
+    with a stored row."""
+    if found.num_rows:
+        stored = pc.greater(found.column("stored").cast(pa.int64()), 0)
+        history = pc.unique(found.column("sender").filter(stored).combine_chunks())
+    else:
+        history = pa.array([], pa.int64())
+    return tuple_columns(found), history.cast(pa.int64())
 
 
 def new_sender_ids(batch: pa.Table, had_history: pa.Array) -> list[str]:
@@ -49,29 +198,6 @@ def new_sender_ids(batch: pa.Table, had_history: pa.Array) -> list[str]:
             if v
         }
     )
-
-
-def aliases(conn: sa.Connection, workspace_id: str, names: list[str]) -> list[str]:
-    """The nodes ('kind<US>value') of the senders whose stored aliases name one of ``names``
-    as their previousId (a scan of the tuples' previousIds, mostly empty; the anchors are
-    joined on the sender hash, an integer, not on their ids)."""
-    if not names:
-        return []
-    name = stage(conn, t.identity_anchors, pa.table({"user_id": pa.array(names, pa.string())}))
-    try:
-        found = query_arrow(
-            conn,
-            "SELECT DISTINCT a.kind, a.value FROM identity_anchors a JOIN (SELECT DISTINCT "
-            "x.sender FROM identity_tuples x WHERE x.workspace_id = :ws "
-            f"AND x.previous_id IN (SELECT user_id FROM {name})) s ON s.sender = a.sender "
-            "WHERE a.workspace_id = :ws AND a.kind IS NOT NULL",
-            {"ws": workspace_id},
-        )
-    finally:
-        unstage(conn, name)
-    if found.num_rows == 0:
-        return []
-    return [str(k) for k in key_text(found).to_pylist()]
 
 
 def raw_ids(tuples: pa.Table) -> set[str]:
@@ -103,7 +229,8 @@ def _node_columns(rows: pa.Table) -> pa.Table:
 
 @dataclass
 class Stored:
-    """The stored rows an incremental graph replaces (DuckDB: each with its ``rowid``)."""
+    """The stored rows an incremental graph replaces (each with what deletes it: its DuckDB
+    ``rowid``, or its position in the held graph)."""
 
     identities: pa.Table
     links: pa.Table
@@ -111,88 +238,32 @@ class Stored:
     conflicts: pa.Table
 
 
-def _typed(rows: pa.Table, table: sa.Table) -> pa.Table:
+def typed(rows: pa.Table, table: sa.Table) -> pa.Table:
     """Stored rows with the table's Arrow types (a PostgreSQL result without rows has none;
     DuckDB may hand strings over as views)."""
     types = {c.name: arrow_type(c) for c in table.columns}
-    types[ROWID] = pa.int64()
     return pa.table(
         {
-            name: rows.column(name).cast(types[name])
-            if rows.column(name).type != types[name]
+            name: rows.column(name).cast(types.get(name, pa.int64()))
+            if rows.column(name).type != types.get(name, pa.int64())
             else rows.column(name)
             for name in rows.column_names
         }
     )
 
 
-def _select(conn: sa.Connection, alias: str) -> str:
-    """A stored row's columns, with its rowid on DuckDB (rows are then deleted by rowid)."""
-    rowid = f"{alias}.rowid AS {ROWID}, " if conn.dialect.name == "duckdb" else ""
-    return f"{rowid}{alias}.*"
-
-
-def reached_components(
-    conn: sa.Connection, workspace_id: str, keys: list[str], raw: list[str]
-) -> Stored:
+def reached_components(lookups: Lookups, keys: list[str], raw: list[str]) -> Stored:
     """The stored components a batch reaches (through its identifiers, or senders whose raw
-    id it names): their identities and the anchors on them, each read once, with rowids."""
-    ws = {"ws": workspace_id}
+    id it names): their identities and the anchors on them, each read once."""
     probe = keys_of(pa.array(keys, pa.string()))
-    if raw:
-        rname = stage(conn, t.identity_anchors, pa.table({"user_id": pa.array(raw, pa.string())}))
-        try:
-            # Two equality joins, not one ON ... OR ...: an OR join is a nested loop.
-            named = query_arrow(
-                conn,
-                " UNION ".join(
-                    f"SELECT a.node FROM identity_anchors a JOIN {rname} r "
-                    f"ON r.user_id = a.{column} WHERE a.workspace_id = :ws AND a.node IS NOT NULL"
-                    for column in ("user_id", "anonymous_id")
-                ),
-                ws,
-            )
-        finally:
-            unstage(conn, rname)
-        if named.num_rows:
-            probe = pa.concat_arrays(
-                [probe, named.column("node").combine_chunks().cast(pa.int64())]
-            )
-    name = stage(conn, t.identities, pa.table({"node": probe}))
-    try:
-        identities = _typed(
-            query_arrow(
-                conn,
-                _component_identities_sql(conn, name),
-                ws,
-            ),
-            t.identities,
-        )
-    finally:
-        unstage(conn, name)
-    anchors = _anchors_on(conn, workspace_id, identities)
+    named = lookups.raw_nodes(raw)
+    if len(named):
+        probe = pa.concat_arrays([probe, named])
+    identities = lookups.component_identities(probe)
+    nodes = identities.column("node").combine_chunks()
+    anchors = _exactly(lookups.anchors_on(nodes), key_text(identities), "")
     none = identities.slice(0, 0)
     return Stored(identities, none, anchors, none)
-
-
-def _anchors_on(conn: sa.Connection, workspace_id: str, identities: pa.Table) -> pa.Table:
-    """The stored anchors whose node is one of ``identities`` (joined on the node key, then
-    kept only where (kind, value) is one of them: a key collision must not add an anchor)."""
-    nodes = pa.table({"node": identities.column("node").combine_chunks()})
-    name = stage(conn, t.identities, nodes)
-    try:
-        found = _typed(
-            query_arrow(
-                conn,
-                f"SELECT {_select(conn, 'a')} FROM identity_anchors a JOIN {name} n "
-                "ON a.node = n.node WHERE a.workspace_id = :ws",
-                {"ws": workspace_id},
-            ),
-            t.identity_anchors,
-        )
-    finally:
-        unstage(conn, name)
-    return _exactly(found, key_text(identities), "")
 
 
 def _exactly(rows: pa.Table, keys: pa.Array, *sides: str) -> pa.Table:
@@ -211,8 +282,7 @@ def _exactly(rows: pa.Table, keys: pa.Array, *sides: str) -> pa.Table:
 
 
 def stored_rows(
-    conn: sa.Connection,
-    workspace_id: str,
+    lookups: Lookups,
     graph: Graph,
     probed: list[str],
     reached: Stored,
@@ -227,22 +297,11 @@ def stored_rows(
     alias-named ones, whose absence the first look-up showed), are looked up again, which is
     rarely needed.
     """
-    ws = {"ws": workspace_id}
     anchors = reached.anchors
     # Senders of the graph with a history whose anchor was not read (not on a reached node).
     missing = pc.filter(had_history, pc.invert(pc.is_in(had_history, anchors.column("sender"))))
     if len(missing):
-        name = stage(conn, t.identity_tuples, pa.table({"sender": missing}))
-        try:
-            more = query_arrow(
-                conn,
-                f"SELECT {_select(conn, 'a')} FROM identity_anchors a WHERE a.workspace_id = :ws "
-                f"AND a.sender IN (SELECT sender FROM {name})",
-                ws,
-            )
-        finally:
-            unstage(conn, name)
-        anchors = pa.concat_tables([anchors, _typed(more, t.identity_anchors)])
+        anchors = pa.concat_tables([anchors, lookups.anchors_of(missing)])
     ids = graph.anchors.anchor_id
     anchors = anchors.filter(pc.is_in(anchors.column("anchor_id").cast(pa.string()), ids))
     identities = reached.identities
@@ -250,55 +309,23 @@ def stored_rows(
     probe = pa.concat_tables(
         [own, _node_columns(anchors.filter(pc.is_valid(anchors.column("kind"))))]
     )
-    known = pa.concat_arrays(
-        [
-            key_text(identities),
-            pa.array(probed, pa.string()),
-        ]
-    )
+    known = pa.concat_arrays([key_text(identities), pa.array(probed, pa.string())])
     probe = probe.filter(pc.invert(pc.is_in(key_text(probe), known)))
     if probe.num_rows:
-        name = stage(conn, t.identities, probe.select(["node"]))
-        try:
-            more = query_arrow(
-                conn,
-                _component_identities_sql(conn, name),
-                ws,
-            )
-        finally:
-            unstage(conn, name)
+        more = lookups.component_identities(probe.column("node").combine_chunks())
         if more.num_rows:
-            more = _typed(more, t.identities)
             seen = key_text(identities.select(["kind", "value"]))
             more = more.filter(pc.invert(pc.is_in(key_text(more), seen)))
-            identities = pa.concat_tables([identities, _typed(more, t.identities)])
+            identities = pa.concat_tables([identities, more])
     gone = pa.concat_tables([own, _node_columns(identities)])
-    gname = stage(conn, t.identities, gone)
-    try:
-        # A stored link joins two identifiers of one component unless an operator detached
-        # one of them (components ignore a detached identifier's links): without detached
-        # identifiers, the links of the gone identifiers are those whose first side is one.
-        sides = ("a", "b") if _has_detached(conn, workspace_id) else ("a",)
-        links = query_arrow(
-            conn,
-            " UNION ".join(
-                f"SELECT {_select(conn, 'l')} FROM identity_links l JOIN {gname} g "
-                f"ON g.node = l.node_{side} WHERE l.workspace_id = :ws"
-                for side in sides
-            ),
-            ws,
-        )
-        conflicts = query_arrow(
-            conn,
-            f"SELECT {_select(conn, 'x')} FROM identity_conflicts x "
-            f"WHERE x.workspace_id = :ws AND EXISTS (SELECT 1 FROM {gname} g "
-            "WHERE g.kind = x.kind AND g.value = x.value)",
-            ws,
-        )
-    finally:
-        unstage(conn, gname)
-    exact = _exactly(_typed(links, t.identity_links), key_text(gone), *(f"_{s}" for s in sides))
-    return Stored(identities, exact, anchors, _typed(conflicts, t.identity_conflicts))
+    # A stored link joins two identifiers of one component unless an operator detached one of
+    # them (components ignore a detached identifier's links): without detached identifiers,
+    # the links of the gone identifiers are those whose first side is one.
+    sides = ("a", "b") if _has_detached(lookups.conn, lookups.workspace_id) else ("a",)
+    links = lookups.links_of(gone, sides)
+    conflicts = lookups.conflicts_of(gone)
+    exact = _exactly(links, key_text(gone), *(f"_{s}" for s in sides))
+    return Stored(identities, exact, anchors, conflicts)
 
 
 def _has_detached(conn: sa.Connection, workspace_id: str) -> bool:
@@ -352,18 +379,4 @@ def old_mapping(conn: sa.Connection, workspace_id: str) -> pa.Table:
             if found.num_rows
             else pa.array([], pa.string()),
         }
-    )
-
-
-def _component_identities_sql(conn: sa.Connection, name: str) -> str:
-    """Every identity of the components that the keys staged as ``name`` reach.
-
-    The components first (materialised: joining the whole identities table before filtering
-    by component costs a scan and a hash of it), then their identifiers.
-    """
-    return (
-        "WITH c AS MATERIALIZED (SELECT DISTINCT i2.component FROM identities i2 "
-        f"JOIN {name} k ON k.node = i2.node WHERE i2.workspace_id = :ws) "
-        f"SELECT {_select(conn, 'i')} FROM identities i "
-        "JOIN c ON c.component = i.component WHERE i.workspace_id = :ws"
     )

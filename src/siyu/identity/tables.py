@@ -158,6 +158,17 @@ identity_state = sa.Table(
 )
 """Background resolution's watermark: events received up to ``resolved_until`` are resolved."""
 
+identity_graph_versions = sa.Table(
+    "identity_graph_versions",
+    metadata,
+    _ws(),
+    sa.Column("version", sa.String(40), nullable=False),
+    sa.Column("changed_at", sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id"),
+)
+"""A random version per workspace, new whenever a run writes its graph tables: a process that
+holds the graph in memory (:mod:`siyu.identity.held`) knows by it whether its copy is current."""
+
 identity_resolved = sa.Table(
     "identity_resolved",
     metadata,
@@ -260,6 +271,7 @@ IDENTITY_TABLES = (
     identity_audit,
     identity_customer_archive,
     identity_state,
+    identity_graph_versions,
     identity_resolved,
     identity_row_archive,
     identity_decisions,

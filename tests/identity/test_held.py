@@ -1,0 +1,176 @@
+"""The identity graph held in memory by a serving process stays exactly what the tables hold.
+
+Every run with a held copy is checked against a fresh read of the tables
+(``assert_held_matches``); the equality of incremental and full runs with a held copy is in
+``test_incremental.py`` (the property test draws both paths).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import sqlalchemy as sa
+
+from siyu.config import load_settings
+from siyu.identity import tables as t
+from siyu.identity.graph import resolve_new_events, resolve_workspace
+from siyu.identity.held import POS, HeldGraphs, HeldTable
+from siyu.identity.hook import resolve_all_pending
+from siyu.identity.keys import keys_of
+from siyu.identity.versions import current_version, stamp_version
+from siyu.runtime import Runtime
+from tests.identity.helpers import (
+    assert_held_matches,
+    customers_of_events,
+    identify,
+    ingest,
+    scalar,
+    track,
+)
+
+
+def _resolve(rt: Runtime, held: HeldGraphs, ids: list[str]) -> None:
+    ws = rt.workspace().workspace_id
+    with rt.db.engine.begin() as conn:
+        resolve_new_events(conn, ws, ids, held=held)
+    with rt.db.engine.connect() as conn:
+        assert_held_matches(conn, held, ws)
+
+
+def test_another_writer_makes_the_copy_reload(rt: Runtime) -> None:
+    """A full rebuild (as another process or a split would write) stamps a new version: the
+    next batch reloads the copy instead of resolving from a stale one (both engines)."""
+    ws = rt.workspace().workspace_id
+    held = HeldGraphs()
+    ingest(rt, "shopify", [identify("6100000301", email="ida@mail.co", day=1, message_id="h-1")])
+    _resolve(rt, held, ["h-1"])
+    first = held.get(ws)
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws)
+    ingest(
+        rt, "web", [identify(anonymous_id="b-ida", email="ida@mail.co", day=2, message_id="h-2")]
+    )
+    _resolve(rt, held, ["h-2"])
+    assert held.get(ws) is not first
+    assert len(set(customers_of_events(rt).values())) == 1
+
+
+def test_a_rolled_back_run_makes_the_copy_reload(rt: Runtime) -> None:
+    """A run whose transaction rolls back changed the copy but not the tables: the version
+    the copy took was never committed, so the next run reloads it, and ends as if the
+    rolled-back run never happened (both engines)."""
+    ws = rt.workspace().workspace_id
+    held = HeldGraphs()
+    ingest(rt, "shopify", [identify("6100000302", email="jo@mail.co", day=1, message_id="r-1")])
+    _resolve(rt, held, ["r-1"])
+    ingest(rt, "web", [identify(anonymous_id="b-jo", email="jo@mail.co", day=2, message_id="r-2")])
+
+    def crash_before_commit() -> None:
+        with rt.db.engine.begin() as conn:
+            resolve_new_events(conn, ws, ["r-2"], held=held)
+            raise RuntimeError("crash after the run, before the commit")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        crash_before_commit()
+    assert scalar(rt, "SELECT count(*) FROM identity_tuples") == 1
+    _resolve(rt, held, ["r-2"])
+    assert scalar(rt, "SELECT count(*) FROM identity_tuples") == 2
+    assert len(set(customers_of_events(rt).values())) == 1
+
+
+def test_a_version_stamped_meanwhile_drops_the_copy(rt: Runtime) -> None:
+    """If another writer's version lands between the check and the end of a run (PostgreSQL's
+    concurrent transactions), the run does not claim the copy matches: it is dropped."""
+    ws = rt.workspace().workspace_id
+    held = HeldGraphs()
+    ingest(rt, "shopify", [identify("6100000303", email="kai@mail.co", day=1, message_id="v-1")])
+    with rt.db.engine.begin() as conn:
+        lookups = held.lookups(conn, ws)
+        other = stamp_version(conn, ws)
+        lookups.finish()
+        assert held.get(ws) is None
+        assert current_version(conn, ws) == other
+
+
+def test_a_delete_by_key_stores_a_colliding_row_again(tmp_path: Path) -> None:
+    """On DuckDB (PostgreSQL deletes by primary key) a held run deletes changed rows by their
+    integer key; another row with the same key (a collision, planted here) is deleted with
+    them and stored again."""
+    url = f"duckdb:///{tmp_path / 'c.duckdb'}"
+    with Runtime(load_settings(database_url=url, env="test")) as rt:
+        rt.init()
+        _delete_a_colliding_row(rt)
+
+
+def _delete_a_colliding_row(rt: Runtime) -> None:
+    ws = rt.workspace().workspace_id
+    first = [
+        identify("6100000304", email="lea@mail.co", day=1, message_id="c-1"),
+        identify("6100000305", email="max@mail.co", day=1, message_id="c-2"),
+    ]
+    ingest(rt, "shopify", first)
+    lea = keys_of(pa.array(["email\x1flea@mail.co"], pa.string()))[0].as_py()
+    with rt.db.engine.begin() as conn:
+        resolve_workspace(conn, ws)
+        conn.execute(
+            sa.text("UPDATE identities SET node = :k WHERE value = 'max@mail.co'"), {"k": lea}
+        )
+        stamp_version(conn, ws)
+    held = HeldGraphs()
+    with rt.db.engine.begin() as conn:
+        lookups = held.lookups(conn, ws)
+        identities = lookups.held.identities
+        found = identities.take(identities.find("node", np.array([lea], dtype=np.int64)))
+        assert sorted(found.column("value").to_pylist()) == ["lea@mail.co", "max@mail.co"]
+        lea_row = found.filter(pc.equal(found.column("value"), "lea@mail.co"))
+        lookups.delete(t.identities, lea_row)
+        assert conn.execute(
+            sa.text("SELECT value FROM identities WHERE node = :k"), {"k": lea}
+        ).all() == [("max@mail.co",)]
+        lookups.finish()
+        assert_held_matches(conn, held, ws)
+
+
+def test_the_background_pass_resolves_with_the_graph_held(rt: Runtime) -> None:
+    """``siyu serve``'s pass with held graphs ends where one without does (both engines)."""
+    held = HeldGraphs()
+    ingest(rt, "shopify", [identify("6100000306", email="ned@mail.co", day=1)])
+    assert resolve_all_pending(rt, held) == 1
+    ingest(rt, "instagram", [identify("17841400000000306", email="ned@mail.co", day=2)])
+    ingest(rt, "web", [track("6100000306", anonymous_id="b-ned", day=3)])
+    assert resolve_all_pending(rt, held) == 2
+    with rt.db.engine.connect() as conn:
+        assert_held_matches(conn, held, rt.workspace().workspace_id)
+    assert len(set(customers_of_events(rt).values())) == 1
+
+
+def test_a_held_table_finds_its_rows_through_appends_deletes_and_compaction() -> None:
+    """Look-ups by key equal a scan of the live rows, through appended tails, deleted rows and
+    compactions (positions are only valid until the next compaction)."""
+    rng = np.random.default_rng(7)
+
+    def rows(n: int) -> pa.Table:
+        return pa.table(
+            {
+                "node_a": pa.array(rng.integers(0, 50, n), pa.int64()),
+                "node_b": pa.array(rng.integers(0, 50, n), pa.int64()),
+                "tag": pa.array([f"r{i}" for i in rng.integers(0, 10**9, n)], pa.string()),
+            }
+        )
+
+    table = HeldTable("identity_links", rows(200), compact_at=30)
+    for _ in range(12):
+        live = table.live
+        probes = rng.integers(0, 60, 8)
+        found = table.take(table.find("node_a", probes))
+        expected = live.filter(pc.is_in(live.column("node_a"), pa.array(probes)))
+        assert sorted(found.drop_columns([POS]).to_pylist(), key=str) == sorted(
+            expected.to_pylist(), key=str
+        )
+        table.delete(table.find("node_b", rng.integers(0, 50, 3)))
+        table.append(rows(int(rng.integers(1, 25))))
+    assert table.live.num_rows < 200 + 12 * 25
