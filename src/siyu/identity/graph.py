@@ -54,6 +54,7 @@ from siyu.identity.store import (
     graph_rows,
     merge_customers,
     repoint,
+    repoint_moved_events,
     short_hash,
     write_graph,
 )
@@ -61,6 +62,9 @@ from siyu.identity.suggest import add_operator_links
 from siyu.identity.versions import stamp_version
 from siyu.store import schema
 from siyu.store.bulk import analyze, append
+
+OWN_KEYED = (schema.orders, schema.consents)
+"""Re-pointed by their senders whatever the move (few rows; events are the large table)."""
 
 
 @dataclass
@@ -343,16 +347,17 @@ def _repoint_incremental(
 ) -> dict[str, int]:
     """Re-point records after an incremental run, reading as little as it can.
 
-    Records of a sender whose customer changed (a merge, a split) may be anywhere: all of them
-    are re-pointed. The others already point at their sender's customer, except the batch's
-    new records, which the pipeline gave the provisional id: with ``received_from``, only the
-    events received since then and the orders and consents of merged senders are looked at.
-    Without it, every record of the run's senders, as before.
+    Records of a sender whose customer changed (a merge, a split) may be anywhere: all of its
+    orders and consents are re-pointed, and its events among those of its former customer
+    (:func:`repoint_moved_events`). The other records already point at their sender's
+    customer, except the batch's new records, which the pipeline gave the provisional id: with
+    ``received_from``, only the events received since then and the orders and consents of
+    merged senders are looked at. Without it, every record of the run's senders, as before.
     """
     if received_from is None:
         return repoint(conn, workspace_id, anchors)
     before = changes.deleted
-    moved = anchors.slice(0, 0)
+    out: dict[str, int] = {}
     if before.num_rows:
         was = pa.table(
             {
@@ -361,13 +366,13 @@ def _repoint_incremental(
             }
         )
         joined = anchors.join(was, "anchor_id", join_type="inner", use_threads=False)
-        moved = joined.filter(
-            pc.not_equal(joined.column("was"), joined.column("customer_id"))
-        ).drop_columns(["was"])
+        moved = joined.filter(pc.not_equal(joined.column("was"), joined.column("customer_id")))
+        if moved.num_rows:
+            out = repoint(conn, workspace_id, moved.drop_columns(["was"]), tables=OWN_KEYED)
+            out["events"] = repoint_moved_events(conn, workspace_id, moved)
     merged = anchors.filter(
         pc.not_equal(anchors.column("provisional_id"), anchors.column("customer_id"))
     )
-    out = repoint(conn, workspace_id, moved) if moved.num_rows else {}
     recent = repoint(conn, workspace_id, merged, received_from=received_from)
     return {k: out.get(k, 0) + recent.get(k, 0) for k in recent}
 

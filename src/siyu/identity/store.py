@@ -10,7 +10,7 @@ so a split can restore them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -253,8 +253,10 @@ def repoint(
     anchors: pa.Table | None = None,
     *,
     received_from: datetime | None = None,
+    tables: Sequence[sa.Table] = REPOINTED,
 ) -> dict[str, int]:
-    """Point events, orders and consents at their resolved customer (set-based, both engines).
+    """Point events, orders and consents (or only ``tables``) at their resolved customer
+    (set-based, both engines).
 
     ``anchors`` (rows of ``identity_anchors`` as the run wrote them: an incremental run's
     senders) limits the work to those senders, and is read as given: looking the ids up in the
@@ -266,11 +268,11 @@ def repoint(
     source, staged = "identity_anchors", None
     if anchors is not None:
         if not anchors.num_rows:
-            return {table.name: 0 for table in REPOINTED}
+            return {table.name: 0 for table in tables}
         columns = ["workspace_id", "source_id", "user_id", "anonymous_id", "customer_id"]
         staged = stage(conn, t.identity_anchors, anchors.select(columns))
         source = staged
-    for table in REPOINTED:
+    for table in tables:
         name = table.name
         total = 0
         params: dict[str, Any] = {"ws": workspace_id}
@@ -308,6 +310,48 @@ def repoint(
     if staged is not None:
         unstage(conn, staged)
     return changed
+
+
+def repoint_moved_events(conn: sa.Connection, workspace_id: str, moved: pa.Table) -> int:
+    """Point the events of senders whose customer changed at their new customer; ``moved``
+    holds each sender's anchor columns and ``was``, its customer before the run. Return the
+    events changed.
+
+    A resolved event points at its sender's customer, so the events to move are among those
+    of the ``was`` customers: one join on the customer column, with the sender's ids compared
+    only within it, replaces two joins on the senders' columns over every event (0.14 against
+    0.24-0.34 s over the 7.1M events at 1M customers, measured; any statement that reads the
+    events' strings costs about 0.1 s there). An event not resolved yet still points at its
+    provisional id and is re-pointed when its own batch resolves it.
+    """
+    staged = stage(
+        conn,
+        t.identity_anchors,  # ``was`` staged as the anchors' provisional_id column
+        pa.table(
+            {
+                "workspace_id": moved.column("workspace_id"),
+                "source_id": moved.column("source_id"),
+                "user_id": moved.column("user_id"),
+                "anonymous_id": moved.column("anonymous_id"),
+                "customer_id": moved.column("customer_id"),
+                "provisional_id": moved.column("was"),
+            }
+        ),
+    )
+    try:
+        result = conn.execute(
+            sa.text(
+                f"UPDATE events AS x SET customer_id = a.customer_id FROM {staged} a "
+                "WHERE x.workspace_id = :ws AND x.customer_id = a.provisional_id AND ("
+                "(a.user_id IS NOT NULL AND x.user_id = a.user_id "
+                "AND coalesce(x.source_id, '') = coalesce(a.source_id, '')) "
+                "OR (a.user_id IS NULL AND x.user_id IS NULL AND x.anonymous_id = a.anonymous_id))"
+            ),
+            {"ws": workspace_id},
+        )
+    finally:
+        unstage(conn, staged)
+    return max(result.rowcount, 0)
 
 
 @contextmanager
