@@ -76,6 +76,49 @@ class RowStore(Protocol):
     def stored(self, table: sa.Table, rows: pa.Table) -> None: ...
 
 
+def differing(
+    old: pa.Table, new: pa.Table, key: list[str], columns: list[str]
+) -> tuple[pa.Table, pa.Table]:
+    """(the rows of ``old`` no row of ``new`` equals, the rows of ``new`` no row of ``old``
+    equals) on ``columns``, as :func:`unmatched` gives each, in one query that pairs the rows
+    by their ``key`` columns (a subset of ``columns``) and compares the others only within a
+    pair: two anti-joins hashed every column of both sides (a batch's eight cost 0.15-0.16 s
+    at 1M customers). Exact whatever the multiplicity of a key: a row is kept when none of its
+    pairs is equal; a null key pairs with nothing (its row differs unless equal elsewhere,
+    which a null key cannot be)."""
+    if old.num_rows == 0 or new.num_rows == 0:
+        return old, new
+    names = {c: f"c{i}" for i, c in enumerate(columns)}
+
+    def side(table: pa.Table) -> pa.Table:
+        data = {names[c]: _comparable(table.column(c)) for c in columns}
+        data["__row"] = pa.array(np.arange(table.num_rows, dtype=np.int64))
+        return pa.table(data)
+
+    on = " AND ".join(f"o.{names[k]} = n.{names[k]}" for k in key)
+    same = " AND ".join(
+        ["o.__row IS NOT NULL", "n.__row IS NOT NULL"]
+        + [f"o.{names[c]} IS NOT DISTINCT FROM n.{names[c]}" for c in columns if c not in key]
+    )
+    found = arrow_query(
+        f"""
+        WITH p AS (SELECT o.__row AS ro, n.__row AS rn, ({same}) AS same
+                   FROM o FULL OUTER JOIN n ON {on})
+        SELECT 0 AS side, ro AS row FROM p WHERE ro IS NOT NULL
+        GROUP BY ro HAVING NOT bool_or(same)
+        UNION ALL
+        SELECT 1 AS side, rn AS row FROM p WHERE rn IS NOT NULL
+        GROUP BY rn HAVING NOT bool_or(same)
+        ORDER BY 1, 2
+        """,
+        o=side(old),
+        n=side(new),
+    )
+    sides = found.column("side").to_numpy()
+    rows = found.column("row").to_numpy()
+    return old.take(pa.array(rows[sides == 0])), new.take(pa.array(rows[sides == 1]))
+
+
 @dataclass
 class Changes:
     """What a diff wrote: the stored rows deleted and the new rows appended."""
@@ -99,7 +142,11 @@ def write_changes(
     elsewhere, as :func:`append_new` does). ``store``, where the old rows were read from,
     deletes them (default: :func:`delete_rows`) and learns of the appended rows."""
     columns = [c.name for c in table.columns if c.name not in NOT_COMPARED]
-    gone, added = unmatched(old, new, columns), unmatched(new, old, columns)
+    key = [c.name for c in table.primary_key.columns if c.name != "workspace_id"]
+    if key and set(key) <= set(columns):
+        gone, added = differing(old, new, key, columns)
+    else:
+        gone, added = unmatched(old, new, columns), unmatched(new, old, columns)
     if gone.num_rows:
         if store is None:
             delete_rows(conn, table, workspace_id, gone)
