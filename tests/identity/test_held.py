@@ -82,6 +82,30 @@ def test_a_rolled_back_run_makes_the_copy_reload(rt: Runtime) -> None:
     assert len(set(customers_of_events(rt).values())) == 1
 
 
+def test_a_run_that_fails_half_way_makes_the_copy_reload(rt: Runtime) -> None:
+    """A run that fails after it changed the copy (here: the audit table it writes last is
+    gone) leaves the copy matching no version: the next run reloads it (both engines)."""
+    ws = rt.workspace().workspace_id
+    held = HeldGraphs()
+    ingest(rt, "shopify", [identify("6100000307", email="ola@mail.co", day=1, message_id="f-1")])
+    _resolve(rt, held, ["f-1"])
+    first = held.get(ws)
+    ingest(rt, "instagram", [identify("17841400000000307", email="ola@mail.co", message_id="f-2")])
+
+    def fail_half_way() -> None:
+        with rt.db.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE identity_audit"))
+            resolve_new_events(conn, ws, ["f-2"], held=held)
+
+    with pytest.raises(sa.exc.DBAPIError):
+        fail_half_way()
+    assert first is not None
+    assert first.version is None
+    _resolve(rt, held, ["f-2"])
+    assert held.get(ws) is not first
+    assert len(set(customers_of_events(rt).values())) == 1
+
+
 def test_a_version_stamped_meanwhile_drops_the_copy(rt: Runtime) -> None:
     """If another writer's version lands between the check and the end of a run (PostgreSQL's
     concurrent transactions), the run does not claim the copy matches: it is dropped."""

@@ -286,6 +286,7 @@ class HeldLookups(Lookups):
         super().__init__(conn, workspace_id)
         self.held = held
         self._owner = owner
+        self._matched = held.version
 
     def with_history(self, senders: pa.Array) -> pa.Array:
         tuples = self.held.tuples
@@ -352,8 +353,15 @@ class HeldLookups(Lookups):
         )
         return with_history_of(found)
 
+    def _changing(self) -> None:
+        """The copy is about to change: until :meth:`finish` stamps the version it then
+        matches, it matches none (a run that fails half-way leaves it to be reloaded)."""
+        self.held.version = None
+
     def delete(self, table: sa.Table, rows: pa.Table) -> None:
         held = self.held.table(table.name)
+        if held is not None:
+            self._changing()
         if held is None or POS not in rows.column_names:
             delete_rows(self.conn, table, self.workspace_id, rows)
             return
@@ -401,12 +409,17 @@ class HeldLookups(Lookups):
     def stored(self, table: sa.Table, rows: pa.Table) -> None:
         held = self.held.table(table.name)
         if held is not None:
+            self._changing()
             held.append(rows.drop_columns([c for c in (POS, ROWID) if c in rows.column_names]))
 
     def finish(self) -> None:
         """The run wrote the graph: stamp a new version, which the held copy then matches
         (or drop the copy if another writer's version came first)."""
-        version = stamp_version(self.conn, self.workspace_id, self.held.version)
+        version = (
+            None
+            if self._matched is None
+            else stamp_version(self.conn, self.workspace_id, self._matched)
+        )
         if version is None:
             self._owner.drop(self.workspace_id)
         else:

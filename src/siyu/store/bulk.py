@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 import pyarrow as pa
@@ -50,7 +51,13 @@ def _stage_duckdb(conn: sa.Connection, data: pa.Table) -> str:
 
 
 def _unstage_duckdb(conn: sa.Connection, name: str) -> None:
-    conn.connection.driver_connection.unregister(name)  # type: ignore[union-attr]
+    import duckdb
+
+    # A statement that failed aborted the transaction: the error on its way up says why
+    # (raising here would replace it with "transaction is aborted"), and the rollback drops
+    # the registered view with everything else.
+    with suppress(duckdb.TransactionException):
+        conn.connection.driver_connection.unregister(name)  # type: ignore[union-attr]
 
 
 def _csv(data: pa.Table) -> memoryview:
