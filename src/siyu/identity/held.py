@@ -249,10 +249,11 @@ class HeldGraph:
 
 
 class HeldGraphs:
-    """The held graphs of one process (a ``siyu serve``), by workspace.
+    """The held graphs of one process, by workspace: ``siyu serve``'s background resolver
+    (:func:`siyu.identity.hook.resolve_forever`) keeps one for its passes.
 
-    One run at a time per workspace uses a held graph (the lock); ``Runtime`` keeps one of
-    these for its background resolver.
+    Loading is under a lock; the runs that use a copy must not overlap (the background
+    resolver runs them one at a time, under the database's write lock).
     """
 
     def __init__(self) -> None:
