@@ -103,21 +103,18 @@ class Lookups:
 
     def anchors_on(self, nodes: pa.Array) -> pa.Table:
         """The stored anchors whose node key is one of ``nodes``."""
-        found = self._staged_query(
-            t.identities,
-            pa.table({"node": nodes}),
-            f"SELECT {self._select('a')} FROM identity_anchors a JOIN {{s}} n "
-            "ON a.node = n.node WHERE a.workspace_id = :ws",
-        )
-        return typed(found, t.identity_anchors)
+        return self._anchors_by("node", nodes)
 
     def anchors_of(self, senders: pa.Array) -> pa.Table:
         """The stored anchors of the senders (hashes)."""
+        return self._anchors_by("sender", senders)
+
+    def _anchors_by(self, column: str, keys: pa.Array) -> pa.Table:
         found = self._staged_query(
-            t.identity_tuples,
-            pa.table({"sender": senders}),
-            f"SELECT {self._select('a')} FROM identity_anchors a WHERE a.workspace_id = :ws "
-            "AND a.sender IN (SELECT sender FROM {s})",
+            t.identity_anchors,
+            pa.table({column: pc.unique(keys)}),  # a repeated key must not repeat a row
+            f"SELECT {self._select('a')} FROM identity_anchors a JOIN {{s}} k "
+            f"ON a.{column} = k.{column} WHERE a.workspace_id = :ws",
         )
         return typed(found, t.identity_anchors)
 
