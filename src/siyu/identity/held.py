@@ -165,6 +165,10 @@ class HeldTable:
         kept: Ints = found[np.asarray(exact.to_numpy(zero_copy_only=False), dtype=bool)]
         return kept
 
+    def where(self, column: str, values: pa.Array | pa.ChunkedArray) -> pa.Table:
+        """The live rows whose integer ``column`` is one of ``values``, with positions."""
+        return self.take(self.find(column, _keys(values, False)))
+
     def take(self, positions: Ints) -> pa.Table:
         """The rows at ``positions`` (ascending), each with its position (``POS``)."""
         split = int(np.searchsorted(positions, self._base))
@@ -323,12 +327,10 @@ class HeldLookups(Lookups):
         return identities.take(identities.find("component", components))
 
     def anchors_on(self, nodes: pa.Array) -> pa.Table:
-        anchors = self.held.anchors
-        return anchors.take(anchors.find("node", _keys(nodes, False)))
+        return self.held.anchors.where("node", nodes)
 
     def anchors_of(self, senders: pa.Array) -> pa.Table:
-        anchors = self.held.anchors
-        return anchors.take(anchors.find("sender", _keys(senders, False)))
+        return self.held.anchors.where("sender", senders)
 
     def links_of(self, nodes: pa.Table, sides: tuple[str, ...]) -> pa.Table:
         links, probes = self.held.links, _keys(nodes.column("node"), False)
@@ -336,8 +338,7 @@ class HeldLookups(Lookups):
         return links.take(found)
 
     def sender_tuples(self, senders: pa.Array, batch: pa.Table) -> tuple[pa.Table, pa.Array]:
-        tuples = self.held.tuples
-        stored = tuples.take(tuples.find("sender", _keys(senders, False)))
+        stored = self.held.tuples.where("sender", senders)
         found = query_arrow(
             self.conn,
             "SELECT source_id, kind FROM sources WHERE workspace_id = :ws",
