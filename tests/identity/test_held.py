@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from siyu.config import load_settings
 from siyu.identity import tables as t
 from siyu.identity.graph import resolve_new_events, resolve_workspace
-from siyu.identity.held import POS, HeldGraphs, HeldTable
+from siyu.identity.held import POS, HeldGraphs, HeldTable, KeyIndex
 from siyu.identity.hook import resolve_all_pending
 from siyu.identity.keys import keys_of
 from siyu.identity.versions import current_version, stamp_version
@@ -198,3 +198,33 @@ def test_a_held_table_finds_its_rows_through_appends_deletes_and_compaction() ->
         table.delete(table.find("node_b", rng.integers(0, 50, 3)))
         table.append(rows(int(rng.integers(1, 25))))
     assert table.live.num_rows < 200 + 12 * 25
+
+
+@pytest.mark.parametrize("spread", ["hashes", "signed", "repeated", "crowded", "empty", "one"])
+def test_an_index_finds_exactly_the_rows_a_scan_finds(spread: str) -> None:
+    """The directory look-up equals a scan for every spread of keys: even hashes (as stored),
+    negative keys, keys repeated many times (components), keys crowded into few directory slots
+    (the binary-search fallback), no rows, and probes outside the keys' range."""
+    rng = np.random.default_rng(11)
+    n = {"empty": 0, "one": 1}.get(spread, 5000)
+    if spread == "hashes":
+        keys = rng.integers(0, 2**60, n)
+    elif spread == "signed":
+        keys = rng.integers(-(2**63), 2**63 - 1, n)
+    elif spread == "repeated":
+        keys = rng.integers(0, 2**60, 40)[rng.integers(0, 40, n)]
+    elif spread == "crowded":  # most keys in one slot, a few far away
+        keys = np.concatenate([rng.integers(0, 1000, n - 5), rng.integers(2**61, 2**62, 5)])
+    else:
+        keys = rng.integers(0, 2**60, n)
+    index = KeyIndex(keys.astype(np.int64))
+    for _ in range(5):
+        probes = np.concatenate(
+            [
+                keys[rng.integers(0, n, 50)] if n else np.zeros(0, dtype=np.int64),
+                rng.integers(-(2**63), 2**63 - 1, 50),
+            ]
+        )
+        probes = np.unique(probes.astype(np.int64))
+        found = np.sort(index.positions(probes))
+        assert found.tolist() == np.flatnonzero(np.isin(keys, probes)).tolist()

@@ -80,43 +80,42 @@ def differing(
     old: pa.Table, new: pa.Table, key: list[str], columns: list[str]
 ) -> tuple[pa.Table, pa.Table]:
     """(the rows of ``old`` no row of ``new`` equals, the rows of ``new`` no row of ``old``
-    equals) on ``columns``, as :func:`unmatched` gives each, in one query that pairs the rows
-    by their ``key`` columns (a subset of ``columns``) and compares the others only within a
-    pair: two anti-joins hashed every column of both sides (a batch's eight cost 0.15-0.16 s
-    at 1M customers). Exact whatever the multiplicity of a key: a row is kept when none of its
-    pairs is equal; a null key pairs with nothing (its row differs unless equal elsewhere,
-    which a null key cannot be)."""
+    equals) on ``columns``, as :func:`unmatched` gives each, pairing the rows by their ``key``
+    columns (a subset of ``columns``) and comparing the others only within a pair: two
+    anti-joins hashed every column of both sides (a batch's eight cost 0.15-0.16 s at 1M
+    customers).
+
+    The pairs come from an Arrow hash join of the key columns and the other columns are
+    compared column by column over the paired rows: the same pairing as a FULL OUTER JOIN in
+    DuckDB, without a query's fixed costs and its GROUP BY (0.09 against 0.17 s for a batch's
+    four tables at 1M customers, measured). Exact whatever the multiplicity of a key: a row is
+    kept when none of its pairs is equal; a null key pairs with nothing (its row differs
+    unless equal elsewhere, which a null key cannot be)."""
     if old.num_rows == 0 or new.num_rows == 0:
         return old, new
-    names = {c: f"c{i}" for i, c in enumerate(columns)}
+    names = [f"k{i}" for i in range(len(key))]
 
-    def side(table: pa.Table) -> pa.Table:
-        data = {names[c]: _comparable(table.column(c)) for c in columns}
-        data["__row"] = pa.array(np.arange(table.num_rows, dtype=np.int64))
+    def keyed(table: pa.Table, row: str) -> pa.Table:
+        data = {n: _comparable(table.column(k)) for n, k in zip(names, key, strict=True)}
+        data[row] = pa.array(np.arange(table.num_rows, dtype=np.int64))
         return pa.table(data)
 
-    on = " AND ".join(f"o.{names[k]} = n.{names[k]}" for k in key)
-    same = " AND ".join(
-        ["o.__row IS NOT NULL", "n.__row IS NOT NULL"]
-        + [f"o.{names[c]} IS NOT DISTINCT FROM n.{names[c]}" for c in columns if c not in key]
-    )
-    found = arrow_query(
-        f"""
-        WITH p AS (SELECT o.__row AS ro, n.__row AS rn, ({same}) AS same
-                   FROM o FULL OUTER JOIN n ON {on})
-        SELECT 0 AS side, ro AS row FROM p WHERE ro IS NOT NULL
-        GROUP BY ro HAVING NOT bool_or(same)
-        UNION ALL
-        SELECT 1 AS side, rn AS row FROM p WHERE rn IS NOT NULL
-        GROUP BY rn HAVING NOT bool_or(same)
-        ORDER BY 1, 2
-        """,
-        o=side(old),
-        n=side(new),
-    )
-    sides = found.column("side").to_numpy()
-    rows = found.column("row").to_numpy()
-    return old.take(pa.array(rows[sides == 0])), new.take(pa.array(rows[sides == 1]))
+    pairs = keyed(old, "__o").join(keyed(new, "__n"), names, join_type="inner", use_threads=False)
+    ro = pairs.column("__o").combine_chunks()
+    rn = pairs.column("__n").combine_chunks()
+    same = np.ones(len(ro), dtype=bool)
+    for column in columns:
+        if column in key:
+            continue
+        a = _comparable(old.column(column)).take(ro)
+        b = _comparable(new.column(column)).take(rn)
+        equal = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(a.is_null(), b.is_null()))
+        same &= np.asarray(equal.to_numpy(zero_copy_only=False), dtype=bool)
+    kept_old = np.ones(old.num_rows, dtype=bool)
+    kept_old[np.asarray(ro.to_numpy(), dtype=np.int64)[same]] = False
+    kept_new = np.ones(new.num_rows, dtype=bool)
+    kept_new[np.asarray(rn.to_numpy(), dtype=np.int64)[same]] = False
+    return old.filter(pa.array(kept_old)), new.filter(pa.array(kept_new))
 
 
 @dataclass

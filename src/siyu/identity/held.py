@@ -101,6 +101,64 @@ def _keys(column: pa.ChunkedArray | pa.Array, text: bool) -> Ints:
     return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+_SIGN = np.uint64(1 << 63)
+
+
+def _unsigned(keys: Ints) -> npt.NDArray[np.uint64]:
+    """Keys as unsigned integers in the same order (the sign bit flipped)."""
+    out: npt.NDArray[np.uint64] = keys.view(np.uint64) ^ _SIGN
+    return out
+
+
+class KeyIndex:
+    """One column's rows sorted by key, with a directory of the sorted keys by their leading
+    bits.
+
+    Why: the keys are hashes, spread evenly, so the directory puts about two rows in each of
+    its slots and finding a probe's rows is two array reads and a compare, all vectorised: a
+    binary search per probe over millions of keys (``searchsorted``) cost 0.16 s of look-ups
+    per 10,000-event batch at 1M customers. The directory costs 4 bytes per two rows. Any
+    spread stays correct (a crowded slot is only compared longer; past a bound, the binary
+    search is used instead).
+    """
+
+    def __init__(self, keys: Ints) -> None:
+        order = np.argsort(keys).astype(np.int64)
+        self.keys: Ints = keys[order]
+        self.order: Ints = order
+        unsigned = _unsigned(self.keys)
+        self._low = unsigned[0] if len(unsigned) else np.uint64(0)
+        span = int(unsigned[-1] - self._low) if len(unsigned) else 0
+        bits = max(1, len(keys).bit_length() - 1)
+        self._shift = np.uint64(max(0, span.bit_length() - bits))
+        slots = (span >> int(self._shift)) + 1
+        counts = np.bincount(((unsigned - self._low) >> self._shift).astype(np.int64), None, slots)
+        self._start = np.zeros(slots + 1, dtype=np.int32 if len(keys) < 2**31 else np.int64)
+        np.cumsum(counts, out=self._start[1:])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.keys.nbytes + self.order.nbytes + self._start.nbytes)
+
+    def positions(self, probes: Ints) -> Ints:
+        """Row positions of the keys equal to one of ``probes`` (distinct), in no order."""
+        unsigned = _unsigned(probes)
+        inside = (unsigned >= self._low) & (len(self.keys) > 0)
+        inside &= ((unsigned - self._low) >> self._shift) < len(self._start) - 1
+        probes = probes[inside]
+        slot = ((unsigned[inside] - self._low) >> self._shift).astype(np.int64)
+        lo = self._start[slot].astype(np.int64)
+        hi = self._start[slot + 1].astype(np.int64)
+        if int((hi - lo).sum()) > 8 * len(probes) + 4096:
+            lo = np.searchsorted(self.keys, probes, "left")
+            hi = np.searchsorted(self.keys, probes, "right")
+            return self.order[_ranges(lo, hi)]
+        candidates = _ranges(lo, hi)
+        owner = np.repeat(np.arange(len(probes), dtype=np.int64), hi - lo)
+        found: Ints = self.order[candidates[self.keys[candidates] == probes[owner]]]
+        return found
+
+
 class HeldTable:
     """One stored table's rows of a workspace as Arrow, with sorted indexes.
 
@@ -122,12 +180,10 @@ class HeldTable:
         self._tail = self._rows.slice(0, 0)
         self.alive = np.ones(self._rows.num_rows, dtype=bool)
         self._base = self._rows.num_rows
-        self._sorted: dict[str, tuple[Ints, Ints]] = {}
+        self._indexes: dict[str, KeyIndex] = {}
         self._tail_keys: dict[str, Ints] = {}
         for column, text in INDEXES[self.name]:
-            keys = _keys(self._rows.column(column), text)
-            order = np.argsort(keys).astype(np.int64)
-            self._sorted[column] = (keys[order], order)
+            self._indexes[column] = KeyIndex(_keys(self._rows.column(column), text))
             self._tail_keys[column] = np.zeros(0, dtype=np.int64)
 
     @property
@@ -138,7 +194,7 @@ class HeldTable:
 
     @property
     def nbytes(self) -> int:
-        index = sum(k.nbytes + o.nbytes for k, o in self._sorted.values())
+        index = sum(i.nbytes for i in self._indexes.values())
         return int(self._rows.nbytes + self._tail.nbytes) + index + self.alive.nbytes
 
     def find(self, column: str, probes: Ints) -> Ints:
@@ -146,15 +202,16 @@ class HeldTable:
         probes = np.unique(probes[probes != NONE])
         if len(probes) == 0:
             return np.zeros(0, dtype=np.int64)
-        keys, order = self._sorted[column]
-        lo = np.searchsorted(keys, probes, "left")
-        hi = np.searchsorted(keys, probes, "right")
-        found = [order[_ranges(lo, hi)]]
+        found = [self._indexes[column].positions(probes)]
         tail = self._tail_keys[column]
         if len(tail):
-            found.append(np.flatnonzero(np.isin(tail, probes)) + self._base)
+            # A hash look-up of the tail's keys among the probes (a sort of both grew with
+            # the tail, which reaches a fifth of the base between compactions).
+            hit = pc.is_in(pa.array(tail), value_set=pa.array(probes))
+            found.append(np.flatnonzero(hit.to_numpy(zero_copy_only=False)) + self._base)
         positions = np.concatenate(found)
-        return np.unique(positions[self.alive[positions]])
+        # Distinct probes find each row once (a row has one key): a sort, not a unique.
+        return np.sort(positions[self.alive[positions]])
 
     def find_text(self, column: str, values: pa.Array) -> Ints:
         """Positions of the live rows whose text ``column`` is exactly one of ``values``."""

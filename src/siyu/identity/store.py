@@ -168,41 +168,55 @@ def graph_rows(
             "sender": an.sender,
         }
     ).cast(_anchor_schema())
-    rows: list[tuple[str, str, str | None, str | None, str | None, str, str]] = []
-    for kind, value, reason, msg in graph.refused:
-        rule = "blocked" if "blocked by pattern" in reason else "invalid"
-        rows.append((kind, value[:320], None, None, msg or None, rule, reason))
-    for c in res.conflicts:
-        rows.append(
-            (
-                graph.kind(c.node),
-                graph.value(c.node),
-                graph.kind(c.other),
-                graph.value(c.other),
-                c.message_id,
-                c.rule,
-                c.reason,
-            )
-        )
-    conflicts = pa.table(
+    conflicts = conflict_rows(workspace_id, graph, res, now)
+    return GraphRows(identities, links, anchors, conflicts)
+
+
+def conflict_rows(workspace_id: str, graph: Graph, res: Resolution, now: datetime) -> pa.Table:
+    """The ``identity_conflicts`` rows of a resolution: the graph's refused values, then the
+    links the rules held back. The conflicts' kinds and values are taken column-wise (a
+    Python string per key and conflict cost 0.04 s of a 10,000-event batch at 1M)."""
+    kind_col, value_col = graph.key_parts
+    refused = graph.refused
+    nodes = pa.array([c.node for c in res.conflicts], pa.int64())
+    others = pa.array([c.other for c in res.conflicts], pa.int64())
+    kind: list[str | None] = [k for k, _, _, _ in refused]
+    value: list[str | None] = [v[:320] for _, v, _, _ in refused]
+    other_kind: list[str | None] = [None] * len(refused)
+    other_value: list[str | None] = [None] * len(refused)
+    if len(nodes):
+        kind += kind_col.take(nodes).to_pylist()
+        value += value_col.take(nodes).to_pylist()
+        other_kind += kind_col.take(others).to_pylist()
+        other_value += value_col.take(others).to_pylist()
+    message = [m or None for _, _, _, m in refused] + [c.message_id for c in res.conflicts]
+    rule = ["blocked" if "blocked by pattern" in r else "invalid" for _, _, r, _ in refused]
+    rule += [c.rule for c in res.conflicts]
+    reason = [r for _, _, r, _ in refused] + [c.reason for c in res.conflicts]
+    n = len(kind)
+    return pa.table(
         {
-            "workspace_id": pa.array([workspace_id] * len(rows), pa.string()),
+            "workspace_id": pa.repeat(pa.scalar(workspace_id, pa.string()), n),
             "conflict_id": pa.array(
-                [short_hash(workspace_id, *map(str, r[:4]), r[5], prefix="idc_") for r in rows],
+                [
+                    short_hash(workspace_id, str(k), str(v), str(ok), str(ov), r, prefix="idc_")
+                    for k, v, ok, ov, r in zip(
+                        kind, value, other_kind, other_value, rule, strict=True
+                    )
+                ],
                 pa.string(),
             ),
-            "kind": pa.array([r[0] for r in rows], pa.string()),
-            "value": pa.array([r[1] for r in rows], pa.string()),
-            "other_kind": pa.array([r[2] for r in rows], pa.string()),
-            "other_value": pa.array([r[3] for r in rows], pa.string()),
-            "message_id": pa.array([r[4] for r in rows], pa.string()),
-            "rule": pa.array([r[5] for r in rows], pa.string()),
-            "reason": pa.array([r[6] for r in rows], pa.string()),
-            "status": pa.array(["open"] * len(rows), pa.string()),
-            "created_at": pa.array([now] * len(rows), TS),
+            "kind": pa.array(kind, pa.string()),
+            "value": pa.array(value, pa.string()),
+            "other_kind": pa.array(other_kind, pa.string()),
+            "other_value": pa.array(other_value, pa.string()),
+            "message_id": pa.array(message, pa.string()),
+            "rule": pa.array(rule, pa.string()),
+            "reason": pa.array(reason, pa.string()),
+            "status": pa.repeat(pa.scalar("open", pa.string()), n),
+            "created_at": pa.repeat(pa.scalar(now, TS), n),
         }
     )
-    return GraphRows(identities, links, anchors, conflicts)
 
 
 def link_rows(workspace_id: str, graph: Graph, now: datetime) -> pa.Table:
