@@ -265,6 +265,55 @@ class HeldTable:
             self._reset(self.live)
 
 
+TUPLE_KEY = ("source_id", "user_id", "anonymous_id", "previous_id", "email", "phone", "country")
+"""The columns that tell one identifier tuple from another (the source's kind follows its id)."""
+
+TUPLE_AGGREGATES = (
+    "first_seen",
+    "last_seen",
+    "message_id",
+    "sender",
+    "own_first_seen",
+    "own_last_seen",
+)
+"""The columns aggregated over a tuple's rows, in :func:`stored_tuples_sql`'s order."""
+
+
+def aggregate_tuples(rows: pa.Table, sources: pa.Table) -> pa.Table:
+    """Stored tuple rows (``stored`` 1) and a batch's (0) aggregated per tuple, with their
+    source's kind, ordered by message id: what :func:`stored_tuples_sql` gives.
+
+    Most tuples have one row (a batch's new tuples, a sender's history stored once), and
+    grouping every row by its seven strings cost 0.08-0.1 s of a 10,000-event batch at 1M
+    customers. Rows are told apart by a 64-bit hash of those columns first: a row whose hash
+    no other row has is a group of its own and passes as it is; only rows sharing a hash (the
+    same tuple, or a collision the grouping then separates) go through the SQL aggregation.
+    """
+    columns = ", ".join(TUPLE_KEY)
+    hashes = arrow_query(f"SELECT hash({columns}) AS h FROM r", r=rows.select(list(TUPLE_KEY)))
+    codes = np.asarray(hashes.column("h").to_numpy(), dtype=np.uint64)
+    _, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    shared = counts[inverse] > 1
+    alone = rows.filter(pa.array(~shared))
+    kinds = sources.column("kind").take(
+        pc.index_in(alone.column("source_id"), sources.column("source_id"))
+    )
+    order = ["source_id", "source_kind", *TUPLE_KEY[1:], *TUPLE_AGGREGATES, "stored"]
+    parts = [alone.append_column("source_kind", kinds).select(order)]
+    if shared.any():
+        together = rows.filter(pa.array(shared))
+        was_stored = pc.equal(together.column("stored"), 1)
+        grouped = arrow_query(
+            stored_tuples_sql(None, "batch", held="held"),
+            held=together.filter(was_stored).drop_columns(["stored"]),
+            batch=together.filter(pc.invert(was_stored)).drop_columns(["stored"]),
+            sources=sources,
+        )
+        parts.append(grouped.select(parts[0].column_names).cast(parts[0].schema))
+    out = pa.concat_tables(parts)
+    return out.take(pc.sort_indices(out, [("message_id", "ascending")]))
+
+
 def _load(conn: sa.Connection, table: sa.Table, workspace_id: str) -> HeldTable:
     found = query_arrow(
         conn, f"SELECT * FROM {table.name} WHERE workspace_id = :ws", {"ws": workspace_id}
@@ -395,7 +444,7 @@ class HeldLookups(Lookups):
         return links.take(found)
 
     def sender_tuples(self, senders: pa.Array, batch: pa.Table) -> tuple[pa.Table, pa.Array]:
-        stored = self.held.tuples.where("sender", senders)
+        stored = self.held.tuples.where("sender", senders).select(STORED_TUPLE_COLUMNS)
         found = query_arrow(
             self.conn,
             "SELECT source_id, kind FROM sources WHERE workspace_id = :ws",
@@ -404,13 +453,15 @@ class HeldLookups(Lookups):
         sources = pa.table(
             {c: pc.cast(found.column(c), pa.string()) for c in ("source_id", "kind")}
         )
-        found = arrow_query(
-            stored_tuples_sql(None, "batch", held="held"),
-            held=stored.select(STORED_TUPLE_COLUMNS),
-            batch=batch.select(STORED_TUPLE_COLUMNS),
-            sources=sources,
-        )
-        return with_history_of(found)
+        rows = pa.concat_tables(
+            [
+                stored.append_column("stored", pa.repeat(pa.scalar(1, pa.int32()), len(stored))),
+                batch.select(STORED_TUPLE_COLUMNS)
+                .cast(stored.schema)
+                .append_column("stored", pa.repeat(pa.scalar(0, pa.int32()), batch.num_rows)),
+            ]
+        ).combine_chunks()
+        return with_history_of(aggregate_tuples(rows, sources))
 
     def _changing(self) -> None:
         """The copy is about to change: until :meth:`finish` stamps the version it then
