@@ -182,20 +182,25 @@ def resolve_new_events(
     batch = fetch_tuples(conn, workspace_id, message_ids, since=received_from)
     lookups = Lookups(conn, workspace_id) if held is None else held.lookups(conn, workspace_id)
     memo: Memo = {}
-    first = graph_keys(batch, region, memo)
-    # Generic userIds and alias previousIds are read against other senders' raw ids, so senders
-    # with the same raw id are affected too, even when no identity node is shared yet.
-    raw = sorted(raw_ids(batch))
-    # A sender seen for the first time can be the one an older alias named (its previousId was
-    # then read as a user_id of the alias's source): a full run links them now, so the alias's
-    # sender belongs to the graph. Found before the components are read, so that one look-up
-    # reaches them all (a second round of look-ups cost 0.46 s of a 2.6 s batch at 1M). (Raw
-    # ids of the senders' history need no look-up: each was looked up when its batch was
-    # resolved, and a later sender with the same raw id is found by its own batch's look-up.)
-    senders = batch.column("sender").combine_chunks()
-    named = lookups.aliases(new_sender_ids(batch, lookups.with_history(senders)))
-    probed = sorted({*first, *named})
-    reached = reached_components(lookups, probed, raw)
+    # The batch's keys are normalised on another thread while this one looks up what the
+    # batch's senders and raw ids reach (neither needs the keys).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-keys") as pool:
+        keyed = pool.submit(graph_keys, batch, region, memo)
+        # Generic userIds and alias previousIds are read against other senders' raw ids, so
+        # senders with the same raw id are affected too, even when no identity node is shared
+        # yet.
+        raw_nodes = lookups.raw_nodes(sorted(raw_ids(batch)))
+        # A sender seen for the first time can be the one an older alias named (its
+        # previousId was then read as a user_id of the alias's source): a full run links them
+        # now, so the alias's sender belongs to the graph. Found before the components are
+        # read, so that one look-up reaches them all (a second round of look-ups cost 0.46 s
+        # of a 2.6 s batch at 1M). (Raw ids of the senders' history need no look-up: each was
+        # looked up when its batch was resolved, and a later sender with the same raw id is
+        # found by its own batch's look-up.)
+        senders = batch.column("sender").combine_chunks()
+        named = lookups.aliases(new_sender_ids(batch, lookups.with_history(senders)))
+        probed = sorted({*keyed.result(), *named})
+    reached = reached_components(lookups, probed, raw_nodes)
     tuples, had_history = lookups.sender_tuples(
         pc.unique(pa.concat_arrays([reached.anchors.column("sender").combine_chunks(), senders])),
         batch,

@@ -249,11 +249,11 @@ def typed(rows: pa.Table, table: sa.Table) -> pa.Table:
     )
 
 
-def reached_components(lookups: Lookups, keys: list[str], raw: list[str]) -> Stored:
-    """The stored components a batch reaches (through its identifiers, or senders whose raw
-    id it names): their identities and the anchors on them, each read once."""
+def reached_components(lookups: Lookups, keys: list[str], named: pa.Array) -> Stored:
+    """The stored components a batch reaches (through its identifiers, or the ``named`` nodes
+    of senders whose raw id it names, :meth:`Lookups.raw_nodes`): their identities and the
+    anchors on them, each read once."""
     probe = keys_of(pa.array(keys, pa.string()))
-    named = lookups.raw_nodes(raw)
     if len(named):
         probe = pa.concat_arrays([probe, named])
     identities = lookups.component_identities(probe)
