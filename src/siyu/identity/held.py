@@ -21,9 +21,9 @@ The copy must be exactly what the database holds, or a run would write from a wr
   re-appends any other row that shared the key) and appends the new ones; the copy applies the
   same changes.
 
-Memory: about 2.5 GB of Arrow at 1M customers (3.3M identities, 2.8M links, 2.8M anchors,
-4.7M tuples) plus 8 bytes a row per index; loading it takes seconds (``benchmarks/identity.py``
-prints both). Processes that resolve once (the CLI) read the tables instead.
+Memory: 2.7 GB at 1M customers (3.3M identities, 2.8M links, 2.8M anchors, 4.7M tuples as
+Arrow, each table's one workspace id kept once; 16 bytes a row per index and its directory);
+loading it takes seconds (``benchmarks/identity.py`` prints both). Processes that resolve once (the CLI) read the tables instead.
 """
 
 from __future__ import annotations
