@@ -16,12 +16,18 @@ import pyarrow.compute as pc
 import pytest
 import sqlalchemy as sa
 
-from siyu.compute.arrow_sql import arrow_query
 from siyu.config import load_settings
 from siyu.identity import tables as t
-from siyu.identity.extract import STORED_TUPLE_COLUMNS, stored_tuples_sql
+from siyu.identity.extract import STORED_TUPLE_COLUMNS
 from siyu.identity.graph import resolve_new_events, resolve_workspace
-from siyu.identity.held import POS, HeldGraphs, HeldTable, KeyIndex, aggregate_tuples
+from siyu.identity.held import (
+    POS,
+    HeldGraphs,
+    HeldTable,
+    KeyIndex,
+    aggregate_tuples,
+    grouped_tuples,
+)
 from siyu.identity.hook import resolve_all_pending
 from siyu.identity.keys import keys_of
 from siyu.identity.versions import current_version, stamp_version
@@ -270,13 +276,7 @@ def test_tuples_aggregated_by_hash_equal_the_sql_aggregation(seed: int) -> None:
     )
     rows = rows.select([*STORED_TUPLE_COLUMNS, "stored"])  # as the held copy orders them
     sources = pa.table({"source_id": ["src_a", "src_b"], "kind": ["shopify", "segment"]})
-    stored = pc.equal(rows.column("stored"), 1)
-    expected = arrow_query(
-        stored_tuples_sql(None, "batch", held="held"),
-        held=rows.filter(stored).drop_columns(["stored"]),
-        batch=rows.filter(pc.invert(stored)).drop_columns(["stored"]),
-        sources=sources,
-    )
+    expected = grouped_tuples(rows, sources)  # every row through the SQL aggregation
     got = aggregate_tuples(rows, sources)
     assert got.column_names == expected.column_names
     assert got.column("message_id") == expected.column("message_id")

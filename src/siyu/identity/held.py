@@ -23,7 +23,8 @@ The copy must be exactly what the database holds, or a run would write from a wr
 
 Memory: 2.7 GB at 1M customers (3.3M identities, 2.8M links, 2.8M anchors, 4.7M tuples as
 Arrow, each table's one workspace id kept once; 16 bytes a row per index and its directory);
-loading it takes seconds (``benchmarks/identity.py`` prints both). Processes that resolve once (the CLI) read the tables instead.
+loading it takes seconds (``benchmarks/identity.py`` prints both). Processes that resolve once
+(the CLI) read the tables instead.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ import sqlalchemy as sa
 from siyu.compute.arrow_sql import arrow_query
 from siyu.identity import tables as t
 from siyu.identity.diff import POS, ROWID, delete_rows
-from siyu.identity.extract import STORED_TUPLE_COLUMNS, query_arrow, stored_tuples_sql
+from siyu.identity.extract import (
+    STORED_TUPLE_COLUMNS,
+    TUPLE_COLUMNS,
+    query_arrow,
+    stored_tuples_sql,
+)
 from siyu.identity.lookup import Lookups, key_text, typed, with_history_of
 from siyu.identity.versions import current_version, stamp_version
 from siyu.store.bulk import append, stage, unstage
@@ -296,15 +302,17 @@ class HeldTable:
 TUPLE_KEY = ("source_id", "user_id", "anonymous_id", "previous_id", "email", "phone", "country")
 """The columns that tell one identifier tuple from another (the source's kind follows its id)."""
 
-TUPLE_AGGREGATES = (
-    "first_seen",
-    "last_seen",
-    "message_id",
-    "sender",
-    "own_first_seen",
-    "own_last_seen",
-)
-"""The columns aggregated over a tuple's rows, in :func:`stored_tuples_sql`'s order."""
+
+def grouped_tuples(rows: pa.Table, sources: pa.Table) -> pa.Table:
+    """Stored tuple rows (``stored`` 1) and a batch's (0) aggregated per tuple by
+    :func:`stored_tuples_sql`, in the in-memory DuckDB."""
+    was_stored = pc.equal(rows.column("stored"), 1)
+    return arrow_query(
+        stored_tuples_sql(None, "batch", held="held"),
+        held=rows.filter(was_stored).drop_columns(["stored"]),
+        batch=rows.filter(pc.invert(was_stored)).drop_columns(["stored"]),
+        sources=sources,
+    )
 
 
 def aggregate_tuples(rows: pa.Table, sources: pa.Table) -> pa.Table:
@@ -326,17 +334,9 @@ def aggregate_tuples(rows: pa.Table, sources: pa.Table) -> pa.Table:
     kinds = sources.column("kind").take(
         pc.index_in(alone.column("source_id"), sources.column("source_id"))
     )
-    order = ["source_id", "source_kind", *TUPLE_KEY[1:], *TUPLE_AGGREGATES, "stored"]
-    parts = [alone.append_column("source_kind", kinds).select(order)]
+    parts = [alone.append_column("source_kind", kinds).select([*TUPLE_COLUMNS, "stored"])]
     if shared.any():
-        together = rows.filter(pa.array(shared))
-        was_stored = pc.equal(together.column("stored"), 1)
-        grouped = arrow_query(
-            stored_tuples_sql(None, "batch", held="held"),
-            held=together.filter(was_stored).drop_columns(["stored"]),
-            batch=together.filter(pc.invert(was_stored)).drop_columns(["stored"]),
-            sources=sources,
-        )
+        grouped = grouped_tuples(rows.filter(pa.array(shared)), sources)
         parts.append(grouped.select(parts[0].column_names).cast(parts[0].schema))
     out = pa.concat_tables(parts)
     return out.take(pc.sort_indices(out, [("message_id", "ascending")]))
