@@ -324,7 +324,9 @@ def _store(
             only_new_keys=True,
             store=lookups,
         )
-        repointed = _repoint_incremental(conn, workspace_id, rows.anchors, anchors, received_from)
+        repointed = _repoint_incremental(
+            conn, workspace_id, rows.anchors, anchors, old.anchors, received_from
+        )
         moves = merge_customers(
             conn, workspace_id, now, _merged_pairs(rows.anchors), _passive(graph)
         )
@@ -348,16 +350,19 @@ def _repoint_incremental(
     workspace_id: str,
     anchors: pa.Table,
     changes: Changes,
+    stored: pa.Table,
     received_from: datetime | None,
 ) -> dict[str, int]:
     """Re-point records after an incremental run, reading as little as it can.
 
     Records of a sender whose customer changed (a merge, a split) may be anywhere: all of its
     orders and consents are re-pointed, and its events among those of its former customer
-    (:func:`repoint_moved_events`). The other records already point at their sender's
-    customer, except the batch's new records, which the pipeline gave the provisional id: with
-    ``received_from``, only the events received since then and the orders and consents of
-    merged senders are looked at. Without it, every record of the run's senders, as before.
+    (:func:`repoint_moved_events`; ``stored``, the run's stored anchors, tells a former
+    customer all of whose senders moved together from one split). The other records already
+    point at their sender's customer, except the batch's new records, which the pipeline gave
+    the provisional id: with ``received_from``, only the events received since then and the
+    orders and consents of merged senders are looked at. Without it, every record of the run's
+    senders, as before.
     """
     if received_from is None:
         return repoint(conn, workspace_id, anchors)
@@ -374,7 +379,7 @@ def _repoint_incremental(
         moved = joined.filter(pc.not_equal(joined.column("was"), joined.column("customer_id")))
         if moved.num_rows:
             out = repoint(conn, workspace_id, moved.drop_columns(["was"]), tables=OWN_KEYED)
-            out["events"] = repoint_moved_events(conn, workspace_id, moved)
+            out["events"] = repoint_moved_events(conn, workspace_id, moved, stored)
     merged = anchors.filter(
         pc.not_equal(anchors.column("provisional_id"), anchors.column("customer_id"))
     )
