@@ -8,6 +8,8 @@ import phonenumbers
 import pyarrow as pa
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
+from siyu.identity.blocking import normalise_many
+from siyu.identity.extract import Memo, normalise_column
 from siyu.identity.fastpath import fast_namespaced, fast_values
 from siyu.identity.kind import IdentifierKind, InvalidIdentifier, get_kind
 
@@ -123,3 +125,60 @@ def test_tiktok_ids_agree() -> None:
     ids = ["7259250112124679724", "-000OaE_Xsa0", "a=b.c", "___", "a b", "x" * 129, "x" * 128,
            "ü1", "id\n", "", "-"]  # fmt: skip
     assert _agree(get_kind("tiktok_user_id"), ids) == 4
+
+
+def _per_value(
+    kind: IdentifierKind, values: list[str], extra: list[str | None]
+) -> tuple[list[str | None], list[str | None]]:
+    """The one-by-one results (normalise_many, blocked patterns included)."""
+    out: list[str | None] = []
+    why: list[str | None] = []
+    for value, e in zip(values, extra, strict=True):
+        if kind.namespace_by_source:
+            got, reasons = normalise_many(kind, [value], source=e)
+        else:
+            got, reasons = normalise_many(kind, [value], region=e if kind.uses_region else None)
+        out.append(got[0])
+        why.append(reasons[0])
+    return out, why
+
+
+def test_the_column_normaliser_equals_the_one_by_one_normaliser() -> None:
+    """What a graph build uses (fast path, column-wise blocking, the rest one by one) gives
+    every value the per-value normaliser's form or reason: plain and odd spellings, blocked
+    placeholders, repeated-digit phones (a back-reference pattern), sources and no source."""
+    rng = random.Random(11)
+    phones, regions = _phone_spellings(rng)
+    picked = rng.sample(range(len(phones)), 400)
+    cases: list[tuple[str, list[str], list[str | None]]] = [
+        (
+            "phone",
+            [phones[i] for i in picked] + ["+11111111111", "0000000000", "+6281111111111"],
+            [regions[i] for i in picked] + [None, "ID", None],
+        ),
+        (
+            "email",
+            ["Ann@Shop.co", "test@example.com", "null@x.com", "a b@x.com", "ü@x.com", "b@x.test"],
+            [None] * 6,
+        ),
+        (
+            "user_id",
+            ["A1", "0", "null", "a b", "ok-1", "A1", "0", "anonymous"],
+            ["shopify", "shopify", "web", "web", None, None, None, "Bad Source"],
+        ),
+        (
+            "anonymous_id",
+            ["tab", "null", "00000000-0000-0000-0000-000000000000", "a b"],
+            [None] * 4,
+        ),
+    ]
+    for name, values, extra in cases:
+        kind = get_kind(name)
+        memo: Memo = {}
+        for run in range(2):  # the second run reads the slow values from the memo
+            norm, why = normalise_column(
+                memo, name, kind, pa.array(values, pa.string()), pa.array(extra, pa.string())
+            )
+            expected, reasons = _per_value(kind, values, extra)
+            assert norm.to_pylist() == expected, (name, run)
+            assert [why.get(i) for i in range(len(values))] == reasons, (name, run)

@@ -101,70 +101,64 @@ def _screen(patterns: tuple[str, ...]) -> tuple[re.Pattern[str] | None, tuple[st
 
 
 def blocked_many(kind: IdentifierKind | str, normalised: Sequence[str]) -> list[str | None]:
-    """:func:`is_blocked` with the default patterns over a column of normalised values.
+    """:func:`is_blocked` with the default patterns over a column of normalised values."""
+    found = blocked_column(kind, pa.array(list(normalised), pa.string()))
+    return [found.get(i) for i in range(len(normalised))]
+
+
+def blocked_column(kind: IdentifierKind | str, normalised: pa.Array) -> dict[int, str]:
+    """The blocked values of an Arrow column of normalised values (nulls are not values):
+    index -> the pattern :func:`is_blocked` names, with the default patterns.
 
     One search of the patterns' alternation settles almost every value, a column at a time in
     Arrow's RE2 where the alternation is RE2-compatible (values with a line break, where
     Python's ``$`` differs, are left to Python); the few it matches (and patterns with
-    back-references) are then checked one by one, in order, as ``is_blocked`` does.
+    back-references) are then checked one by one, in order, as ``is_blocked`` does. No Python
+    string is made for the others (an incremental run screens tens of thousands a batch).
     """
     resolved = get_kind(kind)
     patterns = default_blocked_patterns(resolved)
     screen, rest = _screen(patterns)
-    compiled_rest = [compile_pattern(p) for p in rest]
-    values = list(normalised)
-    maybe = _screen_column(screen, values, resolved.namespace_by_source)
-    out: list[str | None] = [None] * len(values)
-    for i in maybe:
-        value = values[i]
-        candidates = [value]
-        if resolved.namespace_by_source and ":" in value:
-            candidates.append(value.split(":", 1)[1])
-        hit = screen is None or any(screen.search(c) for c in candidates)
-        if not hit and not any(r.search(c) for r in compiled_rest for c in candidates):
+    namespaced = resolved.namespace_by_source
+    maybe = set(_screen_column(screen, normalised, namespaced))
+    if rest:  # back-references: Python only (RE2 has none), one search a value
+        values = normalised.to_pylist()
+        for compiled in (compile_pattern(p) for p in rest):
+            search = compiled.search
+            for i, value in enumerate(values):
+                if value is not None and (
+                    search(value)
+                    or (namespaced and ":" in value and search(value.split(":", 1)[1]))
+                ):
+                    maybe.add(i)
+    out: dict[int, str] = {}
+    ordered = sorted(maybe)
+    picked = normalised.take(pa.array(ordered, pa.int64())).to_pylist()
+    for i, value in zip(ordered, picked, strict=True):
+        if value is None:
             continue
-        out[i] = is_blocked(resolved, value, patterns)
-    if compiled_rest:  # back-references: Python only (RE2 has none), one search a value
-        todo = _not_in(maybe, len(values))
-        hits: set[int] = set()
-        for pattern in compiled_rest:
-            search = pattern.search
-            hits.update(i for i in todo if search(values[i]))
-            if resolved.namespace_by_source:
-                hits.update(
-                    i for i in todo if ":" in values[i] and search(values[i].split(":", 1)[1])
-                )
-        for i in sorted(hits):
-            out[i] = is_blocked(resolved, values[i], patterns)
+        found = is_blocked(resolved, value, patterns)
+        if found is not None:
+            out[i] = found
     return out
 
 
-def _not_in(picked: list[int], n: int) -> list[int]:
-    mask = [True] * n
-    for i in picked:
-        mask[i] = False
-    return [i for i, m in enumerate(mask) if m]
-
-
-def _screen_column(
-    screen: re.Pattern[str] | None, values: list[str], namespaced: bool
-) -> list[int]:
+def _screen_column(screen: re.Pattern[str] | None, column: pa.Array, namespaced: bool) -> list[int]:
     """Indexes of the values Python must look at: those the screen matches in RE2, plus any
     value where RE2 and Python's ``re`` could disagree (non-ASCII: case folding and ``\\d``;
     a line break: ``$``). All of them when the screen is not RE2 syntax."""
-    if screen is None or not values:
-        return list(range(len(values)))
-    column = pa.array(values, pa.string())
+    if screen is None or not len(column):
+        return list(range(len(column)))
     try:
         found = pc.match_substring_regex(column, screen.pattern, ignore_case=True)
         if namespaced:  # also the part after 'source:'
             after = pc.replace_substring_regex(column, "^[^:]*:", "", max_replacements=1)
             found = pc.or_(found, pc.match_substring_regex(after, screen.pattern, ignore_case=True))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return list(range(len(values)))
+        return list(range(len(column)))
     found = pc.or_(found, pc.invert(pc.string_is_ascii(column)))
     found = pc.or_(found, pc.match_substring(column, "\n"))
-    mask = np.asarray(pc.fill_null(found, True).to_numpy(zero_copy_only=False), dtype=bool)
+    mask = np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
     return [int(i) for i in np.flatnonzero(mask)]
 
 

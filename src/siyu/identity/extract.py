@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from siyu.collect.ecommerce import own_act_sql
 from siyu.compute.arrow_sql import arrow_query
-from siyu.identity.blocking import blocked_many, normalise_many
+from siyu.identity.blocking import blocked_column, normalise_many
 from siyu.identity.fastpath import fast_namespaced, fast_values
 from siyu.identity.keys import keys_of
 from siyu.identity.kind import IdentifierKind, get_kind
@@ -659,11 +659,8 @@ def _slot(
     first_of = _first_occurrences(codes, len(encoded.dictionary))
     distinct_v = va.take(pa.array(first_of))
     distinct_e = ea.take(pa.array(first_of))
-    distinct: list[tuple[str, str | None]] = list(
-        zip(distinct_v.to_pylist(), distinct_e.to_pylist(), strict=True)
-    )
-    norm, why = _normalise_cached(occ.memo, kind, spec, distinct)
-    keys = _node_keys(_node_kind(kind), pa.array(norm, pa.string()))  # one per distinct value
+    norm, why = normalise_column(occ.memo, kind, spec, distinct_v, distinct_e)
+    keys = _node_keys(_node_kind(kind), norm)  # one per distinct value
     per_row = keys.take(encoded.indices)
     valid = per_row.is_valid()
     ok = np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool)
@@ -674,11 +671,12 @@ def _slot(
         first: dict[tuple[str, str], str] = {}
         refusals: set[tuple[str, str, str]] = set()
         cited = messages.take(pa.array(rows[bad])).to_pylist()
-        for j, m in zip(bad.tolist(), cited, strict=True):
-            d = int(codes[j])
-            k = (kind, distinct[d][0])
+        codes_bad = codes[bad]
+        raw = distinct_v.take(pa.array(codes_bad)).to_pylist()
+        for d, value, m in zip(codes_bad.tolist(), raw, cited, strict=True):
+            k = (kind, value)
             first[k] = min(m, first.get(k, m))
-            refusals.add((*k, why[d] or "refused"))
+            refusals.add((*k, why.get(d) or "refused"))
         occ.refused.extend((k, v, r, first[(k, v)]) for k, v, r in sorted(refusals))
 
 
@@ -712,34 +710,106 @@ Memo = dict[tuple[str, str, str | None], tuple[str | None, str | None]]
 """(kind, raw value, region or source) -> (normalised value, reason refused), for one run."""
 
 
-def _normalise_cached(
-    memo: Memo | None, kind: str, spec: IdentifierKind, distinct: list[tuple[str, str | None]]
-) -> tuple[list[str | None], list[str | None]]:
-    """Normalise distinct (value, region-or-source) pairs; those in ``memo`` are not redone
-    (an incremental run builds the batch's graph, then its components' graph over the same
-    values)."""
-    todo = distinct
-    known: list[tuple[str | None, str | None] | None] = []
-    if memo is not None:
-        known = [memo.get((kind, v, e)) for v, e in distinct]
-        todo = [d for d, k in zip(distinct, known, strict=True) if k is None]
-    norm: list[str | None] = [None] * len(todo)
-    why: list[str | None] = [None] * len(todo)
+def normalise_column(
+    memo: Memo | None, kind: str, spec: IdentifierKind, values: pa.Array, extra: pa.Array
+) -> tuple[pa.Array, dict[int, str]]:
+    """Normalise distinct (value, region-or-source ``extra``) pairs: the normal forms as an
+    Arrow column (null where refused) and the reason of each refused one, by index.
+
+    :mod:`siyu.identity.fastpath` settles the common spellings column-wise (plain addresses,
+    phones in E.164 or a simple national format, plain ids: the same result as the per-value
+    normaliser) and :func:`blocked_column` screens them; only the rest are normalised one by
+    one in Python, through ``memo`` (an incremental run normalises its batch's values twice:
+    for the look-up, then in its components' graph). A Python string per value, made for
+    every value, cost more than the normalisation of the few that need Python (an incremental
+    batch's graph holds about 40,000 distinct values).
+    """
+    n = len(values)
+    values = values.cast(pa.string())
     if spec.namespace_by_source:
-        for source in sorted({e for _, e in todo}, key=str):
-            picked = [i for i, (_, e) in enumerate(todo) if e == source]
-            got, reasons = _namespaced(spec, [todo[i][0] for i in picked], source)
+        sources = extra.cast(pa.string())
+        settled = np.zeros(n, dtype=bool)
+        pieces: list[tuple[Ints, pa.Array]] = []
+        for source in pc.unique(sources.drop_null()).to_pylist():
+            at = np.flatnonzero(_mask_of(pc.equal(sources, source)))
+            ok, out = fast_namespaced(spec, values.take(pa.array(at)), source)
+            settled[at[ok]] = True
+            pieces.append((at[ok], out.filter(pa.array(ok))))
+        quick = np.concatenate([p for p, _ in pieces]) if pieces else np.zeros(0, np.int64)
+        fast = (
+            pa.concat_arrays([a.cast(pa.string()) for _, a in pieces])
+            if pieces
+            else pa.array([], pa.string())
+        )
+    else:
+        regions = extra.cast(pa.string()) if spec.uses_region else None
+        settled, everything = fast_values(spec, values, regions)
+        quick = np.flatnonzero(settled)
+        fast = everything.cast(pa.string()).filter(pa.array(settled))
+    why: dict[int, str] = {}
+    blocked = blocked_column(spec, fast)
+    if blocked:
+        keep = np.ones(len(quick), dtype=bool)
+        shown = fast.take(pa.array(sorted(blocked))).to_pylist()
+        for j, value in zip(sorted(blocked), shown, strict=True):
+            keep[j] = False
+            why[int(quick[j])] = f"{spec.name} {value!r} is blocked by pattern {blocked[j]!r}"
+        fast = pc.if_else(pa.array(keep), fast, pa.scalar(None, pa.string()))
+    slow = np.flatnonzero(~settled)
+    slow_norm: list[str | None] = []
+    if len(slow):
+        slow_values = values.take(pa.array(slow)).to_pylist()
+        slow_extra = extra.cast(pa.string()).take(pa.array(slow)).to_pylist()
+        slow_norm, slow_why = _normalise_slow(memo, kind, spec, slow_values, slow_extra)
+        for i, reason in zip(slow.tolist(), slow_why, strict=True):
+            if reason is not None:
+                why[i] = reason
+    positions = np.concatenate([quick, slow])
+    joined = pa.concat_arrays([fast, pa.array(slow_norm, pa.string())])
+    order = np.empty(n, dtype=np.int64)
+    order[positions] = np.arange(n, dtype=np.int64)
+    return joined.take(pa.array(order)), why
+
+
+def _mask_of(result: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
+    return np.asarray(pc.fill_null(result, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _normalise_slow(
+    memo: Memo | None,
+    kind: str,
+    spec: IdentifierKind,
+    values: list[str],
+    extra: list[str | None],
+) -> tuple[list[str | None], list[str | None]]:
+    """The values the fast path left, one by one (:func:`normalise_many`), those in ``memo``
+    not redone; ``extra`` is each value's region, or its source for a namespaced kind."""
+    todo = list(range(len(values)))
+    norm: list[str | None] = [None] * len(values)
+    why: list[str | None] = [None] * len(values)
+    if memo is not None:
+        todo = []
+        for i, (v, e) in enumerate(zip(values, extra, strict=True)):
+            known = memo.get((kind, v, e))
+            if known is None:
+                todo.append(i)
+            else:
+                norm[i], why[i] = known
+    if spec.namespace_by_source:
+        for source in sorted({extra[i] for i in todo}, key=str):
+            picked = [i for i in todo if extra[i] == source]
+            got, reasons = normalise_many(spec, [values[i] for i in picked], source=source)
             for i, g, r in zip(picked, got, reasons, strict=True):
                 norm[i], why[i] = g, r
     elif todo:
-        regions = [e for _, e in todo] if spec.uses_region else None
-        norm, why = normalise_distinct(spec, [v for v, _ in todo], regions)
-    if memo is None:
-        return norm, why
-    for (v, e), n_, w_ in zip(todo, norm, why, strict=True):
-        memo[(kind, v, e)] = (n_, w_)
-    found = [memo[(kind, v, e)] for v, e in distinct]
-    return [f[0] for f in found], [f[1] for f in found]
+        regions = [extra[i] for i in todo] if spec.uses_region else None
+        got, reasons = normalise_many(spec, [values[i] for i in todo], region=regions)
+        for i, g, r in zip(todo, got, reasons, strict=True):
+            norm[i], why[i] = g, r
+    if memo is not None:
+        for i in todo:
+            memo[(kind, values[i], extra[i])] = (norm[i], why[i])
+    return norm, why
 
 
 def _late(
@@ -811,57 +881,6 @@ def _look_up(table: pa.Table, key: str, query: pa.Array) -> pa.Array:
     it has none."""
     position = pc.index_in(query, value_set=table.column("raw").combine_chunks())
     return table.column(key).combine_chunks().take(position)
-
-
-def _namespaced(
-    spec: IdentifierKind, values: list[str], source: str | None
-) -> tuple[list[str | None], list[str | None]]:
-    """Namespaced values of one source: plain ones column-wise, the rest one by one."""
-    if source is None:
-        return normalise_many(spec, values, source=source)
-    settled, fast = fast_namespaced(spec, pa.array(values, pa.string()), source)
-    return _merge(spec, values, None, settled, fast, source)
-
-
-def normalise_distinct(
-    spec: IdentifierKind, values: list[str], regions: list[str | None] | None
-) -> tuple[list[str | None], list[str | None]]:
-    """:func:`normalise_many` over distinct values, the common spellings settled column-wise.
-
-    :mod:`siyu.identity.fastpath` settles plain addresses and phones in E.164 or a simple
-    national format (the same result as the per-value normaliser); the rest go one by one.
-    """
-    arrow_regions = None if regions is None else pa.array(regions, pa.string())
-    settled, fast = fast_values(spec, pa.array(values, pa.string()), arrow_regions)
-    return _merge(spec, values, regions, settled, fast, None)
-
-
-def _merge(
-    spec: IdentifierKind,
-    values: list[str],
-    regions: list[str | None] | None,
-    settled: npt.NDArray[np.bool_],
-    fast: pa.Array,
-    source: str | None,
-) -> tuple[list[str | None], list[str | None]]:
-    """Fast results (blocked values still refused) and the one-by-one results of the rest."""
-    norm: list[str | None] = [None] * len(values)
-    why: list[str | None] = [None] * len(values)
-    slow = np.flatnonzero(~settled).tolist()
-    if slow:
-        picked = None if regions is None else [regions[i] for i in slow]
-        n2, w2 = normalise_many(spec, [values[i] for i in slow], region=picked, source=source)
-        for i, n_, w_ in zip(slow, n2, w2, strict=True):
-            norm[i], why[i] = n_, w_
-    quick = np.flatnonzero(settled)
-    if quick.size:
-        found = fast.take(pa.array(quick)).to_pylist()
-        for i, value, pattern in zip(quick.tolist(), found, blocked_many(spec, found), strict=True):
-            if pattern is None:
-                norm[i] = value
-            else:
-                why[i] = f"{spec.name} {value!r} is blocked by pattern {pattern!r}"
-    return norm, why
 
 
 def _assemble(

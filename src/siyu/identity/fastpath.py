@@ -144,7 +144,7 @@ class _Region:
 @dataclass(frozen=True)
 class _Plan:
     """What a country calling code needs: the main region's possible lengths and national
-    prefix, and each region's leading digits and number-type patterns, in metadata order."""
+    prefix, and each region's leading digits and number-type patterns (the common types first)."""
 
     possible: tuple[int, ...]
     local_only: tuple[int, ...]
@@ -169,10 +169,13 @@ def _plan(cc: int) -> _Plan | None:
         md = PhoneMetadata.metadata_for_region(code.upper(), None)
         if md is None:
             continue
-        names = ["premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager"]
-        names += ["uan", "voicemail", "fixed_line"]
+        # Whether a number has some type does not depend on the order they are tried in:
+        # the common ones first, so most numbers are settled by one or two patterns.
+        names = ["fixed_line"]
         if not md.same_mobile_and_fixed_line_pattern:
             names.append("mobile")
+        names += ["premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager"]
+        names += ["uan", "voicemail"]
         types = tuple(_desc(getattr(md, n)) for n in names)
         out.append(_Region(md.leading_digits, _desc(md.general_desc), types))
     main = PhoneMetadata.metadata_for_region(regions[0].upper(), None)
