@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -14,8 +15,10 @@ from hypothesis import strategies as st
 
 from siyu.collect.sources import ensure_source
 from siyu.config import load_settings
+from siyu.identity.extract import fetch_tuples
 from siyu.identity.graph import resolve_new_events, resolve_workspace
 from siyu.identity.held import HeldGraphs
+from siyu.identity.quiet import quiet_rows
 from siyu.runtime import Runtime
 from siyu.store import schema
 from tests.identity.helpers import (
@@ -70,6 +73,40 @@ def _messages() -> list[tuple[str, dict[str, Any]]]:
 Batch = list[tuple[str, dict[str, Any]]]
 
 
+def _ingest(rt: Runtime, batch: Batch) -> None:
+    """Ingest a batch, its messages per source, as the sources send them."""
+    ws = rt.workspace()
+    with rt.db.engine.begin() as conn:
+        sources = {
+            name: ensure_source(conn, ws.workspace_id, name, name).source_id
+            for name in {name for name, _ in batch}
+        }
+    pipeline = rt.pipeline(ws)
+    for source in sorted(sources):
+        pipeline.ingest([m for s, m in batch if s == source], source_id=sources[source])
+
+
+def _resolve(rt: Runtime, batch: Batch, held: HeldGraphs | None, since: bool) -> None:
+    """Resolve a batch's events incrementally (``since``: read by their receipt time)."""
+    ids = [m["messageId"] for _, m in batch]
+    with rt.db.engine.begin() as conn:
+        received = (
+            conn.execute(
+                sa.select(sa.func.min(schema.events.c.received_at)).where(
+                    schema.events.c.message_id.in_(ids)
+                )
+            ).scalar()
+            if since
+            else None
+        )
+        resolve_new_events(
+            conn, rt.workspace().workspace_id, ids, held=held, received_from=received
+        )
+    if held is not None:
+        with rt.db.engine.connect() as conn:
+            assert_held_matches(conn, held, rt.workspace().workspace_id)
+
+
 def _ingest_and_resolve(
     rt: Runtime,
     batches: list[Batch],
@@ -77,37 +114,15 @@ def _ingest_and_resolve(
     held: HeldGraphs | None = None,
     since: bool = False,
 ) -> None:
-    """Ingest each batch (its messages per source, as the sources send them) and resolve its
-    events incrementally, ``times`` times each (2: a batch resolved again); ``held``: with
-    the graph held in memory, as ``siyu serve`` resolves (the copy must stay what the
-    database holds); ``since``: each batch read by its receipt time, as the server's passes
-    read it (records are then re-pointed by the senders that moved, not all of the run's)."""
-    ws = rt.workspace()
-    names = {name for batch in batches for name, _ in batch}
-    with rt.db.engine.begin() as conn:
-        sources = {
-            name: ensure_source(conn, ws.workspace_id, name, name).source_id for name in names
-        }
-    pipeline = rt.pipeline(ws)
+    """Ingest each batch and resolve its events incrementally, ``times`` times each (2: a
+    batch resolved again); ``held``: with the graph held in memory, as ``siyu serve``
+    resolves (the copy must stay what the database holds); ``since``: each batch read by its
+    receipt time, as the server's passes read it (records are then re-pointed by the senders
+    that moved, not all of the run's)."""
     for batch in batches:
-        for source in sorted({s for s, _ in batch}):
-            pipeline.ingest([m for s, m in batch if s == source], source_id=sources[source])
-        ids = [m["messageId"] for _, m in batch]
+        _ingest(rt, batch)
         for _ in range(times):
-            with rt.db.engine.begin() as conn:
-                received = (
-                    conn.execute(
-                        sa.select(sa.func.min(schema.events.c.received_at)).where(
-                            schema.events.c.message_id.in_(ids)
-                        )
-                    ).scalar()
-                    if since
-                    else None
-                )
-                resolve_new_events(conn, ws.workspace_id, ids, held=held, received_from=received)
-            if held is not None:
-                with rt.db.engine.connect() as conn:
-                    assert_held_matches(conn, held, ws.workspace_id)
+            _resolve(rt, batch, held, since)
 
 
 @settings(
@@ -288,3 +303,68 @@ def test_a_full_run_collapses_a_batch_resolved_twice(rt: Runtime) -> None:
         assert conn.execute(sa.text(count)).scalar_one() == len(before) == doubled // 2
         assert conn.execute(sa.text(distinct)).scalar_one() == len(before)
         assert _tuples_read(conn) == before
+
+
+def _quiet_in(rt: Runtime, held: HeldGraphs, batch: Batch) -> set[str]:
+    """The userIds and anonymousIds of the batch's quiet senders (after it is ingested)."""
+    ws = rt.workspace().workspace_id
+    graph = held.get(ws)
+    assert graph is not None
+    with rt.db.engine.connect() as conn:
+        tuples = fetch_tuples(conn, ws, [m["messageId"] for _, m in batch])
+    hushed = tuples.filter(pa.array(quiet_rows(graph, tuples)))
+    return {v for c in ("user_id", "anonymous_id") for v in hushed.column(c).to_pylist() if v}
+
+
+def test_quiet_senders_move_only_seen_times_and_end_where_a_full_run_does(rt: Runtime) -> None:
+    """Known senders repeating known identifiers later (the server's common case) are not
+    rebuilt: only their identifiers' last seen times move and their new events point at their
+    customer. Whatever mix a batch holds (only quiet senders; quiet beside new evidence; a
+    late event, which is not quiet; a delivery status, not an own act), held batches read by
+    receipt time end exactly where a full rebuild does."""
+
+    def at(day: int, hour: int) -> str:
+        return f"2025-01-{day:02d}T{hour:02d}:00:00Z"
+
+    def ident(mid: str, user: str | None, day: int, **kw: Any) -> dict[str, Any]:
+        return {**identify(user, day=day, message_id=mid, **kw), "timestamp": at(day, 10)}
+
+    def view(mid: str, user: str | None, day: int, **kw: Any) -> dict[str, Any]:
+        return {**track(user, day=day, message_id=mid, **kw), "timestamp": at(day, 11)}
+
+    first: Batch = [
+        ("shopify", ident("q-01", "6100000301", 1, email="ann@mail.co", phone="+6281311112222")),
+        ("web", ident("q-02", None, 2, anonymous_id="b-ann", email="ann@mail.co")),
+        ("web", view("q-03", None, 3, anonymous_id="b-ann")),
+        ("shopify", ident("q-04", "6100000302", 2, email="bob@mail.co")),
+        ("whatsapp", status("6281311113333", day=2, message_id="q-05")),
+    ]
+    only_quiet: Batch = [
+        ("web", view("q-06", None, 5, anonymous_id="b-ann")),
+        ("shopify", ident("q-07", "6100000301", 6, email="ann@mail.co", phone="+6281311112222")),
+    ]
+    mixed: Batch = [
+        ("web", view("q-08", None, 7, anonymous_id="b-ann")),
+        ("shopify", view("q-09", "6100000302", 7)),  # bob's first tuple without his address
+        ("whatsapp", status("6281311113333", day=8, message_id="q-10")),  # not an own act
+        ("web", ident("q-11", None, 8, anonymous_id="b-cy", email="bob@mail.co")),
+    ]
+    late: Batch = [("web", view("q-00", None, 1, anonymous_id="b-ann"))]  # older than stored
+    held = HeldGraphs()
+    _ingest_and_resolve(rt, [first], held=held, since=True)
+    for batch, expected in (
+        (only_quiet, {"b-ann", "6100000301"}),
+        (mixed, {"b-ann"}),
+        (late, set()),
+    ):
+        _ingest(rt, batch)
+        assert _quiet_in(rt, held, batch) == expected
+        _resolve(rt, batch, held, since=True)
+    with rt.db.engine.begin() as conn:
+        incremental = _snapshot(conn)
+        resolve_workspace(conn, rt.workspace().workspace_id)
+        full = _snapshot(conn)
+    assert incremental == full
+    seen = {(k, v): last for k, v, _, _, last in full[0]}
+    assert str(seen[("anonymous_id", "b-ann")]).startswith("2025-01-07")
+    assert str(seen[("email", "ann@mail.co")]).startswith("2025-01-06")

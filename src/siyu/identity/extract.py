@@ -370,6 +370,9 @@ def _node_kind(kind: str) -> str:
     return get_kind(kind).same_values_as or kind
 
 
+TUPLE_KEY = ("source_id", "user_id", "anonymous_id", "previous_id", "email", "phone", "country")
+"""The columns that tell one identifier tuple from another (the source's kind follows its id)."""
+
 TUPLE_COLUMNS = (
     "source_id",
     "source_kind",
@@ -562,6 +565,19 @@ def graph_keys(tuples: pa.Table, default_region: str | None, memo: Memo | None =
     occ, _, _ = _occurrences(_tuples(tuples), default_region, memo)
     keys: list[str] = pc.unique(occ.keys()).to_pylist()
     return sorted(keys)
+
+
+def tuple_keys(
+    tuples: pa.Table, default_region: str | None, memo: Memo | None = None
+) -> tuple[Ints, Ints, pa.Array]:
+    """Per identifier occurrence of the tuples: its row, its slot (:data:`SLOTS`) and its key
+    ('kind<US>value'), as :func:`build_graph` reads them (a generic userId's or an alias's
+    node among these tuples only)."""
+    occ, _, _ = _occurrences(_tuples(tuples), default_region, memo)
+    none = np.zeros(0, dtype=np.int64)
+    row = np.concatenate(occ.row) if occ.row else none
+    slot = np.concatenate(occ.slot) if occ.slot else none
+    return row, slot, occ.keys()
 
 
 def _occurrences(

@@ -38,6 +38,7 @@ from siyu.identity.held import HeldGraphs
 from siyu.identity.kind import get_kind
 from siyu.identity.lookup import (
     Lookups,
+    SeenChanges,
     Stored,
     mapping_of,
     new_sender_ids,
@@ -179,9 +180,14 @@ def resolve_new_events(
     if not message_ids:
         return ResolveReport()
     region = _region(conn, workspace_id)
-    batch = fetch_tuples(conn, workspace_id, message_ids, since=received_from)
+    everything = fetch_tuples(conn, workspace_id, message_ids, since=received_from)
     lookups = Lookups(conn, workspace_id) if held is None else held.lookups(conn, workspace_id)
     memo: Memo = {}
+    # Quiet senders (:mod:`siyu.identity.quiet`) only move seen times: their tuples are left
+    # out of the look-ups, and out of the graph unless a component it rebuilds holds them.
+    hushed = lookups.quiet_rows(everything)
+    batch = everything.filter(pa.array(~hushed))
+    quiet = everything.filter(pa.array(hushed))
     # The batch's keys are normalised on another thread while this one looks up what the
     # batch's senders and raw ids reach (neither needs the keys).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-keys") as pool:
@@ -201,11 +207,15 @@ def resolve_new_events(
         named = lookups.aliases(new_sender_ids(batch, lookups.with_history(senders)))
         probed = sorted({*keyed.result(), *named})
     reached = reached_components(lookups, probed, raw_nodes)
+    reached_senders = reached.anchors.column("sender").combine_chunks()
+    inside = pc.is_in(quiet.column("sender"), value_set=reached_senders)
+    batch = pa.concat_tables([batch, quiet.filter(inside)])
+    quiet = quiet.filter(pc.invert(inside))
     tuples, had_history = lookups.sender_tuples(
-        pc.unique(pa.concat_arrays([reached.anchors.column("sender").combine_chunks(), senders])),
+        pc.unique(pa.concat_arrays([reached_senders, batch.column("sender").combine_chunks()])),
         batch,
     )
-    lookups.stored(t.identity_tuples, store_tuples(conn, workspace_id, batch))
+    lookups.stored(t.identity_tuples, store_tuples(conn, workspace_id, everything))
     graph = build_graph(workspace_id, tuples, region, memo)
     del tuples
     old = stored_rows(lookups, graph, probed, reached, had_history)
@@ -218,6 +228,7 @@ def resolve_new_events(
         old=old,
         lookups=lookups,
         received_from=received_from,
+        seen=lookups.seen_changes(quiet, region, memo),
     )
 
 
@@ -231,6 +242,7 @@ def _apply(
     old: Stored | None = None,
     lookups: Lookups | None = None,
     received_from: datetime | None = None,
+    seen: SeenChanges | None = None,
 ) -> ResolveReport:
     """Resolve the graph and store it: all of it (a full run, ``old`` None), or only the rows
     that differ from ``old`` (an incremental run; ``lookups`` read them), then re-point
@@ -267,6 +279,7 @@ def _apply(
             old,
             lookups,
             received_from,
+            seen,
         )
         audit_rows = audit.result()
     if audit_rows is not None:
@@ -297,9 +310,12 @@ def _store(
     old: Stored | None,
     lookups: Lookups | None,
     received_from: datetime | None,
+    seen: SeenChanges | None = None,
 ) -> tuple[dict[str, int], CustomerMoves, dict[str, int]]:
     """Write the resolved graph (all of it, or what differs from ``old``), re-point records,
-    fold customers and make every slice follow: (re-pointed, moves, followed) counts."""
+    fold customers and make every slice follow: (re-pointed, moves, followed) counts.
+    ``seen``: the quiet senders' anchors and the identities whose last seen time they move,
+    written beside the graph's rows (none of which they share)."""
     if old is None:
         write_graph(conn, workspace_id, graph, res, node_customers, anchor_customers, now)
         analyze(conn, (t.identities, t.identity_links, t.identity_anchors), REPOINTED)
@@ -324,12 +340,16 @@ def _store(
             only_new_keys=True,
             store=lookups,
         )
+        senders = rows.anchors
+        if seen is not None:
+            write_changes(conn, t.identities, workspace_id, seen.before, seen.after, store=lookups)
+            senders = pa.concat_tables(
+                [senders, seen.anchors.select(senders.column_names).cast(senders.schema)]
+            )
         repointed = _repoint_incremental(
-            conn, workspace_id, rows.anchors, anchors, old.anchors, received_from
+            conn, workspace_id, senders, anchors, old.anchors, received_from
         )
-        moves = merge_customers(
-            conn, workspace_id, now, _merged_pairs(rows.anchors), _passive(graph)
-        )
+        moves = merge_customers(conn, workspace_id, now, _merged_pairs(senders), _passive(graph))
     return repointed, moves, _follow(conn, workspace_id, moves)
 
 

@@ -40,15 +40,25 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from siyu.compute.arrow_sql import arrow_query
+from siyu.identity import quiet
 from siyu.identity import tables as t
 from siyu.identity.diff import POS, ROWID, delete_rows
 from siyu.identity.extract import (
     STORED_TUPLE_COLUMNS,
     TUPLE_COLUMNS,
+    TUPLE_KEY,
+    Memo,
     query_arrow,
     stored_tuples_sql,
 )
-from siyu.identity.lookup import Lookups, key_text, typed, with_history_of
+from siyu.identity.lookup import (
+    Lookups,
+    SeenChanges,
+    _has_detached,
+    key_text,
+    typed,
+    with_history_of,
+)
 from siyu.identity.versions import current_version, stamp_version
 from siyu.store.bulk import append, stage, unstage
 
@@ -299,10 +309,6 @@ class HeldTable:
             self._reset(self.live)
 
 
-TUPLE_KEY = ("source_id", "user_id", "anonymous_id", "previous_id", "email", "phone", "country")
-"""The columns that tell one identifier tuple from another (the source's kind follows its id)."""
-
-
 def grouped_tuples(rows: pa.Table, sources: pa.Table) -> pa.Table:
     """Stored tuple rows (``stored`` 1) and a batch's (0) aggregated per tuple by
     :func:`stored_tuples_sql`, in the in-memory DuckDB."""
@@ -490,6 +496,18 @@ class HeldLookups(Lookups):
             ]
         ).combine_chunks()
         return with_history_of(aggregate_tuples(rows, sources))
+
+    def quiet_rows(self, batch: pa.Table) -> npt.NDArray[np.bool_]:
+        if _has_detached(self.conn, self.workspace_id):  # components then ignore some links
+            return super().quiet_rows(batch)
+        return quiet.quiet_rows(self.held, batch)
+
+    def seen_changes(self, tuples: pa.Table, region: str | None, memo: Memo) -> SeenChanges | None:
+        if tuples.num_rows == 0:
+            return None
+        anchors = quiet.quiet_anchors(self.held, tuples)
+        before, after = quiet.seen_changes(self.held, tuples, anchors, region, memo)
+        return SeenChanges(before, after, anchors)
 
     def _changing(self) -> None:
         """The copy is about to change: until :meth:`finish` stamps the version it then

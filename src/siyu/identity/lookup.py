@@ -14,21 +14,49 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from siyu.identity import tables as t
 from siyu.identity.diff import ROWID, delete_rows
-from siyu.identity.extract import SEP, STORED_TUPLE_COLUMNS, Graph, query_arrow, stored_tuples_sql
+from siyu.identity.extract import (
+    SEP,
+    STORED_TUPLE_COLUMNS,
+    Graph,
+    Memo,
+    query_arrow,
+    stored_tuples_sql,
+)
 from siyu.identity.extract import _tuples as tuple_columns
 from siyu.identity.keys import keys_of
 from siyu.identity.versions import stamp_version
 from siyu.store.bulk import arrow_type, stage, unstage
 
 
+@dataclass
+class SeenChanges:
+    """What a run's quiet senders (:mod:`siyu.identity.quiet`) write: the identity rows whose
+    last seen time they move (``before``, as stored; ``after``), and their stored anchors."""
+
+    before: pa.Table
+    after: pa.Table
+    anchors: pa.Table
+
+
 class Lookups:
     """An incremental run's look-ups and row deletes in the database, for one transaction."""
+
+    def quiet_rows(self, batch: pa.Table) -> npt.NDArray[np.bool_]:
+        """Per batch tuple, whether its sender is quiet: none here (only a held graph has the
+        senders' stored tuples at hand)."""
+        return np.zeros(batch.num_rows, dtype=bool)
+
+    def seen_changes(self, tuples: pa.Table, region: str | None, memo: Memo) -> SeenChanges | None:
+        """The seen times the quiet tuples move (none here: no tuple is quiet)."""
+        return None
 
     def __init__(self, conn: sa.Connection, workspace_id: str) -> None:
         self.conn = conn
