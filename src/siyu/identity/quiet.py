@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 Bools = npt.NDArray[np.bool_]
 
-_MISSING = "\x00"
-"""A null key column's stand-in for the twin's join (Arrow joins never match nulls)."""
 
 SIDE_SLOTS = (SLOTS.index("anon"), SLOTS.index("email"), SLOTS.index("phone"))
 """The slots whose nodes need no context (the userId's node is the sender's anchor's)."""
@@ -50,9 +48,12 @@ def _micros(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def _keyed(rows: pa.Table) -> dict[str, pa.Array | pa.ChunkedArray]:
+    """The twin's join columns: each value marked 'v', a null 'n' (Arrow joins never match
+    nulls, and no value can stand for one)."""
     keyed: dict[str, pa.Array | pa.ChunkedArray] = {"sender": rows.column("sender")}
     for name in TUPLE_KEY:
-        keyed[name] = pc.fill_null(rows.column(name).cast(pa.string()), _MISSING)
+        marked = pc.binary_join_element_wise("v", rows.column(name).cast(pa.string()), "")
+        keyed[name] = pc.fill_null(marked, "n")
     return keyed
 
 
