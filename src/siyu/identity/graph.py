@@ -340,16 +340,21 @@ def _store(
             only_new_keys=True,
             store=lookups,
         )
-        senders = rows.anchors
+        run_anchors = rows.anchors
         if seen is not None:
             write_changes(conn, t.identities, workspace_id, seen.before, seen.after, store=lookups)
-            senders = pa.concat_tables(
-                [senders, seen.anchors.select(senders.column_names).cast(senders.schema)]
+            run_anchors = pa.concat_tables(
+                [
+                    run_anchors,
+                    seen.anchors.select(run_anchors.column_names).cast(run_anchors.schema),
+                ]
             )
         repointed = _repoint_incremental(
-            conn, workspace_id, senders, anchors, old.anchors, received_from
+            conn, workspace_id, run_anchors, anchors, old.anchors, received_from
         )
-        moves = merge_customers(conn, workspace_id, now, _merged_pairs(senders), _passive(graph))
+        moves = merge_customers(
+            conn, workspace_id, now, _merged_pairs(run_anchors), _passive(graph)
+        )
     return repointed, moves, _follow(conn, workspace_id, moves)
 
 

@@ -54,7 +54,7 @@ from siyu.identity.extract import (
 from siyu.identity.lookup import (
     Lookups,
     SeenChanges,
-    _has_detached,
+    has_detached,
     key_text,
     typed,
     with_history_of,
@@ -498,16 +498,14 @@ class HeldLookups(Lookups):
         return with_history_of(aggregate_tuples(rows, sources))
 
     def quiet_rows(self, batch: pa.Table) -> npt.NDArray[np.bool_]:
-        if _has_detached(self.conn, self.workspace_id):  # components then ignore some links
+        if has_detached(self.conn, self.workspace_id):  # components then ignore some links
             return super().quiet_rows(batch)
         return quiet.quiet_rows(self.held, batch)
 
     def seen_changes(self, tuples: pa.Table, region: str | None, memo: Memo) -> SeenChanges | None:
         if tuples.num_rows == 0:
             return None
-        anchors = quiet.quiet_anchors(self.held, tuples)
-        before, after = quiet.seen_changes(self.held, tuples, anchors, region, memo)
-        return SeenChanges(before, after, anchors)
+        return quiet.seen_changes(self.held, tuples, region, memo)
 
     def _changing(self) -> None:
         """The copy is about to change: until :meth:`finish` stamps the version it then

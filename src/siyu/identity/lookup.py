@@ -49,6 +49,11 @@ class SeenChanges:
 class Lookups:
     """An incremental run's look-ups and row deletes in the database, for one transaction."""
 
+    def __init__(self, conn: sa.Connection, workspace_id: str) -> None:
+        self.conn = conn
+        self.workspace_id = workspace_id
+        self._ws = {"ws": workspace_id}
+
     def quiet_rows(self, batch: pa.Table) -> npt.NDArray[np.bool_]:
         """Per batch tuple, whether its sender is quiet: none here (only a held graph has the
         senders' stored tuples at hand)."""
@@ -57,11 +62,6 @@ class Lookups:
     def seen_changes(self, tuples: pa.Table, region: str | None, memo: Memo) -> SeenChanges | None:
         """The seen times the quiet tuples move (none here: no tuple is quiet)."""
         return None
-
-    def __init__(self, conn: sa.Connection, workspace_id: str) -> None:
-        self.conn = conn
-        self.workspace_id = workspace_id
-        self._ws = {"ws": workspace_id}
 
     def _staged_query(self, like: sa.Table, data: pa.Table, sql: str) -> pa.Table:
         """Run ``sql`` with ``data`` staged; ``{s}`` in it names the staged relation."""
@@ -346,14 +346,14 @@ def stored_rows(
     # A stored link joins two identifiers of one component unless an operator detached one of
     # them (components ignore a detached identifier's links): without detached identifiers,
     # the links of the gone identifiers are those whose first side is one.
-    sides = ("a", "b") if _has_detached(lookups.conn, lookups.workspace_id) else ("a",)
+    sides = ("a", "b") if has_detached(lookups.conn, lookups.workspace_id) else ("a",)
     links = lookups.links_of(gone, sides)
     conflicts = lookups.conflicts_of(gone)
     exact = _exactly(links, key_text(gone), *(f"_{s}" for s in sides))
     return Stored(identities, exact, anchors, conflicts)
 
 
-def _has_detached(conn: sa.Connection, workspace_id: str) -> bool:
+def has_detached(conn: sa.Connection, workspace_id: str) -> bool:
     o = t.identity_overrides
     found = conn.execute(
         sa.select(o.c.kind).where(o.c.workspace_id == workspace_id, o.c.action == "detach").limit(1)

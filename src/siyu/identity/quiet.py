@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from siyu.identity.diff import POS
 from siyu.identity.extract import SLOTS, TUPLE_KEY, Memo, tuple_keys
 from siyu.identity.keys import keys_of
-from siyu.identity.lookup import key_text
+from siyu.identity.lookup import SeenChanges, key_text
 
 if TYPE_CHECKING:
     from siyu.identity.held import HeldGraph
@@ -105,16 +105,10 @@ def quiet_rows(held: HeldGraph, batch: pa.Table) -> Bools:
     return quiet
 
 
-def quiet_anchors(held: HeldGraph, quiet: pa.Table) -> pa.Table:
-    """The stored anchors of the quiet tuples' senders (with their held positions)."""
-    return held.anchors.where("sender", pc.unique(quiet.column("sender").combine_chunks()))
-
-
-def seen_changes(
-    held: HeldGraph, quiet: pa.Table, anchors: pa.Table, region: str | None, memo: Memo
-) -> tuple[pa.Table, pa.Table]:
-    """(the stored identity rows whose last seen time the quiet tuples move later, with their
-    held positions; those rows as they become)."""
+def seen_changes(held: HeldGraph, quiet: pa.Table, region: str | None, memo: Memo) -> SeenChanges:
+    """The stored identity rows whose last seen time the quiet tuples move later (with their
+    held positions), those rows as they become, and the quiet senders' stored anchors."""
+    anchors = held.anchors.where("sender", pc.unique(quiet.column("sender").combine_chunks()))
     node_of = pc.index_in(
         quiet.column("sender").combine_chunks(),
         value_set=anchors.column("sender").combine_chunks(),
@@ -133,7 +127,7 @@ def seen_changes(
     )
     none = held.identities.take(np.zeros(0, dtype=np.int64))
     if wanted.num_rows == 0:
-        return none, none.drop_columns([POS])
+        return SeenChanges(none, none.drop_columns([POS]), anchors)
     found = held.identities.where("node", keys_of(wanted.column("key").combine_chunks()))
     at = pc.index_in(key_text(found.select(["kind", "value"])), value_set=wanted.column("key"))
     later = pc.fill_null(
@@ -144,4 +138,5 @@ def seen_changes(
     moved = wanted.column("time_max").take(at).filter(later)
     index = old.schema.get_field_index("last_seen_at")
     seen = pc.cast(moved, pa.timestamp("us")).cast(old.schema.field(index).type)
-    return old, old.set_column(index, "last_seen_at", seen).drop_columns([POS])
+    after = old.set_column(index, "last_seen_at", seen).drop_columns([POS])
+    return SeenChanges(old, after, anchors)
